@@ -1,0 +1,5 @@
+import sys
+
+from autoprep.cli import main
+
+sys.exit(main())

@@ -1,0 +1,28 @@
+"""The errors autoprep raises. Each message says what was expected, what was received, and the fix."""
+
+
+class AutoprepError(Exception):
+    """Base class of every error autoprep raises on purpose."""
+
+
+class DataError(AutoprepError, ValueError):
+    """The image directory cannot be used as given (missing, empty, too few images per class)."""
+
+
+class ArgumentError(AutoprepError, ValueError):
+    """An argument has a value autoprep cannot work with."""
+
+
+class UnknownChoiceError(ArgumentError, KeyError):
+    """A name that is not registered (a normalization, augmentation or imbalance strategy)."""
+
+    def __str__(self):  # KeyError would quote the message.
+        return str(self.args[0])
+
+
+class ModelError(AutoprepError, ValueError):
+    """The user's `model_fn` failed or built a model that does not fit the data."""
+
+
+class RunDirectoryError(AutoprepError, ValueError):
+    """A run directory holds a different search, or no search at all."""
