@@ -1,0 +1,178 @@
+"""Augmentation ops: Keras preprocessing layers applied to training batches only.
+
+Each op is one class naming its Keras layer and the layer's arguments. `build_layer()` makes
+the live layer for a trial; `source()` writes the same constructor call for the exported module.
+Ops run on float32 pixels in [0, 255], before normalization, so no op depends on the
+normalization method. An intensity of 0 switches an op off.
+"""
+
+import keras
+
+from autoprep._registry import Registry
+from autoprep.choices.base import Choice
+from autoprep.errors import ArgumentError
+
+AUGMENTATIONS = Registry("augmentation")
+FLIP_MODES = ("none", "horizontal", "vertical", "horizontal_and_vertical")
+VALUE_RANGE = (0, 255)
+
+
+def augment(images, labels, layers, mix=None):
+    """Applies the augmentation layers to a float32 batch; a mixing layer also mixes labels."""
+    for layer in layers:
+        images = layer(images, training=True)
+    if mix is not None:
+        mixed = mix({"images": images, "labels": labels}, training=True)
+        images, labels = mixed["images"], mixed["labels"]
+    return images, labels
+
+
+class AugmentationOp(Choice):
+    """Base class: one Keras layer, on when its intensity is above 0.
+
+    Args:
+        intensity: Strength of the op (the layer's `factor` unless a subclass says otherwise).
+    """
+
+    layer_name = None
+    mixes_labels = False  # MixUp and CutMix need one-hot labels
+    max_intensity = 1.0
+
+    def __init__(self, *, intensity: float = 0.0):
+        self.intensity = intensity
+
+    def validate(self):
+        if not 0 <= self.intensity <= self.max_intensity:
+            raise ArgumentError(
+                f"`{self.name}` intensity must be in [0, {self.max_intensity}]. "
+                f"Received: {self.name}={self.intensity!r}"
+            )
+        return self
+
+    @property
+    def active(self) -> bool:
+        return self.intensity > 0
+
+    def layer_kwargs(self) -> dict:
+        return {"factor": float(self.intensity)}
+
+    def build_layer(self) -> keras.layers.Layer:
+        """The live Keras layer of this op."""
+        return getattr(keras.layers, self.layer_name)(**self.layer_kwargs())
+
+    def source(self) -> str:
+        """The same layer as a constructor call in the exported module."""
+        args = ", ".join(f"{key}={value!r}" for key, value in self.layer_kwargs().items())
+        return f"tf.keras.layers.{self.layer_name}({args})"
+
+
+@AUGMENTATIONS.register("flip")
+class Flip(AugmentationOp):
+    """Random flips: `mode` is one of none, horizontal, vertical, horizontal_and_vertical."""
+
+    layer_name = "RandomFlip"
+
+    def __init__(self, *, mode: str = "none"):
+        self.mode = mode
+
+    def validate(self):
+        if self.mode not in FLIP_MODES:
+            raise ArgumentError(
+                f"`flip` must be one of {', '.join(FLIP_MODES)}. Received: flip={self.mode!r}"
+            )
+        return self
+
+    @property
+    def active(self):
+        return self.mode != "none"
+
+    def layer_kwargs(self):
+        return {"mode": self.mode}
+
+
+@AUGMENTATIONS.register("rotation")
+class Rotation(AugmentationOp):
+    """Random rotation by up to `intensity` x 360 degrees either way."""
+
+    layer_name = "RandomRotation"
+    max_intensity = 0.5
+
+    def layer_kwargs(self):
+        return {"factor": float(self.intensity), "fill_mode": "constant"}
+
+
+@AUGMENTATIONS.register("zoom")
+class Zoom(AugmentationOp):
+    """Random zoom in or out by up to `intensity` of the image size."""
+
+    layer_name = "RandomZoom"
+
+    def layer_kwargs(self):
+        return {"height_factor": float(self.intensity), "fill_mode": "constant"}
+
+
+@AUGMENTATIONS.register("translation")
+class Translation(AugmentationOp):
+    """Random shift by up to `intensity` of the height and width."""
+
+    layer_name = "RandomTranslation"
+
+    def layer_kwargs(self):
+        factor = float(self.intensity)
+        return {"height_factor": factor, "width_factor": factor, "fill_mode": "constant"}
+
+
+@AUGMENTATIONS.register("contrast")
+class Contrast(AugmentationOp):
+    """Random contrast change by up to `intensity`."""
+
+    layer_name = "RandomContrast"
+
+    def layer_kwargs(self):
+        return {"factor": float(self.intensity), "value_range": VALUE_RANGE}
+
+
+@AUGMENTATIONS.register("brightness")
+class Brightness(AugmentationOp):
+    """Random brightness shift by up to `intensity` of the value range."""
+
+    layer_name = "RandomBrightness"
+
+    def layer_kwargs(self):
+        return {"factor": float(self.intensity), "value_range": VALUE_RANGE}
+
+
+@AUGMENTATIONS.register("rand_augment")
+class RandAugment(AugmentationOp):
+    """Keras' RandAugment policy: two random ops per image at magnitude `intensity`."""
+
+    layer_name = "RandAugment"
+
+    def layer_kwargs(self):
+        return {"value_range": VALUE_RANGE, "num_ops": 2, "factor": float(self.intensity)}
+
+
+@AUGMENTATIONS.register("mixup")
+class MixUp(AugmentationOp):
+    """MixUp: blends image pairs and their labels; `intensity` is the Beta distribution's alpha."""
+
+    layer_name = "MixUp"
+    mixes_labels = True
+
+    def layer_kwargs(self):
+        return {"alpha": float(self.intensity)}
+
+
+@AUGMENTATIONS.register("cutmix")
+class CutMix(AugmentationOp):
+    """CutMix: pastes a patch of another image and mixes labels by area; `intensity` is its factor."""
+
+    layer_name = "CutMix"
+    mixes_labels = True
+
+    def layer_kwargs(self):
+        return {"factor": float(self.intensity)}
+
+
+POLICIES = ("none", "rand_augment", "mixup", "cutmix")
+INTENSITY_OPS = ("rotation", "zoom", "translation", "contrast", "brightness")

@@ -1,0 +1,113 @@
+"""Normalization methods: how uint8 pixels become the model's float32 input.
+
+Each method is a class with a static `transform(images, **constants)` written in TensorFlow
+only. The live pipeline calls it; the exported module contains its source, renamed `normalize`,
+and the learned constants as literals. Statistics come from the training split only.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from autoprep._registry import Registry
+from autoprep.choices.base import Choice, function_source
+
+NORMALIZATIONS = Registry("normalization")
+_EPSILON = 1e-6
+
+
+class Normalization(Choice):
+    """Base class: `fit` learns constants from training images, `transform` applies them."""
+
+    def fit(self, images: np.ndarray):
+        """Learns this method's constants from uint8 training images of shape (n, h, w, c)."""
+        return self
+
+    @property
+    def constants(self) -> dict:
+        """The keyword arguments `transform` receives (learned values, as lists)."""
+        return {attr: getattr(self, attr + "_") for attr in self._learned}
+
+    def __call__(self, images):
+        return self.transform(images, **self.constants)
+
+    def source(self) -> str:
+        """The `normalize` function of the exported module."""
+        return function_source(self.transform, "normalize")
+
+
+@NORMALIZATIONS.register("none")
+class NoNormalization(Normalization):
+    """Raw pixel values 0-255 as float32."""
+
+    @staticmethod
+    def transform(images):
+        """Keeps raw pixel values (0-255) as float32."""
+        return tf.cast(images, tf.float32)
+
+
+@NORMALIZATIONS.register("rescale_01")
+class Rescale01(Normalization):
+    """Pixels divided by 255, into [0, 1]."""
+
+    @staticmethod
+    def transform(images):
+        """Rescales pixels from [0, 255] to [0, 1]."""
+        return tf.cast(images, tf.float32) / 255.0
+
+
+@NORMALIZATIONS.register("rescale_pm1")
+class RescalePlusMinus1(Normalization):
+    """Pixels mapped linearly to [-1, 1]."""
+
+    @staticmethod
+    def transform(images):
+        """Rescales pixels from [0, 255] to [-1, 1]."""
+        return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+@NORMALIZATIONS.register("per_channel")
+class PerChannelStandardization(Normalization):
+    """Each channel standardized with the training split's mean and standard deviation."""
+
+    _learned = ("mean", "std")
+
+    def fit(self, images):
+        pixels = np.asarray(images, np.float64).reshape(-1, images.shape[-1])
+        self.mean_ = pixels.mean(axis=0).tolist()
+        self.std_ = np.maximum(pixels.std(axis=0), _EPSILON).tolist()
+        return self
+
+    @staticmethod
+    def transform(images, mean, std):
+        """Standardizes each channel with the mean and std of the training split."""
+        return (tf.cast(images, tf.float32) - mean) / std
+
+
+@NORMALIZATIONS.register("per_image")
+class PerImageStandardization(Normalization):
+    """Each image standardized with its own mean and standard deviation."""
+
+    @staticmethod
+    def transform(images):
+        """Standardizes every image with its own mean and std."""
+        return tf.image.per_image_standardization(tf.cast(images, tf.float32))
+
+
+@NORMALIZATIONS.register("robust")
+class RobustScaling(Normalization):
+    """Each channel centred on the training split's median and divided by its IQR."""
+
+    _learned = ("median", "iqr")
+
+    def fit(self, images):
+        pixels = np.asarray(images).reshape(-1, images.shape[-1])
+        low, median, high = np.percentile(pixels, [25, 50, 75], axis=0)
+        spread = np.where(high - low > 0, high - low, pixels.std(axis=0))
+        self.median_ = median.tolist()
+        self.iqr_ = np.maximum(spread, _EPSILON).tolist()
+        return self
+
+    @staticmethod
+    def transform(images, median, iqr):
+        """Centres each channel on the training median and divides by its interquartile range."""
+        return (tf.cast(images, tf.float32) - median) / iqr

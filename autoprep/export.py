@@ -1,0 +1,203 @@
+"""Export: write a fitted pipeline as a standalone Python module that imports only TensorFlow.
+
+The module is assembled from the same definitions a trial runs: `load_image`, the chosen
+normalization's `transform`, `augment`, the imbalance sampler and the dataset builders are
+copied with `inspect.getsource`; Keras layers are written as constructor calls with the same
+arguments; learned constants are embedded as literals. Every string that comes from user data
+(class names, paths) is written with `repr`, so it cannot inject code.
+"""
+
+import datetime
+import json
+
+from autoprep.choices.augmentation import augment
+from autoprep.choices.base import function_source
+from autoprep.choices.imbalance import DeferredReweighting, add_sample_weights
+from autoprep.data import IMAGE_EXTENSIONS, load_image
+from autoprep.pipeline import Pipeline, build_eval_dataset, build_train_dataset, summarize
+
+_FILES_AND_SPLITS = '''
+def list_files(data_dir):
+    """Lists (paths, labels) of a class-per-folder directory, as autoprep indexed it."""
+    paths, labels = [], []
+    for label, class_name in enumerate(CLASS_NAMES):
+        class_dir = os.path.join(data_dir, class_name)
+        for dirpath, dirnames, filenames in os.walk(class_dir):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for filename in sorted(filenames):
+                path = os.path.join(dirpath, filename)
+                relative = os.path.relpath(path, data_dir).replace(os.sep, "/")
+                if (
+                    filename.startswith(".")
+                    or not filename.lower().endswith(IMAGE_EXTENSIONS)
+                    or relative in SKIPPED_FILES
+                ):
+                    continue
+                paths.append(path)
+                labels.append(label)
+    return paths, labels
+
+
+def split_files(paths, labels, *, validation_split, seed):
+    """Stratified, deterministic split of (paths, labels) into training and validation."""
+    rng = random.Random(seed)
+    train, validation = [], []
+    for label in range(len(CLASS_NAMES)):
+        members = [p for p, y in zip(paths, labels) if y == label]
+        rng.shuffle(members)
+        n_val = round(validation_split * len(members))
+        if validation_split > 0 and len(members) > 1:
+            n_val = min(max(n_val, 1), len(members) - 1)
+        validation += [(p, label) for p in members[:n_val]]
+        train += [(p, label) for p in members[n_val:]]
+    return train, validation
+
+
+def _decode(path, label):
+    return load_image(path, IMAGE_SIZE, CHANNELS), label
+
+
+def make_train_dataset(paths, labels, *, batch_size=32, seed=None):
+    """Training batches: decoded once and cached, resampled, augmented and normalized."""
+    class_datasets = []
+    for label in sorted(set(labels)):
+        members = [p for p, y in zip(paths, labels) if y == label]
+        dataset = tf.data.Dataset.from_tensor_slices((members, [label] * len(members)))
+        class_datasets.append(
+            dataset.map(_decode, num_parallel_calls=tf.data.AUTOTUNE).cache()
+        )
+    return build_train_dataset(
+        class_datasets,
+        sampler=sample,
+        batch_size=batch_size,
+        seed=seed,
+        normalize=preprocess,
+        layers=make_augmentation_layers(),
+        mix=make_mix_layer(),
+        num_classes=len(CLASS_NAMES),
+        class_weights=DATASET_CLASS_WEIGHTS,
+        gate=CLASS_WEIGHT_GATE,
+    )
+
+
+def make_eval_dataset(paths, labels=None, *, batch_size=32):
+    """Evaluation batches: decoded, cached and normalized; no augmentation, no resampling."""
+    if labels is None:
+        dataset = tf.data.Dataset.from_tensor_slices(list(paths))
+        dataset = dataset.map(
+            lambda path: load_image(path, IMAGE_SIZE, CHANNELS),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    else:
+        if ONE_HOT_LABELS:
+            labels = tf.one_hot(list(labels), len(CLASS_NAMES))
+        dataset = tf.data.Dataset.from_tensor_slices((list(paths), labels))
+        dataset = dataset.map(_decode, num_parallel_calls=tf.data.AUTOTUNE)
+    return build_eval_dataset(dataset.cache(), batch_size=batch_size, normalize=preprocess)
+
+
+def make_datasets(data_dir, *, validation_split=0.2, batch_size=32, seed=0):
+    """(train_ds, val_ds) for `model.fit(train_ds, validation_data=val_ds, **FIT_KWARGS)`."""
+    paths, labels = list_files(data_dir)
+    train, validation = split_files(
+        paths, labels, validation_split=validation_split, seed=seed
+    )
+    train_ds = make_train_dataset(
+        [p for p, _ in train], [y for _, y in train], batch_size=batch_size, seed=seed
+    )
+    val_ds = make_eval_dataset(
+        [p for p, _ in validation], [y for _, y in validation], batch_size=batch_size
+    )
+    return train_ds, val_ds
+'''
+
+
+def _literal(value) -> str:
+    """A Python literal for JSON-like data; strings are escaped by `repr`."""
+    return repr(value)
+
+
+def _header(info: dict) -> str:
+    lines = [
+        '"""Preprocessing pipeline found by autoprep.',
+        "",
+        "Usage:",
+        "    import pipeline",
+        "    train_ds, val_ds = pipeline.make_datasets(DATA_DIR, validation_split=0.2,",
+        "                                              batch_size=32, seed=0)",
+        "    model.fit(train_ds, validation_data=val_ds, epochs=EPOCHS, **pipeline.FIT_KWARGS)",
+        "    probabilities = model.predict(pipeline.preprocess(uint8_images))",
+        "",
+        "Only TensorFlow is imported. See the comments below for the search that chose it.",
+        '"""',
+    ]
+    comments = [f"# {key}: {_literal(value)}" for key, value in info.items()]
+    return "\n".join(lines + [""] + comments) + "\n"
+
+
+def render_module(pipeline: Pipeline, *, class_names, image_size, channels, epochs,
+                  skipped_files=(), info=None) -> str:
+    """The source of the exported module for a fitted `pipeline`.
+
+    Args:
+        pipeline: A fitted `Pipeline` (learned constants set).
+        class_names: Class names in label order.
+        image_size: (height, width) images are resized to.
+        channels: 1 or 3.
+        epochs: Epochs of the search (deferred re-weighting starts at a fraction of them).
+        skipped_files: Paths, relative to the data directory, that autoprep could not read.
+        info: Search facts written as comments (score, date, ...).
+
+    Returns:
+        Python source text.
+    """
+    info = dict(info or {})
+    info.setdefault("exported", datetime.datetime.now().isoformat(timespec="seconds"))
+    info["pipeline"] = summarize(pipeline.get_config())
+    mix = pipeline.mix_op
+    deferred = pipeline.imbalance.deferred
+    layers = ",\n".join(f"        {op.source()}" for op in pipeline.plain_ops)
+    parts = [
+        _header(info),
+        "import os\nimport random\n\nimport tensorflow as tf\n",
+        f"CLASS_NAMES = {_literal(list(class_names))}",
+        f"IMAGE_SIZE = {_literal(tuple(int(d) for d in image_size))}",
+        f"CHANNELS = {int(channels)}",
+        f"IMAGE_EXTENSIONS = {_literal(IMAGE_EXTENSIONS)}",
+        f"SKIPPED_FILES = frozenset({_literal(sorted(skipped_files))})",
+        f"ONE_HOT_LABELS = {mix is not None}  # MixUp/CutMix: compile with a categorical loss",
+        "# The full configuration chosen by the search, learned constants included.",
+        f"CONFIG = {_literal(json.loads(json.dumps(pipeline.get_config())))}",
+        f"NORMALIZATION_CONSTANTS = {_literal(pipeline.normalization.constants)}",
+        "DATASET_CLASS_WEIGHTS = "
+        + _literal(getattr(pipeline.imbalance, "class_weight_", None) if deferred else None),
+        "CLASS_WEIGHT_GATE = "
+        + ("tf.Variable(0.0, trainable=False)" if deferred else "None"),
+        "\n",
+        function_source(load_image),
+        "\n" + pipeline.normalization.source(),
+        "\ndef preprocess(images):\n"
+        '    """Normalizes uint8 images (a batch or one image) exactly as in the search."""\n'
+        "    return normalize(images, **NORMALIZATION_CONSTANTS)\n",
+        "\ndef make_augmentation_layers():\n"
+        '    """Fresh augmentation layers (applied to training batches only)."""\n'
+        f"    return [\n{layers}\n    ]\n" if layers else
+        "\ndef make_augmentation_layers():\n"
+        '    """Fresh augmentation layers (none were chosen)."""\n    return []\n',
+        "\ndef make_mix_layer():\n"
+        '    """The label-mixing layer (MixUp or CutMix), or None."""\n'
+        f"    return {mix.source() if mix else None}\n",
+        "\n" + function_source(augment),
+        "\n" + function_source(pipeline.imbalance.sampler, "sample"),
+    ]
+    parts.append("\n" + function_source(add_sample_weights))
+    if deferred:
+        parts.append("\n" + function_source(DeferredReweighting))
+    parts += [
+        "\n" + function_source(build_train_dataset),
+        "\n" + function_source(build_eval_dataset),
+        _FILES_AND_SPLITS,
+        "\n# Keyword arguments for model.fit (class weights go to fit, not compile).",
+        f"FIT_KWARGS = {pipeline.fit_kwargs_source(epochs)}\n",
+    ]
+    return "\n".join(parts)

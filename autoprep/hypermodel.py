@@ -1,0 +1,192 @@
+"""The Keras Tuner HyperModel: the user's model, trained on the trial's preprocessing pipeline.
+
+`build(hp)` declares the preprocessing search space and calls the user's `model_fn` (passing
+`hp` when it accepts one, so users can co-tune their own hyperparameters). `fit(hp, model)`
+fits the trial's pipeline on the training split only, trains, and reports the validation
+objective, averaged over folds when cross-validating.
+"""
+
+import inspect
+import math
+
+import keras
+import keras_tuner as kt
+import numpy as np
+
+from autoprep.errors import ModelError
+from autoprep.objectives import OBJECTIVES, ValidationMetrics, log_name
+
+
+def call_model_fn(model_fn, input_shape, num_classes, hp=None):
+    """Calls `model_fn(input_shape, num_classes[, hp])` and checks the model it returns.
+
+    Raises:
+        ModelError: when `model_fn` raises, returns something else than a Keras model, or
+            its output does not have `num_classes` units.
+    """
+    name = getattr(model_fn, "__name__", repr(model_fn))
+    kwargs = {"hp": hp} if hp is not None and _accepts_hp(model_fn) else {}
+    try:
+        model = model_fn(input_shape, num_classes, **kwargs)
+    except Exception as error:
+        raise ModelError(
+            f"`model_fn` {name}{tuple(input_shape)!r} failed: {type(error).__name__}: {error}. "
+            "It must accept (input_shape, num_classes) and may accept `hp`."
+        ) from error
+    if not isinstance(model, keras.Model):
+        raise ModelError(
+            f"`model_fn` {name} must return a keras.Model. Received: {type(model).__name__}"
+        )
+    units = model.outputs[0].shape[-1] if model.outputs else None
+    if units != num_classes:
+        raise ModelError(
+            f"The model from `model_fn` {name} has {units} output units but the data has "
+            f"{num_classes} classes. Build the last layer with `num_classes` units."
+        )
+    return model
+
+
+def _accepts_hp(model_fn):
+    try:
+        params = inspect.signature(model_fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return "hp" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+
+
+def _output_is_probability(model) -> bool:
+    last = model.layers[-1]
+    activation = getattr(last, "activation", None)
+    return getattr(activation, "__name__", "") == "softmax" or type(last).__name__ == "Softmax"
+
+
+def _loss_from_logits(model) -> bool:
+    """Whether the model's compiled loss takes logits (False for loss names as strings)."""
+    loss = model.loss
+    config = loss.get_config() if hasattr(loss, "get_config") else {}
+    return bool(config.get("from_logits", False))
+
+
+def ensure_compiled(model, *, one_hot_labels: bool):
+    """Compiles an uncompiled model (Adam, cross-entropy) or fits a compiled loss to the labels.
+
+    Label-mixing augmentation (MixUp, CutMix) yields one-hot labels, which need the categorical
+    form of the cross-entropy; the user's optimizer and `from_logits` are kept.
+    """
+    if getattr(model, "compiled", False) and getattr(model, "loss", None) is not None:
+        if not one_hot_labels:
+            return model
+        from_logits = _loss_from_logits(model)
+        optimizer = model.optimizer
+    else:
+        from_logits = not _output_is_probability(model)
+        optimizer = keras.optimizers.Adam()
+    loss_class = (
+        keras.losses.CategoricalCrossentropy
+        if one_hot_labels
+        else keras.losses.SparseCategoricalCrossentropy
+    )
+    model.compile(optimizer=optimizer, loss=loss_class(from_logits=from_logits))
+    return model
+
+
+class PipelineHyperModel(kt.HyperModel):
+    """Searches the preprocessing space around the user's own model.
+
+    Args:
+        model_fn: `model_fn(input_shape, num_classes[, hp]) -> keras.Model`.
+        folder: The decoded `ImageFolder`.
+        splits: The `Splits` of the search (only their folds are used here).
+        space: The `SearchSpace`.
+        objective: A name from `autoprep.objectives.OBJECTIVES`.
+        batch_size: Training batch size.
+        seed: Seeds the trial datasets.
+    """
+
+    def __init__(self, model_fn, folder, splits, space, *, objective, batch_size, seed=None):
+        super().__init__(name="autoprep")
+        self.model_fn = model_fn
+        self.folder = folder
+        self.splits = splits
+        self.space = space
+        self.objective = objective
+        self.batch_size = batch_size
+        self.seed = seed
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.folder.class_names)
+
+    def declare_hyperparameters(self, hp):
+        self.space.declare(hp)
+
+    def build(self, hp):
+        pipeline = self.space.pipeline(hp)
+        model = call_model_fn(self.model_fn, self.folder.images.shape[1:], self.num_classes, hp)
+        return ensure_compiled(model, one_hot_labels=pipeline.mix_op is not None)
+
+    def fit(self, hp, model, *args, callbacks=(), epochs=1, verbose=0, **kwargs):
+        pipeline = self.space.pipeline(hp)
+        scores, history = [], None
+        for fold, (train, val) in enumerate(self.splits.folds):
+            if fold > 0:
+                model = self.build(hp)
+            history = self.fit_fold(
+                model, pipeline.clone(), train, val,
+                callbacks=list(callbacks) if fold == 0 else [],
+                epochs=epochs, verbose=verbose, **kwargs,
+            )
+            scores.append(best_epoch_value(history, self.objective))
+        if len(self.splits.folds) == 1:
+            return history
+        return {log_name(self.objective): float(np.mean(scores))}
+
+    def fit_fold(self, model, pipeline, train, val, *, callbacks, epochs, verbose, **kwargs):
+        """Fits `pipeline` on the training indices and trains `model`; returns the History."""
+        images, labels = self.folder.images, self.folder.labels
+        pipeline.fit(images[train], labels[train], self.num_classes)
+        train_ds, fit_kwargs = pipeline.train_dataset(
+            images[train], labels[train], num_classes=self.num_classes,
+            batch_size=self.batch_size, epochs=epochs, seed=self.seed,
+        )
+        val_ds = pipeline.eval_dataset(images[val], batch_size=self.batch_size)
+        callbacks = [
+            ValidationMetrics(val_ds, labels[val]),
+            keras.callbacks.TerminateOnNaN(),
+            *callbacks,
+        ]
+        callbacks += fit_kwargs.pop("callbacks", [])
+        if self.objective == "loss":
+            kwargs["validation_data"] = pipeline.eval_dataset(
+                images[val], _validation_labels(pipeline, labels[val], self.num_classes),
+                batch_size=self.batch_size,
+            )
+        history = model.fit(
+            train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False,
+            **fit_kwargs, **kwargs,
+        )
+        _check_finite(history)
+        return history
+
+
+def _validation_labels(pipeline, labels, num_classes):
+    if pipeline.mix_op is None:
+        return labels
+    return keras.utils.to_categorical(labels, num_classes)
+
+
+def _check_finite(history):
+    losses = history.history.get("loss", [])
+    bad = [epoch for epoch, loss in enumerate(losses) if not math.isfinite(loss)]
+    if bad:
+        raise kt.errors.FailedTrialError(
+            f"The training loss became {losses[bad[0]]} in epoch {bad[0] + 1}; "
+            "this configuration diverges."
+        )
+
+
+def best_epoch_value(history, objective: str) -> float:
+    """The best value of the objective over the epochs of a History."""
+    values = history.history[log_name(objective)]
+    direction = OBJECTIVES[objective][0]
+    return float(max(values) if direction == "max" else min(values))

@@ -1,0 +1,200 @@
+"""A pipeline: one normalization, a list of augmentation ops and one imbalance strategy.
+
+`build_train_dataset` and `build_eval_dataset` are written in TensorFlow only and are copied
+verbatim into the exported module, so a trial and the exported code assemble their datasets
+with the same function; only the source of the images differs (memory here, files there).
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from autoprep.choices.augmentation import AUGMENTATIONS, augment
+from autoprep.choices.imbalance import (
+    IMBALANCE_STRATEGIES,
+    DeferredReweighting,
+    add_sample_weights,
+)
+from autoprep.choices.normalization import NORMALIZATIONS
+from autoprep.errors import ArgumentError
+
+
+def build_train_dataset(
+    class_datasets, *, sampler, batch_size, seed, normalize, layers, mix, num_classes,
+    class_weights=None, gate=None,
+):
+    """Samples, batches, augments (training only) and normalizes (image, label) pairs."""
+    dataset = sampler(class_datasets, seed)
+    if mix is not None:
+        dataset = dataset.map(lambda image, label: (image, tf.one_hot(label, num_classes)))
+    dataset = dataset.batch(batch_size)
+
+    def augment_and_normalize(images, labels):
+        images, labels = augment(tf.cast(images, tf.float32), labels, layers, mix)
+        return normalize(images), labels
+
+    dataset = dataset.map(augment_and_normalize, num_parallel_calls=tf.data.AUTOTUNE)
+    if gate is not None:
+        dataset = dataset.map(
+            lambda images, labels: add_sample_weights(images, labels, class_weights, gate)
+        )
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def build_eval_dataset(dataset, *, batch_size, normalize):
+    """Batches and normalizes images (or (image, label) pairs) without augmentation."""
+    dataset = dataset.batch(batch_size)
+    if isinstance(dataset.element_spec, tuple):
+        dataset = dataset.map(
+            lambda images, labels: (normalize(images), labels),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    else:
+        dataset = dataset.map(normalize, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+class Pipeline:
+    """The data side of one trial: normalization, augmentation ops and imbalance strategy.
+
+    Args:
+        normalization: A registered normalization (name or config dict).
+        augmentation: Augmentation op configs or instances; inactive ops (intensity 0) are dropped.
+        imbalance: A registered imbalance strategy (name or config dict).
+
+    Example:
+        >>> pipeline = Pipeline(normalization="per_channel", imbalance="oversample")
+        >>> pipeline.fit(train_images, train_labels, num_classes=3)
+        >>> train_ds, fit_kwargs = pipeline.train_dataset(train_images, train_labels,
+        ...                                               num_classes=3, batch_size=32, epochs=10)
+    """
+
+    def __init__(self, *, normalization="rescale_01", augmentation=(), imbalance="none"):
+        self.normalization = _make(NORMALIZATIONS, normalization)
+        ops = [_make(AUGMENTATIONS, op) for op in augmentation]
+        self.augmentation = [op for op in ops if op.active]
+        mixers = [op.name for op in self.augmentation if op.mixes_labels]
+        if len(mixers) > 1:
+            raise ArgumentError(
+                f"At most one label-mixing augmentation per pipeline. Received: {mixers}"
+            )
+        self.imbalance = _make(IMBALANCE_STRATEGIES, imbalance)
+
+    # -- configuration -------------------------------------------------------------------
+    def get_config(self) -> dict:
+        return {
+            "normalization": self.normalization.get_config(),
+            "augmentation": [op.get_config() for op in self.augmentation],
+            "imbalance": self.imbalance.get_config(),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Pipeline":
+        return cls(**config)
+
+    def clone(self) -> "Pipeline":
+        """A copy of this pipeline's choices, without learned values."""
+        return Pipeline.from_config(_unfitted(self.get_config()))
+
+    @property
+    def mix_op(self):
+        """The label-mixing op (MixUp or CutMix), or None."""
+        return next((op for op in self.augmentation if op.mixes_labels), None)
+
+    @property
+    def plain_ops(self) -> list:
+        return [op for op in self.augmentation if not op.mixes_labels]
+
+    # -- learning from the training split ------------------------------------------------
+    def fit(self, images, labels, num_classes: int) -> "Pipeline":
+        """Learns normalization statistics and class weights from the training split only."""
+        self.normalization.fit(np.asarray(images))
+        self.imbalance.fit(labels, num_classes)
+        return self
+
+    # -- live datasets -------------------------------------------------------------------
+    def fit_kwargs(self, epochs: int, gate=None) -> dict:
+        """Keyword arguments for `model.fit` (class weights, or the re-weighting callback)."""
+        class_weight = self.imbalance.fit_class_weight()
+        if class_weight is not None:
+            return {"class_weight": class_weight}
+        if self.imbalance.deferred:
+            start = self.imbalance.start_epoch(epochs)
+            return {"callbacks": [DeferredReweighting(gate, start_epoch=start)]}
+        return {}
+
+    def fit_kwargs_source(self, epochs: int) -> str:
+        """`fit_kwargs` as Python source for the exported module."""
+        class_weight = self.imbalance.fit_class_weight()
+        if class_weight is not None:
+            return repr({"class_weight": class_weight})
+        if self.imbalance.deferred:
+            start = self.imbalance.start_epoch(epochs)
+            return f'{{"callbacks": [DeferredReweighting(CLASS_WEIGHT_GATE, start_epoch={start})]}}'
+        return "{}"
+
+    def train_dataset(self, images, labels, *, num_classes, batch_size, epochs, seed=None):
+        """The training `tf.data.Dataset` and the `fit` kwargs that go with it."""
+        labels = np.asarray(labels)
+        class_datasets = [
+            tf.data.Dataset.from_tensor_slices((images[labels == c], labels[labels == c]))
+            for c in range(num_classes)
+        ]
+        gate = tf.Variable(0.0, trainable=False) if self.imbalance.deferred else None
+        mix = self.mix_op
+        dataset = build_train_dataset(
+            [d for d in class_datasets if int(d.cardinality()) > 0],
+            sampler=self.imbalance.sampler,
+            batch_size=batch_size,
+            seed=seed,
+            normalize=self.normalization,
+            layers=[op.build_layer() for op in self.plain_ops],
+            mix=None if mix is None else mix.build_layer(),
+            num_classes=num_classes,
+            class_weights=getattr(self.imbalance, "class_weight_", None),
+            gate=gate,
+        )
+        return dataset, self.fit_kwargs(epochs, gate)
+
+    def eval_dataset(self, images, labels=None, *, batch_size=32):
+        """Batches of normalized images (with labels when given); no augmentation."""
+        elements = images if labels is None else (images, np.asarray(labels))
+        return build_eval_dataset(
+            tf.data.Dataset.from_tensor_slices(elements),
+            batch_size=batch_size,
+            normalize=self.normalization,
+        )
+
+    def __repr__(self):
+        return f"Pipeline({self.get_config()})"
+
+
+def _make(registry, value):
+    """A choice instance from a name, a config dict, or an instance."""
+    if isinstance(value, str):
+        value = {"name": value}
+    if isinstance(value, dict):
+        value = registry.get(value["name"]).from_config(value)
+    if value.name not in registry:
+        raise ArgumentError(f"Expected a {registry.kind}. Received: {value!r}")
+    return value.validate()
+
+
+def _unfitted(config):
+    if isinstance(config, dict):
+        return {k: _unfitted(v) for k, v in config.items() if not str(k).endswith("_")}
+    if isinstance(config, list):
+        return [_unfitted(v) for v in config]
+    return config
+
+
+def summarize(config: dict) -> str:
+    """A one-line summary of a pipeline config, e.g. `per_channel | rotation=0.1 | oversample`."""
+    ops = ", ".join(
+        f"{op['name']}={op.get('mode', op.get('intensity'))}" for op in config["augmentation"]
+    )
+    imbalance = config["imbalance"]
+    extras = ", ".join(
+        f"{k}={v}" for k, v in imbalance.items() if k != "name" and not k.endswith("_")
+    )
+    imbalance_text = imbalance["name"] + (f"({extras})" if extras else "")
+    return f"{config['normalization']['name']} | {ops or 'no augmentation'} | {imbalance_text}"

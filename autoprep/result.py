@@ -1,0 +1,198 @@
+"""Result: what a search found, on disk after every trial, and how to load and export it."""
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import tempfile
+
+from autoprep.errors import RunDirectoryError
+from autoprep.pipeline import Pipeline, summarize
+
+RESULTS_FILE = "results.json"
+TRIALS_FILE = "trials.csv"
+PIPELINE_FILE = "best_pipeline.py"
+
+
+def atomic_write(path, text: str):
+    """Writes `text` to `path` through a temporary file and a rename: never half-written."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+@dataclasses.dataclass
+class TuneResult:
+    """The outcome of `autoprep.tune`, complete or partial.
+
+    Attributes:
+        best_config: JSON-ready config of the best pipeline: normalization, augmentation and
+            imbalance strategy, with constants learned on the development split (all images
+            outside the test split).
+        best_score: Best validation objective (mean over folds with `cv`).
+        test_score: Objective of the best pipeline on the held-out test split, trained on the
+            development split (None when not computed).
+        baseline_score: The same for raw pixels, no augmentation and no balancing.
+        objective: The objective's name.
+        trials: One dict per trial: trial_id, status, score, config, message.
+        data: Facts of the data: data_dir, class_names, class_counts, image_size, channels,
+            skipped files.
+        epochs: Epochs per trial.
+        state: "running", "finished", "interrupted" or "stopped" (by the time budget).
+        best_trial_id: Keras Tuner's id of the best trial.
+    """
+
+    best_config: dict
+    best_score: float
+    objective: str
+    trials: list
+    data: dict
+    epochs: int
+    test_score: float = None
+    baseline_score: float = None
+    state: str = "finished"
+    best_trial_id: str = None
+    run_dir: str = None
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The best pipeline, fitted (learned constants restored from `best_config`)."""
+        return Pipeline.from_config(self.best_config)
+
+    def export(self, path) -> str:
+        """Writes the best pipeline as a standalone module that imports only TensorFlow.
+
+        Returns:
+            The path written.
+        """
+        from autoprep.export import render_module
+
+        info = {
+            "objective": self.objective,
+            "best_validation_score": self.best_score,
+            "test_score": self.test_score,
+            "baseline_test_score": self.baseline_score,
+            "trials": len(self.trials),
+            "epochs": self.epochs,
+            "data_dir": self.data.get("data_dir"),
+        }
+        source = render_module(
+            self.pipeline,
+            class_names=self.data["class_names"],
+            image_size=self.data["image_size"],
+            channels=self.data["channels"],
+            epochs=self.epochs,
+            skipped_files=[path for path, _ in self.data.get("skipped", [])],
+            info=info,
+        )
+        path = os.fspath(path)
+        atomic_write(path, source)
+        return path
+
+    def to_dict(self) -> dict:
+        state = dataclasses.asdict(self)
+        state.pop("run_dir")
+        return state
+
+    @classmethod
+    def from_dict(cls, state: dict, run_dir=None) -> "TuneResult":
+        return cls(**state, run_dir=run_dir)
+
+    def save(self, run_dir):
+        """Writes results.json, trials.csv and best_pipeline.py into `run_dir`, atomically."""
+        atomic_write(os.path.join(run_dir, RESULTS_FILE), json.dumps(self.to_dict(), indent=2))
+        atomic_write(os.path.join(run_dir, TRIALS_FILE), trials_csv(self.trials))
+        if self.best_config is not None:
+            self.export(os.path.join(run_dir, PIPELINE_FILE))
+
+    def summary(self) -> str:
+        """A few lines for a terminal."""
+        lines = [f"state: {self.state}", f"objective: {self.objective}"]
+        if self.best_config is not None:
+            lines.append(f"best pipeline: {summarize(self.best_config)}")
+            lines.append(f"best validation {self.objective}: {self.best_score:.4f}")
+        if self.test_score is not None:
+            lines.append(f"test {self.objective}: {self.test_score:.4f}")
+        if self.baseline_score is not None:
+            lines.append(f"baseline test {self.objective} (raw pixels): {self.baseline_score:.4f}")
+        return "\n".join(lines)
+
+
+def last_line(message) -> str:
+    """The last non-empty line of a (traceback) message: its reason."""
+    lines = [line for line in (message or "").strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def trials_csv(trials) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["trial_id", "status", "score", "pipeline", "message"])
+    for trial in trials:
+        config = trial.get("config")
+        writer.writerow([
+            trial["trial_id"],
+            trial["status"],
+            "" if trial.get("score") is None else trial["score"],
+            summarize(config) if config else "",
+            last_line(trial.get("message")),
+        ])
+    return buffer.getvalue()
+
+
+def find_run_dir(path) -> str:
+    """The run directory holding results.json: `path` itself or its only project below it."""
+    path = os.fspath(path)
+    if os.path.isfile(os.path.join(path, RESULTS_FILE)):
+        return path
+    candidates = []
+    if os.path.isdir(path):
+        candidates = [
+            os.path.join(path, name)
+            for name in sorted(os.listdir(path))
+            if os.path.isfile(os.path.join(path, name, RESULTS_FILE))
+        ]
+    if len(candidates) == 1:
+        return candidates[0]
+    if candidates:
+        names = ", ".join(os.path.basename(c) for c in candidates)
+        raise RunDirectoryError(
+            f"{path!r} holds several searches ({names}); pass one of them to load_result."
+        )
+    raise RunDirectoryError(
+        f"No autoprep results in {path!r}: expected {RESULTS_FILE} there or in one project "
+        "folder below it. Results appear after the first trial of a search finishes."
+    )
+
+
+def load_result(path) -> TuneResult:
+    """Reloads a finished or partial search from its run (or parent) directory.
+
+    Args:
+        path: The run directory (`directory/project_name` of `tune`), or `directory` when it
+            holds a single project.
+
+    Raises:
+        RunDirectoryError: when no results are found, or several projects match.
+
+    Example:
+        >>> result = autoprep.load_result("autoprep_runs/digits")
+        >>> result.export("pipeline.py")
+    """
+    run_dir = find_run_dir(path)
+    with open(os.path.join(run_dir, RESULTS_FILE), encoding="utf-8") as handle:
+        try:
+            state = json.load(handle)
+        except json.JSONDecodeError as error:
+            raise RunDirectoryError(f"{run_dir}/{RESULTS_FILE} is not valid JSON: {error}")
+    return TuneResult.from_dict(state, run_dir=run_dir)

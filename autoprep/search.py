@@ -1,0 +1,403 @@
+"""`autoprep.tune`: decode once, split, search with Keras Tuner, refit the best, keep results.
+
+The order of work is the data flow: read the image folder (decoded once), make the stratified
+splits, check the user's model, search, then train the best pipeline (and the raw baseline)
+on the development split and score both on the untouched test split. Results are written to
+the run directory after every trial, so a crash never costs finished trials.
+"""
+
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+
+import keras
+import keras_tuner as kt
+import numpy as np
+
+from autoprep import objectives
+from autoprep.data import read_image_folder
+from autoprep.errors import ArgumentError, RunDirectoryError
+from autoprep.hypermodel import PipelineHyperModel, call_model_fn, ensure_compiled
+from autoprep.pipeline import Pipeline, summarize
+from autoprep.result import TuneResult, last_line
+from autoprep.space import PREFIX, SearchSpace
+from autoprep.splits import make_splits
+from autoprep.tuners import StopSearch, make_tuner
+
+RUN_FILE = "autoprep.json"
+BASELINE = {"normalization": "none", "augmentation": [], "imbalance": "none"}
+
+
+def tune(
+    model_fn,
+    data_dir,
+    *,
+    max_trials: int = 20,
+    epochs: int = 10,
+    tuner: str = "bayesian",
+    objective: str = "balanced_accuracy",
+    image_size=None,
+    batch_size: int = 32,
+    validation_split: float = 0.2,
+    test_split: float = 0.2,
+    cv=None,
+    space: SearchSpace = None,
+    directory="autoprep_runs",
+    project_name: str = None,
+    overwrite: bool = False,
+    seed: int = None,
+    verbose: int = 1,
+    baseline: bool = True,
+    time_budget: float = None,
+    distribution_strategy=None,
+    on_trial_end=None,
+) -> TuneResult:
+    """Searches normalization, augmentation and class-imbalance handling for `model_fn`.
+
+    Args:
+        model_fn: `model_fn(input_shape, num_classes)` returning a Keras model, compiled or
+            not. If it accepts `hp`, it receives the trial's `keras_tuner.HyperParameters`.
+        data_dir: A directory with one sub-folder of images per class.
+        max_trials: Number of trials (configurations) to run, counting those already done
+            in a resumed run.
+        epochs: Training epochs per trial (and for the final refits).
+        tuner: "bayesian", "random" or "hyperband".
+        objective: "balanced_accuracy", "macro_f1", "accuracy" or "loss", on validation data.
+        image_size: (height, width); default the images' common size, or their median.
+        batch_size: Training batch size.
+        validation_split: Fraction of all images used for validation (without `cv`).
+        test_split: Fraction of all images held out for `test_score`; 0 for none.
+        cv: An int k for stratified k-fold cross-validation, or a scikit-learn splitter.
+        space: An `autoprep.SearchSpace` to fix or narrow dimensions.
+        directory, project_name: The run directory is `directory/project_name`; the project
+            name defaults to the data directory's name.
+        overwrite: Start over instead of resuming an existing run directory.
+        seed: Fixes splits, trial sampling, datasets and weight initialization.
+        verbose: 0 silent, 1 one line per trial, 2 also Keras Tuner and Keras progress.
+        baseline: Also train raw pixels / no augmentation / no balancing for comparison.
+        time_budget: Seconds; no trial starts that the budget cannot plausibly fit.
+        distribution_strategy: A `tf.distribute.Strategy` for each trial (e.g. several GPUs).
+        on_trial_end: Called as `on_trial_end(result, trial)` after every trial, with the
+            partial `TuneResult` and the finished trial's record.
+
+    Returns:
+        A `TuneResult`.
+
+    Raises:
+        DataError: bad data directory or too few images for the splits.
+        ModelError: `model_fn` fails or builds a model with the wrong number of outputs.
+        ArgumentError: bad argument values.
+        RunDirectoryError: the run directory holds a different search (pass `overwrite=True`).
+
+    Example:
+        >>> result = autoprep.tune(build_model, "data/", max_trials=10, epochs=5, seed=0)
+        >>> result.best_config, result.test_score
+        >>> result.export("pipeline.py")
+    """
+    started = time.monotonic()
+    _check_arguments(max_trials=max_trials, epochs=epochs, batch_size=batch_size,
+                     time_budget=time_budget, verbose=verbose)
+    objectives.check_objective(objective)
+    space = space if space is not None else SearchSpace()
+    if not isinstance(space, SearchSpace):
+        raise ArgumentError(f"`space` must be an autoprep.SearchSpace. Received: {space!r}")
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+
+    folder = read_image_folder(data_dir, image_size=image_size)
+    splits = make_splits(folder.labels, folder.class_names, validation_split=validation_split,
+                         test_split=test_split, cv=cv, seed=seed)
+    call_model_fn(model_fn, folder.images.shape[1:], len(folder.class_names),
+                  kt.HyperParameters())
+    project_name = project_name or _default_project_name(data_dir)
+    run_dir = os.path.join(os.fspath(directory), project_name)
+    settings = {
+        "data": _data_fingerprint(folder), "space": space.get_config(), "objective": objective,
+        "tuner": tuner, "epochs": epochs, "image_size": list(folder.image_size),
+        "validation_split": validation_split, "test_split": test_split, "cv": repr(cv),
+        "seed": seed, "batch_size": batch_size,
+    }
+    run_state = _open_run_dir(run_dir, settings, overwrite)
+
+    hypermodel = PipelineHyperModel(model_fn, folder, splits, space, objective=objective,
+                                    batch_size=batch_size, seed=seed)
+    run = _Run(folder, splits, space, objective=objective, epochs=epochs, run_dir=run_dir,
+               max_trials=max_trials, time_budget=time_budget, started=started,
+               reserve=(1 + bool(baseline)) if test_split > 0 else 0,
+               verbose=verbose, on_trial_end=on_trial_end, data_dir=data_dir)
+    search = make_tuner(
+        tuner, hypermodel,
+        objective=kt.Objective(objectives.log_name(objective), objectives.OBJECTIVES[objective][0]),
+        max_trials=max_trials, epochs=epochs, seed=seed,
+        directory=os.fspath(directory), project_name=project_name, overwrite=overwrite,
+        on_trial_end=run.trial_ended, should_stop=run.should_stop,
+        distribution_strategy=distribution_strategy,
+    )
+    _fail_repeatedly_interrupted(search, run_state, run_dir)
+    result = run.result(search, state="running")
+    try:
+        search.search(epochs=epochs, verbose=verbose if verbose >= 2 else 0)
+        state = "finished"
+    except StopSearch:
+        state = run.stop_reason
+    except BaseException:
+        run.save(run.result(search, state="interrupted"))
+        raise
+    result = run.result(search, state=state)
+    if result.best_config is not None and test_split > 0 and not _is_worker():
+        result = _final_scores(result, run, model_fn, search, batch_size, seed, baseline, folder,
+                               splits, verbose)
+    run.save(result)
+    return result
+
+
+def _is_worker() -> bool:
+    """True in a Keras Tuner worker process of a distributed search (the chief keeps results)."""
+    from keras_tuner.src.distribute import utils
+
+    return utils.has_chief_oracle() and not utils.is_chief_oracle()
+
+
+def _check_arguments(**values):
+    rules = {
+        "max_trials": lambda v: isinstance(v, int) and v >= 1,
+        "epochs": lambda v: isinstance(v, int) and v >= 1,
+        "batch_size": lambda v: isinstance(v, int) and v >= 1,
+        "time_budget": lambda v: v is None or (isinstance(v, (int, float)) and v > 0),
+        "verbose": lambda v: v in (0, 1, 2),
+    }
+    expected = {"time_budget": "None or seconds > 0", "verbose": "0, 1 or 2"}
+    for name, value in values.items():
+        if not rules[name](value):
+            raise ArgumentError(
+                f"`{name}` must be {expected.get(name, 'an int >= 1')}. Received: {name}={value!r}"
+            )
+
+
+def _default_project_name(data_dir) -> str:
+    name = os.path.basename(os.path.normpath(os.path.abspath(os.fspath(data_dir))))
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "autoprep"
+
+
+def _data_fingerprint(folder) -> dict:
+    digest = hashlib.sha256()
+    for path, label in zip(folder.paths, folder.labels):
+        digest.update(f"{label}:{path}\n".encode())
+    return {
+        "data_dir": os.path.abspath(folder.root),
+        "class_names": folder.class_names,
+        "num_images": len(folder.paths),
+        "files_sha256": digest.hexdigest(),
+    }
+
+
+def _open_run_dir(run_dir, settings, overwrite) -> dict:
+    """Creates or checks the run directory; returns its run state (interrupted trials)."""
+    path = os.path.join(run_dir, RUN_FILE)
+    if not overwrite and os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            previous = json.load(handle)
+        different = [key for key, value in settings.items() if previous["settings"].get(key) != value]
+        if different:
+            raise RunDirectoryError(
+                f"{run_dir!r} holds a different search ({', '.join(different)} differ). "
+                "Resume it with the same data and settings, pass overwrite=True (--overwrite) "
+                "to start over, or choose another run directory."
+            )
+        return previous
+    state = {"settings": settings, "interrupted": {}}
+    if overwrite and os.path.isdir(run_dir):
+        import shutil
+
+        shutil.rmtree(run_dir)
+    os.makedirs(run_dir, exist_ok=True)
+    _write_run_state(run_dir, state)
+    return state
+
+
+def _write_run_state(run_dir, state):
+    from autoprep.result import atomic_write
+
+    atomic_write(os.path.join(run_dir, RUN_FILE), json.dumps(state, indent=2))
+
+
+def _fail_repeatedly_interrupted(search, run_state, run_dir):
+    """A trial interrupted by a crash is run again once; interrupted again, it is failed."""
+    oracle = search.oracle
+    for trial_id in list(oracle._retry_queue):
+        count = run_state["interrupted"].get(trial_id, 0) + 1
+        run_state["interrupted"][trial_id] = count
+        if count > 1:
+            oracle._retry_queue.remove(trial_id)
+            trial = oracle.trials[trial_id]
+            trial.status = kt.engine.trial.TrialStatus.FAILED
+            trial.message = "The process died twice while running this trial; it is not retried."
+            oracle._save_trial(trial)
+            oracle.end_order.append(trial_id)
+            oracle.save()
+    _write_run_state(run_dir, run_state)
+
+
+class _Run:
+    """Follows a search: stop decisions, one progress line and saved results per trial."""
+
+    def __init__(self, folder, splits, space, *, objective, epochs, run_dir, max_trials,
+                 time_budget, started, reserve, verbose, on_trial_end, data_dir):
+        self.folder, self.splits, self.space = folder, splits, space
+        self.objective, self.epochs, self.run_dir = objective, epochs, run_dir
+        self.max_trials, self.time_budget, self.started = max_trials, time_budget, started
+        self.reserve, self.verbose, self.on_trial_end = reserve, verbose, on_trial_end
+        self.data_dir = data_dir
+        self.durations = []
+        self.stop_reason = "finished"
+        self.trial_started = time.monotonic()
+        self._fitted = {}
+
+    # -- stopping ------------------------------------------------------------------------
+    def should_stop(self, search) -> bool:
+        self.trial_started = time.monotonic()
+        done = sum(t.status in ("COMPLETED", "FAILED") for t in search.oracle.trials.values())
+        if done >= self.max_trials and not search.oracle._retry_queue:
+            self.stop_reason = "finished"
+            return True
+        if self.time_budget is None or not self.durations:
+            return False
+        elapsed = time.monotonic() - self.started
+        estimate = float(np.mean(self.durations))
+        self.stop_reason = "stopped"
+        return elapsed + estimate * (1 + self.reserve) > self.time_budget
+
+    # -- after each trial ----------------------------------------------------------------
+    def trial_ended(self, search, trial):
+        self.durations.append(time.monotonic() - self.trial_started)
+        result = self.result(search, state="running")
+        self.save(result)
+        record = next(t for t in result.trials if t["trial_id"] == trial.trial_id)
+        if self.verbose:
+            self._print_progress(result, record)
+        if self.on_trial_end is not None:
+            self.on_trial_end(result, record)
+
+    def _print_progress(self, result, record):
+        done = len(result.trials)
+        elapsed = time.monotonic() - self.started
+        score = "failed: " + last_line(record["message"]) if record["score"] is None else (
+            f"{record['score']:.4f}"
+        )
+        best = "-" if result.best_score is None else f"{result.best_score:.4f}"
+        config = summarize(record["config"]) if record["config"] else "?"
+        print(f"trial {done}/{self.max_trials}  {config}  {self.objective}={score}  "
+              f"best={best}  elapsed={_clock(elapsed)}", file=sys.stderr, flush=True)
+
+    def save(self, result):
+        result.save(self.run_dir)
+
+    # -- results -------------------------------------------------------------------------
+    def trial_record(self, trial) -> dict:
+        values = trial.hyperparameters.values
+        try:
+            config = self.space.pipeline(trial.hyperparameters.copy()).get_config()
+        except Exception:  # a space changed by hand; keep the raw values
+            config = None
+        score = trial.score
+        return {
+            "trial_id": trial.trial_id,
+            "status": trial.status,
+            "score": None if score is None or not math.isfinite(score) else float(score),
+            "config": config,
+            "model_hyperparameters": {k: v for k, v in values.items() if not k.startswith(PREFIX)
+                                      and not k.startswith("tuner/")},
+            "message": trial.message,
+        }
+
+    def result(self, search, *, state) -> TuneResult:
+        trials = [self.trial_record(t) for t in search.oracle.trials.values()
+                  if t.status in ("COMPLETED", "FAILED", "INVALID")]
+        scored = [t for t in trials if t["status"] == "COMPLETED" and t["score"] is not None]
+        best = None
+        if scored:
+            pick = max if objectives.OBJECTIVES[self.objective][0] == "max" else min
+            best = pick(scored, key=lambda t: t["score"])
+        return TuneResult(
+            best_config=None if best is None else self.fitted_config(best),
+            best_score=None if best is None else best["score"],
+            objective=self.objective, trials=trials, data=self.data_facts(),
+            epochs=self.epochs, state=state, run_dir=self.run_dir,
+            best_trial_id=None if best is None else best["trial_id"],
+        )
+
+    def fitted_config(self, record) -> dict:
+        """The trial's pipeline with constants learned on the development split."""
+        key = json.dumps(record["config"], sort_keys=True)
+        if key not in self._fitted:
+            development = self.splits.development
+            pipeline = Pipeline.from_config(record["config"])
+            pipeline.fit(self.folder.images[development], self.folder.labels[development],
+                         len(self.folder.class_names))
+            self._fitted[key] = pipeline.get_config()
+        return self._fitted[key]
+
+    def data_facts(self) -> dict:
+        folder = self.folder
+        return {
+            "data_dir": os.path.abspath(os.fspath(self.data_dir)),
+            "class_names": folder.class_names,
+            "class_counts": folder.class_counts.tolist(),
+            "image_size": list(folder.image_size),
+            "channels": folder.channels,
+            "skipped": [list(item) for item in folder.skipped],
+            "test_size": int(len(self.splits.test)),
+            "folds": len(self.splits.folds),
+        }
+
+
+def _clock(seconds) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def final_score(model_fn, pipeline, folder, train, test, *, hp, objective, epochs, batch_size,
+                seed=None) -> float:
+    """Trains a fresh model with `pipeline` on `train` indices and scores it on `test`."""
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    num_classes = len(folder.class_names)
+    model = call_model_fn(model_fn, folder.images.shape[1:], num_classes, hp)
+    ensure_compiled(model, one_hot_labels=pipeline.mix_op is not None)
+    pipeline.fit(folder.images[train], folder.labels[train], num_classes)
+    train_ds, fit_kwargs = pipeline.train_dataset(
+        folder.images[train], folder.labels[train], num_classes=num_classes,
+        batch_size=batch_size, epochs=epochs, seed=seed,
+    )
+    model.fit(train_ds, epochs=epochs, verbose=0, shuffle=False, **fit_kwargs)
+    labels = folder.labels[test]
+    if objective == "loss":
+        if pipeline.mix_op is not None:
+            labels = keras.utils.to_categorical(labels, num_classes)
+        test_ds = pipeline.eval_dataset(folder.images[test], labels, batch_size=batch_size)
+        return float(model.evaluate(test_ds, verbose=0, return_dict=True)["loss"])
+    test_ds = pipeline.eval_dataset(folder.images[test], batch_size=batch_size)
+    return objectives.score_predictions(objective, labels, model.predict(test_ds, verbose=0))
+
+
+def _final_scores(result, run, model_fn, search, batch_size, seed, baseline, folder, splits,
+                  verbose):
+    best_trial = search.oracle.trials[result.best_trial_id]
+    hp = best_trial.hyperparameters.copy()
+    common = dict(hp=hp, objective=result.objective, epochs=result.epochs,
+                  batch_size=batch_size, seed=seed)
+    development, test = splits.development, splits.test
+    if verbose:
+        print("training the best pipeline on the development split for the test score...",
+              file=sys.stderr, flush=True)
+    result.test_score = final_score(model_fn, Pipeline.from_config(result.best_config).clone(),
+                                    folder, development, test, **common)
+    if baseline:
+        result.baseline_score = final_score(model_fn, Pipeline(**BASELINE), folder,
+                                            development, test, **common)
+    if verbose:
+        print(result.summary(), file=sys.stderr, flush=True)
+    return result
