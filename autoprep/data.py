@@ -35,6 +35,7 @@ def load_image(path, image_size, channels):
             lambda: image[..., :3],
             lambda: tf.image.grayscale_to_rgb(image[..., :1]),
         )
+    image = tf.ensure_shape(image, [None, None, channels])
     image = tf.image.resize(image, image_size, antialias=True)
     return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 

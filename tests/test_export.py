@@ -1,0 +1,183 @@
+"""The exported module, imported in a fresh process, reproduces the live pipeline."""
+
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from conftest import tiny_model, write_folder
+
+import autoprep
+from autoprep.data import read_image_folder
+from autoprep.pipeline import Pipeline
+
+# Probes the exported modules given on the command line and writes what they produce.
+PROBE = textwrap.dedent('''
+    import importlib.util, json, sys
+    import numpy as np
+
+    out_dir, data_dir = sys.argv[1], sys.argv[2]
+    report = {}
+    for index, path in enumerate(sys.argv[3:]):
+        spec = importlib.util.spec_from_file_location(f"exported_{index}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        assert "autoprep" not in sys.modules and "keras_tuner" not in sys.modules
+        paths, labels = module.list_files(data_dir)
+        batches = list(module.make_eval_dataset(paths, labels, batch_size=5))
+        np.save(f"{out_dir}/eval_{index}.npy", np.concatenate([x.numpy() for x, _ in batches]))
+        train_ds, val_ds = module.make_datasets(data_dir, validation_split=0.25,
+                                                batch_size=4, seed=1)
+        first = next(iter(train_ds))
+        kwargs = {}
+        for key, value in module.FIT_KWARGS.items():
+            if key == "callbacks":
+                value = [[type(c).__name__, c.start_epoch] for c in value]
+            kwargs[key] = {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
+        mix = module.make_mix_layer()
+        report[path] = {
+            "class_names": module.CLASS_NAMES,
+            "config": module.CONFIG,
+            "fit_kwargs": kwargs,
+            "layers": [layer.get_config() for layer in module.make_augmentation_layers()],
+            "mix": None if mix is None else mix.get_config(),
+            "paths": [p[len(data_dir):].lstrip("/") for p in paths],
+            "train_batch": [list(t.shape) for t in first],
+            "val_images": sum(int(x.shape[0]) for x, _ in val_ds),
+        }
+    with open(f"{out_dir}/report.json", "w") as handle:
+        json.dump(report, handle)
+''')
+
+
+def run_probe(tmp_path, data_dir, module_paths):
+    """Imports the modules in a fresh Python process; returns (report, eval arrays)."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(PROBE)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("PYTHONPATH", None)
+    completed = subprocess.run(
+        [sys.executable, str(probe), str(tmp_path), str(data_dir), *map(str, module_paths)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    arrays = [np.load(tmp_path / f"eval_{i}.npy") for i in range(len(module_paths))]
+    return report, arrays
+
+
+def imported_modules(path):
+    """Top-level names of the modules a Python file imports."""
+    tree = ast.parse(open(path, encoding="utf-8").read())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _layer_config(config):
+    return {k: v for k, v in config.items() if k not in ("name", "seed")}
+
+
+def _live_fit_kwargs(pipeline, epochs):
+    import tensorflow as tf
+
+    kwargs = {}
+    for key, value in pipeline.fit_kwargs(epochs, gate=tf.Variable(0.0)).items():
+        if key == "callbacks":
+            value = [[type(c).__name__, c.start_epoch] for c in value]
+        kwargs[key] = {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
+    return kwargs
+
+
+PIPELINES = [
+    {"normalization": "per_channel",
+     "augmentation": [{"name": "flip", "mode": "horizontal"},
+                      {"name": "rotation", "intensity": 0.1},
+                      {"name": "contrast", "intensity": 0.2}],
+     "imbalance": "inverse_frequency"},
+    {"normalization": "robust",
+     "augmentation": [{"name": "mixup", "intensity": 0.2}],
+     "imbalance": {"name": "deferred_reweighting", "beta": 0.99, "start": 0.5}},
+    {"normalization": "per_image",
+     "augmentation": [{"name": "rand_augment", "intensity": 0.4}],
+     "imbalance": "oversample"},
+    {"normalization": "rescale_pm1", "augmentation": [], "imbalance": "undersample"},
+]
+
+
+def test_exported_modules_match_the_live_pipelines(tmp_path):
+    data_dir = write_folder(tmp_path / "data", [9, 6, 3], size=(6, 5), mode="RGB")
+    folder = read_image_folder(data_dir, image_size=(8, 8))  # resizing on both sides
+    result_data = {"class_names": folder.class_names, "image_size": [8, 8], "channels": 3}
+    live, module_paths = [], []
+    for index, config in enumerate(PIPELINES):
+        pipeline = Pipeline(**config).fit(folder.images, folder.labels, 3)
+        result = autoprep.TuneResult(
+            best_config=pipeline.get_config(), best_score=0.5, objective="balanced_accuracy",
+            trials=[], data=result_data, epochs=4,
+        )
+        module_paths.append(result.export(tmp_path / f"pipeline_{index}.py"))
+        live.append(pipeline)
+
+    report, arrays = run_probe(tmp_path, data_dir, module_paths)
+
+    for pipeline, path, exported in zip(live, module_paths, arrays):
+        probe = report[path]
+        assert imported_modules(path) == {"os", "random", "tensorflow"}
+        assert probe["paths"] == folder.paths
+        expected = np.concatenate([x.numpy() for x, _ in pipeline.eval_dataset(
+            folder.images, folder.labels, batch_size=5)])
+        np.testing.assert_allclose(exported, expected, rtol=1e-5, atol=1e-5)
+        assert probe["config"] == json.loads(json.dumps(pipeline.get_config()))
+        assert probe["fit_kwargs"] == _live_fit_kwargs(pipeline, epochs=4)
+        assert [_layer_config(c) for c in probe["layers"]] == [
+            _layer_config(json.loads(json.dumps(op.build_layer().get_config())))
+            for op in pipeline.plain_ops
+        ]
+        mix = pipeline.mix_op
+        if mix is None:
+            assert probe["mix"] is None
+        else:
+            assert _layer_config(probe["mix"]) == _layer_config(
+                json.loads(json.dumps(mix.build_layer().get_config())))
+        assert probe["train_batch"][0][1:] == [8, 8, 3]
+        assert probe["val_images"] > 0
+
+
+@pytest.mark.slow
+def test_winning_trial_exports_equivalent_module_and_resists_injection(tmp_path):
+    hostile = 'x"); __import__("os").system("touch pwned"); ("'
+    data_dir = write_folder(tmp_path / "data", [8, 8, 5])
+    os.rename(os.path.join(data_dir, "class_1"), os.path.join(data_dir, hostile))
+    space = autoprep.SearchSpace(normalization="per_channel", imbalance="inverse_frequency",
+                                 flip="none", policy="none")
+    result = autoprep.tune(tiny_model, data_dir, max_trials=1, epochs=1, tuner="random",
+                           space=space, directory=tmp_path / "runs", seed=0, verbose=0,
+                           baseline=False)
+    assert hostile in result.data["class_names"]
+    exported = result.export(tmp_path / "pipeline.py")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    shutil.copy(exported, workdir / "pipeline.py")
+
+    report, (tensors,) = run_probe(workdir, data_dir, [workdir / "pipeline.py"])
+
+    assert not any(p.name == "pwned" for p in tmp_path.rglob("pwned"))
+    probe = report[str(workdir / "pipeline.py")]
+    assert probe["class_names"] == result.data["class_names"]
+    folder = read_image_folder(data_dir)
+    pipeline = result.pipeline  # the best trial's pipeline with its learned constants
+    expected = np.concatenate([x.numpy() for x, _ in pipeline.eval_dataset(
+        folder.images, folder.labels, batch_size=5)])
+    np.testing.assert_allclose(tensors, expected, rtol=1e-5, atol=1e-5)
+    assert probe["fit_kwargs"] == _live_fit_kwargs(pipeline, epochs=1)
+    assert probe["config"] == result.best_config
