@@ -44,11 +44,11 @@ def _make_cv(cv, seed):
         if cv < 2:
             raise ArgumentError(f"`cv` must be None, an int >= 2 or a splitter. Received: cv={cv}")
         return StratifiedKFold(n_splits=int(cv), shuffle=True, random_state=seed)
-    if hasattr(cv, "split"):
+    if hasattr(cv, "split") and hasattr(cv, "get_n_splits"):
         return cv
     raise ArgumentError(
-        "`cv` must be None, an int >= 2 or a scikit-learn splitter with a `split(X, y)` "
-        f"method. Received: cv={cv!r}"
+        "`cv` must be None, an int >= 2 or a scikit-learn splitter (with `split` and "
+        f"`get_n_splits`). Received: cv={cv!r}"
     )
 
 
