@@ -25,7 +25,7 @@ from autoprep.pipeline import Pipeline, summarize
 from autoprep.result import TuneResult, last_line
 from autoprep.space import PREFIX, SearchSpace
 from autoprep.splits import make_splits
-from autoprep.tuners import StopSearch, make_tuner
+from autoprep.tuners import StopSearch, check_tuner, make_tuner
 
 RUN_FILE = "autoprep.json"
 BASELINE = {"normalization": "none", "augmentation": [], "imbalance": "none"}
@@ -98,9 +98,15 @@ def tune(
         >>> result.export("pipeline.py")
     """
     started = time.monotonic()
-    _check_arguments(max_trials=max_trials, epochs=epochs, batch_size=batch_size,
-                     time_budget=time_budget, verbose=verbose)
+    _check_arguments(
+        max_trials=max_trials,
+        epochs=epochs,
+        batch_size=batch_size,
+        time_budget=time_budget,
+        verbose=verbose,
+    )
     objectives.check_objective(objective)
+    check_tuner(tuner)
     space = space if space is not None else SearchSpace()
     if not isinstance(space, SearchSpace):
         raise ArgumentError(f"`space` must be an autoprep.SearchSpace. Received: {space!r}")
@@ -108,32 +114,64 @@ def tune(
         keras.utils.set_random_seed(seed)
 
     folder = read_image_folder(data_dir, image_size=image_size)
-    splits = make_splits(folder.labels, folder.class_names, validation_split=validation_split,
-                         test_split=test_split, cv=cv, seed=seed)
-    call_model_fn(model_fn, folder.images.shape[1:], len(folder.class_names),
-                  kt.HyperParameters())
+    splits = make_splits(
+        folder.labels,
+        folder.class_names,
+        validation_split=validation_split,
+        test_split=test_split,
+        cv=cv,
+        seed=seed,
+    )
+    call_model_fn(model_fn, folder.images.shape[1:], len(folder.class_names), kt.HyperParameters())
     project_name = project_name or _default_project_name(data_dir)
     run_dir = os.path.join(os.fspath(directory), project_name)
+    _check_outside(run_dir, data_dir)
     settings = {
-        "data": _data_fingerprint(folder), "space": space.get_config(), "objective": objective,
-        "tuner": tuner, "epochs": epochs, "image_size": list(folder.image_size),
-        "validation_split": validation_split, "test_split": test_split, "cv": repr(cv),
-        "seed": seed, "batch_size": batch_size,
+        "data": _data_fingerprint(folder),
+        "space": space.get_config(),
+        "objective": objective,
+        "tuner": tuner,
+        "epochs": epochs,
+        "image_size": list(folder.image_size),
+        "validation_split": validation_split,
+        "test_split": test_split,
+        "cv": repr(cv),
+        "seed": seed,
+        "batch_size": batch_size,
     }
     run_state = _open_run_dir(run_dir, settings, overwrite)
 
-    hypermodel = PipelineHyperModel(model_fn, folder, splits, space, objective=objective,
-                                    batch_size=batch_size, seed=seed)
-    run = _Run(folder, splits, space, objective=objective, epochs=epochs, run_dir=run_dir,
-               max_trials=max_trials, time_budget=time_budget, started=started,
-               reserve=(1 + bool(baseline)) if test_split > 0 else 0,
-               verbose=verbose, on_trial_end=on_trial_end, data_dir=data_dir)
+    hypermodel = PipelineHyperModel(
+        model_fn, folder, splits, space, objective=objective, batch_size=batch_size, seed=seed
+    )
+    run = _Run(
+        folder,
+        splits,
+        space,
+        objective=objective,
+        epochs=epochs,
+        run_dir=run_dir,
+        max_trials=max_trials,
+        time_budget=time_budget,
+        started=started,
+        reserve=(1 + bool(baseline)) if test_split > 0 else 0,
+        verbose=verbose,
+        on_trial_end=on_trial_end,
+        data_dir=data_dir,
+    )
     search = make_tuner(
-        tuner, hypermodel,
+        tuner,
+        hypermodel,
         objective=kt.Objective(objectives.log_name(objective), objectives.OBJECTIVES[objective][0]),
-        max_trials=max_trials, epochs=epochs, seed=seed,
-        directory=os.fspath(directory), project_name=project_name, overwrite=overwrite,
-        on_trial_end=run.trial_ended, should_stop=run.should_stop,
+        max_trials=max_trials,
+        epochs=epochs,
+        seed=seed,
+        # _open_run_dir already emptied the run directory for `overwrite`.
+        directory=os.fspath(directory),
+        project_name=project_name,
+        overwrite=False,
+        on_trial_end=run.trial_ended,
+        should_stop=run.should_stop,
         distribution_strategy=distribution_strategy,
     )
     _fail_repeatedly_interrupted(search, run_state, run_dir)
@@ -148,8 +186,9 @@ def tune(
         raise
     result = run.result(search, state=state)
     if result.best_config is not None and test_split > 0 and not _is_worker():
-        result = _final_scores(result, run, model_fn, search, batch_size, seed, baseline, folder,
-                               splits, verbose)
+        result = _final_scores(
+            result, run, model_fn, search, batch_size, seed, baseline, folder, splits, verbose
+        )
     run.save(result)
     return result
 
@@ -177,6 +216,15 @@ def _check_arguments(**values):
             )
 
 
+def _check_outside(run_dir, data_dir):
+    run_dir, data_dir = os.path.abspath(run_dir), os.path.abspath(os.fspath(data_dir))
+    if os.path.commonpath([run_dir, data_dir]) == data_dir:
+        raise ArgumentError(
+            f"The run directory {run_dir!r} lies inside `data_dir` {data_dir!r}; its files would "
+            "be read as images. Choose a `directory` (or `project_name`) outside the data."
+        )
+
+
 def _default_project_name(data_dir) -> str:
     name = os.path.basename(os.path.normpath(os.path.abspath(os.fspath(data_dir))))
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "autoprep"
@@ -200,7 +248,9 @@ def _open_run_dir(run_dir, settings, overwrite) -> dict:
     if not overwrite and os.path.exists(path):
         with open(path, encoding="utf-8") as handle:
             previous = json.load(handle)
-        different = [key for key, value in settings.items() if previous["settings"].get(key) != value]
+        different = [
+            key for key, value in settings.items() if previous["settings"].get(key) != value
+        ]
         if different:
             raise RunDirectoryError(
                 f"{run_dir!r} holds a different search ({', '.join(different)} differ). "
@@ -244,8 +294,23 @@ def _fail_repeatedly_interrupted(search, run_state, run_dir):
 class _Run:
     """Follows a search: stop decisions, one progress line and saved results per trial."""
 
-    def __init__(self, folder, splits, space, *, objective, epochs, run_dir, max_trials,
-                 time_budget, started, reserve, verbose, on_trial_end, data_dir):
+    def __init__(
+        self,
+        folder,
+        splits,
+        space,
+        *,
+        objective,
+        epochs,
+        run_dir,
+        max_trials,
+        time_budget,
+        started,
+        reserve,
+        verbose,
+        on_trial_end,
+        data_dir,
+    ):
         self.folder, self.splits, self.space = folder, splits, space
         self.objective, self.epochs, self.run_dir = objective, epochs, run_dir
         self.max_trials, self.time_budget, self.started = max_trials, time_budget, started
@@ -284,13 +349,19 @@ class _Run:
     def _print_progress(self, result, record):
         done = len(result.trials)
         elapsed = time.monotonic() - self.started
-        score = "failed: " + last_line(record["message"]) if record["score"] is None else (
-            f"{record['score']:.4f}"
+        score = (
+            "failed: " + last_line(record["message"])
+            if record["score"] is None
+            else (f"{record['score']:.4f}")
         )
         best = "-" if result.best_score is None else f"{result.best_score:.4f}"
         config = summarize(record["config"]) if record["config"] else "?"
-        print(f"trial {done}/{self.max_trials}  {config}  {self.objective}={score}  "
-              f"best={best}  elapsed={_clock(elapsed)}", file=sys.stderr, flush=True)
+        print(
+            f"trial {done}/{self.max_trials}  {config}  {self.objective}={score}  "
+            f"best={best}  elapsed={_clock(elapsed)}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def save(self, result):
         result.save(self.run_dir)
@@ -308,14 +379,20 @@ class _Run:
             "status": trial.status,
             "score": None if score is None or not math.isfinite(score) else float(score),
             "config": config,
-            "model_hyperparameters": {k: v for k, v in values.items() if not k.startswith(PREFIX)
-                                      and not k.startswith("tuner/")},
+            "model_hyperparameters": {
+                k: v
+                for k, v in values.items()
+                if not k.startswith(PREFIX) and not k.startswith("tuner/")
+            },
             "message": trial.message,
         }
 
     def result(self, search, *, state) -> TuneResult:
-        trials = [self.trial_record(t) for t in search.oracle.trials.values()
-                  if t.status in ("COMPLETED", "FAILED", "INVALID")]
+        trials = [
+            self.trial_record(t)
+            for t in search.oracle.trials.values()
+            if t.status in ("COMPLETED", "FAILED", "INVALID")
+        ]
         scored = [t for t in trials if t["status"] == "COMPLETED" and t["score"] is not None]
         best = None
         if scored:
@@ -324,8 +401,12 @@ class _Run:
         return TuneResult(
             best_config=None if best is None else self.fitted_config(best),
             best_score=None if best is None else best["score"],
-            objective=self.objective, trials=trials, data=self.data_facts(),
-            epochs=self.epochs, state=state, run_dir=self.run_dir,
+            objective=self.objective,
+            trials=trials,
+            data=self.data_facts(),
+            epochs=self.epochs,
+            state=state,
+            run_dir=self.run_dir,
             best_trial_id=None if best is None else best["trial_id"],
         )
 
@@ -335,8 +416,11 @@ class _Run:
         if key not in self._fitted:
             development = self.splits.development
             pipeline = Pipeline.from_config(record["config"])
-            pipeline.fit(self.folder.images[development], self.folder.labels[development],
-                         len(self.folder.class_names))
+            pipeline.fit(
+                self.folder.images[development],
+                self.folder.labels[development],
+                len(self.folder.class_names),
+            )
             self._fitted[key] = pipeline.get_config()
         return self._fitted[key]
 
@@ -359,8 +443,9 @@ def _clock(seconds) -> str:
     return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def final_score(model_fn, pipeline, folder, train, test, *, hp, objective, epochs, batch_size,
-                seed=None) -> float:
+def final_score(
+    model_fn, pipeline, folder, train, test, *, hp, objective, epochs, batch_size, seed=None
+) -> float:
     """Trains a fresh model with `pipeline` on `train` indices and scores it on `test`."""
     if seed is not None:
         keras.utils.set_random_seed(seed)
@@ -369,8 +454,12 @@ def final_score(model_fn, pipeline, folder, train, test, *, hp, objective, epoch
     ensure_compiled(model, one_hot_labels=pipeline.mix_op is not None)
     pipeline.fit(folder.images[train], folder.labels[train], num_classes)
     train_ds, fit_kwargs = pipeline.train_dataset(
-        folder.images[train], folder.labels[train], num_classes=num_classes,
-        batch_size=batch_size, epochs=epochs, seed=seed,
+        folder.images[train],
+        folder.labels[train],
+        num_classes=num_classes,
+        batch_size=batch_size,
+        epochs=epochs,
+        seed=seed,
     )
     model.fit(train_ds, epochs=epochs, verbose=0, shuffle=False, **fit_kwargs)
     labels = folder.labels[test]
@@ -383,21 +472,33 @@ def final_score(model_fn, pipeline, folder, train, test, *, hp, objective, epoch
     return objectives.score_predictions(objective, labels, model.predict(test_ds, verbose=0))
 
 
-def _final_scores(result, run, model_fn, search, batch_size, seed, baseline, folder, splits,
-                  verbose):
+def _final_scores(
+    result, run, model_fn, search, batch_size, seed, baseline, folder, splits, verbose
+):
     best_trial = search.oracle.trials[result.best_trial_id]
     hp = best_trial.hyperparameters.copy()
-    common = dict(hp=hp, objective=result.objective, epochs=result.epochs,
-                  batch_size=batch_size, seed=seed)
+    common = dict(
+        hp=hp, objective=result.objective, epochs=result.epochs, batch_size=batch_size, seed=seed
+    )
     development, test = splits.development, splits.test
     if verbose:
-        print("training the best pipeline on the development split for the test score...",
-              file=sys.stderr, flush=True)
-    result.test_score = final_score(model_fn, Pipeline.from_config(result.best_config).clone(),
-                                    folder, development, test, **common)
+        print(
+            "training the best pipeline on the development split for the test score...",
+            file=sys.stderr,
+            flush=True,
+        )
+    result.test_score = final_score(
+        model_fn,
+        Pipeline.from_config(result.best_config).clone(),
+        folder,
+        development,
+        test,
+        **common,
+    )
     if baseline:
-        result.baseline_score = final_score(model_fn, Pipeline(**BASELINE), folder,
-                                            development, test, **common)
+        result.baseline_score = final_score(
+            model_fn, Pipeline(**BASELINE), folder, development, test, **common
+        )
     if verbose:
         print(result.summary(), file=sys.stderr, flush=True)
     return result

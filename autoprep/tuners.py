@@ -45,14 +45,19 @@ class Hyperband(_Hooks, kt.Hyperband):
 TUNERS = {"bayesian": BayesianOptimization, "random": RandomSearch, "hyperband": Hyperband}
 
 
+def check_tuner(name: str) -> str:
+    if name not in TUNERS:
+        raise ArgumentError(f"`tuner` must be one of {', '.join(TUNERS)}. Received: tuner={name!r}")
+    return name
+
+
 def make_tuner(name, hypermodel, *, objective, max_trials, epochs, seed=None, **kwargs):
     """A Keras Tuner tuner by name ("bayesian", "random" or "hyperband").
 
     Hyperband schedules its own trials from `epochs` (its `max_epochs`); autoprep stops it
     after `max_trials` through `should_stop`.
     """
-    if name not in TUNERS:
-        raise ArgumentError(f"`tuner` must be one of {', '.join(TUNERS)}. Received: tuner={name!r}")
+    check_tuner(name)
     if name == "hyperband":
         return Hyperband(
             hypermodel, objective=objective, max_epochs=max(epochs, 2), seed=seed, **kwargs

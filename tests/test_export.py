@@ -17,7 +17,7 @@ from autoprep.data import read_image_folder
 from autoprep.pipeline import Pipeline
 
 # Probes the exported modules given on the command line and writes what they produce.
-PROBE = textwrap.dedent('''
+PROBE = textwrap.dedent("""
     import importlib.util, json, sys
     import numpy as np
 
@@ -52,7 +52,7 @@ PROBE = textwrap.dedent('''
         }
     with open(f"{out_dir}/report.json", "w") as handle:
         json.dump(report, handle)
-''')
+""")
 
 
 def run_probe(tmp_path, data_dir, module_paths):
@@ -63,7 +63,11 @@ def run_probe(tmp_path, data_dir, module_paths):
     env.pop("PYTHONPATH", None)
     completed = subprocess.run(
         [sys.executable, str(probe), str(tmp_path), str(data_dir), *map(str, module_paths)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     report = json.loads((tmp_path / "report.json").read_text())
@@ -99,17 +103,25 @@ def _live_fit_kwargs(pipeline, epochs):
 
 
 PIPELINES = [
-    {"normalization": "per_channel",
-     "augmentation": [{"name": "flip", "mode": "horizontal"},
-                      {"name": "rotation", "intensity": 0.1},
-                      {"name": "contrast", "intensity": 0.2}],
-     "imbalance": "inverse_frequency"},
-    {"normalization": "robust",
-     "augmentation": [{"name": "mixup", "intensity": 0.2}],
-     "imbalance": {"name": "deferred_reweighting", "beta": 0.99, "start": 0.5}},
-    {"normalization": "per_image",
-     "augmentation": [{"name": "rand_augment", "intensity": 0.4}],
-     "imbalance": "oversample"},
+    {
+        "normalization": "per_channel",
+        "augmentation": [
+            {"name": "flip", "mode": "horizontal"},
+            {"name": "rotation", "intensity": 0.1},
+            {"name": "contrast", "intensity": 0.2},
+        ],
+        "imbalance": "inverse_frequency",
+    },
+    {
+        "normalization": "robust",
+        "augmentation": [{"name": "mixup", "intensity": 0.2}],
+        "imbalance": {"name": "deferred_reweighting", "beta": 0.99, "start": 0.5},
+    },
+    {
+        "normalization": "per_image",
+        "augmentation": [{"name": "rand_augment", "intensity": 0.4}],
+        "imbalance": "oversample",
+    },
     {"normalization": "rescale_pm1", "augmentation": [], "imbalance": "undersample"},
 ]
 
@@ -122,8 +134,12 @@ def test_exported_modules_match_the_live_pipelines(tmp_path):
     for index, config in enumerate(PIPELINES):
         pipeline = Pipeline(**config).fit(folder.images, folder.labels, 3)
         result = autoprep.TuneResult(
-            best_config=pipeline.get_config(), best_score=0.5, objective="balanced_accuracy",
-            trials=[], data=result_data, epochs=4,
+            best_config=pipeline.get_config(),
+            best_score=0.5,
+            objective="balanced_accuracy",
+            trials=[],
+            data=result_data,
+            epochs=4,
         )
         module_paths.append(result.export(tmp_path / f"pipeline_{index}.py"))
         live.append(pipeline)
@@ -134,8 +150,12 @@ def test_exported_modules_match_the_live_pipelines(tmp_path):
         probe = report[path]
         assert imported_modules(path) == {"os", "random", "tensorflow"}
         assert probe["paths"] == folder.paths
-        expected = np.concatenate([x.numpy() for x, _ in pipeline.eval_dataset(
-            folder.images, folder.labels, batch_size=5)])
+        expected = np.concatenate(
+            [
+                x.numpy()
+                for x, _ in pipeline.eval_dataset(folder.images, folder.labels, batch_size=5)
+            ]
+        )
         np.testing.assert_allclose(exported, expected, rtol=1e-5, atol=1e-5)
         assert probe["config"] == json.loads(json.dumps(pipeline.get_config()))
         assert probe["fit_kwargs"] == _live_fit_kwargs(pipeline, epochs=4)
@@ -148,7 +168,8 @@ def test_exported_modules_match_the_live_pipelines(tmp_path):
             assert probe["mix"] is None
         else:
             assert _layer_config(probe["mix"]) == _layer_config(
-                json.loads(json.dumps(mix.build_layer().get_config())))
+                json.loads(json.dumps(mix.build_layer().get_config()))
+            )
         assert probe["train_batch"][0][1:] == [8, 8, 3]
         assert probe["val_images"] > 0
 
@@ -158,11 +179,21 @@ def test_winning_trial_exports_equivalent_module_and_resists_injection(tmp_path)
     hostile = 'x"); __import__("os").system("touch pwned"); ("'
     data_dir = write_folder(tmp_path / "data", [8, 8, 5])
     os.rename(os.path.join(data_dir, "class_1"), os.path.join(data_dir, hostile))
-    space = autoprep.SearchSpace(normalization="per_channel", imbalance="inverse_frequency",
-                                 flip="none", policy="none")
-    result = autoprep.tune(tiny_model, data_dir, max_trials=1, epochs=1, tuner="random",
-                           space=space, directory=tmp_path / "runs", seed=0, verbose=0,
-                           baseline=False)
+    space = autoprep.SearchSpace(
+        normalization="per_channel", imbalance="inverse_frequency", flip="none", policy="none"
+    )
+    result = autoprep.tune(
+        tiny_model,
+        data_dir,
+        max_trials=1,
+        epochs=1,
+        tuner="random",
+        space=space,
+        directory=tmp_path / "runs",
+        seed=0,
+        verbose=0,
+        baseline=False,
+    )
     assert hostile in result.data["class_names"]
     exported = result.export(tmp_path / "pipeline.py")
     workdir = tmp_path / "work"
@@ -176,8 +207,9 @@ def test_winning_trial_exports_equivalent_module_and_resists_injection(tmp_path)
     assert probe["class_names"] == result.data["class_names"]
     folder = read_image_folder(data_dir)
     pipeline = result.pipeline  # the best trial's pipeline with its learned constants
-    expected = np.concatenate([x.numpy() for x, _ in pipeline.eval_dataset(
-        folder.images, folder.labels, batch_size=5)])
+    expected = np.concatenate(
+        [x.numpy() for x, _ in pipeline.eval_dataset(folder.images, folder.labels, batch_size=5)]
+    )
     np.testing.assert_allclose(tensors, expected, rtol=1e-5, atol=1e-5)
     assert probe["fit_kwargs"] == _live_fit_kwargs(pipeline, epochs=1)
     assert probe["config"] == result.best_config

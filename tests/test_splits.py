@@ -32,7 +32,7 @@ def test_cv_makes_stratified_folds_outside_the_test_split():
     validations = np.concatenate([val for _, val in splits.folds])
     assert sorted(validations.tolist()) == sorted(splits.development.tolist())
     assert not set(validations) & set(splits.test)
-    for train, val in splits.folds:
+    for _, val in splits.folds:
         assert np.bincount(LABELS[val]).tolist() == [8, 6, 2]
 
 

@@ -1,0 +1,263 @@
+"""`autoprep.tune` end to end on tiny folders: results, resume, folds, errors."""
+
+import csv
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+from conftest import tiny_model
+
+import autoprep
+from autoprep.errors import ArgumentError, ModelError, RunDirectoryError, UnknownChoiceError
+from autoprep.hypermodel import ensure_compiled
+from autoprep.objectives import ValidationMetrics
+
+FAST = {"epochs": 1, "tuner": "random", "seed": 0, "verbose": 0}
+PLAIN = autoprep.SearchSpace(flip="none", policy="none")
+
+
+@pytest.fixture
+def folder(make_folder):
+    return make_folder([12, 12, 6])
+
+
+@pytest.mark.slow
+def test_tune_writes_results_and_scores_the_best_on_the_test_split(folder, tmp_path):
+    seen = []
+    result = autoprep.tune(
+        tiny_model,
+        folder,
+        max_trials=2,
+        directory=tmp_path / "runs",
+        on_trial_end=lambda partial, trial: seen.append(trial),
+        **FAST,
+    )
+    run_dir = tmp_path / "runs" / "data0"
+    assert result.state == "finished" and len(result.trials) == 2 and len(seen) == 2
+    scores = [t["score"] for t in result.trials]
+    assert result.best_score == max(scores)
+    assert 0 <= result.test_score <= 1 and 0 <= result.baseline_score <= 1
+    assert result.best_config["normalization"]["name"] in autoprep.NORMALIZATIONS
+    json.dumps(result.best_config)
+    on_disk = json.loads((run_dir / "results.json").read_text())
+    assert on_disk["best_config"] == result.best_config
+    assert on_disk["test_score"] == result.test_score
+    rows = list(csv.DictReader(open(run_dir / "trials.csv")))
+    assert [r["trial_id"] for r in rows] == [t["trial_id"] for t in result.trials]
+    assert (run_dir / "best_pipeline.py").exists()
+    loaded = autoprep.load_result(tmp_path / "runs")
+    assert loaded.best_config == result.best_config and loaded.trials == result.trials
+
+
+@pytest.mark.slow
+def test_rerun_resumes_keeping_finished_trials(folder, tmp_path):
+    first = autoprep.tune(
+        tiny_model,
+        folder,
+        max_trials=1,
+        directory=tmp_path / "runs",
+        space=PLAIN,
+        test_split=0,
+        **FAST,
+    )
+    second = autoprep.tune(
+        tiny_model,
+        folder,
+        max_trials=2,
+        directory=tmp_path / "runs",
+        space=PLAIN,
+        test_split=0,
+        **FAST,
+    )
+    assert len(second.trials) == 2
+    assert second.trials[0] == first.trials[0]
+    assert second.test_score is None  # test_split=0: nothing held out
+    with pytest.raises(RunDirectoryError, match="holds a different search.*epochs"):
+        autoprep.tune(
+            tiny_model,
+            folder,
+            max_trials=2,
+            directory=tmp_path / "runs",
+            space=PLAIN,
+            test_split=0,
+            **{**FAST, "epochs": 2},
+        )
+    fresh = autoprep.tune(
+        tiny_model,
+        folder,
+        max_trials=1,
+        directory=tmp_path / "runs",
+        space=PLAIN,
+        test_split=0,
+        overwrite=True,
+        **{**FAST, "epochs": 2},
+    )
+    assert len(fresh.trials) == 1
+
+
+@pytest.mark.slow
+def test_cv_scores_the_mean_over_folds_and_model_hp_is_cotuned(folder, tmp_path):
+    def model_fn(input_shape, num_classes, hp):
+        units = hp.Choice("units", [4, 8])
+        return keras.Sequential(
+            [
+                keras.Input(input_shape),
+                keras.layers.Flatten(),
+                keras.layers.Dense(units, activation="relu"),
+                keras.layers.Dense(num_classes),
+            ]
+        )  # logits
+
+    space = autoprep.SearchSpace(
+        normalization="rescale_01",
+        flip="none",
+        policy="none",
+        imbalance="oversample",
+        rotation=0.0,
+        zoom=0.0,
+        translation=0.0,
+        contrast=0.0,
+        brightness=0.0,
+    )
+    result = autoprep.tune(
+        model_fn,
+        folder,
+        max_trials=2,
+        cv=2,
+        test_split=0,
+        directory=tmp_path / "runs",
+        space=space,
+        **FAST,
+    )
+    assert result.data["folds"] == 2
+    assert {t["model_hyperparameters"]["units"] for t in result.trials} <= {4, 8}
+    assert all(t["config"]["imbalance"]["name"] == "oversample" for t in result.trials)
+
+
+@pytest.mark.slow
+def test_a_diverging_trial_is_recorded_as_failed(folder, tmp_path):
+    def exploding(input_shape, num_classes):
+        inputs = keras.Input(input_shape)
+        x = keras.layers.Flatten()(inputs)
+        x = keras.layers.Lambda(lambda t: t * float("nan"))(x)
+        return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(x))
+
+    result = autoprep.tune(
+        exploding, folder, max_trials=1, directory=tmp_path / "runs", space=PLAIN, **FAST
+    )
+    (trial,) = result.trials
+    assert trial["status"] == "FAILED" and "diverges" in trial["message"]
+    assert result.best_config is None and result.test_score is None
+
+
+@pytest.mark.slow
+def test_hyperband_respects_max_trials(folder, tmp_path):
+    result = autoprep.tune(
+        tiny_model,
+        folder,
+        max_trials=2,
+        directory=tmp_path / "runs",
+        space=PLAIN,
+        test_split=0,
+        **{**FAST, "tuner": "hyperband", "epochs": 2},
+    )
+    assert len(result.trials) == 2
+
+
+def test_a_run_directory_inside_the_data_is_refused(folder):
+    with pytest.raises(ArgumentError, match="inside `data_dir`"):
+        autoprep.tune(tiny_model, folder, directory=os.path.dirname(folder))
+
+
+def test_model_fn_that_raises(folder, tmp_path):
+    def broken(input_shape, num_classes):
+        raise RuntimeError("no GPU memory left")
+
+    with pytest.raises(ModelError, match="`model_fn` broken.*no GPU memory left"):
+        autoprep.tune(broken, folder, directory=tmp_path / "runs")
+
+
+def test_wrong_number_of_output_units(folder, tmp_path):
+    def five_units(input_shape, num_classes):
+        return tiny_model(input_shape, 5)
+
+    with pytest.raises(ModelError, match="has 5 output units but the data has 3 classes"):
+        autoprep.tune(five_units, folder, directory=tmp_path / "runs")
+
+
+def test_model_fn_must_return_a_model(folder, tmp_path):
+    with pytest.raises(ModelError, match="must return a keras.Model. Received: str"):
+        autoprep.tune(lambda shape, n: "model", folder, directory=tmp_path / "runs")
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"objective": "f2"}, ArgumentError, "`objective` must be one of balanced_accuracy"),
+        ({"tuner": "grid"}, ArgumentError, "`tuner` must be one of bayesian, random"),
+        ({"max_trials": 0}, ArgumentError, "`max_trials` must be an int >= 1"),
+        ({"epochs": 1.5}, ArgumentError, "`epochs` must be an int >= 1"),
+        ({"time_budget": -1}, ArgumentError, "`time_budget` must be None or seconds"),
+        ({"space": {"flip": "none"}}, ArgumentError, "`space` must be an autoprep.SearchSpace"),
+    ],
+)
+def test_bad_arguments_fail_before_any_training(folder, tmp_path, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        autoprep.tune(tiny_model, folder, directory=tmp_path / "runs", **kwargs)
+
+
+def test_unknown_names_fail_at_space_construction():
+    with pytest.raises(UnknownChoiceError, match="Unknown normalization 'zscore'.*per_channel"):
+        autoprep.SearchSpace(normalization="zscore")
+
+
+def test_uncompiled_models_get_a_matching_loss():
+    probabilities = ensure_compiled(tiny_model((4, 4, 1), 3), one_hot_labels=False)
+    assert isinstance(probabilities.loss, keras.losses.SparseCategoricalCrossentropy)
+    assert probabilities.loss.get_config()["from_logits"] is False
+    logits = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    ensure_compiled(logits, one_hot_labels=False)
+    assert logits.loss.get_config()["from_logits"] is True
+
+
+def test_a_compiled_model_keeps_optimizer_and_logits_when_labels_are_mixed():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    optimizer = keras.optimizers.SGD(0.5)
+    model.compile(
+        optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    ensure_compiled(model, one_hot_labels=False)
+    assert isinstance(model.loss, keras.losses.SparseCategoricalCrossentropy)
+    ensure_compiled(model, one_hot_labels=True)
+    assert isinstance(model.loss, keras.losses.CategoricalCrossentropy)
+    assert model.loss.get_config()["from_logits"] is True and model.optimizer is optimizer
+
+
+def test_validation_metrics_reward_minority_classes():
+    labels = np.array([0] * 8 + [1] * 2)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(2, activation="softmax")])
+    model.build((None, 1))
+    # Bias the model to always predict class 0, the majority.
+    model.layers[-1].set_weights([np.zeros((1, 2)), np.array([5.0, 0.0])])
+    callback = ValidationMetrics(
+        __import__("tensorflow").data.Dataset.from_tensor_slices(np.zeros((10, 1))).batch(4),
+        labels,
+    )
+    callback.set_model(model)
+    logs = {}
+    callback.on_epoch_end(0, logs)
+    assert logs["val_accuracy"] == pytest.approx(0.8)
+    assert logs["val_balanced_accuracy"] == pytest.approx(0.5)
+    assert logs["val_macro_f1"] == pytest.approx(0.8 / 1.8 * 2 / 2, rel=1e-3)
+
+
+def test_load_result_errors(tmp_path):
+    with pytest.raises(RunDirectoryError, match="No autoprep results"):
+        autoprep.load_result(tmp_path)
+    for name in ("a", "b"):
+        os.makedirs(tmp_path / name)
+        (tmp_path / name / "results.json").write_text("{}")
+    with pytest.raises(RunDirectoryError, match="holds several searches"):
+        autoprep.load_result(tmp_path)
