@@ -6,6 +6,7 @@ fits the trial's pipeline on the training split only, trains, and reports the va
 objective, averaged over folds when cross-validating.
 """
 
+import contextlib
 import inspect
 import math
 
@@ -14,7 +15,7 @@ import keras_tuner as kt
 import numpy as np
 
 from autoprep.errors import ModelError
-from autoprep.objectives import OBJECTIVES, ValidationMetrics, log_name
+from autoprep.objectives import OBJECTIVES, ValidationMetrics, log_name, score_predictions
 
 
 def call_model_fn(model_fn, input_shape, num_classes, hp=None):
@@ -44,6 +45,11 @@ def call_model_fn(model_fn, input_shape, num_classes, hp=None):
             f"{num_classes} classes. Build the last layer with `num_classes` units."
         )
     return model
+
+
+def strategy_scope(strategy):
+    """`strategy.scope()`, or a no-op context without a strategy."""
+    return contextlib.nullcontext() if strategy is None else strategy.scope()
 
 
 def _accepts_hp(model_fn):
@@ -101,10 +107,13 @@ class PipelineHyperModel(kt.HyperModel):
         objective: A name from `autoprep.objectives.OBJECTIVES`.
         batch_size: Training batch size.
         seed: Seeds the trial datasets.
+        distribution_strategy: The `tf.distribute.Strategy` models are built under.
     """
 
-    def __init__(self, model_fn, folder, splits, space, *, objective, batch_size, seed=None):
+    def __init__(self, model_fn, folder, splits, space, *, objective, batch_size, seed=None,
+                 distribution_strategy=None):
         super().__init__(name="autoprep")
+        self.distribution_strategy = distribution_strategy
         self.model_fn = model_fn
         self.folder = folder
         self.splits = splits
@@ -121,7 +130,10 @@ class PipelineHyperModel(kt.HyperModel):
         self.space.declare(hp)
 
     def build(self, hp):
-        pipeline = self.space.pipeline(hp)
+        return self.build_with(self.space.pipeline(hp), hp)
+
+    def build_with(self, pipeline, hp):
+        """The user's model, compiled for the labels `pipeline` yields."""
         model = call_model_fn(self.model_fn, self.folder.images.shape[1:], self.num_classes, hp)
         return ensure_compiled(model, one_hot_labels=pipeline.mix_op is not None)
 
@@ -129,8 +141,9 @@ class PipelineHyperModel(kt.HyperModel):
         pipeline = self.space.pipeline(hp)
         scores, history = [], None
         for fold, (train, val) in enumerate(self.splits.folds):
-            if fold > 0:
-                model = self.build(hp)
+            if fold > 0:  # Keras Tuner built fold 0's model under the strategy itself
+                with strategy_scope(self.distribution_strategy):
+                    model = self.build(hp)
             history = self.fit_fold(
                 model, pipeline.clone(), train, val,
                 callbacks=list(callbacks) if fold == 0 else [],
@@ -167,6 +180,31 @@ class PipelineHyperModel(kt.HyperModel):
         )
         _check_finite(history)
         return history
+
+
+    def test_score(self, pipeline, hp, *, epochs) -> float:
+        """Trains a fresh model with `pipeline` on the development split; scores the test split."""
+        if self.seed is not None:
+            keras.utils.set_random_seed(self.seed)
+        with strategy_scope(self.distribution_strategy):
+            model = self.build_with(pipeline, hp)
+        train, test = self.splits.development, self.splits.test
+        images, labels = self.folder.images, self.folder.labels
+        pipeline.fit(images[train], labels[train], self.num_classes)
+        train_ds, fit_kwargs = pipeline.train_dataset(
+            images[train], labels[train], num_classes=self.num_classes,
+            batch_size=self.batch_size, epochs=epochs, seed=self.seed,
+        )
+        model.fit(train_ds, epochs=epochs, verbose=0, shuffle=False, **fit_kwargs)
+        if self.objective == "loss":
+            test_ds = pipeline.eval_dataset(
+                images[test], _validation_labels(pipeline, labels[test], self.num_classes),
+                batch_size=self.batch_size,
+            )
+            return float(model.evaluate(test_ds, verbose=0, return_dict=True)["loss"])
+        test_ds = pipeline.eval_dataset(images[test], batch_size=self.batch_size)
+        predictions = model.predict(test_ds, verbose=0)
+        return score_predictions(self.objective, labels[test], predictions)
 
 
 def _validation_labels(pipeline, labels, num_classes):

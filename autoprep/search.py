@@ -20,7 +20,7 @@ import numpy as np
 from autoprep import objectives
 from autoprep.data import read_image_folder
 from autoprep.errors import ArgumentError, RunDirectoryError
-from autoprep.hypermodel import PipelineHyperModel, call_model_fn, ensure_compiled
+from autoprep.hypermodel import PipelineHyperModel, call_model_fn
 from autoprep.pipeline import Pipeline, summarize
 from autoprep.result import TuneResult, last_line
 from autoprep.space import PREFIX, SearchSpace
@@ -142,7 +142,8 @@ def tune(
     run_state = _open_run_dir(run_dir, settings, overwrite)
 
     hypermodel = PipelineHyperModel(
-        model_fn, folder, splits, space, objective=objective, batch_size=batch_size, seed=seed
+        model_fn, folder, splits, space, objective=objective, batch_size=batch_size, seed=seed,
+        distribution_strategy=distribution_strategy,
     )
     run = _Run(
         folder,
@@ -174,8 +175,9 @@ def tune(
         should_stop=run.should_stop,
         distribution_strategy=distribution_strategy,
     )
+    if run.worker:
+        return _run_worker(search, run, epochs, verbose)
     _fail_repeatedly_interrupted(search, run_state, run_dir)
-    result = run.result(search, state="running")
     try:
         search.search(epochs=epochs, verbose=verbose if verbose >= 2 else 0)
         state = "finished"
@@ -185,12 +187,22 @@ def tune(
         run.save(run.result(search, state="interrupted"))
         raise
     result = run.result(search, state=state)
-    if result.best_config is not None and test_split > 0 and not _is_worker():
-        result = _final_scores(
-            result, run, model_fn, search, batch_size, seed, baseline, folder, splits, verbose
-        )
+    if result.best_config is not None and test_split > 0:
+        result = _final_scores(result, search, hypermodel, baseline=baseline, verbose=verbose)
     run.save(result)
     return result
+
+
+def _run_worker(search, run, epochs, verbose) -> TuneResult:
+    """A worker of Keras Tuner's distributed mode: runs the chief's trials, keeps no results."""
+    try:
+        search.search(epochs=epochs, verbose=verbose if verbose >= 2 else 0)
+        state = "finished"
+    except StopSearch:
+        state = run.stop_reason
+    return TuneResult(best_config=None, best_score=None, objective=run.objective, trials=[],
+                      data=run.data_facts(), epochs=run.epochs, state=f"worker {state}",
+                      run_dir=run.run_dir)
 
 
 def _is_worker() -> bool:
@@ -318,16 +330,19 @@ class _Run:
         self.data_dir = data_dir
         self.durations = []
         self.stop_reason = "finished"
+        self.worker = _is_worker()
         self.trial_started = time.monotonic()
         self._fitted = {}
 
     # -- stopping ------------------------------------------------------------------------
     def should_stop(self, search) -> bool:
         self.trial_started = time.monotonic()
-        done = sum(t.status in ("COMPLETED", "FAILED") for t in search.oracle.trials.values())
-        if done >= self.max_trials and not search.oracle._retry_queue:
-            self.stop_reason = "finished"
-            return True
+        if not self.worker:  # a worker's trial count is the chief's business
+            oracle = search.oracle
+            done = sum(t.status in ("COMPLETED", "FAILED") for t in oracle.trials.values())
+            if done >= self.max_trials and not oracle._retry_queue:
+                self.stop_reason = "finished"
+                return True
         if self.time_budget is None or not self.durations:
             return False
         elapsed = time.monotonic() - self.started
@@ -338,6 +353,11 @@ class _Run:
     # -- after each trial ----------------------------------------------------------------
     def trial_ended(self, search, trial):
         self.durations.append(time.monotonic() - self.trial_started)
+        if self.worker:
+            if self.verbose:
+                print(f"{search.tuner_id}: trial {trial.trial_id} {trial.status} "
+                      f"score={trial.score}", file=sys.stderr, flush=True)
+            return
         result = self.result(search, state="running")
         self.save(result)
         record = next(t for t in result.trials if t["trial_id"] == trial.trial_id)
@@ -443,62 +463,17 @@ def _clock(seconds) -> str:
     return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def final_score(
-    model_fn, pipeline, folder, train, test, *, hp, objective, epochs, batch_size, seed=None
-) -> float:
-    """Trains a fresh model with `pipeline` on `train` indices and scores it on `test`."""
-    if seed is not None:
-        keras.utils.set_random_seed(seed)
-    num_classes = len(folder.class_names)
-    model = call_model_fn(model_fn, folder.images.shape[1:], num_classes, hp)
-    ensure_compiled(model, one_hot_labels=pipeline.mix_op is not None)
-    pipeline.fit(folder.images[train], folder.labels[train], num_classes)
-    train_ds, fit_kwargs = pipeline.train_dataset(
-        folder.images[train],
-        folder.labels[train],
-        num_classes=num_classes,
-        batch_size=batch_size,
-        epochs=epochs,
-        seed=seed,
-    )
-    model.fit(train_ds, epochs=epochs, verbose=0, shuffle=False, **fit_kwargs)
-    labels = folder.labels[test]
-    if objective == "loss":
-        if pipeline.mix_op is not None:
-            labels = keras.utils.to_categorical(labels, num_classes)
-        test_ds = pipeline.eval_dataset(folder.images[test], labels, batch_size=batch_size)
-        return float(model.evaluate(test_ds, verbose=0, return_dict=True)["loss"])
-    test_ds = pipeline.eval_dataset(folder.images[test], batch_size=batch_size)
-    return objectives.score_predictions(objective, labels, model.predict(test_ds, verbose=0))
-
-
-def _final_scores(
-    result, run, model_fn, search, batch_size, seed, baseline, folder, splits, verbose
-):
-    best_trial = search.oracle.trials[result.best_trial_id]
-    hp = best_trial.hyperparameters.copy()
-    common = dict(
-        hp=hp, objective=result.objective, epochs=result.epochs, batch_size=batch_size, seed=seed
-    )
-    development, test = splits.development, splits.test
+def _final_scores(result, search, hypermodel, *, baseline, verbose) -> TuneResult:
+    """Trains the best pipeline (and the raw baseline) on the development split; scores on test."""
+    hp = search.oracle.trials[result.best_trial_id].hyperparameters.copy()
     if verbose:
-        print(
-            "training the best pipeline on the development split for the test score...",
-            file=sys.stderr,
-            flush=True,
-        )
-    result.test_score = final_score(
-        model_fn,
-        Pipeline.from_config(result.best_config).clone(),
-        folder,
-        development,
-        test,
-        **common,
-    )
+        print("training the best pipeline on the development split for the test score...",
+              file=sys.stderr, flush=True)
+    best = Pipeline.from_config(result.best_config).clone()
+    result.test_score = hypermodel.test_score(best, hp, epochs=result.epochs)
     if baseline:
-        result.baseline_score = final_score(
-            model_fn, Pipeline(**BASELINE), folder, development, test, **common
-        )
+        result.baseline_score = hypermodel.test_score(Pipeline(**BASELINE), hp,
+                                                      epochs=result.epochs)
     if verbose:
         print(result.summary(), file=sys.stderr, flush=True)
     return result
