@@ -1,0 +1,42 @@
+"""`diagnose`: run the registered data checks, and the model checks when a model is given."""
+
+from autoprep.doctor import data_checks, model_checks
+from autoprep.doctor._checks import DATA_CHECKS, MODEL_CHECKS, run_checks
+from autoprep.doctor.report import Report
+
+
+def diagnose(data_dir, model_fn=None, *, seed: int = 0) -> Report:
+    """Examines an image folder (and optionally a model) and ranks what is wrong, with fixes.
+
+    Args:
+        data_dir: A directory with one sub-folder per class.
+        model_fn: Optional `model_fn(input_shape, num_classes[, hp]) -> keras.Model`, or a
+            `"path/to/file.py:function"` spec. Enables the model checks (a few seconds of
+            training on small batches).
+        seed: Seed of the split checked for leakage (as `autoprep.tune(seed=...)`) and of the
+            model checks.
+
+    Returns:
+        A `Report`; `report.findings[0]` is the most likely cause, `report.exit_code` is 1 when
+        an error-level finding exists.
+
+    Raises:
+        DataError: when `data_dir` is missing, has fewer than 2 classes or no readable image.
+        ArgumentError: for a bad `model_fn` spec.
+
+    Example:
+        >>> report = autoprep.diagnose("flowers/", build_model)
+        >>> print(report.format())
+    """
+    context = data_checks.DataContext(data_dir, seed=seed)
+    findings, names = run_checks(DATA_CHECKS, context)
+    model_name = None
+    if model_fn is not None:
+        model_context = model_checks.ModelContext(context, model_fn, seed=seed)
+        model_name = model_context.name
+        more, model_names = run_checks(MODEL_CHECKS, model_context)
+        findings, names = findings + more, names + model_names
+    return Report(
+        data_dir=str(data_dir), summary=context.summary(), findings=findings, checks=names,
+        model=model_name,
+    )
