@@ -436,7 +436,7 @@ def _collapse_finding(ctx, predicted, share):
     return Finding(
         "majority_class_collapse", "error",
         f"After {SHORT_RUN_STEPS} training steps the model predicts {names[winner]!r} for "
-        f"{share.max():.0%} of the images of every class",
+        f"{share.max():.0%} of the images (averaged over classes)",
         f"Predictions per class: {listing(predictions, 10)}; {cause}.",
         "Reweight or resample the classes (autoprep's imbalance search)" if imbalanced
         else "Normalize the inputs and check the learning rate",
