@@ -39,6 +39,13 @@ _DIMENSIONS = {
     "beta": (_BETAS, None),
     "reweight_start": ((0.3, 0.8), 0.1),
 }
+# The first trial of a random or Bayesian search (ranges default to their low end, 0 = off).
+_PREFERRED_DEFAULTS = {
+    "normalization": "rescale_01",
+    "flip": "none",
+    "policy": "none",
+    "imbalance": "inverse_frequency",
+}
 _VALID_NAMES = {
     "normalization": NORMALIZATIONS.names(),
     "flip": list(FLIP_MODES),
@@ -134,7 +141,11 @@ class SearchSpace:
         _, step = _DIMENSIONS[name]
         key = PREFIX + name
         if isinstance(value, list):
-            return hp.Choice(key, value) if len(value) > 1 else hp.Fixed(key, value[0])
+            if len(value) == 1:
+                return hp.Fixed(key, value[0])
+            preferred = _PREFERRED_DEFAULTS.get(name)
+            default = preferred if preferred in value else value[0]
+            return hp.Choice(key, value, default=default)
         if isinstance(value, tuple):
             low, high = value
             if low == high:

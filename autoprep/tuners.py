@@ -1,8 +1,11 @@
-"""How to search: Keras Tuner's own tuners, with two hooks autoprep needs.
+"""How to search: Keras Tuner's own oracles and tuners, with what autoprep adds.
 
-`on_trial_end` lets autoprep write its results after every trial; `should_stop` ends the
-search before a new trial starts (trial count or time budget). Everything else, including
-Keras Tuner's distributed mode and resuming from its project directory, is Keras Tuner's.
+Random and Bayesian search first run the space's default configuration (rescaled pixels, no
+augmentation, inverse-frequency class weights), as SMAC and auto-sklearn start from their
+defaults: a sane reference point before random exploration. The tuners get two hooks:
+`on_trial_end` writes results after every trial; `should_stop` ends the search before a new
+trial starts (trial count or time budget). Everything else, including Keras Tuner's
+distributed mode and resuming from its project directory, is Keras Tuner's.
 """
 
 import keras_tuner as kt
@@ -12,6 +15,28 @@ from autoprep.errors import ArgumentError
 
 class StopSearch(Exception):
     """Raised before a trial starts when `should_stop` says the search is over."""
+
+
+class _DefaultsFirst:
+    """An oracle mix-in whose first trial uses every hyperparameter's default value."""
+
+    def populate_space(self, trial_id):
+        if self.trials:
+            return super().populate_space(trial_id)
+        values = kt.HyperParameters()
+        for hp in self.hyperparameters.space:
+            values.merge([hp])
+            if values.is_active(hp):
+                values.values[hp.name] = hp.default
+        return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": values.values}
+
+
+class RandomSearchOracle(_DefaultsFirst, kt.oracles.RandomSearchOracle):
+    pass
+
+
+class BayesianOptimizationOracle(_DefaultsFirst, kt.oracles.BayesianOptimizationOracle):
+    pass
 
 
 class _Hooks:
@@ -30,11 +55,7 @@ class _Hooks:
             self._on_trial_end(self, trial)
 
 
-class RandomSearch(_Hooks, kt.RandomSearch):
-    pass
-
-
-class BayesianOptimization(_Hooks, kt.BayesianOptimization):
+class Tuner(_Hooks, kt.Tuner):
     pass
 
 
@@ -42,7 +63,7 @@ class Hyperband(_Hooks, kt.Hyperband):
     pass
 
 
-TUNERS = {"bayesian": BayesianOptimization, "random": RandomSearch, "hyperband": Hyperband}
+TUNERS = ("bayesian", "random", "hyperband")
 
 
 def check_tuner(name: str) -> str:
@@ -55,11 +76,20 @@ def make_tuner(name, hypermodel, *, objective, max_trials, epochs, seed=None, **
     """A Keras Tuner tuner by name ("bayesian", "random" or "hyperband").
 
     Hyperband schedules its own trials from `epochs` (its `max_epochs`); autoprep stops it
-    after `max_trials` through `should_stop`.
+    after `max_trials` through `should_stop`. Bayesian optimization fits its Gaussian process
+    after a third of the trials (at least 3) instead of Keras Tuner's 3 x dimensions, which
+    would leave a short search purely random.
     """
     check_tuner(name)
     if name == "hyperband":
         return Hyperband(
             hypermodel, objective=objective, max_epochs=max(epochs, 2), seed=seed, **kwargs
         )
-    return TUNERS[name](hypermodel, objective=objective, max_trials=max_trials, seed=seed, **kwargs)
+    if name == "bayesian":
+        oracle = BayesianOptimizationOracle(
+            objective=objective, max_trials=max_trials, seed=seed,
+            num_initial_points=max(3, max_trials // 3),
+        )
+    else:
+        oracle = RandomSearchOracle(objective=objective, max_trials=max_trials, seed=seed)
+    return Tuner(oracle=oracle, hypermodel=hypermodel, **kwargs)
