@@ -1,0 +1,196 @@
+"""Every registered imbalance strategy: the class weights it learns, the batches its sampler
+draws, where the weights go (fit, never compile), and that its exported sampler draws the same."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from autoprep.choices.base import function_source
+from autoprep.choices.imbalance import IMBALANCE_STRATEGIES, DeferredReweighting
+from autoprep.errors import ArgumentError
+from autoprep.pipeline import Pipeline
+
+COUNTS = np.array([20, 5, 2])
+BETA = 0.9
+
+
+def _effective_number(counts):
+    return (1 - BETA) / (1 - BETA ** counts)
+
+
+# Unnormalized class weights each strategy should learn from COUNTS (None: no weights).
+RAW_WEIGHTS = {
+    "none": None,
+    "inverse_frequency": 1.0 / COUNTS,
+    "sqrt_inverse": 1.0 / np.sqrt(COUNTS),
+    "effective_number": _effective_number(COUNTS),
+    "oversample": None,
+    "undersample": None,
+    "deferred_reweighting": _effective_number(COUNTS),
+}
+PARAMETERS = {
+    "effective_number": {"beta": BETA},
+    "deferred_reweighting": {"beta": BETA, "start": 0.5},
+}
+WEIGHTED = [name for name, raw in RAW_WEIGHTS.items() if raw is not None]
+
+
+@pytest.fixture
+def labels():
+    """A 20:5:2 label set, shuffled."""
+    labels = np.repeat(np.arange(3), COUNTS)
+    return np.random.default_rng(0).permutation(labels)
+
+
+@pytest.fixture
+def images(labels):
+    """One 2x2 gray image per label whose pixels hold the image's index (to tell images apart)."""
+    return np.broadcast_to(np.arange(len(labels), dtype=np.uint8)[:, None, None, None],
+                           (len(labels), 2, 2, 1)).copy()
+
+
+def strategy(name):
+    return IMBALANCE_STRATEGIES.get(name)(**PARAMETERS.get(name, {})).validate()
+
+
+def train_dataset(name, images, labels, *, batch_size=64, epochs=4, seed=0):
+    pipeline = Pipeline(normalization="none", imbalance={"name": name, **PARAMETERS.get(name, {})})
+    pipeline.fit(images, labels, num_classes=3)
+    return pipeline.train_dataset(
+        images, labels, num_classes=3, batch_size=batch_size, epochs=epochs, seed=seed
+    )
+
+
+def epoch_labels(dataset):
+    return np.concatenate([batch[1].numpy() for batch in dataset])
+
+
+def epoch_image_ids(dataset):
+    return np.concatenate([batch[0].numpy()[:, 0, 0, 0] for batch in dataset]).astype(int)
+
+
+@pytest.mark.parametrize("name", IMBALANCE_STRATEGIES.names())
+def test_class_weights_follow_the_formula_with_mean_one_per_image(name, labels):
+    fitted = strategy(name).fit(labels, num_classes=3)
+    raw = RAW_WEIGHTS[name]
+    if raw is None:
+        assert getattr(fitted, "class_weight_", None) is None
+        return
+    weights = np.array(fitted.class_weight_)
+    np.testing.assert_allclose(weights / weights[0], raw / raw[0], rtol=1e-5)
+    np.testing.assert_allclose(weights[labels].mean(), 1.0, rtol=1e-5)
+
+
+def test_weighting_strategies_rank_the_minority_above_the_majority(labels):
+    weights = {name: strategy(name).fit(labels, num_classes=3).class_weight_ for name in WEIGHTED}
+    for values in weights.values():
+        assert values[0] < values[1] < values[2]
+    assert weights["sqrt_inverse"][2] < weights["inverse_frequency"][2]
+
+
+@pytest.mark.parametrize("name", IMBALANCE_STRATEGIES.names())
+def test_class_weights_go_to_fit_and_nothing_to_compile(name, images, labels):
+    _, fit_kwargs = train_dataset(name, images, labels, epochs=10)
+    fitted = strategy(name).fit(labels, num_classes=3)
+    if RAW_WEIGHTS[name] is None:
+        assert fit_kwargs == {}
+    elif fitted.deferred:
+        (callback,) = fit_kwargs.pop("callbacks")
+        assert isinstance(callback, DeferredReweighting) and callback.start_epoch == 5
+        assert fit_kwargs == {}
+    else:
+        assert fit_kwargs == {"class_weight": dict(enumerate(fitted.class_weight_))}
+
+
+@pytest.mark.parametrize("name", ["none", "inverse_frequency", "sqrt_inverse", "effective_number"])
+def test_natural_sampling_shows_every_image_once_per_epoch(name, images, labels):
+    dataset, _ = train_dataset(name, images, labels, batch_size=8)
+    orders = [epoch_image_ids(dataset) for _ in range(2)]
+    for order in orders:
+        assert sorted(order) == list(range(len(labels)))
+    assert list(orders[0]) != list(orders[1])  # reshuffled each epoch
+
+
+def test_oversampling_balances_classes_at_the_training_set_size(images, labels):
+    dataset, _ = train_dataset("oversample", images, labels, batch_size=8)
+    epochs = [epoch_labels(dataset) for _ in range(8)]
+    assert {len(epoch) for epoch in epochs} == {len(labels)}
+    shares = np.bincount(np.concatenate(epochs), minlength=3) / (8 * len(labels))
+    np.testing.assert_allclose(shares, 1 / 3, atol=0.1)
+
+
+def test_undersampling_takes_min_count_per_class_with_a_new_draw_each_epoch(images, labels):
+    dataset, _ = train_dataset("undersample", images, labels, batch_size=4)
+    seen_majority = set()
+    for _ in range(4):
+        ids = epoch_image_ids(dataset)
+        assert np.bincount(labels[ids], minlength=3).tolist() == [2, 2, 2]
+        assert len(set(ids)) == 6
+        seen_majority |= {i for i in ids if labels[i] == 0}
+    assert len(seen_majority) > 2
+
+
+def test_deferred_reweighting_gives_weights_of_one_until_start_epoch(images, labels):
+    dataset, fit_kwargs = train_dataset("deferred_reweighting", images, labels, epochs=4)
+    (callback,) = fit_kwargs["callbacks"]
+    class_weight = np.array(strategy("deferred_reweighting").fit(labels, 3).class_weight_)
+    assert callback.start_epoch == 2
+    for epoch in range(4):
+        callback.on_epoch_begin(epoch)
+        batch_images, batch_labels, weights = next(iter(dataset))
+        expected = class_weight[batch_labels.numpy()] if epoch >= 2 else 1.0
+        np.testing.assert_allclose(weights.numpy(), np.broadcast_to(expected, weights.shape),
+                                   rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name, parameters, message",
+    [
+        ("effective_number", {"beta": 1.0}, r"`beta` must be in \(0, 1\). Received: beta=1.0"),
+        ("effective_number", {"beta": 0}, r"`beta` must be in \(0, 1\). Received: beta=0"),
+        ("deferred_reweighting", {"start": 1.0}, r"`start` must be in \[0, 1\). Received: start=1"),
+        ("deferred_reweighting", {"beta": -0.5}, r"`beta` must be in \(0, 1\)"),
+    ],
+)
+def test_bad_parameters_are_rejected(name, parameters, message):
+    with pytest.raises(ArgumentError, match=message):
+        IMBALANCE_STRATEGIES.get(name)(**parameters).validate()
+    with pytest.raises(ArgumentError, match=message):
+        Pipeline(imbalance={"name": name, **parameters})
+
+
+def _class_datasets(labels):
+    ids = np.arange(len(labels))
+    return [tf.data.Dataset.from_tensor_slices(ids[labels == c]) for c in range(3)]
+
+
+@pytest.mark.parametrize("name", IMBALANCE_STRATEGIES.names())
+def test_exported_sampler_draws_what_the_live_sampler_draws(name, labels):
+    sampler = strategy(name).sampler
+    namespace = {"tf": tf}
+    exec(function_source(sampler, "sample"), namespace)
+    live = sampler(_class_datasets(labels), 7)
+    exported = namespace["sample"](_class_datasets(labels), 7)
+    for _ in range(2):  # two epochs: the reshuffled second one agrees too
+        live_ids, exported_ids = list(live.as_numpy_iterator()), list(exported.as_numpy_iterator())
+        assert live_ids == exported_ids
+        assert Counter(labels[live_ids]) == Counter(labels[exported_ids])
+
+
+def test_exported_reweighting_code_behaves_like_the_live_code(labels):
+    from autoprep.choices.imbalance import add_sample_weights
+
+    namespace = {"tf": tf}
+    exec(function_source(add_sample_weights) + function_source(DeferredReweighting), namespace)
+    gate = tf.Variable(0.0, trainable=False)
+    callback = namespace["DeferredReweighting"](gate, start_epoch=3)
+    weights = [0.5, 2.0, 4.0]
+    for epoch, expected_gate in [(0, 0.0), (2, 0.0), (3, 1.0), (5, 1.0)]:
+        callback.on_epoch_begin(epoch)
+        assert float(gate.numpy()) == expected_gate
+        one_hot = tf.one_hot(labels, 3)
+        _, _, exported = namespace["add_sample_weights"](None, one_hot, weights, gate)
+        _, _, live = add_sample_weights(None, tf.constant(labels), weights, gate)
+        np.testing.assert_allclose(exported.numpy(), live.numpy())
