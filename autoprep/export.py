@@ -57,15 +57,24 @@ def _decode(path, label):
     return load_image(path, IMAGE_SIZE, CHANNELS), label
 
 
-def make_train_dataset(paths, labels, *, batch_size=32, seed=None):
-    """Training batches: decoded once and cached, resampled, augmented and normalized."""
+def _cache(dataset, cache, suffix):
+    """Keeps decoded images in memory (True), in files starting with `cache` (a str), or not."""
+    if cache is False or cache is None:
+        return dataset
+    return dataset.cache("" if cache is True else f"{cache}{suffix}")
+
+
+def make_train_dataset(paths, labels, *, batch_size=32, seed=None, cache=True):
+    """Training batches: decoded once and cached, resampled, augmented and normalized.
+
+    `cache=True` keeps decoded images in memory; pass a file prefix when they do not fit.
+    """
     class_datasets = []
     for label in sorted(set(labels)):
         members = [p for p, y in zip(paths, labels) if y == label]
         dataset = tf.data.Dataset.from_tensor_slices((members, [label] * len(members)))
-        class_datasets.append(
-            dataset.map(_decode, num_parallel_calls=tf.data.AUTOTUNE).cache()
-        )
+        dataset = dataset.map(_decode, num_parallel_calls=tf.data.AUTOTUNE)
+        class_datasets.append(_cache(dataset, cache, f"_train_{label}"))
     return build_train_dataset(
         class_datasets,
         sampler=sample,
@@ -80,7 +89,7 @@ def make_train_dataset(paths, labels, *, batch_size=32, seed=None):
     )
 
 
-def make_eval_dataset(paths, labels=None, *, batch_size=32):
+def make_eval_dataset(paths, labels=None, *, batch_size=32, cache=True):
     """Evaluation batches: decoded, cached and normalized; no augmentation, no resampling."""
     if labels is None:
         dataset = tf.data.Dataset.from_tensor_slices(list(paths))
@@ -93,20 +102,23 @@ def make_eval_dataset(paths, labels=None, *, batch_size=32):
             labels = tf.one_hot(list(labels), len(CLASS_NAMES))
         dataset = tf.data.Dataset.from_tensor_slices((list(paths), labels))
         dataset = dataset.map(_decode, num_parallel_calls=tf.data.AUTOTUNE)
-    return build_eval_dataset(dataset.cache(), batch_size=batch_size, normalize=preprocess)
+    dataset = _cache(dataset, cache, "_eval")
+    return build_eval_dataset(dataset, batch_size=batch_size, normalize=preprocess)
 
 
-def make_datasets(data_dir, *, validation_split=0.2, batch_size=32, seed=0):
+def make_datasets(data_dir, *, validation_split=0.2, batch_size=32, seed=0, cache=True):
     """(train_ds, val_ds) for `model.fit(train_ds, validation_data=val_ds, **FIT_KWARGS)`."""
     paths, labels = list_files(data_dir)
     train, validation = split_files(
         paths, labels, validation_split=validation_split, seed=seed
     )
     train_ds = make_train_dataset(
-        [p for p, _ in train], [y for _, y in train], batch_size=batch_size, seed=seed
+        [p for p, _ in train], [y for _, y in train], batch_size=batch_size, seed=seed,
+        cache=cache,
     )
     val_ds = make_eval_dataset(
-        [p for p, _ in validation], [y for _, y in validation], batch_size=batch_size
+        [p for p, _ in validation], [y for _, y in validation], batch_size=batch_size,
+        cache=f"{cache}_val" if isinstance(cache, str) else cache,
     )
     return train_ds, val_ds
 '''

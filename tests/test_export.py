@@ -31,8 +31,8 @@ PROBE = textwrap.dedent("""
         paths, labels = module.list_files(data_dir)
         batches = list(module.make_eval_dataset(paths, labels, batch_size=5))
         np.save(f"{out_dir}/eval_{index}.npy", np.concatenate([x.numpy() for x, _ in batches]))
-        train_ds, val_ds = module.make_datasets(data_dir, validation_split=0.25,
-                                                batch_size=4, seed=1)
+        train_ds, val_ds = module.make_datasets(data_dir, validation_split=0.25, batch_size=4,
+                                                seed=1, cache=f"{out_dir}/cache_{index}")
         first = next(iter(train_ds))
         kwargs = {}
         for key, value in module.FIT_KWARGS.items():
