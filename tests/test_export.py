@@ -38,7 +38,9 @@ PROBE = textwrap.dedent("""
         for key, value in module.FIT_KWARGS.items():
             if key == "callbacks":
                 value = [[type(c).__name__, c.start_epoch] for c in value]
-            kwargs[key] = {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
+            if isinstance(value, dict):
+                value = {str(k): v for k, v in value.items()}
+            kwargs[key] = value
         mix = module.make_mix_layer()
         report[path] = {
             "class_names": module.CLASS_NAMES,
