@@ -55,9 +55,7 @@ class ModelContext:
         model = self.model_fn(self.images.shape[1:], self.num_classes, **kwargs)
         if not isinstance(model, keras.Model):
             raise TypeError(f"`model_fn` must return a keras.Model, not {type(model).__name__}")
-        compiled = getattr(model, "optimizer", None) is not None
-        if not compiled:  # Keras 3 sets these attributes only in `compile`
-            model.optimizer, model.loss = None, None
+        compiled = getattr(model, "compiled", False)
         model = ensure_compiled(model, one_hot_labels=False)
         model.user_compiled_ = compiled
         if learning_rate_factor != 1.0:
