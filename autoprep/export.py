@@ -198,7 +198,7 @@ def render_module(pipeline: Pipeline, *, class_names, image_size, channels, epoc
         '    """Fresh augmentation layers (none were chosen)."""\n    return []\n',
         "\ndef make_mix_layer():\n"
         '    """The label-mixing layer (MixUp or CutMix), or None."""\n'
-        f"    return {mix.source() if mix else None}\n",
+        + (f"    return {mix.source()}\n" if mix else ""),  # no `return None`: ruff RET501
         "\n" + function_source(augment),
         "\n" + function_source(pipeline.imbalance.sampler, "sample"),
     ]
