@@ -10,6 +10,7 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from autoprep.choices import AUGMENTATIONS, IMBALANCE_STRATEGIES, NORMALIZATIONS  # noqa: E402
 from autoprep.data import ImageFolder, read_image_folder  # noqa: E402
+from autoprep.doctor import Finding, Report, diagnose  # noqa: E402
 from autoprep.errors import (  # noqa: E402
     ArgumentError,
     AutoprepError,
@@ -32,13 +33,16 @@ __all__ = [
     "ArgumentError",
     "AutoprepError",
     "DataError",
+    "Finding",
     "ImageFolder",
     "ModelError",
     "Pipeline",
+    "Report",
     "RunDirectoryError",
     "SearchSpace",
     "TuneResult",
     "UnknownChoiceError",
+    "diagnose",
     "load_result",
     "read_image_folder",
     "tune",

@@ -26,7 +26,9 @@ def load_model_fn(spec: str):
         try:
             module = importlib.import_module(module_part)
         except ImportError as error:
-            raise ArgumentError(f"`--model` {spec!r}: cannot import {module_part!r} ({error}).")
+            raise ArgumentError(
+                f"`--model` {spec!r}: cannot import {module_part!r} ({error})."
+            ) from None
     model_fn = getattr(module, attr, None)
     if not callable(model_fn):
         raise ArgumentError(

@@ -16,7 +16,7 @@ from PIL import Image
 from autoprep.errors import ArgumentError, DataError
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
-_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 
 
 def load_image(path, image_size, channels):
@@ -170,7 +170,7 @@ def choose_image_size(sizes) -> tuple:
 
 def choose_channels(modes) -> int:
     """1 when every image is grayscale, else 3 (grayscale images are then converted to RGB)."""
-    return 1 if all(mode in _GRAY_MODES for mode in modes) else 3
+    return 1 if all(mode in GRAY_MODES for mode in modes) else 3
 
 
 def _check_image_size(image_size):

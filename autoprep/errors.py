@@ -1,4 +1,4 @@
-"""The errors autoprep raises. Each message says what was expected, what was received, and the fix."""
+"""The errors autoprep raises: each message says what was expected, what was received, the fix."""
 
 
 class AutoprepError(Exception):

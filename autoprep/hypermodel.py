@@ -26,7 +26,7 @@ def call_model_fn(model_fn, input_shape, num_classes, hp=None):
             its output does not have `num_classes` units.
     """
     name = getattr(model_fn, "__name__", repr(model_fn))
-    kwargs = {"hp": hp} if hp is not None and _accepts_hp(model_fn) else {}
+    kwargs = {"hp": hp} if hp is not None and accepts_hp(model_fn) else {}
     try:
         model = model_fn(input_shape, num_classes, **kwargs)
     except Exception as error:
@@ -52,7 +52,8 @@ def strategy_scope(strategy):
     return contextlib.nullcontext() if strategy is None else strategy.scope()
 
 
-def _accepts_hp(model_fn):
+def accepts_hp(model_fn) -> bool:
+    """Whether `model_fn` takes an `hp` argument (or **kwargs)."""
     try:
         params = inspect.signature(model_fn).parameters
     except (TypeError, ValueError):

@@ -194,5 +194,7 @@ def load_result(path) -> TuneResult:
         try:
             state = json.load(handle)
         except json.JSONDecodeError as error:
-            raise RunDirectoryError(f"{run_dir}/{RESULTS_FILE} is not valid JSON: {error}")
+            raise RunDirectoryError(
+                f"{run_dir}/{RESULTS_FILE} is not valid JSON: {error}"
+            ) from None
     return TuneResult.from_dict(state, run_dir=run_dir)

@@ -165,7 +165,7 @@ class MixUp(AugmentationOp):
 
 @AUGMENTATIONS.register("cutmix")
 class CutMix(AugmentationOp):
-    """CutMix: pastes a patch of another image and mixes labels by area; `intensity` is its factor."""
+    """CutMix: pastes a patch of another image, mixing labels by area (`intensity`: factor)."""
 
     layer_name = "CutMix"
     mixes_labels = True

@@ -135,7 +135,7 @@ def _check_beta(beta):
 
 @IMBALANCE_STRATEGIES.register("effective_number")
 class EffectiveNumber(ImbalanceStrategy):
-    """Class weights from the effective number of samples, (1 - beta) / (1 - beta^n) (Cui et al. 2019)."""
+    """Weights from the effective number of samples, (1 - beta) / (1 - beta^n) (Cui et al. 2019)."""
 
     def __init__(self, *, beta: float = 0.999):
         self.beta = beta

@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 
 from autoprep.data import (
-    _GRAY_MODES,
+    GRAY_MODES,
     IMAGE_EXTENSIONS,
     choose_image_size,
     index_directory,
@@ -275,7 +275,7 @@ def check_constant_images(ctx):
 @_data_check("mixed_channels", priority=11)
 def check_mixed_channels(ctx):
     """Grayscale and color images mixed in one data set."""
-    gray = np.array([mode in _GRAY_MODES for mode in ctx.index.modes])
+    gray = np.array([mode in GRAY_MODES for mode in ctx.index.modes])
     if gray.any() and not gray.all():
         paths = [p for p, g in zip(ctx.index.paths, gray, strict=True) if g]
         yield Finding(

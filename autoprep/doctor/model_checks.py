@@ -18,7 +18,7 @@ from autoprep._model_spec import load_model_fn
 from autoprep.doctor._checks import MODEL_CHECKS, register
 from autoprep.doctor.data_checks import IMBALANCE_RATIO, listing
 from autoprep.doctor.report import Finding
-from autoprep.hypermodel import _accepts_hp, ensure_compiled
+from autoprep.hypermodel import accepts_hp, ensure_compiled
 
 BATCH_SIZE = 16
 OVERFIT_STEPS = 100  # steps of the one-batch overfit test
@@ -51,7 +51,7 @@ class ModelContext:
     def build(self, learning_rate_factor=1.0):
         """A fresh model from `model_fn`, compiled as `tune` compiles it."""
         keras.utils.set_random_seed(self.seed)
-        kwargs = {"hp": kt.HyperParameters()} if _accepts_hp(self.model_fn) else {}
+        kwargs = {"hp": kt.HyperParameters()} if accepts_hp(self.model_fn) else {}
         model = self.model_fn(self.images.shape[1:], self.num_classes, **kwargs)
         if not isinstance(model, keras.Model):
             raise TypeError(f"`model_fn` must return a keras.Model, not {type(model).__name__}")
