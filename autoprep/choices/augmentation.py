@@ -129,7 +129,9 @@ class Contrast(AugmentationOp):
     layer_name = "RandomContrast"
 
     def layer_kwargs(self):
-        return {"factor": float(self.intensity), "value_range": VALUE_RANGE}
+        # (lower, upper): Keras 3 turns a single float f into [1, 1 + f], never less contrast.
+        factor = float(self.intensity)
+        return {"factor": (factor, factor), "value_range": VALUE_RANGE}
 
 
 @AUGMENTATIONS.register("brightness")
