@@ -107,7 +107,7 @@ def test_contrast_keeps_the_mean_and_scales_the_spread(batch):
     np.testing.assert_allclose(output.mean(axis=(1, 2)), batch.mean(axis=(1, 2)), atol=0.5)
     ratio = output.std(axis=(1, 2)) / batch.std(axis=(1, 2))
     assert np.all((ratio >= 0.6 - 1e-3) & (ratio <= 1.4 + 1e-3))
-    assert np.ptp(ratio) > 0.05
+    assert ratio.min() < 0.9 and ratio.max() > 1.1, "contrast must go both ways"
 
 
 @pytest.mark.parametrize("name", ["rotation", "zoom", "translation"])
