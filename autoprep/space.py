@@ -150,7 +150,7 @@ class SearchSpace:
             low, high = value
             if low == high:
                 return hp.Fixed(key, low)
-            return hp.Float(key, low, high, step=min(step, high - low))
+            return hp.Float(key, low, high, step=None if step is None else min(step, high - low))
         return hp.Fixed(key, value)
 
 
