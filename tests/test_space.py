@@ -192,3 +192,11 @@ def test_unknown_names_fail_listing_the_valid_ones(argument, valid):
 def test_bad_values_fail_at_construction(arguments, message):
     with pytest.raises(ArgumentError, match=message):
         SearchSpace(**arguments)
+
+
+def test_a_range_for_beta_is_declared_as_a_float():
+    space = SearchSpace(imbalance="effective_number", beta=(0.9, 0.99))
+    values, hps = declared(space)
+    assert (hps["beta"].min_value, hps["beta"].max_value) == (0.9, 0.99)
+    assert 0.9 <= values["beta"] <= 0.99
+    assert space.pipeline(keras_tuner.HyperParameters()).imbalance.beta == values["beta"]
