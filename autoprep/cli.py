@@ -1,46 +1,75 @@
-"""The `autoprep` command: a thin shell over the library (`tune`, `export`, `show`, `demo`, `doctor`)."""
+"""The `autoprep` command: a thin shell over the library (tune, demo, show, export, doctor)."""
 
 import argparse
+import importlib
 import os
 import sys
 import traceback
 
 from autoprep.errors import AutoprepError
 
-# Modules that each add one sub-command through `add_parser(subparsers)`; the parser they return
+# Modules that each add sub-commands through `add_parser(subparsers)`; every sub-parser they add
 # has `func=run(args) -> exit code` as a default.
-_COMMAND_MODULES = ("autoprep._cli_tune", "autoprep.doctor._cli")
+_COMMAND_MODULES = ("autoprep._cli_tune", "autoprep._cli_results", "autoprep.doctor._cli")
+_DEBUG_HELP = "show the full traceback of an error"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import importlib
-
     parser = argparse.ArgumentParser(
         prog="autoprep",
         description="Tune the data side of a Keras image classifier (normalization, "
         "augmentation, class imbalance) and export the winning tf.data pipeline as code.",
+        epilog="Run `autoprep COMMAND --help` for the options of one command.",
     )
-    parser.add_argument(
-        "--debug", action="store_true", help="show the full traceback of an error"
-    )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                       help="one of these commands:")
     for name in _COMMAND_MODULES:
-        importlib.import_module(name).add_parser(subparsers)
+        module = _import_command_module(name)
+        if module is not None:
+            module.add_parser(subparsers)
+    for subparser in subparsers.choices.values():
+        if "--debug" not in subparser._option_string_actions:  # `autoprep tune ... --debug`
+            subparser.add_argument(
+                "--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP
+            )
     return parser
+
+
+def _import_command_module(name):
+    """Imports a command module; None when that module (not one it imports) does not exist yet."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name and (name == error.name or name.startswith(error.name + ".")):
+            return None
+        raise
 
 
 def main(argv=None) -> int:
     """Runs the `autoprep` command line; returns the exit code."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except AutoprepError as error:
-        if args.debug:
-            traceback.print_exc()
-        print(f"autoprep {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return report_error(args, error)
+    except Exception as error:  # a bug or an unforeseen failure: one line, --debug for more
+        return report_error(args, error, unexpected=True)
+
+
+def report_error(args, error, *, unexpected=False, code=None) -> int:
+    """Prints `error` as one line (with its traceback under --debug); returns the exit code."""
+    if args.debug:
+        traceback.print_exception(error)
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    if unexpected:
+        text = f"{type(error).__name__}: {text} (rerun with --debug for the traceback)"
+    print(f"autoprep {args.command}: error: {text}", file=sys.stderr, flush=True)
+    return code if code is not None else (1 if unexpected else 2)
 
 
 if __name__ == "__main__":

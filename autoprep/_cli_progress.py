@@ -1,0 +1,119 @@
+"""What `autoprep tune` prints: one line per finished trial, also appended to the run's log."""
+
+import os
+import re
+import sys
+import time
+
+from autoprep.pipeline import summarize
+from autoprep.result import PIPELINE_FILE, last_line
+
+LOG_FILE = "autoprep.log"
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit|Failure)\b.*?:")
+
+
+def failure_reason(message) -> str:
+    """The reason of a failed trial from its traceback: the exception line, unwrapped.
+
+    Keras wraps an error raised inside a layer as `Exception encountered when calling X.call().`
+    followed by the original message; the reason is then that message.
+    """
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in (message or "").splitlines()]
+    lines = [line for line in lines if line]
+    exception_lines = [i for i, line in enumerate(lines) if _EXCEPTION_LINE.match(line)]
+    if not exception_lines:
+        return last_line(message)
+    index = exception_lines[-1]
+    reason = lines[index]
+    if "Exception encountered when calling" in reason and index + 1 < len(lines):
+        reason = reason.split(":", 1)[0] + ": " + lines[index + 1]
+    return reason
+
+
+def clock(seconds) -> str:
+    """`h:mm:ss` for a number of seconds."""
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class Progress:
+    """Prints progress lines and appends them, time-stamped, to the run's log file.
+
+    Lines wait in memory until the run directory exists and the search has opened it (an
+    `--overwrite` run deletes the old directory first), then every `flush` appends them.
+
+    Args:
+        run_dir: The run directory, holding the log file.
+        max_trials: The trial budget, for `trial n/N` and the ETA.
+        time_budget: Seconds or None; caps the ETA.
+        stream: Where the lines are printed (default stdout).
+    """
+
+    def __init__(self, run_dir, *, max_trials, time_budget=None, stream=None):
+        self.run_dir = run_dir
+        self.max_trials = max_trials
+        self.time_budget = time_budget
+        self.stream = stream
+        self.started = self._last = time.monotonic()
+        self.durations = []
+        self._pending = []
+
+    def say(self, text, *, console=True, error=False):
+        """Prints `text` (to stderr when `error`) and queues it for the log file."""
+        if console:
+            print(text, file=sys.stderr if error else (self.stream or sys.stdout), flush=True)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        self._pending.extend(f"{stamp}  {line}" for line in text.splitlines())
+
+    def flush(self):
+        """Appends the queued lines to RUN_DIR/autoprep.log (when the run directory exists)."""
+        if not self._pending or not os.path.isdir(self.run_dir):
+            return
+        with open(os.path.join(self.run_dir, LOG_FILE), "a", encoding="utf-8") as handle:
+            handle.write("\n".join(self._pending) + "\n")
+        self._pending = []
+
+    def trial_ended(self, result, record):
+        """The `on_trial_end` hook of `autoprep.tune`: one line per finished trial."""
+        now = time.monotonic()
+        self.durations.append(now - self._last)
+        self._last = now
+        self.say(self.trial_line(result, record))
+        done = len(result.trials)
+        if done >= self.max_trials and result.best_config is not None:
+            self.say("search done; training the best pipeline and the baseline on the "
+                     "development split for the test score...")
+        self.flush()
+
+    def trial_line(self, result, record) -> str:
+        done = len(result.trials)
+        if record["score"] is None:
+            score = f"failed ({failure_reason(record['message']) or record['status']})"
+        else:
+            score = f"{result.objective}={record['score']:.4f}"
+        best = "-" if result.best_score is None else f"{result.best_score:.4f}"
+        config = summarize(record["config"]) if record["config"] else "?"
+        extra = "".join(f", {k}={v}" for k, v in record.get("model_hyperparameters", {}).items())
+        elapsed = time.monotonic() - self.started
+        return (f"trial {done}/{self.max_trials}  {config}{extra}  {score}  best={best}  "
+                f"elapsed {clock(elapsed)}  ETA {clock(self.eta(done, elapsed))}")
+
+    def eta(self, done, elapsed) -> float:
+        """Seconds left for the remaining trials, from this process's mean trial duration."""
+        remaining = max(0, self.max_trials - done) * sum(self.durations) / len(self.durations)
+        if self.time_budget is not None:
+            remaining = min(remaining, max(0.0, self.time_budget - elapsed))
+        return remaining
+
+    def finished(self, result):
+        """The closing lines: state, best pipeline, test score against the baseline, files."""
+        completed = sum(t["status"] == "COMPLETED" for t in result.trials)
+        failed = len(result.trials) - completed
+        how = {"stopped": "stopped by the time budget"}.get(result.state, result.state)
+        self.say(f"search {how}: {len(result.trials)} trials ({completed} completed, {failed} "
+                 f"failed) in {clock(time.monotonic() - self.started)}")
+        self.say(result.summary())
+        if result.best_config is not None:
+            self.say(f"best pipeline module: {os.path.join(result.run_dir, PIPELINE_FILE)}")
+            self.say(f"copy it with: autoprep export {result.run_dir} -o pipeline.py")
+        self.flush()

@@ -1,0 +1,114 @@
+"""`autoprep show` and `autoprep export`: read a finished or partial run directory."""
+
+import os
+import time
+
+from autoprep._cli_progress import LOG_FILE, clock, failure_reason
+from autoprep.errors import RunDirectoryError
+from autoprep.objectives import OBJECTIVES
+from autoprep.pipeline import summarize
+from autoprep.result import RESULTS_FILE, load_result
+
+
+def add_parser(subparsers):
+    """Adds the `show` and `export` sub-commands."""
+    show = subparsers.add_parser(
+        "show", allow_abbrev=False,
+        help="table of a run's best trials and its state",
+        description="Print the state of a finished or running search and a table of its best "
+        "trials: rank, trial id, status, score and pipeline (failed trials with their reason).",
+    )
+    show.add_argument("run_dir", metavar="RUN_DIR", help="the --out directory of a search")
+    show.add_argument("--top", type=int, default=10, metavar="N",
+                      help="show the N best trials (default: %(default)s; 0 shows all)")
+    show.set_defaults(func=run_show)
+
+    export = subparsers.add_parser(
+        "export", allow_abbrev=False,
+        help="write the best pipeline of a run as a standalone Python module",
+        description="Write the best pipeline found so far (finished or partial run) as a "
+        "module that imports only TensorFlow: make_datasets, preprocess, FIT_KWARGS.",
+    )
+    export.add_argument("run_dir", metavar="RUN_DIR", help="the --out directory of a search")
+    export.add_argument("-o", "--output", default="pipeline.py", metavar="FILE",
+                        help="the module to write (default: %(default)s)")
+    export.set_defaults(func=run_export)
+
+
+def run_export(args) -> int:
+    result = load_result(args.run_dir)
+    if result.best_config is None:
+        raise RunDirectoryError(
+            f"{result.run_dir!r} has no completed trial yet ({len(result.trials)} finished, "
+            "none scored), so there is no pipeline to export. Wait for a trial to complete."
+        )
+    path = result.export(args.output)
+    print(f"wrote {path}: {summarize(result.best_config)} (validation {result.objective} "
+          f"{result.best_score:.4f}, {len(result.trials)} trials, search {result.state})")
+    return 0
+
+
+def run_show(args) -> int:
+    result = load_result(args.run_dir)
+    for line in _header(result):
+        print(line)
+    rows = _ranked(result)
+    top = rows if args.top <= 0 else rows[:args.top]
+    print()
+    print(_table([("rank", "trial", "status", "score", "pipeline")] + top))
+    if len(top) < len(rows):
+        print(f"... {len(rows) - len(top)} more (--top 0 shows all)")
+    return 0
+
+
+def _header(result) -> list:
+    saved = os.path.getmtime(os.path.join(result.run_dir, RESULTS_FILE))
+    state = result.state
+    if state == "running":
+        ago = clock(time.time() - saved)
+        state += (f" (last saved {ago} ago; if its process is gone, rerun its command to "
+                  f"resume: see {os.path.join(result.run_dir, LOG_FILE)})")
+    completed = sum(t["status"] == "COMPLETED" for t in result.trials)
+    data = result.data
+    lines = [
+        f"run: {result.run_dir}",
+        f"state: {state}",
+        f"data: {data['data_dir']} ({len(data['class_names'])} classes, "
+        f"{sum(data['class_counts'])} images, {data['image_size'][0]}x{data['image_size'][1]})",
+        f"trials: {len(result.trials)} ({completed} completed, "
+        f"{len(result.trials) - completed} failed), {result.epochs} epochs each",
+    ]
+    if result.best_config is not None:
+        lines.append(f"best validation {result.objective}: {result.best_score:.4f} "
+                     f"(trial {result.best_trial_id})")
+    if result.test_score is not None:
+        baseline = ("" if result.baseline_score is None
+                    else f" (baseline, raw pixels: {result.baseline_score:.4f})")
+        lines.append(f"test {result.objective}: {result.test_score:.4f}{baseline}")
+    return lines
+
+
+def _ranked(result) -> list:
+    """Rows of the table: scored trials best first, then the failed ones with their reason."""
+    lower_is_better = OBJECTIVES[result.objective][0] == "min"
+    scored = sorted((t for t in result.trials if t["score"] is not None),
+                    key=lambda t: t["score"], reverse=not lower_is_better)
+    unscored = [t for t in result.trials if t["score"] is None]
+    rows = []
+    for rank, trial in enumerate(scored + unscored, start=1):
+        config = summarize(trial["config"]) if trial["config"] else "?"
+        config += "".join(f", {k}={v}" for k, v in trial.get("model_hyperparameters", {}).items())
+        if trial["score"] is None:
+            config += f"  [{failure_reason(trial.get('message')) or trial['status']}]"
+        score = "-" if trial["score"] is None else f"{trial['score']:.4f}"
+        rows.append((str(rank) if trial["score"] is not None else "-", trial["trial_id"],
+                     trial["status"], score, config))
+    return rows
+
+
+def _table(rows) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1]
+        for row in rows
+    )

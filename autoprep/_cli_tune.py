@@ -1,0 +1,253 @@
+"""`autoprep tune` and `autoprep demo`: `autoprep.tune` from the shell, resumable and interruptible.
+
+The run directory `--out RUN_DIR` is `tune`'s `directory/project_name`. Rerunning a command
+resumes its search; Ctrl-C and SIGTERM stop it after the state is saved (exit 130 / 143).
+"""
+
+import argparse
+import contextlib
+import logging
+import os
+import re
+import shlex
+import signal
+
+from autoprep._cli_progress import LOG_FILE, Progress
+from autoprep.objectives import OBJECTIVES
+from autoprep.tuners import TUNERS
+
+DEMO_OUT = os.path.join("autoprep_runs", "demo")
+_CONSECUTIVE_FAILURES = "Number of consecutive failures"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that the search saves its state before the exit."""
+
+
+def add_parser(subparsers):
+    """Adds the `tune` and `demo` sub-commands."""
+    tune = subparsers.add_parser(
+        "tune", allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="search the preprocessing of your model on an image folder (resumable)",
+        description="Search normalization, augmentation and class-imbalance handling for your\n"
+        "Keras model on DATA_DIR. Results are saved in RUN_DIR after every trial; rerun the\n"
+        "same command to resume after a crash, Ctrl-C or reboot (--overwrite starts over).",
+        epilog="example:\n  nohup autoprep tune data/ --model model.py:build_model "
+        "--out runs/night --time-budget 8h > night.out 2>&1 &\n  tail -f runs/night/" + LOG_FILE,
+    )
+    tune.add_argument("data_dir", metavar="DATA_DIR",
+                      help="image folder with one sub-folder of images per class")
+    tune.add_argument("--model", required=True, metavar="MODEL",
+                      help="your model function, `path/to/file.py:function` or "
+                      "`package.module:function`, called as function(input_shape, num_classes"
+                      "[, hp]) and returning a Keras model (compiled or not)")
+    tune.add_argument("--out", required=True, metavar="RUN_DIR",
+                      help="run directory for results.json, trials.csv, best_pipeline.py, "
+                      f"{LOG_FILE} and the tuner's state; an existing one is resumed")
+    _add_search_options(tune, max_trials=20, epochs=10)
+    tune.add_argument("--tuner", choices=sorted(TUNERS), default="bayesian",
+                      help="search algorithm (default: %(default)s)")
+    tune.add_argument("--objective", choices=list(OBJECTIVES), default="balanced_accuracy",
+                      help="validation score to optimize (default: %(default)s)")
+    tune.add_argument("--cv", type=_count(2), metavar="K",
+                      help="score each trial by stratified K-fold cross-validation instead of "
+                      "one validation split")
+    tune.add_argument("--image-size", type=image_size, metavar="HxW",
+                      help="resize images to HxW, e.g. 64x64 (default: their common size, or "
+                      "the median size)")
+    tune.add_argument("--batch-size", type=_count(1), default=32, metavar="B",
+                      help="training batch size (default: %(default)s)")
+    tune.set_defaults(func=run_tune)
+
+    demo = subparsers.add_parser(
+        "demo", allow_abbrev=False,
+        help="a real search on the embedded handwritten digits (a few minutes)",
+        description="Write scikit-learn's handwritten digits as a long-tailed image folder "
+        "next to RUN_DIR and run a real search with a small convolutional network.",
+    )
+    demo.add_argument("--out", default=DEMO_OUT, metavar="RUN_DIR",
+                      help="run directory (default: %(default)s); the images go to "
+                      "RUN_DIR_data beside it")
+    _add_search_options(demo, max_trials=16, epochs=8)
+    demo.set_defaults(func=run_demo, seed=0)
+
+
+def _add_search_options(parser, *, max_trials, epochs):
+    parser.add_argument("--max-trials", type=_count(1), default=max_trials, metavar="N",
+                        help="number of trials, counting those already done in a resumed run "
+                        "(default: %(default)s)")
+    parser.add_argument("--epochs", type=_count(1), default=epochs, metavar="E",
+                        help="training epochs per trial (default: %(default)s)")
+    parser.add_argument("--time-budget", type=duration, metavar="TIME",
+                        help="stop before a trial that would not fit in TIME: 90s, 45m, 8h, "
+                        "1h30m or plain seconds (default: no limit)")
+    parser.add_argument("--seed", type=int, metavar="S",
+                        help="fixes splits, trial sampling and weight initialization")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete RUN_DIR's results and start over instead of resuming")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also show Keras Tuner's trial summaries and Keras' per-epoch bars")
+
+
+def duration(text) -> float:
+    """Seconds from `90s`, `45m`, `8h`, `1h30m`, `1.5h` or a plain number of seconds."""
+    match = re.fullmatch(r"(?:(\d+(?:\.\d*)?)h)?(?:(\d+(?:\.\d*)?)m)?(?:(\d+(?:\.\d*)?)s?)?",
+                         text.strip().lower())
+    if not text.strip() or match is None:
+        raise argparse.ArgumentTypeError(
+            f"expected a duration such as 90s, 45m, 8h, 1h30m or seconds. Received: {text!r}")
+    hours, minutes, seconds = (float(group or 0) for group in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise argparse.ArgumentTypeError(f"the duration must be positive. Received: {text!r}")
+    return total
+
+
+def image_size(text) -> tuple:
+    """(height, width) from `HxW` or a single size `N`."""
+    match = re.fullmatch(r"(\d+)(?:[x×,](\d+))?", text.strip().lower())
+    if match is None or int(match.group(1)) < 1 or int(match.group(2) or 1) < 1:
+        raise argparse.ArgumentTypeError(f"expected HxW, e.g. 64x64. Received: {text!r}")
+    height = int(match.group(1))
+    return height, int(match.group(2) or height)
+
+
+def _count(minimum):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer >= {minimum}. Received: {text!r}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def run_tune(args) -> int:
+    from autoprep._model_spec import load_model_fn
+
+    model_fn = load_model_fn(args.model)
+    return search(args, model_fn, args.data_dir, tuner=args.tuner, objective=args.objective,
+                  cv=args.cv, image_size=args.image_size, batch_size=args.batch_size)
+
+
+def run_demo(args) -> int:
+    from autoprep.demo import demo_model
+
+    data_dir = os.path.normpath(args.out) + "_data"
+    if not os.path.isdir(data_dir):
+        print(f"writing the digits demo images to {data_dir}", flush=True)
+        _write_demo_data(data_dir)
+    return search(args, demo_model, data_dir)
+
+
+def _write_demo_data(data_dir):
+    """Writes the digits folder through a temporary name, so a crash leaves no half folder."""
+    import shutil
+
+    from autoprep.demo import write_digits_folder
+
+    partial = data_dir + ".part"
+    shutil.rmtree(partial, ignore_errors=True)
+    write_digits_folder(partial)
+    os.replace(partial, data_dir)
+
+
+def search(args, model_fn, data_dir, **options) -> int:
+    """Runs `autoprep.tune` with progress lines, a log file and signal handling."""
+    import autoprep
+
+    directory, project = split_run_dir(args.out)
+    run_dir = os.path.join(directory, project)
+    progress = Progress(run_dir, max_trials=args.max_trials, time_budget=args.time_budget)
+    resume = resume_command(args)
+    progress.say(f"autoprep {args.command} in {os.getcwd()}: {resume}", console=False)
+    try:
+        with sigterm_raises(), _quiet(not (args.verbose or args.debug)):
+            result = autoprep.tune(
+                model_fn, data_dir, max_trials=args.max_trials, epochs=args.epochs,
+                time_budget=args.time_budget, seed=args.seed, overwrite=args.overwrite,
+                directory=directory, project_name=project, verbose=2 if args.verbose else 0,
+                on_trial_end=progress.trial_ended, **options,
+            )
+    except KeyboardInterrupt as interrupt:
+        signal_name = "SIGTERM" if isinstance(interrupt, Terminated) else "Ctrl-C (SIGINT)"
+        progress.say(f"\nstopped by {signal_name}; the search state is saved in {run_dir}.\n"
+                     f"resume with:\n  {resume}", error=True)
+        progress.flush()
+        return 143 if isinstance(interrupt, Terminated) else 130
+    except RuntimeError as error:
+        if not str(error).startswith(_CONSECUTIVE_FAILURES):
+            raise
+        return _too_many_failures(args, error, progress, run_dir, resume)
+    progress.finished(result)
+    return 0
+
+
+def _too_many_failures(args, error, progress, run_dir, resume) -> int:
+    from autoprep._cli_progress import failure_reason
+    from autoprep.cli import report_error
+
+    first, _, message = str(error).partition("\n")
+    limit = first.rstrip(".").rsplit(" ", 1)[-1]
+    reason = failure_reason(message) or "unknown"
+    problem = RuntimeError(
+        f"the last {limit} trials failed in a row, so the search stopped. Last failure: "
+        f"{reason}. The results so far are in {run_dir}; fix the cause, then resume with: "
+        f"{resume}"
+    )
+    progress.say(f"stopped: {problem}", console=False)
+    progress.flush()
+    return report_error(args, problem, code=1)
+
+
+def split_run_dir(out) -> tuple:
+    """`--out RUN_DIR` as `tune`'s (directory, project_name)."""
+    path = os.path.normpath(os.fspath(out))
+    directory, project = os.path.split(path)
+    return directory or ".", project
+
+
+def resume_command(args) -> str:
+    """The command that resumes this run: the same arguments, without --overwrite."""
+    words = [word for word in args.argv if word != "--overwrite"]
+    return shlex.join(["autoprep", *words])
+
+
+@contextlib.contextmanager
+def _quiet(quiet):
+    """Hides TensorFlow's notes and Keras Tuner's tracebacks of failed trials (kept in results)."""
+    from keras_tuner.src import config as kt_config
+
+    logger = logging.getLogger("tensorflow")
+    previous = logger.level, kt_config.DEBUG
+    if quiet:
+        logger.setLevel(logging.ERROR)
+        kt_config.DEBUG = False
+    try:
+        yield
+    finally:
+        logger.setLevel(previous[0])
+        kt_config.DEBUG = previous[1]
+
+
+@contextlib.contextmanager
+def sigterm_raises():
+    """While inside, SIGTERM raises `Terminated` (once; a second SIGTERM cannot cut the save)."""
+    def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,300 @@
+"""The `autoprep` command in-process: help, argument parsing, errors, resume, budget, failures."""
+
+import argparse
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+from conftest import write_folder
+
+from autoprep import _cli_progress, cli
+from autoprep._cli_tune import duration, image_size
+
+# The user's model file: `build` is fine, the others fail in the ways the CLI must explain.
+MODEL_SOURCE = '''
+import keras
+
+FAILURES = {"left": 0}
+
+
+class Boom(keras.layers.Layer):
+    """Fails when training starts, while FAILURES["left"] > 0 (-1: always)."""
+
+    def call(self, x, training=None):
+        if training and FAILURES["left"] != 0:
+            FAILURES["left"] -= 1
+            raise ValueError("boom: this trial cannot train")
+        return x
+
+
+def build(input_shape, num_classes):
+    return keras.Sequential([keras.Input(shape=input_shape), keras.layers.Flatten(),
+                             keras.layers.Dense(8, activation="relu"),
+                             keras.layers.Dense(num_classes, activation="softmax")])
+
+
+def flaky(input_shape, num_classes):
+    return keras.Sequential([keras.Input(shape=input_shape), Boom(), keras.layers.Flatten(),
+                             keras.layers.Dense(num_classes, activation="softmax")])
+
+
+def broken(input_shape, num_classes):
+    FAILURES["left"] = -1
+    return flaky(input_shape, num_classes)
+
+
+def raises(input_shape, num_classes):
+    raise RuntimeError("cannot build without a GPU")
+
+
+def five_units(input_shape, num_classes):
+    return keras.Sequential([keras.Input(shape=input_shape), keras.layers.Flatten(),
+                             keras.layers.Dense(5)])
+
+FAILURES["left"] = 1  # `flaky`: the first training fails
+'''
+
+FAST = ["--max-trials", "1", "--epochs", "1", "--tuner", "random", "--seed", "0"]
+
+
+@pytest.fixture
+def setup(tmp_path):
+    """(data_dir, model_file, run_dir) of a tiny search: 8x8 images, 3 classes, one a minority."""
+    data = write_folder(tmp_path / "data", [12, 12, 6])
+    model_file = tmp_path / "model.py"
+    model_file.write_text(MODEL_SOURCE)
+    return data, str(model_file), str(tmp_path / "runs" / "run")
+
+
+def tune_args(setup, function="build", *extra):
+    data, model_file, run_dir = setup
+    return ["tune", data, "--model", f"{model_file}:{function}", "--out", run_dir, *extra]
+
+
+def results(run_dir) -> dict:
+    with open(os.path.join(run_dir, "results.json"), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def log_lines(run_dir) -> list:
+    with open(os.path.join(run_dir, _cli_progress.LOG_FILE), encoding="utf-8") as handle:
+        return handle.read().splitlines()
+
+
+# -- help and argument parsing --------------------------------------------------------------
+def _subparsers(parser):
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return action
+
+
+@pytest.mark.parametrize("command", [None, "tune", "demo", "show", "export"])
+def test_help_describes_every_option(command, capsys):
+    parser = cli.build_parser()
+    if command is not None:
+        parser = _subparsers(parser).choices[command]
+    for action in parser._actions:
+        assert action.help and action.help != argparse.SUPPRESS, action.dest
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "--help"] if command else ["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for action in parser._actions:
+        for name in action.option_strings or [action.metavar]:
+            assert name in text
+    if command is None:
+        for name, choice in _subparsers(parser).choices.items():
+            assert re.search(rf"{name}\s+\S", text), name  # a help line per command
+            assert choice.description or name not in ("tune", "demo", "show", "export")
+
+
+def test_tune_help_names_every_option_of_the_issue(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["tune", "--help"])
+    text = capsys.readouterr().out
+    for option in ["--model", "--out", "--max-trials", "--epochs", "--time-budget", "--tuner",
+                   "--objective", "--cv", "--image-size", "--batch-size", "--seed",
+                   "--overwrite", "-v", "--debug", "bayesian", "hyperband", "macro_f1"]:
+        assert option in text
+
+
+@pytest.mark.parametrize("text, seconds", [
+    ("90s", 90), ("45m", 2700), ("8h", 28800), ("1h30m", 5400), ("3600", 3600), ("1.5h", 5400),
+    ("2m30s", 150),
+])
+def test_time_budget_formats(text, seconds):
+    assert duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "8 hours", "h", "0", "-5", "1d"])
+def test_bad_time_budget_is_refused_by_name(text, capsys, setup):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(tune_args(setup, "build", "--time-budget", text))
+    assert exit_info.value.code == 2
+    assert re.search(r"--time-budget: .*(90s, 45m|positive)", capsys.readouterr().err)
+
+
+def test_image_size_formats():
+    assert image_size("64x48") == (64, 48) and image_size("32") == (32, 32)
+    with pytest.raises(argparse.ArgumentTypeError, match="expected HxW"):
+        image_size("64 by 48")
+
+
+def test_overwrite_is_dropped_from_the_resume_command():
+    from autoprep._cli_tune import resume_command
+
+    args = argparse.Namespace(argv=["tune", "my data", "--out", "r", "--overwrite"])
+    assert resume_command(args) == "autoprep tune 'my data' --out r"
+
+
+# -- errors: one line, no traceback, non-zero exit --------------------------------------------
+@pytest.mark.parametrize("change, message", [
+    (lambda a: a.__setitem__(1, a[1] + "_missing"), r"`data_dir` must be a directory.*does not"),
+    (lambda a: a.__setitem__(3, a[3].split(":")[0]), r"`--model` must look like `path/to/file"),
+    (lambda a: a.__setitem__(3, "missing.py:build"), r"file 'missing.py' does not exist"),
+    (lambda a: a.__setitem__(3, a[3].replace(":build", ":nothing")), r"has no function 'nothing'"),
+    (lambda a: a.__setitem__(3, "autoprep_no_such_package:build"), r"cannot import"),
+    (lambda a: a.__setitem__(3, a[3].replace(":build", ":raises")),
+     r"`model_fn` raises\(8, 8, 1\) failed: RuntimeError: cannot build without a GPU"),
+    (lambda a: a.__setitem__(3, a[3].replace(":build", ":five_units")),
+     r"has 5 output units but the data has 3 classes"),
+])
+def test_errors_are_one_line_without_traceback(setup, change, message, capsys):
+    argv = tune_args(setup)
+    change(argv)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"^autoprep tune: error: .*" + message, err)
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not os.path.exists(os.path.join(setup[2], "results.json"))
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_the_traceback(setup, where, capsys):
+    argv = tune_args(setup, "five_units")
+    argv = ["--debug", *argv] if where == "before" else [*argv, "--debug"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "ModelError" in err
+    assert err.strip().splitlines()[-1].startswith("autoprep tune: error: The model from")
+
+
+@pytest.mark.parametrize("command", ["show", "export"])
+def test_show_and_export_need_results(command, tmp_path, capsys):
+    assert cli.main([command, str(tmp_path)]) == 2
+    assert re.search(rf"autoprep {command}: error: No autoprep results in",
+                     capsys.readouterr().err)
+
+
+# -- real (tiny) searches -----------------------------------------------------------------------
+@pytest.mark.slow
+def test_resume_overwrite_and_refusal_of_a_different_search(setup, tmp_path, capsys):
+    data, model_file, run_dir = setup
+    assert cli.main(tune_args(setup, "build", *FAST)) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"trial 1/1  .* balanced_accuracy=\d\.\d{4}  best=\d\.\d{4}  "
+                     r"elapsed \d:\d\d:\d\d  ETA 0:00:00", out)
+    assert f"best pipeline module: {os.path.join(run_dir, 'best_pipeline.py')}" in out
+    first = results(run_dir)["trials"]
+
+    more = [*FAST[:1], "2", *FAST[2:]]
+    assert cli.main(tune_args(setup, "build", *more)) == 0  # resumes: one new trial
+    resumed = results(run_dir)
+    assert resumed["state"] == "finished" and len(resumed["trials"]) == 2
+    assert resumed["trials"][0] == first[0]
+    assert "trial 2/2" in capsys.readouterr().out
+    log = log_lines(run_dir)
+    assert sum("autoprep tune in " in line for line in log) == 2  # appended, not replaced
+    assert [line.split("  ")[1].split()[1] for line in log if "  trial " in line] == ["1/1", "2/2"]
+
+    other_epochs = tune_args(setup, "build", *more[:3], "2", *more[4:])
+    assert cli.main(other_epochs) == 2
+    assert re.search(r"error: .*holds a different search \(epochs differ\).*--overwrite",
+                     capsys.readouterr().err)
+    other_data = write_folder(tmp_path / "other", [12, 12, 6], seed=1)
+    assert cli.main(["tune", other_data, *tune_args(setup, "build", *more)[2:]]) == 2
+    assert re.search(r"holds a different search \(data differ\)", capsys.readouterr().err)
+    assert len(results(run_dir)["trials"]) == 2  # the refused runs changed nothing
+
+    overwrite = tune_args(setup, "build", "--max-trials", "1", "--epochs", "2", "--tuner",
+                          "random", "--seed", "0", "--overwrite")
+    assert cli.main(overwrite) == 0
+    fresh = results(run_dir)
+    assert len(fresh["trials"]) == 1 and fresh["epochs"] == 2
+    assert sum("autoprep tune in " in line for line in log_lines(run_dir)) == 1
+
+
+@pytest.mark.slow
+def test_time_budget_stops_early_with_results(setup, capsys):
+    argv = tune_args(setup, "build", "--max-trials", "5", "--epochs", "1", "--tuner", "random",
+                     "--time-budget", "1s")
+    assert cli.main(argv) == 0
+    state = results(setup[2])
+    assert state["state"] == "stopped" and len(state["trials"]) == 1
+    assert state["best_config"] is not None and state["test_score"] is not None
+    assert os.path.exists(os.path.join(setup[2], "best_pipeline.py"))
+    assert "search stopped by the time budget: 1 trials" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_state_and_prints_the_resume_command(setup, monkeypatch, capsys):
+    original = _cli_progress.Progress.trial_ended
+
+    def interrupted(self, result, record):
+        original(self, result, record)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_cli_progress.Progress, "trial_ended", interrupted)
+    argv = tune_args(setup, "build", "--max-trials", "2", *FAST[2:], "--overwrite")
+    assert cli.main(argv) == 130
+    err = capsys.readouterr().err
+    assert "stopped by Ctrl-C (SIGINT); the search state is saved in" in err
+    resume = err.strip().splitlines()[-1].strip()
+    assert resume == shlex.join(["autoprep", *argv[:-1]])
+    state = results(setup[2])
+    assert state["state"] == "interrupted" and len(state["trials"]) == 1
+    assert "stopped by Ctrl-C" in log_lines(setup[2])[-3]
+
+    monkeypatch.undo()
+    assert cli.main(shlex.split(resume)[1:]) == 0
+    final = results(setup[2])
+    assert final["state"] == "finished" and len(final["trials"]) == 2
+    assert final["trials"][0] == state["trials"][0]
+
+
+@pytest.mark.slow
+def test_a_failing_trial_is_recorded_and_the_search_goes_on(setup, capsys):
+    assert cli.main(tune_args(setup, "flaky", "--max-trials", "2", *FAST[2:])) == 0
+    failed, completed = results(setup[2])["trials"]
+    assert failed["status"] == "FAILED" and "boom: this trial cannot train" in failed["message"]
+    assert completed["status"] == "COMPLETED"
+    assert re.search(r"trial 1/2 .* failed \(ValueError: boom: this trial cannot train\)",
+                     capsys.readouterr().out)
+
+
+def test_repeated_failures_stop_the_search_with_the_reason(setup, capsys):
+    assert cli.main(tune_args(setup, "broken", "--max-trials", "5", *FAST[2:])) == 1
+    err = capsys.readouterr().err
+    assert re.search(r"^autoprep tune: error: the last 3 trials failed in a row, so the search "
+                     r"stopped. Last failure: ValueError: boom: this trial cannot train\. .*"
+                     r"resume with: autoprep tune", err)
+    assert "Traceback" not in err
+    state = results(setup[2])
+    assert [t["status"] for t in state["trials"]] == ["FAILED"] * 3
+    assert state["best_config"] is None
+
+
+@pytest.mark.slow
+def test_console_script_and_module_entry_points(tmp_path):
+    for command in (["autoprep"], [sys.executable, "-m", "autoprep"]):
+        if command == ["autoprep"] and not any(
+            os.path.exists(os.path.join(p, "autoprep")) for p in os.environ["PATH"].split(":")
+        ):
+            continue
+        done = subprocess.run([*command, "show", str(tmp_path)], capture_output=True, text=True)
+        assert done.returncode == 2
+        assert "autoprep show: error: No autoprep results in" in done.stderr
+        assert "Traceback" not in done.stderr
