@@ -168,7 +168,9 @@ def render_module(pipeline: Pipeline, *, class_names, image_size, channels, epoc
     info["pipeline"] = summarize(pipeline.get_config())
     mix = pipeline.mix_op
     deferred = pipeline.imbalance.deferred
-    layers = ",\n".join(f"        {op.source()}" for op in pipeline.plain_ops)
+    layers = ",\n".join(
+        f"        {source}" for op in pipeline.plain_ops for source in op.sources()
+    )
     parts = [
         _header(info),
         "import os\nimport random\n\nimport tensorflow as tf\n",
@@ -198,7 +200,7 @@ def render_module(pipeline: Pipeline, *, class_names, image_size, channels, epoc
         '    """Fresh augmentation layers (none were chosen)."""\n    return []\n',
         "\ndef make_mix_layer():\n"
         '    """The label-mixing layer (MixUp or CutMix), or None."""\n'
-        + (f"    return {mix.source()}\n" if mix else ""),  # no `return None`: ruff RET501
+        + (f"    return {mix.sources()[0]}\n" if mix else ""),  # no `return None`: ruff RET501
         "\n" + function_source(augment),
         "\n" + function_source(pipeline.imbalance.sampler, "sample"),
     ]

@@ -176,6 +176,10 @@ def pipeline_from_values(values: dict) -> Pipeline:
     )
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _validate(name, value):
     """Checks a dimension's value; returns it as list (choice), tuple (range) or scalar (fixed)."""
     if name in _VALID_NAMES:
@@ -194,12 +198,12 @@ def _validate(name, value):
     if isinstance(value, dict) and set(value) == {"min", "max"}:
         value = (value["min"], value["max"])
     if isinstance(value, tuple):
-        if len(value) != 2 or not all(isinstance(v, numbers.Real) for v in value):
+        if len(value) != 2 or not all(_is_number(v) for v in value):
             raise ArgumentError(f"`{name}` range must be (low, high). Received: {name}={value!r}")
         numbers_ = value
     else:
         numbers_ = value if isinstance(value, list) else [value]
-        if not numbers_ or not all(isinstance(v, numbers.Real) for v in numbers_):
+        if not numbers_ or not all(_is_number(v) for v in numbers_):
             raise ArgumentError(
                 f"`{name}` must be a number, a list of numbers or a (low, high) tuple. "
                 f"Received: {name}={value!r}"

@@ -108,7 +108,7 @@ PIPELINES = [
     {
         "normalization": "per_channel",
         "augmentation": [
-            {"name": "flip", "mode": "horizontal"},
+            {"name": "flip", "mode": "horizontal_and_vertical"},
             {"name": "rotation", "intensity": 0.1},
             {"name": "contrast", "intensity": 0.2},
         ],
@@ -162,15 +162,16 @@ def test_exported_modules_match_the_live_pipelines(tmp_path):
         assert probe["config"] == json.loads(json.dumps(pipeline.get_config()))
         assert probe["fit_kwargs"] == _live_fit_kwargs(pipeline, epochs=4)
         assert [_layer_config(c) for c in probe["layers"]] == [
-            _layer_config(json.loads(json.dumps(op.build_layer().get_config())))
+            _layer_config(json.loads(json.dumps(layer.get_config())))
             for op in pipeline.plain_ops
+            for layer in op.build_layers()
         ]
         mix = pipeline.mix_op
         if mix is None:
             assert probe["mix"] is None
         else:
             assert _layer_config(probe["mix"]) == _layer_config(
-                json.loads(json.dumps(mix.build_layer().get_config()))
+                json.loads(json.dumps(mix.build_layers()[0].get_config()))
             )
         assert probe["train_batch"][0][1:] == [8, 8, 3]
         assert probe["val_images"] > 0

@@ -183,6 +183,7 @@ def test_unknown_names_fail_listing_the_valid_ones(argument, valid):
         ({"zoom": (0.1, 0.2, 0.3)}, r"`zoom` range must be \(low, high\)"),
         ({"mixup": "strong"}, r"`mixup` must be a number, a list of numbers or a \(low, high\)"),
         ({"rotation": []}, r"`rotation` must be a number"),
+        ({"zoom": True}, r"`zoom` must be a number.*Received: zoom=True"),
         ({"beta": 1.0}, r"`beta` values must lie in"),
         ({"reweight_start": (0.5, 1.0)}, r"`reweight_start` values must lie in \[0.0, 0.95\]"),
         ({"normalization": []}, r"`normalization` must be a name or a non-empty list of names"),

@@ -1,7 +1,8 @@
 """Augmentation ops: Keras preprocessing layers applied to training batches only.
 
-Each op is one class naming its Keras layer and the layer's arguments. `build_layer()` makes
-the live layer for a trial; `source()` writes the same constructor call for the exported module.
+Each op is one class naming its Keras layer(s) and their arguments (`layer_specs`).
+`build_layers()` makes the live layers for a trial; `sources()` writes the same constructor
+calls for the exported module.
 Ops run on float32 pixels in [0, 255], before normalization, so no op depends on the
 normalization method. An intensity of 0 switches an op off.
 """
@@ -56,14 +57,20 @@ class AugmentationOp(Choice):
     def layer_kwargs(self) -> dict:
         return {"factor": float(self.intensity)}
 
-    def build_layer(self) -> keras.layers.Layer:
-        """The live Keras layer of this op."""
-        return getattr(keras.layers, self.layer_name)(**self.layer_kwargs())
+    def layer_specs(self) -> list:
+        """(Keras layer class name, constructor kwargs) of each layer this op applies."""
+        return [(self.layer_name, self.layer_kwargs())]
 
-    def source(self) -> str:
-        """The same layer as a constructor call in the exported module."""
-        args = ", ".join(f"{key}={value!r}" for key, value in self.layer_kwargs().items())
-        return f"tf.keras.layers.{self.layer_name}({args})"
+    def build_layers(self) -> list:
+        """The live Keras layers of this op."""
+        return [getattr(keras.layers, name)(**kwargs) for name, kwargs in self.layer_specs()]
+
+    def sources(self) -> list:
+        """The same layers as constructor calls in the exported module."""
+        return [
+            f"tf.keras.layers.{name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+            for name, kwargs in self.layer_specs()
+        ]
 
 
 @AUGMENTATIONS.register("flip")
@@ -86,8 +93,12 @@ class Flip(AugmentationOp):
     def active(self):
         return self.mode != "none"
 
-    def layer_kwargs(self):
-        return {"mode": self.mode}
+    def layer_specs(self):
+        # Keras' RandomFlip("horizontal_and_vertical") draws one flag for both axes (a 180
+        # degree turn); two layers flip each axis independently.
+        both = self.mode == "horizontal_and_vertical"
+        modes = ["horizontal", "vertical"] if both else [self.mode]
+        return [(self.layer_name, {"mode": mode}) for mode in modes]
 
 
 @AUGMENTATIONS.register("rotation")
