@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import signal
+import warnings
 
 from autoprep._cli_progress import LOG_FILE, Progress
 from autoprep.objectives import OBJECTIVES
@@ -68,7 +69,7 @@ def add_parser(subparsers):
     demo.add_argument("--out", default=DEMO_OUT, metavar="RUN_DIR",
                       help="run directory (default: %(default)s); the images go to "
                       "RUN_DIR_data beside it")
-    _add_search_options(demo, max_trials=16, epochs=8)
+    _add_search_options(demo, max_trials=12, epochs=8)
     demo.set_defaults(func=run_demo, seed=0)
 
 
@@ -200,6 +201,7 @@ def _too_many_failures(args, error, progress, run_dir, resume) -> int:
         f"{reason}. The results so far are in {run_dir}; fix the cause, then resume with: "
         f"{resume}"
     )
+    problem.__cause__ = error  # --debug shows Keras Tuner's traceback
     progress.say(f"stopped: {problem}", console=False)
     progress.flush()
     return report_error(args, problem, code=1)
@@ -220,8 +222,9 @@ def resume_command(args) -> str:
 
 @contextlib.contextmanager
 def _quiet(quiet):
-    """Hides TensorFlow's notes and Keras Tuner's tracebacks of failed trials (kept in results)."""
+    """Hides TF notes, GP convergence warnings and Keras Tuner's tracebacks of failed trials."""
     from keras_tuner.src import config as kt_config
+    from sklearn.exceptions import ConvergenceWarning
 
     logger = logging.getLogger("tensorflow")
     previous = logger.level, kt_config.DEBUG
@@ -229,7 +232,10 @@ def _quiet(quiet):
         logger.setLevel(logging.ERROR)
         kt_config.DEBUG = False
     try:
-        yield
+        with warnings.catch_warnings():
+            if quiet:
+                warnings.simplefilter("ignore", ConvergenceWarning)
+            yield
     finally:
         logger.setLevel(previous[0])
         kt_config.DEBUG = previous[1]
