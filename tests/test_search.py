@@ -59,47 +59,19 @@ def test_tune_writes_results_and_scores_the_best_on_the_test_split(folder, tmp_p
 
 @pytest.mark.slow
 def test_rerun_resumes_keeping_finished_trials(folder, tmp_path):
-    first = autoprep.tune(
-        tiny_model,
-        folder,
-        max_trials=1,
-        directory=tmp_path / "runs",
-        space=PLAIN,
-        test_split=0,
-        **FAST,
-    )
-    second = autoprep.tune(
-        tiny_model,
-        folder,
-        max_trials=2,
-        directory=tmp_path / "runs",
-        space=PLAIN,
-        test_split=0,
-        **FAST,
-    )
+    def search(max_trials, **overrides):
+        settings = {**FAST, "space": PLAIN, "test_split": 0, **overrides}
+        return autoprep.tune(tiny_model, folder, max_trials=max_trials,
+                             directory=tmp_path / "runs", **settings)
+
+    first = search(1)
+    second = search(2)
     assert len(second.trials) == 2
     assert second.trials[0] == first.trials[0]
     assert second.test_score is None  # test_split=0: nothing held out
     with pytest.raises(RunDirectoryError, match="holds a different search.*epochs"):
-        autoprep.tune(
-            tiny_model,
-            folder,
-            max_trials=2,
-            directory=tmp_path / "runs",
-            space=PLAIN,
-            test_split=0,
-            **{**FAST, "epochs": 2},
-        )
-    fresh = autoprep.tune(
-        tiny_model,
-        folder,
-        max_trials=1,
-        directory=tmp_path / "runs",
-        space=PLAIN,
-        test_split=0,
-        overwrite=True,
-        **{**FAST, "epochs": 2},
-    )
+        search(2, epochs=2)
+    fresh = search(1, epochs=2, overwrite=True)
     assert len(fresh.trials) == 1
 
 
