@@ -69,7 +69,7 @@ def add_parser(subparsers):
     demo.add_argument("--out", default=DEMO_OUT, metavar="RUN_DIR",
                       help="run directory (default: %(default)s); the images go to "
                       "RUN_DIR_data beside it")
-    _add_search_options(demo, max_trials=12, epochs=8)
+    _add_search_options(demo, max_trials=16, epochs=8)
     demo.set_defaults(func=run_demo, seed=0)
 
 
