@@ -1,39 +1,13 @@
 """What `autoprep tune` prints: one line per finished trial, also appended to the run's log."""
 
 import os
-import re
 import sys
 import time
 
 from autoprep.pipeline import summarize
-from autoprep.result import PIPELINE_FILE, last_line
+from autoprep.result import PIPELINE_FILE, clock, failure_reason
 
 LOG_FILE = "autoprep.log"
-_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit|Failure)\b.*?:")
-
-
-def failure_reason(message) -> str:
-    """The reason of a failed trial from its traceback: the exception line, unwrapped.
-
-    Keras wraps an error raised inside a layer as `Exception encountered when calling X.call().`
-    followed by the original message; the reason is then that message.
-    """
-    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in (message or "").splitlines()]
-    lines = [line for line in lines if line]
-    exception_lines = [i for i, line in enumerate(lines) if _EXCEPTION_LINE.match(line)]
-    if not exception_lines:
-        return last_line(message)
-    index = exception_lines[-1]
-    reason = lines[index]
-    if "Exception encountered when calling" in reason and index + 1 < len(lines):
-        reason = reason.split(":", 1)[0] + ": " + lines[index + 1]
-    return reason
-
-
-def clock(seconds) -> str:
-    """`h:mm:ss` for a number of seconds."""
-    seconds = max(0, int(round(seconds)))
-    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 class Progress:

@@ -3,11 +3,11 @@
 import os
 import time
 
-from autoprep._cli_progress import LOG_FILE, clock, failure_reason
+from autoprep._cli_progress import LOG_FILE
 from autoprep.errors import RunDirectoryError
 from autoprep.objectives import OBJECTIVES
 from autoprep.pipeline import summarize
-from autoprep.result import RESULTS_FILE, load_result
+from autoprep.result import RESULTS_FILE, clock, failure_reason, load_result
 
 
 def add_parser(subparsers):

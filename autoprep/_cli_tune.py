@@ -190,8 +190,8 @@ def search(args, model_fn, data_dir, **options) -> int:
 
 
 def _too_many_failures(args, error, progress, run_dir, resume) -> int:
-    from autoprep._cli_progress import failure_reason
     from autoprep.cli import report_error
+    from autoprep.result import failure_reason
 
     first, _, message = str(error).partition("\n")
     limit = first.rstrip(".").rsplit(" ", 1)[-1]

@@ -5,6 +5,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import tempfile
 
 from autoprep.errors import RunDirectoryError
@@ -128,10 +129,31 @@ class TuneResult:
         return "\n".join(lines)
 
 
-def last_line(message) -> str:
-    """The last non-empty line of a (traceback) message: its reason."""
-    lines = [line for line in (message or "").strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else ""
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit|Failure)\b.*?:")
+
+
+def failure_reason(message) -> str:
+    """The reason of a failed trial from its traceback: the exception line, unwrapped.
+
+    Keras wraps an error raised inside a layer as `Exception encountered when calling X.call().`
+    followed by the original message; the reason is then that message.
+    """
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in (message or "").splitlines()]
+    lines = [line for line in lines if line]
+    exception_lines = [i for i, line in enumerate(lines) if _EXCEPTION_LINE.match(line)]
+    if not exception_lines:
+        return lines[-1] if lines else ""
+    index = exception_lines[-1]
+    reason = lines[index]
+    if "Exception encountered when calling" in reason and index + 1 < len(lines):
+        reason = reason.split(":", 1)[0] + ": " + lines[index + 1]
+    return reason
+
+
+def clock(seconds) -> str:
+    """`h:mm:ss` for a number of seconds."""
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def trials_csv(trials) -> str:
@@ -145,7 +167,7 @@ def trials_csv(trials) -> str:
             trial["status"],
             "" if trial.get("score") is None else trial["score"],
             summarize(config) if config else "",
-            last_line(trial.get("message")),
+            failure_reason(trial.get("message")),
         ])
     return buffer.getvalue()
 

@@ -22,7 +22,7 @@ from autoprep.data import read_image_folder
 from autoprep.errors import ArgumentError, RunDirectoryError
 from autoprep.hypermodel import PipelineHyperModel, call_model_fn
 from autoprep.pipeline import Pipeline, summarize
-from autoprep.result import TuneResult, last_line
+from autoprep.result import TuneResult, clock, failure_reason
 from autoprep.space import PREFIX, SearchSpace
 from autoprep.splits import make_splits
 from autoprep.tuners import StopSearch, check_tuner, make_tuner
@@ -77,11 +77,12 @@ def tune(
         overwrite: Start over instead of resuming an existing run directory.
         seed: Fixes splits, trial sampling, datasets and weight initialization.
         verbose: 0 silent, 1 one line per trial, 2 also Keras Tuner and Keras progress.
+            With `on_trial_end`, the caller reports progress and autoprep prints no lines.
         baseline: Also train raw pixels / no augmentation / no balancing for comparison.
         time_budget: Seconds; no trial starts that the budget cannot plausibly fit.
         distribution_strategy: A `tf.distribute.Strategy` for each trial (e.g. several GPUs).
         on_trial_end: Called as `on_trial_end(result, trial)` after every trial, with the
-            partial `TuneResult` and the finished trial's record.
+            partial `TuneResult` and the finished trial's record; replaces the progress line.
 
     Returns:
         A `TuneResult`.
@@ -188,7 +189,7 @@ def tune(
         raise
     result = run.result(search, state=state)
     if result.best_config is not None and test_split > 0:
-        result = _final_scores(result, search, hypermodel, baseline=baseline, verbose=verbose)
+        result = _final_scores(result, search, hypermodel, baseline=baseline, verbose=run.prints)
     run.save(result)
     return result
 
@@ -326,7 +327,8 @@ class _Run:
         self.folder, self.splits, self.space = folder, splits, space
         self.objective, self.epochs, self.run_dir = objective, epochs, run_dir
         self.max_trials, self.time_budget, self.started = max_trials, time_budget, started
-        self.reserve, self.verbose, self.on_trial_end = reserve, verbose, on_trial_end
+        self.reserve, self.on_trial_end = reserve, on_trial_end
+        self.prints = bool(verbose) and on_trial_end is None  # the caller reports otherwise
         self.data_dir = data_dir
         self.durations = []
         self.stop_reason = "finished"
@@ -354,14 +356,14 @@ class _Run:
     def trial_ended(self, search, trial):
         self.durations.append(time.monotonic() - self.trial_started)
         if self.worker:
-            if self.verbose:
+            if self.prints:
                 print(f"{search.tuner_id}: trial {trial.trial_id} {trial.status} "
                       f"score={trial.score}", file=sys.stderr, flush=True)
             return
         result = self.result(search, state="running")
         self.save(result)
         record = next(t for t in result.trials if t["trial_id"] == trial.trial_id)
-        if self.verbose:
+        if self.prints:
             self._print_progress(result, record)
         if self.on_trial_end is not None:
             self.on_trial_end(result, record)
@@ -370,7 +372,7 @@ class _Run:
         done = len(result.trials)
         elapsed = time.monotonic() - self.started
         score = (
-            "failed: " + last_line(record["message"])
+            "failed: " + failure_reason(record["message"])
             if record["score"] is None
             else (f"{record['score']:.4f}")
         )
@@ -378,7 +380,7 @@ class _Run:
         config = summarize(record["config"]) if record["config"] else "?"
         print(
             f"trial {done}/{self.max_trials}  {config}  {self.objective}={score}  "
-            f"best={best}  elapsed={_clock(elapsed)}",
+            f"best={best}  elapsed={clock(elapsed)}",
             file=sys.stderr,
             flush=True,
         )
@@ -456,11 +458,6 @@ class _Run:
             "test_size": int(len(self.splits.test)),
             "folds": len(self.splits.folds),
         }
-
-
-def _clock(seconds) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def _final_scores(result, search, hypermodel, *, baseline, verbose) -> TuneResult:

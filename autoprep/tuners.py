@@ -4,13 +4,19 @@ Random and Bayesian search first run the space's default configuration (rescaled
 augmentation, inverse-frequency class weights), as SMAC and auto-sklearn start from their
 defaults: a sane reference point before random exploration. The tuners get two hooks:
 `on_trial_end` writes results after every trial; `should_stop` ends the search before a new
-trial starts (trial count or time budget). Everything else, including Keras Tuner's
-distributed mode and resuming from its project directory, is Keras Tuner's.
+trial starts (trial count or time budget). Keras Tuner's state files (oracle.json,
+trial.json, tuner0.json) are written through a temporary file and a rename, so a crash in the
+middle of a write cannot break a resume. Everything else, including Keras Tuner's distributed
+mode and resuming from its project directory, is Keras Tuner's.
 """
+
+import json
+import os
 
 import keras_tuner as kt
 
 from autoprep.errors import ArgumentError
+from autoprep.result import atomic_write
 
 
 class StopSearch(Exception):
@@ -31,11 +37,28 @@ class _DefaultsFirst:
         return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": values.values}
 
 
-class RandomSearchOracle(_DefaultsFirst, kt.oracles.RandomSearchOracle):
+class _AtomicState:
+    """An oracle mix-in that writes its state and its trials' state atomically."""
+
+    def save(self):
+        atomic_write(self._get_oracle_fname(), json.dumps(self.get_state()))
+
+    def _save_trial(self, trial):
+        path = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
+        atomic_write(path, json.dumps(trial.get_state()))
+
+
+class RandomSearchOracle(_AtomicState, _DefaultsFirst, kt.oracles.RandomSearchOracle):
     pass
 
 
-class BayesianOptimizationOracle(_DefaultsFirst, kt.oracles.BayesianOptimizationOracle):
+class BayesianOptimizationOracle(
+    _AtomicState, _DefaultsFirst, kt.oracles.BayesianOptimizationOracle
+):
+    pass
+
+
+class HyperbandOracle(_AtomicState, kt.oracles.HyperbandOracle):
     pass
 
 
@@ -54,12 +77,24 @@ class _Hooks:
         if self._on_trial_end is not None:
             self._on_trial_end(self, trial)
 
+    def save(self):
+        if not self._is_worker():
+            self.oracle.save()
+        atomic_write(self._get_tuner_fname(), json.dumps(self.get_state()))
+
 
 class Tuner(_Hooks, kt.Tuner):
     pass
 
 
-class Hyperband(_Hooks, kt.Hyperband):
+class _GivenOracleHyperband(kt.Hyperband):
+    """Keras Tuner's Hyperband tuner (epoch schedule, weight reuse), given its oracle."""
+
+    def __init__(self, oracle, hypermodel, **kwargs):
+        super(kt.Hyperband, self).__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+
+
+class Hyperband(_Hooks, _GivenOracleHyperband):
     pass
 
 
@@ -82,9 +117,8 @@ def make_tuner(name, hypermodel, *, objective, max_trials, epochs, seed=None, **
     """
     check_tuner(name)
     if name == "hyperband":
-        return Hyperband(
-            hypermodel, objective=objective, max_epochs=max(epochs, 2), seed=seed, **kwargs
-        )
+        oracle = HyperbandOracle(objective=objective, max_epochs=max(epochs, 2), seed=seed)
+        return Hyperband(oracle=oracle, hypermodel=hypermodel, **kwargs)
     if name == "bayesian":
         oracle = BayesianOptimizationOracle(
             objective=objective, max_trials=max_trials, seed=seed,
