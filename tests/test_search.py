@@ -5,14 +5,11 @@ import json
 import os
 
 import keras
-import numpy as np
 import pytest
 from conftest import tiny_model
 
 import autoprep
 from autoprep.errors import ArgumentError, ModelError, RunDirectoryError, UnknownChoiceError
-from autoprep.hypermodel import ensure_compiled
-from autoprep.objectives import ValidationMetrics
 
 FAST = {"epochs": 1, "tuner": "random", "seed": 0, "verbose": 0}
 PLAIN = autoprep.SearchSpace(flip="none", policy="none")
@@ -189,46 +186,6 @@ def test_bad_arguments_fail_before_any_training(folder, tmp_path, kwargs, error,
 def test_unknown_names_fail_at_space_construction():
     with pytest.raises(UnknownChoiceError, match="Unknown normalization 'zscore'.*per_channel"):
         autoprep.SearchSpace(normalization="zscore")
-
-
-def test_uncompiled_models_get_a_matching_loss():
-    probabilities = ensure_compiled(tiny_model((4, 4, 1), 3), one_hot_labels=False)
-    assert isinstance(probabilities.loss, keras.losses.SparseCategoricalCrossentropy)
-    assert probabilities.loss.get_config()["from_logits"] is False
-    logits = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    ensure_compiled(logits, one_hot_labels=False)
-    assert logits.loss.get_config()["from_logits"] is True
-
-
-def test_a_compiled_model_keeps_optimizer_and_logits_when_labels_are_mixed():
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    optimizer = keras.optimizers.SGD(0.5)
-    model.compile(
-        optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    )
-    ensure_compiled(model, one_hot_labels=False)
-    assert isinstance(model.loss, keras.losses.SparseCategoricalCrossentropy)
-    ensure_compiled(model, one_hot_labels=True)
-    assert isinstance(model.loss, keras.losses.CategoricalCrossentropy)
-    assert model.loss.get_config()["from_logits"] is True and model.optimizer is optimizer
-
-
-def test_validation_metrics_reward_minority_classes():
-    labels = np.array([0] * 8 + [1] * 2)
-    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(2, activation="softmax")])
-    model.build((None, 1))
-    # Bias the model to always predict class 0, the majority.
-    model.layers[-1].set_weights([np.zeros((1, 2)), np.array([5.0, 0.0])])
-    callback = ValidationMetrics(
-        __import__("tensorflow").data.Dataset.from_tensor_slices(np.zeros((10, 1))).batch(4),
-        labels,
-    )
-    callback.set_model(model)
-    logs = {}
-    callback.on_epoch_end(0, logs)
-    assert logs["val_accuracy"] == pytest.approx(0.8)
-    assert logs["val_balanced_accuracy"] == pytest.approx(0.5)
-    assert logs["val_macro_f1"] == pytest.approx(0.8 / 1.8 * 2 / 2, rel=1e-3)
 
 
 def test_load_result_errors(tmp_path):
