@@ -113,6 +113,13 @@ def test_natural_sampling_shows_every_image_once_per_epoch(name, images, labels)
     assert list(orders[0]) != list(orders[1])  # reshuffled each epoch
 
 
+@pytest.mark.parametrize("name", IMBALANCE_STRATEGIES.names())
+def test_every_epoch_has_a_known_number_of_batches(name, images, labels):
+    # Keras warns "your input ran out of data" after each epoch of unknown length.
+    dataset, _ = train_dataset(name, images, labels, batch_size=4)
+    assert int(dataset.cardinality()) == len(list(dataset)) > 0
+
+
 def test_oversampling_balances_classes_at_the_training_set_size(images, labels):
     dataset, _ = train_dataset("oversample", images, labels, batch_size=8)
     epochs = [epoch_labels(dataset) for _ in range(8)]

@@ -46,9 +46,11 @@ def undersample(class_datasets, seed):
         d.shuffle(int(d.cardinality()), seed=seed, reshuffle_each_iteration=True).take(smallest)
         for d in class_datasets
     ]
-    return tf.data.Dataset.sample_from_datasets(
+    balanced = tf.data.Dataset.sample_from_datasets(
         subsets, seed=seed, rerandomize_each_iteration=True
     )
+    # A known epoch length lets Keras count steps (and not warn that data ran out).
+    return balanced.apply(tf.data.experimental.assert_cardinality(smallest * len(subsets)))
 
 
 def add_sample_weights(images, labels, class_weights, gate):
