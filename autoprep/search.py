@@ -99,13 +99,8 @@ def tune(
         >>> result.export("pipeline.py")
     """
     started = time.monotonic()
-    _check_arguments(
-        max_trials=max_trials,
-        epochs=epochs,
-        batch_size=batch_size,
-        time_budget=time_budget,
-        verbose=verbose,
-    )
+    _check_arguments(max_trials=max_trials, epochs=epochs, batch_size=batch_size,
+                     time_budget=time_budget, verbose=verbose)
     objectives.check_objective(objective)
     check_tuner(tuner)
     space = space if space is not None else SearchSpace()
@@ -115,30 +110,17 @@ def tune(
         keras.utils.set_random_seed(seed)
 
     folder = read_image_folder(data_dir, image_size=image_size)
-    splits = make_splits(
-        folder.labels,
-        folder.class_names,
-        validation_split=validation_split,
-        test_split=test_split,
-        cv=cv,
-        seed=seed,
-    )
+    splits = make_splits(folder.labels, folder.class_names, validation_split=validation_split,
+                         test_split=test_split, cv=cv, seed=seed)
     call_model_fn(model_fn, folder.images.shape[1:], len(folder.class_names), kt.HyperParameters())
     project_name = project_name or _default_project_name(data_dir)
     run_dir = os.path.join(os.fspath(directory), project_name)
     _check_outside(run_dir, data_dir)
     settings = {
-        "data": _data_fingerprint(folder),
-        "space": space.get_config(),
-        "objective": objective,
-        "tuner": tuner,
-        "epochs": epochs,
-        "image_size": list(folder.image_size),
-        "validation_split": validation_split,
-        "test_split": test_split,
-        "cv": repr(cv),
-        "seed": seed,
-        "batch_size": batch_size,
+        "data": _data_fingerprint(folder), "space": space.get_config(), "objective": objective,
+        "tuner": tuner, "epochs": epochs, "image_size": list(folder.image_size),
+        "validation_split": validation_split, "test_split": test_split, "cv": repr(cv),
+        "seed": seed, "batch_size": batch_size,
     }
     run_state = _open_run_dir(run_dir, settings, overwrite)
 
@@ -146,61 +128,46 @@ def tune(
         model_fn, folder, splits, space, objective=objective, batch_size=batch_size, seed=seed,
         distribution_strategy=distribution_strategy,
     )
-    run = _Run(
-        folder,
-        splits,
-        space,
-        objective=objective,
-        epochs=epochs,
-        run_dir=run_dir,
-        max_trials=max_trials,
-        time_budget=time_budget,
-        started=started,
-        reserve=(1 + bool(baseline)) if test_split > 0 else 0,
-        verbose=verbose,
-        on_trial_end=on_trial_end,
-        data_dir=data_dir,
-    )
+    run = _Run(folder, splits, space, objective=objective, epochs=epochs, run_dir=run_dir,
+               max_trials=max_trials, time_budget=time_budget, started=started,
+               reserve=(1 + bool(baseline)) if test_split > 0 else 0, verbose=verbose,
+               on_trial_end=on_trial_end, data_dir=data_dir)
     search = make_tuner(
-        tuner,
-        hypermodel,
+        tuner, hypermodel,
         objective=kt.Objective(objectives.log_name(objective), objectives.OBJECTIVES[objective][0]),
-        max_trials=max_trials,
-        epochs=epochs,
-        seed=seed,
+        max_trials=max_trials, epochs=epochs, seed=seed,
         # _open_run_dir already emptied the run directory for `overwrite`.
-        directory=os.fspath(directory),
-        project_name=project_name,
-        overwrite=False,
-        on_trial_end=run.trial_ended,
-        should_stop=run.should_stop,
+        directory=os.fspath(directory), project_name=project_name, overwrite=False,
+        on_trial_end=run.trial_ended, should_stop=run.should_stop,
         distribution_strategy=distribution_strategy,
     )
     if run.worker:
         return _run_worker(search, run, epochs, verbose)
     _fail_repeatedly_interrupted(search, run_state, run_dir)
     try:
-        search.search(epochs=epochs, verbose=verbose if verbose >= 2 else 0)
-        state = "finished"
-    except StopSearch:
-        state = run.stop_reason
-    except BaseException:
+        result = run.result(search, state=_search(search, run, epochs, verbose))
+        if result.best_config is not None and test_split > 0:
+            result = _final_scores(result, search, hypermodel, baseline=baseline,
+                                   verbose=run.prints)
+    except BaseException:  # Ctrl-C, SIGTERM, repeated failures: keep what is done
         run.save(run.result(search, state="interrupted"))
         raise
-    result = run.result(search, state=state)
-    if result.best_config is not None and test_split > 0:
-        result = _final_scores(result, search, hypermodel, baseline=baseline, verbose=run.prints)
     run.save(result)
     return result
 
 
-def _run_worker(search, run, epochs, verbose) -> TuneResult:
-    """A worker of Keras Tuner's distributed mode: runs the chief's trials, keeps no results."""
+def _search(search, run, epochs, verbose) -> str:
+    """Runs Keras Tuner's search loop; returns how it ended ("finished" or "stopped")."""
     try:
         search.search(epochs=epochs, verbose=verbose if verbose >= 2 else 0)
-        state = "finished"
+        return "finished"
     except StopSearch:
-        state = run.stop_reason
+        return run.stop_reason
+
+
+def _run_worker(search, run, epochs, verbose) -> TuneResult:
+    """A worker of Keras Tuner's distributed mode: runs the chief's trials, keeps no results."""
+    state = _search(search, run, epochs, verbose)
     return TuneResult(best_config=None, best_score=None, objective=run.objective, trials=[],
                       data=run.data_facts(), epochs=run.epochs, state=f"worker {state}",
                       run_dir=run.run_dir)
