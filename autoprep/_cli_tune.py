@@ -82,6 +82,9 @@ def _add_search_options(parser, *, max_trials, epochs):
     parser.add_argument("--time-budget", type=duration, metavar="TIME",
                         help="stop before a trial that would not fit in TIME: 90s, 45m, 8h, "
                         "1h30m or plain seconds (default: no limit)")
+    parser.add_argument("--final-repeats", type=_count(1), default=3, metavar="R",
+                        help="train the best pipeline and the baseline R times (seeds) for the "
+                        "test score, their mean (default: %(default)s)")
     parser.add_argument("--seed", type=int, metavar="S",
                         help="fixes splits, trial sampling and weight initialization")
     parser.add_argument("--overwrite", action="store_true",
@@ -171,7 +174,8 @@ def search(args, model_fn, data_dir, **options) -> int:
         with sigterm_raises(), _quiet(not (args.verbose or args.debug)):
             result = autoprep.tune(
                 model_fn, data_dir, max_trials=args.max_trials, epochs=args.epochs,
-                time_budget=args.time_budget, seed=args.seed, overwrite=args.overwrite,
+                time_budget=args.time_budget, final_repeats=args.final_repeats,
+                seed=args.seed, overwrite=args.overwrite,
                 directory=directory, project_name=project, verbose=2 if args.verbose else 0,
                 on_trial_end=progress.trial_ended, **options,
             )

@@ -183,10 +183,10 @@ class PipelineHyperModel(kt.HyperModel):
         return history
 
 
-    def test_score(self, pipeline, hp, *, epochs) -> float:
+    def test_score(self, pipeline, hp, *, epochs, seed=None) -> float:
         """Trains a fresh model with `pipeline` on the development split; scores the test split."""
-        if self.seed is not None:
-            keras.utils.set_random_seed(self.seed)
+        if seed is not None:
+            keras.utils.set_random_seed(seed)
         with strategy_scope(self.distribution_strategy):
             model = self.build_with(pipeline, hp)
         train, test = self.splits.development, self.splits.test
@@ -194,7 +194,7 @@ class PipelineHyperModel(kt.HyperModel):
         pipeline.fit(images[train], labels[train], self.num_classes)
         train_ds, fit_kwargs = pipeline.train_dataset(
             images[train], labels[train], num_classes=self.num_classes,
-            batch_size=self.batch_size, epochs=epochs, seed=self.seed,
+            batch_size=self.batch_size, epochs=epochs, seed=seed,
         )
         model.fit(train_ds, epochs=epochs, verbose=0, shuffle=False, **fit_kwargs)
         if self.objective == "loss":

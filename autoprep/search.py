@@ -51,6 +51,7 @@ def tune(
     seed: int = None,
     verbose: int = 1,
     baseline: bool = True,
+    final_repeats: int = 3,
     time_budget: float = None,
     distribution_strategy=None,
     on_trial_end=None,
@@ -79,6 +80,8 @@ def tune(
         verbose: 0 silent, 1 one line per trial, 2 also Keras Tuner and Keras progress.
             With `on_trial_end`, the caller reports progress and autoprep prints no lines.
         baseline: Also train raw pixels / no augmentation / no balancing for comparison.
+        final_repeats: How many times (seeds) the best pipeline and the baseline are trained
+            for the test score, which is their mean: one training run is noisy.
         time_budget: Seconds; no trial starts that the budget cannot plausibly fit.
         distribution_strategy: A `tf.distribute.Strategy` for each trial (e.g. several GPUs).
         on_trial_end: Called as `on_trial_end(result, trial)` after every trial, with the
@@ -100,7 +103,7 @@ def tune(
     """
     started = time.monotonic()
     _check_arguments(max_trials=max_trials, epochs=epochs, batch_size=batch_size,
-                     time_budget=time_budget, verbose=verbose)
+                     final_repeats=final_repeats, time_budget=time_budget, verbose=verbose)
     objectives.check_objective(objective)
     check_tuner(tuner)
     space = space if space is not None else SearchSpace()
@@ -130,7 +133,8 @@ def tune(
     )
     run = _Run(folder, splits, space, objective=objective, epochs=epochs, run_dir=run_dir,
                max_trials=max_trials, time_budget=time_budget, started=started,
-               reserve=(1 + bool(baseline)) if test_split > 0 else 0, verbose=verbose,
+               reserve=final_repeats * (1 + bool(baseline)) if test_split > 0 else 0,
+               verbose=verbose,
                on_trial_end=on_trial_end, data_dir=data_dir)
     search = make_tuner(
         tuner, hypermodel,
@@ -148,7 +152,7 @@ def tune(
         result = run.result(search, state=_search(search, run, epochs, verbose))
         if result.best_config is not None and test_split > 0:
             result = _final_scores(result, search, hypermodel, baseline=baseline,
-                                   verbose=run.prints)
+                                   repeats=final_repeats, verbose=run.prints)
     except BaseException:  # Ctrl-C, SIGTERM, repeated failures: keep what is done
         run.save(run.result(search, state="interrupted"))
         raise
@@ -185,6 +189,7 @@ def _check_arguments(**values):
         "max_trials": lambda v: isinstance(v, int) and v >= 1,
         "epochs": lambda v: isinstance(v, int) and v >= 1,
         "batch_size": lambda v: isinstance(v, int) and v >= 1,
+        "final_repeats": lambda v: isinstance(v, int) and v >= 1,
         "time_budget": lambda v: v is None or (isinstance(v, (int, float)) and v > 0),
         "verbose": lambda v: v in (0, 1, 2),
     }
@@ -427,17 +432,25 @@ class _Run:
         }
 
 
-def _final_scores(result, search, hypermodel, *, baseline, verbose) -> TuneResult:
-    """Trains the best pipeline (and the raw baseline) on the development split; scores on test."""
+def _final_scores(result, search, hypermodel, *, baseline, repeats, verbose) -> TuneResult:
+    """Trains the best pipeline (and the raw baseline) on the development split `repeats` times
+    with different seeds; their test scores and means go into the result."""
     hp = search.oracle.trials[result.best_trial_id].hyperparameters.copy()
     if verbose:
         print("training the best pipeline on the development split for the test score...",
               file=sys.stderr, flush=True)
-    best = Pipeline.from_config(result.best_config).clone()
-    result.test_score = hypermodel.test_score(best, hp, epochs=result.epochs)
+    start = hypermodel.seed
+    seeds = [None if start is None else start + repeat for repeat in range(repeats)]
+
+    def scores(config):
+        return [hypermodel.test_score(Pipeline.from_config(config).clone(), hp,
+                                      epochs=result.epochs, seed=seed) for seed in seeds]
+
+    result.test_scores = scores(result.best_config)
+    result.test_score = float(np.mean(result.test_scores))
     if baseline:
-        result.baseline_score = hypermodel.test_score(Pipeline(**BASELINE), hp,
-                                                      epochs=result.epochs)
+        result.baseline_scores = scores(Pipeline(**BASELINE).get_config())
+        result.baseline_score = float(np.mean(result.baseline_scores))
     if verbose:
         print(result.summary(), file=sys.stderr, flush=True)
     return result

@@ -117,6 +117,7 @@ def test_tune_help_names_every_option_of_the_issue(capsys):
     text = capsys.readouterr().out
     for option in ["--model", "--out", "--max-trials", "--epochs", "--time-budget", "--tuner",
                    "--objective", "--cv", "--image-size", "--batch-size", "--seed",
+                   "--final-repeats",
                    "--overwrite", "-v", "--debug", "bayesian", "hyperband", "macro_f1"]:
         assert option in text
 

@@ -5,6 +5,7 @@ import json
 import os
 
 import keras
+import numpy as np
 import pytest
 from conftest import tiny_model
 
@@ -27,6 +28,7 @@ def test_tune_writes_results_and_scores_the_best_on_the_test_split(folder, tmp_p
         tiny_model,
         folder,
         max_trials=2,
+        final_repeats=2,
         directory=tmp_path / "runs",
         on_trial_end=lambda partial, trial: seen.append(trial),
         **FAST,
@@ -36,6 +38,9 @@ def test_tune_writes_results_and_scores_the_best_on_the_test_split(folder, tmp_p
     scores = [t["score"] for t in result.trials]
     assert result.best_score == max(scores)
     assert 0 <= result.test_score <= 1 and 0 <= result.baseline_score <= 1
+    assert len(result.test_scores) == 2 and len(result.baseline_scores) == 2
+    assert result.test_score == pytest.approx(np.mean(result.test_scores))
+    assert result.baseline_score == pytest.approx(np.mean(result.baseline_scores))
     assert result.best_config["normalization"]["name"] in autoprep.NORMALIZATIONS
     json.dumps(result.best_config)
     on_disk = json.loads((run_dir / "results.json").read_text())
@@ -174,6 +179,7 @@ def test_model_fn_must_return_a_model(folder, tmp_path):
         ({"tuner": "grid"}, ArgumentError, "`tuner` must be one of bayesian, random"),
         ({"max_trials": 0}, ArgumentError, "`max_trials` must be an int >= 1"),
         ({"epochs": 1.5}, ArgumentError, "`epochs` must be an int >= 1"),
+        ({"final_repeats": 0}, ArgumentError, "`final_repeats` must be an int >= 1"),
         ({"time_budget": -1}, ArgumentError, "`time_budget` must be None or seconds"),
         ({"space": {"flip": "none"}}, ArgumentError, "`space` must be an autoprep.SearchSpace"),
     ],
