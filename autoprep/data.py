@@ -215,7 +215,14 @@ def read_image_folder(data_dir, *, image_size=None, channels=None) -> ImageFolde
     """
     if channels not in (None, 1, 3):
         raise ArgumentError(f"`channels` must be None, 1 or 3. Received: channels={channels!r}")
-    index = index_directory(data_dir)
+    folder = decode_index(index_directory(data_dir), image_size=image_size, channels=channels)
+    _warn_skipped(folder.skipped)
+    return folder
+
+
+def decode_index(index: FileIndex, *, image_size=None, channels=None) -> ImageFolder:
+    """Decodes the files of an index (see `read_image_folder`); skipped files are listed in the
+    result, not warned about."""
     image_size = _check_image_size(image_size or choose_image_size(index.sizes))
     channels = channels or choose_channels(index.modes)
     decode = tf.function(lambda path: load_image(path, image_size, channels))
@@ -227,7 +234,6 @@ def read_image_folder(data_dir, *, image_size=None, channels=None) -> ImageFolde
             kept.append(i)
         except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
             skipped.append((path, f"cannot decode ({error.message.splitlines()[0]})"))
-    _warn_skipped(skipped)
     if not kept:
         raise DataError(f"`data_dir` {index.root!r} holds no image that can be decoded.")
     return ImageFolder(

@@ -5,7 +5,6 @@ Every check reads a `DataContext`, which indexes and decodes the folder once (wi
 """
 
 import functools
-import warnings
 
 import numpy as np
 
@@ -13,8 +12,8 @@ from autoprep.data import (
     GRAY_MODES,
     IMAGE_EXTENSIONS,
     choose_image_size,
+    decode_index,
     index_directory,
-    read_image_folder,
 )
 from autoprep.doctor._checks import DATA_CHECKS, register
 from autoprep.doctor._hashing import content_digests, near_duplicate_pairs, perceptual_hashes
@@ -66,9 +65,7 @@ class DataContext:
     def __init__(self, data_dir, *, seed=0):
         self.seed = seed
         self.index = index_directory(data_dir)
-        with warnings.catch_warnings():  # skipped files become a finding, not a warning
-            warnings.simplefilter("ignore", UserWarning)
-            self.folder = read_image_folder(data_dir)
+        self.folder = decode_index(self.index)  # skipped files become a finding, not a warning
 
     @property
     def class_names(self) -> list:
