@@ -4,8 +4,7 @@ import os
 import sys
 import time
 
-from autoprep.pipeline import summarize
-from autoprep.result import PIPELINE_FILE, clock, failure_reason
+from autoprep.result import PIPELINE_FILE, clock, trial_line
 
 LOG_FILE = "autoprep.log"
 
@@ -60,17 +59,9 @@ class Progress:
         self.flush()
 
     def trial_line(self, result, record) -> str:
-        done = len(result.trials)
-        if record["score"] is None:
-            score = f"failed ({failure_reason(record['message']) or record['status']})"
-        else:
-            score = f"{result.objective}={record['score']:.4f}"
-        best = "-" if result.best_score is None else f"{result.best_score:.4f}"
-        config = summarize(record["config"]) if record["config"] else "?"
-        extra = "".join(f", {k}={v}" for k, v in record.get("model_hyperparameters", {}).items())
         elapsed = time.monotonic() - self.started
-        return (f"trial {done}/{self.max_trials}  {config}{extra}  {score}  best={best}  "
-                f"elapsed {clock(elapsed)}  ETA {clock(self.eta(done, elapsed))}")
+        return trial_line(result, record, max_trials=self.max_trials, elapsed=elapsed,
+                          eta=self.eta(len(result.trials), elapsed))
 
     def eta(self, done, elapsed) -> float:
         """Seconds left for the remaining trials, from this process's mean trial duration."""

@@ -21,8 +21,8 @@ from autoprep import objectives
 from autoprep.data import read_image_folder
 from autoprep.errors import ArgumentError, RunDirectoryError
 from autoprep.hypermodel import PipelineHyperModel, call_model_fn
-from autoprep.pipeline import Pipeline, summarize
-from autoprep.result import TuneResult, clock, failure_reason
+from autoprep.pipeline import Pipeline
+from autoprep.result import TuneResult, trial_line
 from autoprep.space import PREFIX, SearchSpace
 from autoprep.splits import make_splits
 from autoprep.tuners import StopSearch, check_tuner, make_tuner
@@ -341,21 +341,10 @@ class _Run:
             self.on_trial_end(result, record)
 
     def _print_progress(self, result, record):
-        done = len(result.trials)
         elapsed = time.monotonic() - self.started
-        score = (
-            "failed: " + failure_reason(record["message"])
-            if record["score"] is None
-            else (f"{record['score']:.4f}")
-        )
-        best = "-" if result.best_score is None else f"{result.best_score:.4f}"
-        config = summarize(record["config"]) if record["config"] else "?"
-        print(
-            f"trial {done}/{self.max_trials}  {config}  {self.objective}={score}  "
-            f"best={best}  elapsed={clock(elapsed)}",
-            file=sys.stderr,
-            flush=True,
-        )
+        eta = max(0, self.max_trials - len(result.trials)) * float(np.mean(self.durations))
+        line = trial_line(result, record, max_trials=self.max_trials, elapsed=elapsed, eta=eta)
+        print(line, file=sys.stderr, flush=True)
 
     def save(self, result):
         result.save(self.run_dir)

@@ -133,7 +133,7 @@ def test_a_diverging_trial_is_recorded_as_failed(folder, tmp_path):
 
 
 @pytest.mark.slow
-def test_hyperband_respects_max_trials(folder, tmp_path):
+def test_hyperband_respects_max_trials_and_prints_a_line_per_trial(folder, tmp_path, capsys):
     result = autoprep.tune(
         tiny_model,
         folder,
@@ -141,9 +141,12 @@ def test_hyperband_respects_max_trials(folder, tmp_path):
         directory=tmp_path / "runs",
         space=PLAIN,
         test_split=0,
-        **{**FAST, "tuner": "hyperband", "epochs": 2},
+        **{**FAST, "tuner": "hyperband", "epochs": 2, "verbose": 1},
     )
     assert len(result.trials) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("trial ")]
+    assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
+    assert all(" ETA " in line and "best=" in line for line in lines)
 
 
 def test_a_run_directory_inside_the_data_is_refused(folder):
