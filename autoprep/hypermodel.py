@@ -67,11 +67,13 @@ def _output_is_probability(model) -> bool:
     return getattr(activation, "__name__", "") == "softmax" or type(last).__name__ == "Softmax"
 
 
-def _loss_from_logits(model) -> bool:
-    """Whether the model's compiled loss takes logits (False for loss names as strings)."""
-    loss = model.loss
+def loss_description(loss) -> tuple:
+    """(name, from_logits) of a compiled loss given as an object, a function or a string."""
+    if isinstance(loss, str):
+        return loss, False
     config = loss.get_config() if hasattr(loss, "get_config") else {}
-    return bool(config.get("from_logits", False))
+    name = config.get("name") or getattr(loss, "__name__", type(loss).__name__)
+    return name, bool(config.get("from_logits", False))
 
 
 def ensure_compiled(model, *, one_hot_labels: bool):
@@ -83,7 +85,7 @@ def ensure_compiled(model, *, one_hot_labels: bool):
     if getattr(model, "compiled", False) and getattr(model, "loss", None) is not None:
         if not one_hot_labels:
             return model
-        from_logits = _loss_from_logits(model)
+        _, from_logits = loss_description(model.loss)
         optimizer = model.optimizer
     else:
         from_logits = not _output_is_probability(model)

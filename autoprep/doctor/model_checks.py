@@ -18,7 +18,7 @@ from autoprep._model_spec import load_model_fn
 from autoprep.doctor._checks import MODEL_CHECKS, register
 from autoprep.doctor.data_checks import IMBALANCE_RATIO, listing
 from autoprep.doctor.report import Finding
-from autoprep.hypermodel import accepts_hp, ensure_compiled
+from autoprep.hypermodel import accepts_hp, ensure_compiled, loss_description
 
 BATCH_SIZE = 16
 OVERFIT_STEPS = 100  # steps of the one-batch overfit test
@@ -129,15 +129,6 @@ def loss_value(model, labels, outputs):
     loss = model.loss
     function = keras.losses.get(loss) if isinstance(loss, str) else loss
     return keras.ops.mean(function(labels, outputs))
-
-
-def loss_description(loss) -> tuple:
-    """(name, from_logits) of a compiled loss given as an object, a function or a string."""
-    if isinstance(loss, str):
-        return loss, False
-    config = loss.get_config() if hasattr(loss, "get_config") else {}
-    name = config.get("name") or getattr(loss, "__name__", type(loss).__name__)
-    return name, bool(config.get("from_logits", False))
 
 
 def is_cross_entropy(name) -> bool:
