@@ -2,16 +2,20 @@
 
 `tune` searches normalization, augmentation and class-imbalance handling around the user's own
 model with Keras Tuner and exports the winning tf.data pipeline as a standalone module.
+
+The package follows one image folder through its stages, one sub-package each:
+`data` (index, decode, split) -> `choices` (normalization, augmentation, imbalance, composed into
+a `Pipeline`) -> `search` (space, hypermodel, tuners, the loop) -> `run` (results on disk) ->
+`export` (the generated module); `cli`, `doctor` and `report` are shells over them.
+
+Public names are loaded on first use, so `import autoprep` (and `autoprep --help`) does not
+import TensorFlow until a name that needs it is used.
 """
 
+import importlib as _importlib
 import os as _os
 
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from autoprep.choices import AUGMENTATIONS, IMBALANCE_STRATEGIES, NORMALIZATIONS  # noqa: E402
-from autoprep.data import ImageFolder, read_image_folder  # noqa: E402
-from autoprep.doctor import Finding, Report, diagnose  # noqa: E402
-from autoprep.errors import (  # noqa: E402
+from autoprep.errors import (
     ArgumentError,
     AutoprepError,
     DataError,
@@ -19,23 +23,38 @@ from autoprep.errors import (  # noqa: E402
     RunDirectoryError,
     UnknownChoiceError,
 )
-from autoprep.pipeline import Pipeline  # noqa: E402
-from autoprep.result import TuneResult, load_result  # noqa: E402
-from autoprep.search import tune  # noqa: E402
-from autoprep.space import SearchSpace  # noqa: E402
+
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 
+# Public name -> the module that defines it.
+_LAZY = {
+    "AUGMENTATIONS": "autoprep.choices",
+    "IMBALANCE_STRATEGIES": "autoprep.choices",
+    "NORMALIZATIONS": "autoprep.choices",
+    "ImageFolder": "autoprep.data.folder",
+    "read_image_folder": "autoprep.data.folder",
+    "Finding": "autoprep.doctor",
+    "Report": "autoprep.doctor",
+    "diagnose": "autoprep.doctor",
+    "Pipeline": "autoprep.choices.pipeline",
+    "TuneResult": "autoprep.run.result",
+    "load_result": "autoprep.run.result",
+    "tune": "autoprep.search.loop",
+    "SearchSpace": "autoprep.search.space",
+}
+
 __all__ = [
     "AUGMENTATIONS",
-    "IMBALANCE_STRATEGIES",
-    "NORMALIZATIONS",
     "ArgumentError",
     "AutoprepError",
     "DataError",
     "Finding",
+    "IMBALANCE_STRATEGIES",
     "ImageFolder",
     "ModelError",
+    "NORMALIZATIONS",
     "Pipeline",
     "Report",
     "RunDirectoryError",
@@ -47,3 +66,15 @@ __all__ = [
     "read_image_folder",
     "tune",
 ]
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'autoprep' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

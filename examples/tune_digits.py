@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import build_model  # noqa: E402
 
 import autoprep  # noqa: E402
-from autoprep.demo import write_digits_folder  # noqa: E402
+from autoprep.data.demo import write_digits_folder  # noqa: E402
 
 DATA_DIR = os.path.join("autoprep_runs", "example_data")
 

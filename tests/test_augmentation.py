@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 from autoprep.choices.augmentation import AUGMENTATIONS, FLIP_MODES, augment
+from autoprep.choices.pipeline import Pipeline
 from autoprep.errors import ArgumentError
-from autoprep.pipeline import Pipeline
 
 MIXERS = [name for name in AUGMENTATIONS if AUGMENTATIONS.get(name).mixes_labels]
 PLAIN = [name for name in AUGMENTATIONS if name not in MIXERS]

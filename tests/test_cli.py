@@ -11,8 +11,9 @@ import sys
 import pytest
 from conftest import write_folder
 
-from autoprep import _cli_progress, cli
-from autoprep._cli_tune import duration, image_size
+from autoprep import cli
+from autoprep.cli import progress as _cli_progress
+from autoprep.cli.tune import duration, image_size
 
 # The user's model file: `build` is fine, the others fail in the ways the CLI must explain.
 MODEL_SOURCE = '''
@@ -145,7 +146,7 @@ def test_image_size_formats():
 
 
 def test_overwrite_is_dropped_from_the_resume_command():
-    from autoprep._cli_tune import resume_command
+    from autoprep.cli.tune import resume_command
 
     args = argparse.Namespace(argv=["tune", "my data", "--out", "r", "--overwrite"])
     assert resume_command(args) == "autoprep tune 'my data' --out r"

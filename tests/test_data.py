@@ -7,7 +7,7 @@ import pytest
 from conftest import write_folder
 from PIL import Image
 
-from autoprep.data import choose_image_size, index_directory, read_image_folder
+from autoprep.data.folder import choose_image_size, index_directory, read_image_folder
 from autoprep.errors import ArgumentError, DataError
 
 

@@ -13,8 +13,8 @@ import pytest
 from conftest import tiny_model, write_folder
 
 import autoprep
-from autoprep.data import read_image_folder
-from autoprep.pipeline import Pipeline
+from autoprep.choices.pipeline import Pipeline
+from autoprep.data.folder import read_image_folder
 
 # Probes the exported modules given on the command line and writes what they produce.
 PROBE = textwrap.dedent("""

@@ -3,7 +3,7 @@
 import keras
 from conftest import tiny_model
 
-from autoprep.hypermodel import ensure_compiled
+from autoprep.search.hypermodel import ensure_compiled
 
 
 def test_uncompiled_models_get_a_matching_loss():

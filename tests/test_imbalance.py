@@ -9,8 +9,8 @@ import tensorflow as tf
 
 from autoprep.choices.base import function_source
 from autoprep.choices.imbalance import IMBALANCE_STRATEGIES, DeferredReweighting
+from autoprep.choices.pipeline import Pipeline
 from autoprep.errors import ArgumentError
-from autoprep.pipeline import Pipeline
 
 COUNTS = np.array([20, 5, 2])
 BETA = 0.9

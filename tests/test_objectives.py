@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from autoprep.objectives import ValidationMetrics
+from autoprep.search.hypermodel import ValidationMetrics
 
 
 def test_validation_metrics_reward_minority_classes():

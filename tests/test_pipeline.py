@@ -11,9 +11,9 @@ import pytest
 import tensorflow as tf
 
 from autoprep.choices import IMBALANCE_STRATEGIES
+from autoprep.choices.pipeline import Pipeline
 from autoprep.errors import ArgumentError
-from autoprep.export import render_module
-from autoprep.pipeline import Pipeline
+from autoprep.export.module import render_module
 
 MALICIOUS = 'x"); __import__("os").system("touch pwned"); ("'
 WEIGHTED = ["inverse_frequency", "sqrt_inverse", "effective_number"]

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from autoprep.choices import AUGMENTATIONS, IMBALANCE_STRATEGIES, NORMALIZATIONS
+from autoprep.choices.pipeline import Pipeline
 from autoprep.errors import ArgumentError, UnknownChoiceError
-from autoprep.pipeline import Pipeline
 
 # Non-default parameters, so that a round-trip that forgets one of them fails.
 PARAMETERS = {

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from autoprep.result import atomic_write, clock, failure_reason, trials_csv
+from autoprep.run.result import atomic_write, clock, failure_reason, trials_csv
 
 KERAS_WRAPPED = """Traceback (most recent call last):
   File "x.py", line 1, in fit

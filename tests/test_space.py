@@ -8,7 +8,7 @@ import pytest
 
 from autoprep.choices import AUGMENTATIONS, FLIP_MODES, IMBALANCE_STRATEGIES, NORMALIZATIONS
 from autoprep.errors import ArgumentError, UnknownChoiceError
-from autoprep.space import PREFIX, SearchSpace
+from autoprep.search.space import PREFIX, SearchSpace
 
 DIMENSIONS = [
     "normalization", "flip", "rotation", "zoom", "translation", "contrast", "brightness",

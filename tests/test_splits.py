@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.model_selection import StratifiedKFold
 
+from autoprep.data.splits import make_splits
 from autoprep.errors import ArgumentError, DataError
-from autoprep.splits import make_splits
 
 LABELS = np.repeat([0, 1, 2], [40, 30, 10])
 NAMES = ["cat", "dog", "fox"]

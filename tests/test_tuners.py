@@ -6,7 +6,7 @@ import pytest
 from conftest import tiny_model
 
 import autoprep
-import autoprep.tuners
+import autoprep.search.tuners
 
 
 @pytest.mark.slow
@@ -19,7 +19,7 @@ def test_keras_tuner_state_files_are_written_atomically(make_folder, tmp_path, m
         written.append(str(path))
         real(path, text)
 
-    monkeypatch.setattr(autoprep.tuners, "atomic_write", recording)
+    monkeypatch.setattr(autoprep.search.tuners, "atomic_write", recording)
     space = autoprep.SearchSpace(flip="none", policy="none")
     autoprep.tune(tiny_model, make_folder([6, 6, 4]), max_trials=1, epochs=2, tuner=tuner,
                   space=space, directory=tmp_path / "runs", test_split=0, verbose=0)

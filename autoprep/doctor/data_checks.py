@@ -8,18 +8,18 @@ import functools
 
 import numpy as np
 
-from autoprep.data import (
+from autoprep.data.folder import (
     GRAY_MODES,
     IMAGE_EXTENSIONS,
     choose_image_size,
     decode_index,
     index_directory,
 )
+from autoprep.data.splits import make_splits
 from autoprep.doctor._checks import DATA_CHECKS, register
 from autoprep.doctor._hashing import content_digests, near_duplicate_pairs, perceptual_hashes
 from autoprep.doctor.report import Finding
 from autoprep.errors import DataError
-from autoprep.splits import make_splits
 
 NEAR_CONSTANT_STD = 1.0  # per-image pixel std (0-255 scale) below which an image is blank
 DARK_MEAN = 40.0  # mean pixel value (0-255) below which the data set is dark

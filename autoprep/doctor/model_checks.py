@@ -14,11 +14,11 @@ import keras_tuner as kt
 import numpy as np
 import tensorflow as tf
 
-from autoprep._model_spec import load_model_fn
 from autoprep.doctor._checks import MODEL_CHECKS, register
 from autoprep.doctor.data_checks import IMBALANCE_RATIO, listing
 from autoprep.doctor.report import Finding
-from autoprep.hypermodel import accepts_hp, ensure_compiled, loss_description
+from autoprep.search.hypermodel import accepts_hp, ensure_compiled, loss_description
+from autoprep.search.model_spec import load_model_fn
 
 BATCH_SIZE = 16
 OVERFIT_STEPS = 100  # steps of the one-batch overfit test

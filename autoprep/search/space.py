@@ -15,8 +15,8 @@ from autoprep.choices import (
     NORMALIZATIONS,
     POLICIES,
 )
+from autoprep.choices.pipeline import Pipeline
 from autoprep.errors import ArgumentError, UnknownChoiceError
-from autoprep.pipeline import Pipeline
 
 PREFIX = "autoprep/"
 _BETAS = [0.9, 0.99, 0.999, 0.9999]

@@ -9,7 +9,6 @@ import re
 import tempfile
 
 from autoprep.errors import RunDirectoryError
-from autoprep.pipeline import Pipeline, summarize
 
 RESULTS_FILE = "results.json"
 TRIALS_FILE = "trials.csv"
@@ -69,8 +68,10 @@ class TuneResult:
     run_dir: str = None
 
     @property
-    def pipeline(self) -> Pipeline:
+    def pipeline(self) -> "Pipeline":  # noqa: F821
         """The best pipeline, fitted (learned constants restored from `best_config`)."""
+        from autoprep.choices.pipeline import Pipeline
+
         return Pipeline.from_config(self.best_config)
 
     def export(self, path) -> str:
@@ -79,7 +80,7 @@ class TuneResult:
         Returns:
             The path written.
         """
-        from autoprep.export import render_module
+        from autoprep.export.module import render_module
 
         info = {
             "objective": self.objective,
@@ -134,6 +135,19 @@ class TuneResult:
 
 
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit|Failure)\b.*?:")
+
+
+def summarize(config: dict) -> str:
+    """A one-line summary of a pipeline config, e.g. `per_channel | rotation=0.1 | oversample`."""
+    ops = ", ".join(
+        f"{op['name']}={op.get('mode', op.get('intensity'))}" for op in config["augmentation"]
+    )
+    imbalance = config["imbalance"]
+    extras = ", ".join(
+        f"{k}={v}" for k, v in imbalance.items() if k != "name" and not k.endswith("_")
+    )
+    imbalance_text = imbalance["name"] + (f"({extras})" if extras else "")
+    return f"{config['normalization']['name']} | {ops or 'no augmentation'} | {imbalance_text}"
 
 
 def failure_reason(message) -> str:

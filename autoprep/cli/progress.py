@@ -4,7 +4,7 @@ import os
 import sys
 import time
 
-from autoprep.result import PIPELINE_FILE, clock, trial_line
+from autoprep.run.result import PIPELINE_FILE, clock, trial_line
 
 LOG_FILE = "autoprep.log"
 

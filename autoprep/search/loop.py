@@ -17,15 +17,16 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
-from autoprep import objectives
-from autoprep.data import read_image_folder
+from autoprep.choices.pipeline import Pipeline
+from autoprep.data.folder import read_image_folder
+from autoprep.data.splits import make_splits
 from autoprep.errors import ArgumentError, RunDirectoryError
-from autoprep.hypermodel import PipelineHyperModel, call_model_fn
-from autoprep.pipeline import Pipeline
-from autoprep.result import TuneResult, trial_line
-from autoprep.space import PREFIX, SearchSpace
-from autoprep.splits import make_splits
-from autoprep.tuners import StopSearch, check_tuner, make_tuner
+from autoprep.run.result import TuneResult, trial_line
+from autoprep.search import objectives
+from autoprep.search.hypermodel import PipelineHyperModel, call_model_fn
+from autoprep.search.names import check_tuner
+from autoprep.search.space import PREFIX, SearchSpace
+from autoprep.search.tuners import StopSearch, make_tuner
 
 RUN_FILE = "autoprep.json"
 BASELINE = {"normalization": "none", "augmentation": [], "imbalance": "none"}
@@ -254,7 +255,7 @@ def _open_run_dir(run_dir, settings, overwrite) -> dict:
 
 
 def _write_run_state(run_dir, state):
-    from autoprep.result import atomic_write
+    from autoprep.run.result import atomic_write
 
     atomic_write(os.path.join(run_dir, RUN_FILE), json.dumps(state, indent=2))
 

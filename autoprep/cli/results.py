@@ -3,11 +3,10 @@
 import os
 import time
 
-from autoprep._cli_progress import LOG_FILE
+from autoprep.cli.progress import LOG_FILE
 from autoprep.errors import RunDirectoryError
-from autoprep.objectives import OBJECTIVES
-from autoprep.pipeline import summarize
-from autoprep.result import RESULTS_FILE, clock, failure_reason, load_result
+from autoprep.run.result import RESULTS_FILE, clock, failure_reason, load_result, summarize
+from autoprep.search.objectives import OBJECTIVES
 
 
 def add_parser(subparsers):

@@ -13,9 +13,9 @@ import shlex
 import signal
 import warnings
 
-from autoprep._cli_progress import LOG_FILE, Progress
-from autoprep.objectives import OBJECTIVES
-from autoprep.tuners import TUNERS
+from autoprep.cli.progress import LOG_FILE, Progress
+from autoprep.search.names import TUNERS
+from autoprep.search.objectives import OBJECTIVES
 
 DEMO_OUT = os.path.join("autoprep_runs", "demo")
 _CONSECUTIVE_FAILURES = "Number of consecutive failures"
@@ -132,7 +132,7 @@ def _count(minimum):
 
 
 def run_tune(args) -> int:
-    from autoprep._model_spec import load_model_fn
+    from autoprep.search.model_spec import load_model_fn
 
     model_fn = load_model_fn(args.model)
     return search(args, model_fn, args.data_dir, tuner=args.tuner, objective=args.objective,
@@ -140,7 +140,7 @@ def run_tune(args) -> int:
 
 
 def run_demo(args) -> int:
-    from autoprep.demo import demo_model
+    from autoprep.data.demo import demo_model
 
     data_dir = os.path.normpath(args.out) + "_data"
     if not os.path.isdir(data_dir):
@@ -153,7 +153,7 @@ def _write_demo_data(data_dir):
     """Writes the digits folder through a temporary name, so a crash leaves no half folder."""
     import shutil
 
-    from autoprep.demo import write_digits_folder
+    from autoprep.data.demo import write_digits_folder
 
     partial = data_dir + ".part"
     shutil.rmtree(partial, ignore_errors=True)
@@ -195,7 +195,7 @@ def search(args, model_fn, data_dir, **options) -> int:
 
 def _too_many_failures(args, error, progress, run_dir, resume) -> int:
     from autoprep.cli import report_error
-    from autoprep.result import failure_reason
+    from autoprep.run.result import failure_reason
 
     first, _, message = str(error).partition("\n")
     limit = first.rstrip(".").rsplit(" ", 1)[-1]

@@ -15,8 +15,8 @@ import os
 
 import keras_tuner as kt
 
-from autoprep.errors import ArgumentError
-from autoprep.result import atomic_write
+from autoprep.run.result import atomic_write
+from autoprep.search.names import check_tuner
 
 
 class StopSearch(Exception):
@@ -96,15 +96,6 @@ class _GivenOracleHyperband(kt.Hyperband):
 
 class Hyperband(_Hooks, _GivenOracleHyperband):
     pass
-
-
-TUNERS = ("bayesian", "random", "hyperband")
-
-
-def check_tuner(name: str) -> str:
-    if name not in TUNERS:
-        raise ArgumentError(f"`tuner` must be one of {', '.join(TUNERS)}. Received: tuner={name!r}")
-    return name
 
 
 def make_tuner(name, hypermodel, *, objective, max_trials, epochs, seed=None, **kwargs):

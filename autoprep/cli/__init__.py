@@ -10,7 +10,7 @@ from autoprep.errors import AutoprepError
 
 # Modules that each add sub-commands through `add_parser(subparsers)`; every sub-parser they add
 # has `func=run(args) -> exit code` as a default.
-_COMMAND_MODULES = ("autoprep._cli_tune", "autoprep._cli_results", "autoprep.doctor._cli")
+_COMMAND_MODULES = ("autoprep.cli.tune", "autoprep.cli.results", "autoprep.cli.doctor")
 _DEBUG_HELP = "show the full traceback of an error"
 
 

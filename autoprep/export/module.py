@@ -13,8 +13,9 @@ import json
 from autoprep.choices.augmentation import augment
 from autoprep.choices.base import function_source
 from autoprep.choices.imbalance import DeferredReweighting, add_sample_weights
-from autoprep.data import IMAGE_EXTENSIONS, load_image
-from autoprep.pipeline import Pipeline, build_eval_dataset, build_train_dataset, summarize
+from autoprep.choices.pipeline import Pipeline, build_eval_dataset, build_train_dataset
+from autoprep.data.folder import IMAGE_EXTENSIONS, load_image
+from autoprep.run.result import summarize
 
 _FILES_AND_SPLITS = '''
 def list_files(data_dir):

@@ -185,16 +185,3 @@ def _unfitted(config):
     if isinstance(config, list):
         return [_unfitted(v) for v in config]
     return config
-
-
-def summarize(config: dict) -> str:
-    """A one-line summary of a pipeline config, e.g. `per_channel | rotation=0.1 | oversample`."""
-    ops = ", ".join(
-        f"{op['name']}={op.get('mode', op.get('intensity'))}" for op in config["augmentation"]
-    )
-    imbalance = config["imbalance"]
-    extras = ", ".join(
-        f"{k}={v}" for k, v in imbalance.items() if k != "name" and not k.endswith("_")
-    )
-    imbalance_text = imbalance["name"] + (f"({extras})" if extras else "")
-    return f"{config['normalization']['name']} | {ops or 'no augmentation'} | {imbalance_text}"

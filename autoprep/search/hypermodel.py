@@ -15,7 +15,7 @@ import keras_tuner as kt
 import numpy as np
 
 from autoprep.errors import ModelError
-from autoprep.objectives import OBJECTIVES, ValidationMetrics, log_name, score_predictions
+from autoprep.search.objectives import OBJECTIVES, log_name, score_predictions
 
 
 def call_model_fn(model_fn, input_shape, num_classes, hp=None):
@@ -208,6 +208,28 @@ class PipelineHyperModel(kt.HyperModel):
         test_ds = pipeline.eval_dataset(images[test], batch_size=self.batch_size)
         predictions = model.predict(test_ds, verbose=0)
         return score_predictions(self.objective, labels[test], predictions)
+
+
+class ValidationMetrics(keras.callbacks.Callback):
+    """Adds the validation objectives to the epoch logs.
+
+    Args:
+        dataset: Batches of normalized validation images (no labels needed).
+        labels: Integer labels of the validation images, in dataset order.
+    """
+
+    def __init__(self, dataset, labels):
+        super().__init__()
+        self.dataset = dataset
+        self.labels = np.asarray(labels)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        predictions = self.model.predict(self.dataset, verbose=0)
+        for name, (_, metric) in OBJECTIVES.items():
+            if metric is not None:
+                logs[log_name(name)] = score_predictions(name, self.labels, predictions)
 
 
 def _validation_labels(pipeline, labels, num_classes):

@@ -2,8 +2,6 @@
 
 import argparse
 
-from autoprep.doctor._diagnose import diagnose
-
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Adds the `doctor` sub-command; its `func` runs it and returns the exit code."""
@@ -29,6 +27,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     """Runs `diagnose` and prints the report; returns its exit code."""
+    from autoprep.doctor import diagnose
+
     report = diagnose(args.data_dir, args.model, seed=args.seed)
     print(report.to_json() if args.json else report.format())
     return report.exit_code

@@ -1,0 +1,1 @@
+"""Stage 5: the generated standalone module that carries the winning pipeline."""

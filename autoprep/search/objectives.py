@@ -1,0 +1,57 @@
+"""Objectives: scores computed on the full validation split after every epoch.
+
+`hypermodel.ValidationMetrics` writes `val_balanced_accuracy`, `val_macro_f1` and
+`val_accuracy` into the epoch logs, so Keras Tuner (and the History) see them like any Keras metric.
+Balanced accuracy is the default: plain accuracy rewards a model that predicts only the
+majority class.
+"""
+
+import numpy as np
+
+from autoprep.errors import ArgumentError
+
+
+# scikit-learn's metrics are imported on first use: the CLI lists these names without loading it.
+def _balanced_accuracy(y_true, y_pred):
+    from sklearn.metrics import balanced_accuracy_score
+
+    return balanced_accuracy_score(y_true, y_pred)
+
+
+def _macro_f1(y_true, y_pred):
+    from sklearn.metrics import f1_score
+
+    return f1_score(y_true, y_pred, average="macro", zero_division=0)
+
+
+def _accuracy(y_true, y_pred):
+    from sklearn.metrics import accuracy_score
+
+    return accuracy_score(y_true, y_pred)
+
+
+# name: (direction, metric(y_true, y_pred) or None when Keras computes it)
+OBJECTIVES = {
+    "balanced_accuracy": ("max", _balanced_accuracy),
+    "macro_f1": ("max", _macro_f1),
+    "accuracy": ("max", _accuracy),
+    "loss": ("min", None),
+}
+
+
+def check_objective(objective: str) -> str:
+    if objective not in OBJECTIVES:
+        raise ArgumentError(
+            f"`objective` must be one of {', '.join(OBJECTIVES)}. Received: objective={objective!r}"
+        )
+    return objective
+
+
+def log_name(objective: str) -> str:
+    """The epoch-log key of an objective, e.g. `val_balanced_accuracy`."""
+    return "val_" + objective
+
+
+def score_predictions(objective: str, y_true, probabilities) -> float:
+    """The objective of class probabilities (or logits) against integer labels."""
+    return float(OBJECTIVES[objective][1](y_true, np.argmax(probabilities, axis=-1)))
