@@ -13,7 +13,7 @@ import autoprep.search.tuners
 @pytest.mark.parametrize("tuner", ["random", "bayesian", "hyperband"])
 def test_keras_tuner_state_files_are_written_atomically(make_folder, tmp_path, monkeypatch, tuner):
     written = []
-    real = autoprep.tuners.atomic_write
+    real = autoprep.search.tuners.atomic_write
 
     def recording(path, text):
         written.append(str(path))
