@@ -7,7 +7,8 @@ import pytest
 from conftest import write_folder
 from PIL import Image
 
-from autoprep.data.folder import choose_image_size, index_directory, read_image_folder
+from autoprep.data.decode import read_image_folder
+from autoprep.data.index import choose_image_size, index_directory
 from autoprep.errors import ArgumentError, DataError
 
 

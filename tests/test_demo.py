@@ -4,8 +4,8 @@ import os
 
 import numpy as np
 
+from autoprep.data.decode import read_image_folder
 from autoprep.data.demo import demo_model, write_digits_folder
-from autoprep.data.folder import read_image_folder
 
 
 def test_digits_are_written_with_a_long_tail(tmp_path):

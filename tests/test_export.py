@@ -14,7 +14,7 @@ from conftest import tiny_model, write_folder
 
 import autoprep
 from autoprep.choices.pipeline import Pipeline
-from autoprep.data.folder import read_image_folder
+from autoprep.data.decode import read_image_folder
 
 # Probes the exported modules given on the command line and writes what they produce.
 PROBE = textwrap.dedent("""

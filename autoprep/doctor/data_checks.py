@@ -8,13 +8,8 @@ import functools
 
 import numpy as np
 
-from autoprep.data.folder import (
-    GRAY_MODES,
-    IMAGE_EXTENSIONS,
-    choose_image_size,
-    decode_index,
-    index_directory,
-)
+from autoprep.data.decode import decode_index
+from autoprep.data.index import GRAY_MODES, IMAGE_EXTENSIONS, choose_image_size, index_directory
 from autoprep.data.splits import make_splits
 from autoprep.doctor._checks import DATA_CHECKS, register
 from autoprep.doctor._hashing import content_digests, near_duplicate_pairs, perceptual_hashes

@@ -14,7 +14,8 @@ from autoprep.choices.augmentation import augment
 from autoprep.choices.base import function_source
 from autoprep.choices.imbalance import DeferredReweighting, add_sample_weights
 from autoprep.choices.pipeline import Pipeline, build_eval_dataset, build_train_dataset
-from autoprep.data.folder import IMAGE_EXTENSIONS, load_image
+from autoprep.data.decode import load_image
+from autoprep.data.index import IMAGE_EXTENSIONS
 from autoprep.run.result import summarize
 
 _FILES_AND_SPLITS = '''

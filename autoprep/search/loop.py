@@ -18,7 +18,7 @@ import keras_tuner as kt
 import numpy as np
 
 from autoprep.choices.pipeline import Pipeline
-from autoprep.data.folder import read_image_folder
+from autoprep.data.decode import read_image_folder
 from autoprep.data.splits import make_splits
 from autoprep.errors import ArgumentError, RunDirectoryError
 from autoprep.run.result import TuneResult, trial_line
