@@ -22,7 +22,16 @@ def test_readme_has_exactly_two_setup_commands():
     assert "pytest" in tests
 
 
-def test_ci_runs_the_readme_test_command():
+def _lint_command():
+    section = _read("README.md").split("## Development", 1)[1].split("\n## ", 1)[0]
+    (command,) = re.findall(r"```bash\n(.+?)\n```", section)
+    return command
+
+
+def test_ci_runs_the_readme_lint_command_then_its_test_command():
     _, tests = _setup_commands()
+    lint = _lint_command()
+    assert lint.startswith("ruff check")
     ci_lines = [line.strip() for line in _read(".ci/run").splitlines()]
-    assert tests in ci_lines
+    assert tests in ci_lines and lint in ci_lines
+    assert ci_lines.index(lint) < ci_lines.index(tests)

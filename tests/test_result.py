@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from autoprep.run.result import atomic_write, clock, failure_reason, trials_csv
+from autoprep.run.result import atomic_write, failure_reason, trials_csv
 
 KERAS_WRAPPED = """Traceback (most recent call last):
   File "x.py", line 1, in fit
@@ -55,7 +55,3 @@ def test_atomic_write_replaces_whole_files_and_leaves_nothing_on_failure(tmp_pat
         atomic_write(path, "half")
     assert path.read_text() == "new"
     assert os.listdir(tmp_path) == ["results.json"]
-
-
-def test_clock():
-    assert clock(3725.4) == "1:02:05" and clock(-3) == "0:00:00"

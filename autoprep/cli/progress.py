@@ -4,7 +4,8 @@ import os
 import sys
 import time
 
-from autoprep.run.result import PIPELINE_FILE, clock, trial_line
+from autoprep.run.progress import TrialClock, clock
+from autoprep.run.result import PIPELINE_FILE
 
 LOG_FILE = "autoprep.log"
 
@@ -25,10 +26,8 @@ class Progress:
     def __init__(self, run_dir, *, max_trials, time_budget=None, stream=None):
         self.run_dir = run_dir
         self.max_trials = max_trials
-        self.time_budget = time_budget
         self.stream = stream
-        self.started = self._last = time.monotonic()
-        self.durations = []
+        self.clock = TrialClock(max_trials=max_trials, time_budget=time_budget)
         self._pending = []
 
     def say(self, text, *, console=True, error=False):
@@ -48,27 +47,13 @@ class Progress:
 
     def trial_ended(self, result, record):
         """The `on_trial_end` hook of `autoprep.tune`: one line per finished trial."""
-        now = time.monotonic()
-        self.durations.append(now - self._last)
-        self._last = now
-        self.say(self.trial_line(result, record))
+        self.clock.trial_ended()
+        self.say(self.clock.line(result, record))
         done = len(result.trials)
         if done >= self.max_trials and result.best_config is not None:
             self.say("search done; training the best pipeline and the baseline on the "
                      "development split for the test score...")
         self.flush()
-
-    def trial_line(self, result, record) -> str:
-        elapsed = time.monotonic() - self.started
-        return trial_line(result, record, max_trials=self.max_trials, elapsed=elapsed,
-                          eta=self.eta(len(result.trials), elapsed))
-
-    def eta(self, done, elapsed) -> float:
-        """Seconds left for the remaining trials, from this process's mean trial duration."""
-        remaining = max(0, self.max_trials - done) * sum(self.durations) / len(self.durations)
-        if self.time_budget is not None:
-            remaining = min(remaining, max(0.0, self.time_budget - elapsed))
-        return remaining
 
     def finished(self, result):
         """The closing lines: state, best pipeline, test score against the baseline, files."""
@@ -76,7 +61,7 @@ class Progress:
         failed = len(result.trials) - completed
         how = {"stopped": "stopped by the time budget"}.get(result.state, result.state)
         self.say(f"search {how}: {len(result.trials)} trials ({completed} completed, {failed} "
-                 f"failed) in {clock(time.monotonic() - self.started)}")
+                 f"failed) in {clock(self.clock.elapsed())}")
         self.say(result.summary())
         if result.best_config is not None:
             self.say(f"best pipeline module: {os.path.join(result.run_dir, PIPELINE_FILE)}")

@@ -5,7 +5,8 @@ import time
 
 from autoprep.cli.progress import LOG_FILE
 from autoprep.errors import RunDirectoryError
-from autoprep.run.result import RESULTS_FILE, clock, failure_reason, load_result, summarize
+from autoprep.run.progress import clock
+from autoprep.run.result import RESULTS_FILE, failure_reason, load_result, summarize
 from autoprep.search.objectives import OBJECTIVES
 
 

@@ -168,25 +168,6 @@ def failure_reason(message) -> str:
     return reason
 
 
-def clock(seconds) -> str:
-    """`h:mm:ss` for a number of seconds."""
-    seconds = max(0, int(round(seconds)))
-    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
-def trial_line(result, record, *, max_trials, elapsed, eta) -> str:
-    """The progress line of a finished trial: its config, score, best so far, elapsed, ETA."""
-    if record["score"] is None:
-        score = f"failed ({failure_reason(record['message']) or record['status']})"
-    else:
-        score = f"{result.objective}={record['score']:.4f}"
-    best = "-" if result.best_score is None else f"{result.best_score:.4f}"
-    config = summarize(record["config"]) if record["config"] else "?"
-    extra = "".join(f", {k}={v}" for k, v in record.get("model_hyperparameters", {}).items())
-    return (f"trial {len(result.trials)}/{max_trials}  {config}{extra}  {score}  best={best}  "
-            f"elapsed {clock(elapsed)}  ETA {clock(eta)}")
-
-
 def _mean_text(scores) -> str:
     """`0.9512 (mean of 3 trainings: 0.9400, 0.9600, 0.9536)`, or one score."""
     if len(scores) == 1:

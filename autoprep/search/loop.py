@@ -21,7 +21,8 @@ from autoprep.choices.pipeline import Pipeline
 from autoprep.data.decode import read_image_folder
 from autoprep.data.splits import make_splits
 from autoprep.errors import ArgumentError, RunDirectoryError
-from autoprep.run.result import TuneResult, trial_line
+from autoprep.run.progress import TrialClock
+from autoprep.run.result import TuneResult
 from autoprep.search import objectives
 from autoprep.search.hypermodel import PipelineHyperModel, call_model_fn
 from autoprep.search.names import check_tuner
@@ -303,31 +304,29 @@ class _Run:
         self.reserve, self.on_trial_end = reserve, on_trial_end
         self.prints = bool(verbose) and on_trial_end is None  # the caller reports otherwise
         self.data_dir = data_dir
-        self.durations = []
+        self.clock = TrialClock(max_trials=max_trials, time_budget=time_budget, started=started)
         self.stop_reason = "finished"
         self.worker = _is_worker()
-        self.trial_started = time.monotonic()
         self._fitted = {}
 
     # -- stopping ------------------------------------------------------------------------
     def should_stop(self, search) -> bool:
-        self.trial_started = time.monotonic()
+        self.clock.trial_started()
         if not self.worker:  # a worker's trial count is the chief's business
             oracle = search.oracle
             done = sum(t.status in ("COMPLETED", "FAILED") for t in oracle.trials.values())
             if done >= self.max_trials and not oracle._retry_queue:
                 self.stop_reason = "finished"
                 return True
-        if self.time_budget is None or not self.durations:
+        estimate = self.clock.mean_duration()
+        if self.time_budget is None or estimate is None:
             return False
-        elapsed = time.monotonic() - self.started
-        estimate = float(np.mean(self.durations))
         self.stop_reason = "stopped"
-        return elapsed + estimate * (1 + self.reserve) > self.time_budget
+        return self.clock.elapsed() + estimate * (1 + self.reserve) > self.time_budget
 
     # -- after each trial ----------------------------------------------------------------
     def trial_ended(self, search, trial):
-        self.durations.append(time.monotonic() - self.trial_started)
+        self.clock.trial_ended()
         if self.worker:
             if self.prints:
                 print(f"{search.tuner_id}: trial {trial.trial_id} {trial.status} "
@@ -337,15 +336,9 @@ class _Run:
         self.save(result)
         record = next(t for t in result.trials if t["trial_id"] == trial.trial_id)
         if self.prints:
-            self._print_progress(result, record)
+            print(self.clock.line(result, record), file=sys.stderr, flush=True)
         if self.on_trial_end is not None:
             self.on_trial_end(result, record)
-
-    def _print_progress(self, result, record):
-        elapsed = time.monotonic() - self.started
-        eta = max(0, self.max_trials - len(result.trials)) * float(np.mean(self.durations))
-        line = trial_line(result, record, max_trials=self.max_trials, elapsed=elapsed, eta=eta)
-        print(line, file=sys.stderr, flush=True)
 
     def save(self, result):
         result.save(self.run_dir)

@@ -1,0 +1,81 @@
+"""One clock times the trials and estimates the ETA for `tune(verbose=1)` and the CLI."""
+
+import pytest
+
+import autoprep
+from autoprep.cli.progress import Progress
+from autoprep.run import progress
+from autoprep.run.progress import TrialClock, clock
+
+
+@pytest.fixture
+def now(monkeypatch):
+    """A fake monotonic clock: `now.time` is the current time, in seconds."""
+
+    class Now:
+        time = 1000.0
+
+    monkeypatch.setattr(progress.time, "monotonic", lambda: Now.time)
+    return Now
+
+
+def _result(trials, best=None):
+    return autoprep.TuneResult(best_config=None, best_score=best, objective="accuracy",
+                               trials=trials, data={}, epochs=1, state="running")
+
+
+def _record(trial_id, score):
+    config = {"normalization": {"name": "per_channel"}, "augmentation": [],
+              "imbalance": {"name": "oversample"}}
+    return {"trial_id": trial_id, "status": "COMPLETED", "score": score, "config": config,
+            "model_hyperparameters": {}, "message": None}
+
+
+def test_clock():
+    assert clock(3725.4) == "1:02:05" and clock(-3) == "0:00:00"
+
+
+def test_eta_is_the_mean_trial_duration_times_the_trials_left(now):
+    timer = TrialClock(max_trials=5)
+    assert timer.mean_duration() is None and timer.eta(0) == 0
+    now.time += 30  # the first trial: timed from the clock's start
+    timer.trial_ended()
+    timer.trial_started()
+    now.time += 5  # between trials: not counted
+    timer.trial_started()
+    now.time += 10
+    timer.trial_ended()
+    assert timer.durations == [30, 10] and timer.mean_duration() == 20
+    assert timer.eta(2) == 60 and timer.eta(7) == 0
+    assert timer.elapsed() == 45
+
+
+def test_eta_never_exceeds_the_time_left_in_the_budget(now):
+    timer = TrialClock(max_trials=10, time_budget=100)
+    now.time += 40
+    timer.trial_ended()
+    assert timer.eta(1) == 60  # not 9 x 40
+    now.time += 70
+    assert timer.eta(1) == 0
+
+
+def test_library_and_cli_print_the_same_line(now, tmp_path, capsys):
+    trials = [_record("0", 0.5), _record("1", 0.75)]
+    result = _result(trials, best=0.75)
+    timer = TrialClock(max_trials=4)
+    cli = Progress(str(tmp_path), max_trials=4)
+    now.time += 61
+    timer.trial_ended()
+    cli.trial_ended(result, trials[1])
+    line = timer.line(result, trials[1])
+    assert line == ("trial 2/4  per_channel | no augmentation | oversample  accuracy=0.7500  "
+                    "best=0.7500  elapsed 0:01:01  ETA 0:02:02")
+    assert capsys.readouterr().out == line + "\n"
+    assert (tmp_path / "autoprep.log").read_text().endswith(f"  {line}\n")
+
+
+def test_a_failed_trial_shows_its_reason(now):
+    record = {**_record("0", None), "status": "FAILED",
+              "message": "Traceback...\nValueError: loss is NaN"}
+    line = TrialClock(max_trials=2).line(_result([record]), record)
+    assert "failed (ValueError: loss is NaN)  best=-" in line
