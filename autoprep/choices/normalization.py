@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from autoprep._registry import Registry
 from autoprep.choices.base import Choice, function_source
+from autoprep.data import stats
 
 NORMALIZATIONS = Registry("normalization")
 _EPSILON = 1e-6
@@ -19,7 +20,8 @@ class Normalization(Choice):
     """Base class: `fit` learns constants from training images, `transform` applies them."""
 
     def fit(self, images: np.ndarray):
-        """Learns this method's constants from uint8 training images of shape (n, h, w, c)."""
+        """Learns this method's constants from uint8 training images of shape (n, h, w, c),
+        without a float copy of them (see `autoprep.data.stats`)."""
         return self
 
     @property
@@ -72,9 +74,9 @@ class PerChannelStandardization(Normalization):
     _learned = ("mean", "std")
 
     def fit(self, images):
-        pixels = np.asarray(images, np.float64).reshape(-1, images.shape[-1])
-        self.mean_ = pixels.mean(axis=0).tolist()
-        self.std_ = np.maximum(pixels.std(axis=0), _EPSILON).tolist()
+        mean, std = stats.histogram_mean_std(stats.channel_histograms(images))
+        self.mean_ = mean.tolist()
+        self.std_ = np.maximum(std, _EPSILON).tolist()
         return self
 
     @staticmethod
@@ -100,9 +102,9 @@ class RobustScaling(Normalization):
     _learned = ("median", "iqr")
 
     def fit(self, images):
-        pixels = np.asarray(images).reshape(-1, images.shape[-1])
-        low, median, high = np.percentile(pixels, [25, 50, 75], axis=0)
-        spread = np.where(high - low > 0, high - low, pixels.std(axis=0))
+        counts = stats.channel_histograms(images)
+        low, median, high = stats.histogram_percentiles(counts, [25, 50, 75])
+        spread = np.where(high - low > 0, high - low, stats.histogram_mean_std(counts)[1])
         self.median_ = median.tolist()
         self.iqr_ = np.maximum(spread, _EPSILON).tolist()
         return self
