@@ -1,6 +1,7 @@
 """Registries map names to choices, reject unknown names listing the valid ones, and every
 registered choice round-trips through JSON with its learned constants."""
 
+import inspect
 import json
 
 import numpy as np
@@ -10,12 +11,10 @@ from autoprep.choices import AUGMENTATIONS, IMBALANCE_STRATEGIES, NORMALIZATIONS
 from autoprep.choices.pipeline import Pipeline
 from autoprep.errors import ArgumentError, UnknownChoiceError
 
-# Non-default parameters, so that a round-trip that forgets one of them fails.
-PARAMETERS = {
-    "flip": {"mode": "vertical"},
-    "effective_number": {"beta": 0.95},
-    "deferred_reweighting": {"beta": 0.99, "start": 0.3},
-}
+# A non-default value for every constructor parameter of a registered choice, by parameter
+# name, so that a round-trip that forgets one of them fails. A choice with a new parameter
+# fails `test_every_parameter_has_a_non_default_value_here` until its value is added here.
+NON_DEFAULT = {"intensity": 0.35, "mode": "vertical", "beta": 0.95, "start": 0.3}
 ALL_CHOICES = [
     pytest.param(registry, name, id=f"{registry.kind}-{name}")
     for registry in (NORMALIZATIONS, AUGMENTATIONS, IMBALANCE_STRATEGIES)
@@ -23,17 +22,39 @@ ALL_CHOICES = [
 ]
 
 
+def parameters(cls) -> dict:
+    """The constructor parameters of a choice class (all but `self`), by name."""
+    if cls.__init__ is object.__init__:
+        return {}
+    params = dict(inspect.signature(cls.__init__).parameters)
+    params.pop("self")
+    return params
+
+
+def non_default_parameters(cls) -> dict:
+    return {name: NON_DEFAULT[name] for name in parameters(cls)}
+
+
 def configured(registry, name):
     """A registered choice with non-default parameters, fitted on tiny data when it learns."""
     cls = registry.get(name)
-    parameters = PARAMETERS.get(name, {"intensity": 0.35} if registry is AUGMENTATIONS else {})
-    choice = cls(**parameters).validate()
+    choice = cls(**non_default_parameters(cls)).validate()
     rng = np.random.default_rng(0)
     if registry is NORMALIZATIONS:
         choice.fit(rng.integers(0, 256, size=(6, 4, 4, 3), dtype=np.uint8))
     elif registry is IMBALANCE_STRATEGIES:
         choice.fit(np.array([0] * 6 + [1] * 3 + [2]), num_classes=3)
     return choice
+
+
+@pytest.mark.parametrize("registry, name", ALL_CHOICES)
+def test_every_parameter_has_a_non_default_value_here(registry, name):
+    for param_name, param in parameters(registry.get(name)).items():
+        # get_config() reads keyword-only parameters: a positional one would be lost.
+        assert param.kind == param.KEYWORD_ONLY, f"{name}: `{param_name}` is not keyword-only"
+        assert param.default is not param.empty, f"{name}: `{param_name}` has no default"
+        assert param_name in NON_DEFAULT, f"add a non-default `{param_name}` to NON_DEFAULT"
+        assert NON_DEFAULT[param_name] != param.default, f"{name}: `{param_name}` is its default"
 
 
 @pytest.mark.parametrize("registry, name", ALL_CHOICES)
@@ -52,10 +73,17 @@ def test_config_round_trips_through_json(registry, name):
 
 @pytest.mark.parametrize("registry, name", ALL_CHOICES)
 def test_config_holds_every_non_default_parameter(registry, name):
+    cls = registry.get(name)
+    values = non_default_parameters(cls)
     config = configured(registry, name).get_config()
-    default = registry.get(name)().get_config()
-    for key, value in PARAMETERS.get(name, {}).items():
+    default = cls().get_config()
+    learned = {key for key in config if key.endswith("_")}
+    # Exactly the name, the parameters and the learned constants: nothing forgotten or extra.
+    assert set(config) - learned == {"name", *values} == set(default)
+    for key, value in values.items():
         assert config[key] == value != default[key]
+    rebuilt = cls.from_config(json.loads(json.dumps(config)))
+    assert {key: getattr(rebuilt, key) for key in values} == values
 
 
 def test_learned_constants_are_part_of_the_config():
