@@ -51,6 +51,10 @@ class TuneResult:
         epochs: Epochs per trial.
         state: "running", "finished", "interrupted" or "stopped" (by the time budget).
         best_trial_id: Keras Tuner's id of the best trial.
+        confusion: Confusion matrices (rows: true class, columns: predicted) of the best
+            pipeline on "validation" (its trial's best epoch, summed over folds) and "test",
+            and of the baseline on "baseline_test" (summed over the repeats); a key is absent
+            when not recorded (runs of older versions have none).
     """
 
     best_config: dict
@@ -65,6 +69,7 @@ class TuneResult:
     baseline_scores: list = None
     state: str = "finished"
     best_trial_id: str = None
+    confusion: dict = dataclasses.field(default_factory=dict)
     run_dir: str = None
 
     @property

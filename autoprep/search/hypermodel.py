@@ -15,7 +15,7 @@ import keras_tuner as kt
 import numpy as np
 
 from autoprep.errors import ModelError
-from autoprep.search.objectives import OBJECTIVES, log_name, score_predictions
+from autoprep.search.objectives import OBJECTIVES, confusion, log_name, score_predictions
 
 
 def call_model_fn(model_fn, input_shape, num_classes, hp=None):
@@ -124,6 +124,8 @@ class PipelineHyperModel(kt.HyperModel):
         self.objective = objective
         self.batch_size = batch_size
         self.seed = seed
+        # Confusion matrix of the last fit (at its best epoch, summed over folds) or test_score.
+        self.last_confusion = None
 
     @property
     def num_classes(self) -> int:
@@ -143,6 +145,7 @@ class PipelineHyperModel(kt.HyperModel):
     def fit(self, hp, model, *args, callbacks=(), epochs=1, verbose=0, **kwargs):
         pipeline = self.space.pipeline(hp)
         scores, history = [], None
+        self.last_confusion = None
         for fold, (train, val) in enumerate(self.splits.folds):
             if fold > 0:  # Keras Tuner built fold 0's model under the strategy itself
                 with strategy_scope(self.distribution_strategy):
@@ -153,6 +156,7 @@ class PipelineHyperModel(kt.HyperModel):
                 epochs=epochs, verbose=verbose, **kwargs,
             )
             scores.append(best_epoch_value(history, self.objective))
+            self._add_confusion(history.confusions[best_epoch(history, self.objective)])
         if len(self.splits.folds) == 1:
             return history
         return {log_name(self.objective): float(np.mean(scores))}
@@ -166,8 +170,9 @@ class PipelineHyperModel(kt.HyperModel):
             batch_size=self.batch_size, epochs=epochs, seed=self.seed,
         )
         val_ds = pipeline.eval_dataset(images[val], batch_size=self.batch_size)
+        metrics = ValidationMetrics(val_ds, labels[val], self.num_classes)
         callbacks = [
-            ValidationMetrics(val_ds, labels[val]),
+            metrics,
             keras.callbacks.TerminateOnNaN(),
             *callbacks,
         ]
@@ -182,11 +187,19 @@ class PipelineHyperModel(kt.HyperModel):
             **fit_kwargs, **kwargs,
         )
         _check_finite(history)
+        history.confusions = metrics.confusions
         return history
+
+    def _add_confusion(self, matrix):
+        if self.last_confusion is None:
+            self.last_confusion = matrix
+        else:
+            self.last_confusion = (np.asarray(self.last_confusion) + matrix).tolist()
 
 
     def test_score(self, pipeline, hp, *, epochs, seed=None) -> float:
         """Trains a fresh model with `pipeline` on the development split; scores the test split."""
+        self.last_confusion = None
         if seed is not None:
             keras.utils.set_random_seed(seed)
         with strategy_scope(self.distribution_strategy):
@@ -207,6 +220,7 @@ class PipelineHyperModel(kt.HyperModel):
             return float(model.evaluate(test_ds, verbose=0, return_dict=True)["loss"])
         test_ds = pipeline.eval_dataset(images[test], batch_size=self.batch_size)
         predictions = model.predict(test_ds, verbose=0)
+        self.last_confusion = confusion(labels[test], predictions, self.num_classes)
         return score_predictions(self.objective, labels[test], predictions)
 
 
@@ -216,17 +230,22 @@ class ValidationMetrics(keras.callbacks.Callback):
     Args:
         dataset: Batches of normalized validation images (no labels needed).
         labels: Integer labels of the validation images, in dataset order.
+        num_classes: Number of classes; `confusions` holds one confusion matrix per epoch.
     """
 
-    def __init__(self, dataset, labels):
+    def __init__(self, dataset, labels, num_classes=None):
         super().__init__()
         self.dataset = dataset
         self.labels = np.asarray(labels)
+        self.num_classes = num_classes
+        self.confusions = []
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
         predictions = self.model.predict(self.dataset, verbose=0)
+        if self.num_classes is not None:
+            self.confusions.append(confusion(self.labels, predictions, self.num_classes))
         for name, (_, metric) in OBJECTIVES.items():
             if metric is not None:
                 logs[log_name(name)] = score_predictions(name, self.labels, predictions)
@@ -248,8 +267,13 @@ def _check_finite(history):
         )
 
 
+def best_epoch(history, objective: str) -> int:
+    """The index of the epoch with the best value of the objective in a History (the first)."""
+    values = history.history[log_name(objective)]
+    pick = np.argmax if OBJECTIVES[objective][0] == "max" else np.argmin
+    return int(pick(values))
+
+
 def best_epoch_value(history, objective: str) -> float:
     """The best value of the objective over the epochs of a History."""
-    values = history.history[log_name(objective)]
-    direction = OBJECTIVES[objective][0]
-    return float(max(values) if direction == "max" else min(values))
+    return float(history.history[log_name(objective)][best_epoch(history, objective)])

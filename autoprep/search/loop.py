@@ -22,7 +22,7 @@ from autoprep.data.decode import read_image_folder
 from autoprep.data.splits import make_splits
 from autoprep.errors import ArgumentError, RunDirectoryError
 from autoprep.run.progress import TrialClock
-from autoprep.run.result import TuneResult
+from autoprep.run.result import TuneResult, atomic_write
 from autoprep.search import objectives
 from autoprep.search.hypermodel import PipelineHyperModel, call_model_fn
 from autoprep.search.names import check_tuner
@@ -30,6 +30,8 @@ from autoprep.search.space import PREFIX, SearchSpace
 from autoprep.search.tuners import StopSearch, make_tuner
 
 RUN_FILE = "autoprep.json"
+CONFUSION_FILE = "confusion.json"  # in a trial's directory: its validation confusion matrix
+TENSORBOARD_DIR = "tensorboard"  # TensorBoard logs with the HParams of every trial
 BASELINE = {"normalization": "none", "augmentation": [], "imbalance": "none"}
 
 
@@ -164,8 +166,11 @@ def tune(
 
 def _search(search, run, epochs, verbose) -> str:
     """Runs Keras Tuner's search loop; returns how it ended ("finished" or "stopped")."""
+    # Keras Tuner gives each trial its own log directory and adds its HParams.
+    board = keras.callbacks.TensorBoard(os.path.join(run.run_dir, TENSORBOARD_DIR),
+                                        write_graph=False)
     try:
-        search.search(epochs=epochs, verbose=verbose if verbose >= 2 else 0)
+        search.search(epochs=epochs, verbose=verbose if verbose >= 2 else 0, callbacks=[board])
         return "finished"
     except StopSearch:
         return run.stop_reason
@@ -327,6 +332,7 @@ class _Run:
     # -- after each trial ----------------------------------------------------------------
     def trial_ended(self, search, trial):
         self.clock.trial_ended()
+        _save_confusion(search, trial)
         if self.worker:
             if self.prints:
                 print(f"{search.tuner_id}: trial {trial.trial_id} {trial.status} "
@@ -385,6 +391,7 @@ class _Run:
             state=state,
             run_dir=self.run_dir,
             best_trial_id=None if best is None else best["trial_id"],
+            confusion={} if best is None else _load_confusion(search, best["trial_id"]),
         )
 
     def fitted_config(self, record) -> dict:
@@ -415,6 +422,23 @@ class _Run:
         }
 
 
+def _save_confusion(search, trial):
+    """Keeps the trial's validation confusion matrix in its directory (read by `result`)."""
+    matrix = getattr(search.hypermodel, "last_confusion", None)
+    if trial.status == "COMPLETED" and matrix is not None:
+        path = os.path.join(search.get_trial_dir(trial.trial_id), CONFUSION_FILE)
+        atomic_write(path, json.dumps(matrix))
+
+
+def _load_confusion(search, trial_id) -> dict:
+    """{"validation": matrix} of a trial, or {} when it was not recorded."""
+    path = os.path.join(search.get_trial_dir(trial_id), CONFUSION_FILE)
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        return {"validation": json.load(handle)}
+
+
 def _final_scores(result, search, hypermodel, *, baseline, repeats, verbose) -> TuneResult:
     """Trains the best pipeline (and the raw baseline) on the development split `repeats` times
     with different seeds; their test scores and means go into the result."""
@@ -425,14 +449,20 @@ def _final_scores(result, search, hypermodel, *, baseline, repeats, verbose) -> 
     start = hypermodel.seed
     seeds = [None if start is None else start + repeat for repeat in range(repeats)]
 
-    def scores(config):
-        return [hypermodel.test_score(Pipeline.from_config(config).clone(), hp,
-                                      epochs=result.epochs, seed=seed) for seed in seeds]
+    def scores(config, name):
+        values, matrices = [], []
+        for seed in seeds:
+            values.append(hypermodel.test_score(Pipeline.from_config(config).clone(), hp,
+                                                epochs=result.epochs, seed=seed))
+            matrices.append(hypermodel.last_confusion)
+        if None not in matrices:  # summed over the repeats
+            result.confusion[name] = np.sum(matrices, axis=0).tolist()
+        return values
 
-    result.test_scores = scores(result.best_config)
+    result.test_scores = scores(result.best_config, "test")
     result.test_score = float(np.mean(result.test_scores))
     if baseline:
-        result.baseline_scores = scores(Pipeline(**BASELINE).get_config())
+        result.baseline_scores = scores(Pipeline(**BASELINE).get_config(), "baseline_test")
         result.baseline_score = float(np.mean(result.baseline_scores))
     if verbose:
         print(result.summary(), file=sys.stderr, flush=True)

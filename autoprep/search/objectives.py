@@ -55,3 +55,11 @@ def log_name(objective: str) -> str:
 def score_predictions(objective: str, y_true, probabilities) -> float:
     """The objective of class probabilities (or logits) against integer labels."""
     return float(OBJECTIVES[objective][1](y_true, np.argmax(probabilities, axis=-1)))
+
+
+def confusion(y_true, probabilities, num_classes: int) -> list:
+    """The confusion matrix (rows: true class, columns: predicted) as nested lists for JSON."""
+    from sklearn.metrics import confusion_matrix
+
+    predicted = np.argmax(probabilities, axis=-1)
+    return confusion_matrix(y_true, predicted, labels=list(range(num_classes))).tolist()
