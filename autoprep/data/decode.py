@@ -5,14 +5,28 @@ pipeline decode and resize every file the same way.
 """
 
 import dataclasses
+import hashlib
+import json
 import os
+import re
 import warnings
 
 import numpy as np
 import tensorflow as tf
 
-from autoprep.data.index import FileIndex, choose_channels, choose_image_size, index_directory
+from autoprep.data.index import (
+    MAX_DEFAULT_SIDE,
+    FileIndex,
+    choose_channels,
+    choose_image_size,
+    index_directory,
+    median_size,
+)
+from autoprep.data.memory import allocate, default_memory_limit, format_bytes, parse_size
 from autoprep.errors import ArgumentError, DataError
+
+DECODE_BATCH = 64  # decoded images copied into the array at a time
+CACHE_VERSION = 1  # bump when decoding changes, so that older caches are not reused
 
 
 def load_image(path, image_size, channels):
@@ -89,21 +103,100 @@ def _warn_skipped(skipped):
         warnings.warn(f"autoprep skipped {len(skipped)} file(s):\n{listing}", stacklevel=3)
 
 
-def read_image_folder(data_dir, *, image_size=None, channels=None) -> ImageFolder:
+@dataclasses.dataclass
+class DecodePlan:
+    """What decoding an index will produce, known from the headers alone (before decoding).
+
+    Attributes:
+        count: Images to decode.
+        image_size: (height, width) they are resized to.
+        channels: 1 or 3.
+        size_reason: Why this size (given, common, median, capped median).
+        memory_limit: Bytes; a larger array is memory-mapped from a file.
+        cache_path: The .npy file of a memory-mapped array (None: an anonymous temporary file).
+        reused: True when `cache_path` already holds these images, decoded by an earlier run.
+    """
+
+    count: int
+    image_size: tuple
+    channels: int
+    size_reason: str
+    memory_limit: int
+    cache_path: str = None
+    reused: bool = False
+
+    @property
+    def nbytes(self) -> int:
+        return self.count * self.image_size[0] * self.image_size[1] * self.channels
+
+    @property
+    def mapped(self) -> bool:
+        return self.nbytes > self.memory_limit
+
+    def describe(self) -> str:
+        """The first progress line: images, size, estimated bytes and where they go."""
+        height, width = self.image_size
+        line = (f"data: {self.count:,} images at {height}x{width}x{self.channels} "
+                f"({self.size_reason}), {format_bytes(self.nbytes)} decoded")
+        if not self.mapped:
+            return f"{line}, in memory (limit {format_bytes(self.memory_limit)})"
+        where = self.cache_path or "a temporary file"
+        if self.reused:
+            return f"{line}, memory-mapped from {where} (decoded by an earlier run)"
+        return (f"{line}, over the memory limit {format_bytes(self.memory_limit)}: "
+                f"memory-mapped in {where}")
+
+
+def plan_decoding(index: FileIndex, *, image_size=None, channels=None, memory_limit=None,
+                  cache_dir=None) -> DecodePlan:
+    """Chooses size, channels and the array's place for decoding `index` (see `decode_index`)."""
+    if channels not in (None, 1, 3):
+        raise ArgumentError(f"`channels` must be None, 1 or 3. Received: channels={channels!r}")
+    if image_size is None:
+        image_size, reason = choose_image_size(index.sizes), _size_reason(index.sizes)
+    else:
+        image_size, reason = _check_image_size(image_size), "as given"
+    plan = DecodePlan(
+        count=len(index.paths), image_size=image_size,
+        channels=channels or choose_channels(index.modes), size_reason=reason,
+        memory_limit=default_memory_limit() if memory_limit is None else parse_size(memory_limit),
+    )
+    if plan.mapped and cache_dir is not None:
+        key = _cache_key(index, plan)
+        plan.cache_path = os.path.join(os.fspath(cache_dir), f"images-{key}.npy")
+        plan.reused = os.path.exists(_manifest_path(plan.cache_path))
+    return plan
+
+
+def _size_reason(sizes) -> str:
+    median = median_size(sizes)
+    what = "their common size" if len(set(sizes)) == 1 else "the median size"
+    if median == choose_image_size(sizes):
+        return what
+    return f"{what} {median[0]}x{median[1]} scaled to {MAX_DEFAULT_SIDE} on the long side"
+
+
+def read_image_folder(data_dir, *, image_size=None, channels=None, memory_limit=None,
+                      cache_dir=None, on_plan=None) -> ImageFolder:
     """Indexes `data_dir` and decodes every image once into one uint8 array.
 
     Args:
         data_dir: A directory with one sub-folder per class.
         image_size: (height, width) to resize to. Default: the common size of the images,
-            or the median size when they differ.
+            or their median size, scaled down to at most 256 pixels on the long side.
         channels: 1 or 3. Default: 1 when every image is grayscale, else 3.
+        memory_limit: Bytes, or a size such as "512M" or "2G". Larger decoded images are
+            kept in a memory-mapped file instead of RAM. Default: a quarter of the RAM.
+        cache_dir: Where the memory-mapped file goes, reused by the next call on the same
+            files and settings. Default: an anonymous temporary file.
+        on_plan: Called with the `DecodePlan` (size, estimated bytes) before decoding starts.
 
     Returns:
         An `ImageFolder`.
 
     Raises:
         DataError: for a missing or empty directory, or fewer than 2 classes.
-        ArgumentError: for a bad `image_size` or `channels`.
+        ArgumentError: for a bad `image_size`, `channels` or `memory_limit`.
 
     Example:
         >>> folder = read_image_folder("flowers/", image_size=(64, 64))
@@ -111,32 +204,130 @@ def read_image_folder(data_dir, *, image_size=None, channels=None) -> ImageFolde
     """
     if channels not in (None, 1, 3):
         raise ArgumentError(f"`channels` must be None, 1 or 3. Received: channels={channels!r}")
-    folder = decode_index(index_directory(data_dir), image_size=image_size, channels=channels)
+    folder = decode_index(index_directory(data_dir), image_size=image_size, channels=channels,
+                          memory_limit=memory_limit, cache_dir=cache_dir, on_plan=on_plan)
     _warn_skipped(folder.skipped)
     return folder
 
 
-def decode_index(index: FileIndex, *, image_size=None, channels=None) -> ImageFolder:
-    """Decodes the files of an index (see `read_image_folder`); skipped files are listed in the
-    result, not warned about."""
-    image_size = _check_image_size(image_size or choose_image_size(index.sizes))
-    channels = channels or choose_channels(index.modes)
-    decode = tf.function(lambda path: load_image(path, image_size, channels))
-    images, kept = [], []
-    skipped = list(index.skipped)
-    for i, path in enumerate(index.paths):
-        try:
-            images.append(decode(tf.constant(os.path.join(index.root, path))).numpy())
-            kept.append(i)
-        except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
-            skipped.append((path, f"cannot decode ({error.message.splitlines()[0]})"))
-    if not kept:
+def decode_index(index: FileIndex, *, image_size=None, channels=None, memory_limit=None,
+                 cache_dir=None, on_plan=None) -> ImageFolder:
+    """Decodes the files of an index in parallel (see `read_image_folder`); skipped files are
+    listed in the result, not warned about."""
+    plan = plan_decoding(index, image_size=image_size, channels=channels,
+                         memory_limit=memory_limit, cache_dir=cache_dir)
+    if on_plan is not None:
+        on_plan(plan)
+    if plan.reused:
+        images, kept, failed = _load_cache(plan)
+    else:
+        images, kept, failed = _decode_all(index, plan)
+    if not len(kept):
         raise DataError(f"`data_dir` {index.root!r} holds no image that can be decoded.")
     return ImageFolder(
         root=index.root,
         class_names=index.class_names,
         paths=[index.paths[i] for i in kept],
         labels=index.labels[kept],
-        images=np.stack(images),
-        skipped=skipped,
+        images=images,
+        skipped=list(index.skipped) + failed,
     )
+
+
+def _decode_all(index, plan):
+    """Decodes into one preallocated array; returns (images, kept indices, (path, reason)s)."""
+    shape = (plan.count, *plan.image_size, plan.channels)
+    if plan.cache_path is not None:
+        _remove_caches(os.path.dirname(plan.cache_path))
+        os.makedirs(os.path.dirname(plan.cache_path), exist_ok=True)
+        partial = plan.cache_path[: -len(".npy")] + ".part.npy"
+        images = allocate(shape, mapped=True, path=partial)
+    else:
+        images = allocate(shape, mapped=plan.mapped)
+    files = [os.path.join(index.root, path) for path in index.paths]
+    decoded = decode_files(files, images, plan.image_size, plan.channels)
+    failed = []
+    for i in np.flatnonzero(~decoded):  # again one by one, for the reason of each failure
+        try:
+            images[i] = load_image(tf.constant(files[i]), plan.image_size, plan.channels).numpy()
+            decoded[i] = True
+        except tf.errors.OpError as error:
+            failed.append((index.paths[i], f"cannot decode ({_error_reason(error)})"))
+    kept = np.flatnonzero(decoded)
+    images = _compact(images, kept)
+    if plan.cache_path is not None:
+        images.flush()
+        os.replace(partial, plan.cache_path)
+        _write_manifest(plan, kept, failed)
+    return images, kept, failed
+
+
+def decode_files(files, images, image_size, channels) -> np.ndarray:
+    """Decodes `files` with a parallel tf.data map into `images[i]`; returns which succeeded.
+
+    A file that fails is left out of the stream (`ignore_errors`), never stopping the others.
+    """
+    dataset = tf.data.Dataset.from_tensor_slices((np.arange(len(files)), files))
+    dataset = dataset.map(
+        lambda i, path: (i, load_image(path, image_size, channels)),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=False,
+    )
+    decoded = np.zeros(len(files), bool)
+    for positions, batch in dataset.ignore_errors().batch(DECODE_BATCH).prefetch(2):
+        positions = positions.numpy()
+        images[positions] = batch.numpy()
+        decoded[positions] = True
+    return decoded
+
+
+def _error_reason(error) -> str:
+    """The first line of a TensorFlow error without its op and function names."""
+    line = error.message.splitlines()[0] if error.message else type(error).__name__
+    return re.sub(r"\s*\[Op:\w+\].*$", "", re.sub(r"^\{\{.*?\}\}\s*", "", line))
+
+
+def _compact(images, kept):
+    """Moves the decoded images to the front (skipped files leave holes); returns that part."""
+    for target, source in enumerate(kept):
+        if target != source:
+            images[target] = images[source]
+    return images[: len(kept)]
+
+
+# -- the memory-mapped cache of a run directory --------------------------------------------
+def _cache_key(index, plan) -> str:
+    """Changes with any file (path, label, size, modification time) or decoding setting."""
+    digest = hashlib.sha256(f"{CACHE_VERSION} {plan.image_size} {plan.channels}\n".encode())
+    for path, label in zip(index.paths, index.labels):
+        stat = os.stat(os.path.join(index.root, path))
+        digest.update(f"{label} {stat.st_size} {stat.st_mtime_ns} {path}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def _manifest_path(cache_path) -> str:
+    return cache_path[: -len(".npy")] + ".json"
+
+
+def _write_manifest(plan, kept, failed):
+    """Written last: a cache without its manifest is incomplete and never reused."""
+    manifest = {"kept": kept.tolist(), "failed": failed}
+    partial = _manifest_path(plan.cache_path) + ".part"
+    with open(partial, "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle)
+    os.replace(partial, _manifest_path(plan.cache_path))
+
+
+def _load_cache(plan):
+    with open(_manifest_path(plan.cache_path), encoding="utf-8") as handle:
+        manifest = json.load(handle)
+    kept = np.asarray(manifest["kept"], np.int64)
+    images = np.load(plan.cache_path, mmap_mode="r")[: len(kept)]
+    return images, kept, [tuple(item) for item in manifest["failed"]]
+
+
+def _remove_caches(cache_dir):
+    """Deletes earlier caches (other files or settings): a run directory keeps one."""
+    if os.path.isdir(cache_dir):
+        for name in os.listdir(cache_dir):
+            if name.startswith("images-"):
+                os.remove(os.path.join(cache_dir, name))

@@ -18,6 +18,8 @@ from autoprep.errors import DataError
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+# The default long side at most, as keras.utils.image_dataset_from_directory (256x256).
+MAX_DEFAULT_SIDE = 256
 
 
 @dataclasses.dataclass
@@ -106,10 +108,18 @@ def index_directory(data_dir) -> FileIndex:
     return FileIndex(root, class_names, paths, np.asarray(labels), sizes, modes, skipped)
 
 
-def choose_image_size(sizes) -> tuple:
-    """The common (height, width) of all images, or their median when sizes differ."""
+def median_size(sizes) -> tuple:
+    """The median (height, width): the common size when all images share one."""
     heights, widths = zip(*sizes)
     return int(np.median(heights)), int(np.median(widths))
+
+
+def choose_image_size(sizes, *, max_side=MAX_DEFAULT_SIDE) -> tuple:
+    """The images' common or median (height, width), scaled down, keeping its aspect ratio,
+    so that the long side is at most `max_side` (phone photos would otherwise need GiBs)."""
+    height, width = median_size(sizes)
+    scale = min(1.0, max_side / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def choose_channels(modes) -> int:
