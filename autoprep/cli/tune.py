@@ -18,7 +18,6 @@ from autoprep.search.names import TUNERS
 from autoprep.search.objectives import OBJECTIVES
 
 DEMO_OUT = os.path.join("autoprep_runs", "demo")
-_CONSECUTIVE_FAILURES = "Number of consecutive failures"
 
 
 class Terminated(KeyboardInterrupt):
@@ -186,19 +185,21 @@ def search(args, model_fn, data_dir, **options) -> int:
         progress.flush()
         return 143 if isinstance(interrupt, Terminated) else 130
     except RuntimeError as error:
-        if not str(error).startswith(_CONSECUTIVE_FAILURES):
+        from autoprep.search.kt_adapter import consecutive_failures
+
+        failures = consecutive_failures(error)
+        if failures is None:
             raise
-        return _too_many_failures(args, error, progress, run_dir, resume)
+        return _too_many_failures(args, error, failures, progress, run_dir, resume)
     progress.finished(result)
     return 0
 
 
-def _too_many_failures(args, error, progress, run_dir, resume) -> int:
+def _too_many_failures(args, error, failures, progress, run_dir, resume) -> int:
     from autoprep.cli import report_error
     from autoprep.run.result import failure_reason
 
-    first, _, message = str(error).partition("\n")
-    limit = first.rstrip(".").rsplit(" ", 1)[-1]
+    limit, message = failures
     reason = failure_reason(message) or "unknown"
     problem = RuntimeError(
         f"the last {limit} trials failed in a row, so the search stopped. Last failure: "
@@ -227,22 +228,23 @@ def resume_command(args) -> str:
 @contextlib.contextmanager
 def _quiet(quiet):
     """Hides TF notes, GP convergence warnings and Keras Tuner's tracebacks of failed trials."""
-    from keras_tuner.src import config as kt_config
     from sklearn.exceptions import ConvergenceWarning
 
+    from autoprep.search.kt_adapter import trial_tracebacks
+
     logger = logging.getLogger("tensorflow")
-    previous = logger.level, kt_config.DEBUG
+    previous = logger.level
     if quiet:
         logger.setLevel(logging.ERROR)
-        kt_config.DEBUG = False
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), (
+            trial_tracebacks(False) if quiet else contextlib.nullcontext()
+        ):
             if quiet:
                 warnings.simplefilter("ignore", ConvergenceWarning)
             yield
     finally:
-        logger.setLevel(previous[0])
-        kt_config.DEBUG = previous[1]
+        logger.setLevel(previous)
 
 
 @contextlib.contextmanager

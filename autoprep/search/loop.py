@@ -23,7 +23,7 @@ from autoprep.data.splits import make_splits
 from autoprep.errors import ArgumentError, RunDirectoryError
 from autoprep.run.progress import TrialClock
 from autoprep.run.result import TuneResult, atomic_write
-from autoprep.search import objectives
+from autoprep.search import kt_adapter, objectives
 from autoprep.search.hypermodel import PipelineHyperModel, call_model_fn
 from autoprep.search.names import check_tuner
 from autoprep.search.space import PREFIX, SearchSpace
@@ -186,9 +186,7 @@ def _run_worker(search, run, epochs, verbose) -> TuneResult:
 
 def _is_worker() -> bool:
     """True in a Keras Tuner worker process of a distributed search (the chief keeps results)."""
-    from keras_tuner.src.distribute import utils
-
-    return utils.has_chief_oracle() and not utils.is_chief_oracle()
+    return kt_adapter.is_distributed_worker()
 
 
 def _check_arguments(**values):
@@ -269,17 +267,14 @@ def _write_run_state(run_dir, state):
 def _fail_repeatedly_interrupted(search, run_state, run_dir):
     """A trial interrupted by a crash is run again once; interrupted again, it is failed."""
     oracle = search.oracle
-    for trial_id in list(oracle._retry_queue):
+    for trial_id in kt_adapter.retry_queue(oracle):
         count = run_state["interrupted"].get(trial_id, 0) + 1
         run_state["interrupted"][trial_id] = count
         if count > 1:
-            oracle._retry_queue.remove(trial_id)
-            trial = oracle.trials[trial_id]
-            trial.status = kt.engine.trial.TrialStatus.FAILED
-            trial.message = "The process died twice while running this trial; it is not retried."
-            oracle._save_trial(trial)
-            oracle.end_order.append(trial_id)
-            oracle.save()
+            kt_adapter.fail_interrupted_trial(
+                oracle, trial_id,
+                "The process died twice while running this trial; it is not retried.",
+            )
     _write_run_state(run_dir, run_state)
 
 
@@ -320,7 +315,7 @@ class _Run:
         if not self.worker:  # a worker's trial count is the chief's business
             oracle = search.oracle
             done = sum(t.status in ("COMPLETED", "FAILED") for t in oracle.trials.values())
-            if done >= self.max_trials and not oracle._retry_queue:
+            if done >= self.max_trials and not kt_adapter.retry_queue(oracle):
                 self.stop_reason = "finished"
                 return True
         estimate = self.clock.mean_duration()

@@ -6,16 +6,14 @@ defaults: a sane reference point before random exploration. The tuners get two h
 `on_trial_end` writes results after every trial; `should_stop` ends the search before a new
 trial starts (trial count or time budget). Keras Tuner's state files (oracle.json,
 trial.json, tuner0.json) are written through a temporary file and a rename, so a crash in the
-middle of a write cannot break a resume. Everything else, including Keras Tuner's distributed
+middle of a write cannot break a resume (the Keras Tuner internals this needs are in
+`kt_adapter`). Everything else, including Keras Tuner's distributed
 mode and resuming from its project directory, is Keras Tuner's.
 """
 
-import json
-import os
-
 import keras_tuner as kt
 
-from autoprep.run.result import atomic_write
+from autoprep.search.kt_adapter import AtomicOracleState, AtomicTunerState, HyperbandWithOracle
 from autoprep.search.names import check_tuner
 
 
@@ -37,32 +35,21 @@ class _DefaultsFirst:
         return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": values.values}
 
 
-class _AtomicState:
-    """An oracle mix-in that writes its state and its trials' state atomically."""
-
-    def save(self):
-        atomic_write(self._get_oracle_fname(), json.dumps(self.get_state()))
-
-    def _save_trial(self, trial):
-        path = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
-        atomic_write(path, json.dumps(trial.get_state()))
-
-
-class RandomSearchOracle(_AtomicState, _DefaultsFirst, kt.oracles.RandomSearchOracle):
+class RandomSearchOracle(AtomicOracleState, _DefaultsFirst, kt.oracles.RandomSearchOracle):
     pass
 
 
 class BayesianOptimizationOracle(
-    _AtomicState, _DefaultsFirst, kt.oracles.BayesianOptimizationOracle
+    AtomicOracleState, _DefaultsFirst, kt.oracles.BayesianOptimizationOracle
 ):
     pass
 
 
-class HyperbandOracle(_AtomicState, kt.oracles.HyperbandOracle):
+class HyperbandOracle(AtomicOracleState, kt.oracles.HyperbandOracle):
     pass
 
 
-class _Hooks:
+class _Hooks(AtomicTunerState):
     def __init__(self, *args, on_trial_end=None, should_stop=None, **kwargs):
         self._on_trial_end = on_trial_end
         self._should_stop = should_stop
@@ -77,24 +64,12 @@ class _Hooks:
         if self._on_trial_end is not None:
             self._on_trial_end(self, trial)
 
-    def save(self):
-        if not self._is_worker():
-            self.oracle.save()
-        atomic_write(self._get_tuner_fname(), json.dumps(self.get_state()))
-
 
 class Tuner(_Hooks, kt.Tuner):
     pass
 
 
-class _GivenOracleHyperband(kt.Hyperband):
-    """Keras Tuner's Hyperband tuner (epoch schedule, weight reuse), given its oracle."""
-
-    def __init__(self, oracle, hypermodel, **kwargs):
-        super(kt.Hyperband, self).__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
-
-
-class Hyperband(_Hooks, _GivenOracleHyperband):
+class Hyperband(_Hooks, HyperbandWithOracle):
     pass
 
 
