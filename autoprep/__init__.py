@@ -20,6 +20,7 @@ from autoprep.errors import (
     AutoprepError,
     DataError,
     ModelError,
+    NotFittedError,
     RunDirectoryError,
     UnknownChoiceError,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "ImageFolder",
     "ModelError",
     "NORMALIZATIONS",
+    "NotFittedError",
     "Pipeline",
     "Report",
     "RunDirectoryError",

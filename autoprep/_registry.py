@@ -27,6 +27,11 @@ class Registry:
 
         return decorator
 
+    def unregister(self, name: str):
+        """Removes `name` (for choices registered for a while, e.g. in a test)."""
+        self.get(name)
+        del self._entries[name]
+
     def get(self, name: str):
         """Returns the class registered as `name`, or fails listing the valid names."""
         if name not in self._entries:

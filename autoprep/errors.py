@@ -26,3 +26,7 @@ class ModelError(AutoprepError, ValueError):
 
 class RunDirectoryError(AutoprepError, ValueError):
     """A run directory holds a different search, or no search at all."""
+
+
+class NotFittedError(AutoprepError, ValueError, AttributeError):
+    """A choice that learns from the training split was used before `fit` (scikit-learn style)."""

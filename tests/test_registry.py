@@ -149,3 +149,86 @@ def test_register_sets_the_name_and_refuses_duplicates():
     with pytest.raises(ValueError, match="widget 'spanner' is registered twice"):
         registry.register("spanner")(type("Other", (), {}))
     assert registry.get("spanner") is Spanner
+
+
+LEARNING = [
+    pytest.param(registry, name, id=f"{registry.kind}-{name}")
+    for registry in (NORMALIZATIONS, IMBALANCE_STRATEGIES)
+    for name in registry
+    if registry.get(name)._learned
+]
+
+
+def use(choice):
+    """What a trial does with a fitted choice: normalize a batch, or read its class weights."""
+    if choice.name in NORMALIZATIONS:
+        return choice(np.zeros((1, 4, 4, 3), np.uint8))
+    return choice.fit_class_weight() or choice.dataset_class_weights()
+
+
+@pytest.mark.parametrize("registry, name", LEARNING)
+def test_a_choice_that_learns_refuses_to_be_used_before_fit(registry, name):
+    from autoprep.errors import NotFittedError
+
+    with pytest.raises(NotFittedError, match=rf"\({name!r}\) is not fitted yet: call `fit`"):
+        use(registry.get(name)())
+    assert use(configured(registry, name)) is not None
+
+
+@pytest.mark.parametrize("registry, name", LEARNING)
+def test_learned_attributes_are_documented_in_the_class_docstring(registry, name):
+    cls = registry.get(name)
+    docstring = cls.__doc__
+    assert "Attributes:" in docstring
+    for attr in cls._learned:
+        assert f"{attr}_:" in docstring
+    assert set(configured(registry, name).get_config()) >= {attr + "_" for attr in cls._learned}
+
+
+@pytest.mark.parametrize(
+    "registry, name, parameters, message",
+    [
+        (AUGMENTATIONS, "rotation", {"intensity": 0.9}, r"`rotation` intensity must be in"),
+        (AUGMENTATIONS, "mixup", {"intensity": -0.1}, r"`mixup` intensity must be in"),
+        (AUGMENTATIONS, "flip", {"mode": "diagonal"}, r"`flip` must be one of"),
+        (IMBALANCE_STRATEGIES, "effective_number", {"beta": 1.5}, r"`beta` must be in \(0, 1\)"),
+        (IMBALANCE_STRATEGIES, "deferred_reweighting", {"start": 1.0}, r"`start` must be in"),
+    ],
+)
+def test_a_choice_built_directly_is_validated_as_through_the_registry(
+    registry, name, parameters, message
+):
+    with pytest.raises(ArgumentError, match=message):
+        registry.get(name)(**parameters)
+    with pytest.raises(ArgumentError, match=message):
+        Pipeline(**{
+            "normalization": "rescale_01",
+            "augmentation": [{"name": name, **parameters}] if registry is AUGMENTATIONS else [],
+            "imbalance": {"name": name, **parameters} if registry is IMBALANCE_STRATEGIES
+            else "none",
+        })
+
+
+# best_config of results.json files written before choices declared their own dimensions.
+OLD_BEST_CONFIGS = [
+    {"normalization": {"name": "per_channel", "mean_": [122.43125, 125.44375, 123.30625],
+                       "std_": [71.91476046986114, 72.00900524196612, 77.24757252456227]},
+     "augmentation": [{"name": "flip", "mode": "horizontal"},
+                      {"name": "rotation", "intensity": 0.1}, {"name": "mixup", "intensity": 0.2}],
+     "imbalance": {"name": "deferred_reweighting", "beta": 0.99, "start": 0.5,
+                   "class_weight_": [0.562972, 1.109223, 3.294502]}},
+    {"normalization": {"name": "robust", "median_": [120.0, 130.0, 125.0],
+                       "iqr_": [124.25, 118.25, 131.0]},
+     "augmentation": [{"name": "rand_augment", "intensity": 0.4}],
+     "imbalance": {"name": "inverse_frequency", "class_weight_": [0.555556, 1.111111, 3.333333]}},
+    {"normalization": {"name": "rescale_01"}, "augmentation": [],
+     "imbalance": {"name": "oversample"}},
+]
+
+
+@pytest.mark.parametrize("config", OLD_BEST_CONFIGS)
+def test_best_configs_of_earlier_runs_still_load_fitted(config):
+    pipeline = Pipeline.from_config(json.loads(json.dumps(config)))
+    assert pipeline.get_config() == config
+    assert pipeline.normalization.fitted and pipeline.imbalance.fitted
+    assert pipeline.fit_kwargs(4, gate=None) is not None

@@ -201,3 +201,85 @@ def test_a_range_for_beta_is_declared_as_a_float():
     assert (hps["beta"].min_value, hps["beta"].max_value) == (0.9, 0.99)
     assert 0.9 <= values["beta"] <= 0.99
     assert space.pipeline(keras_tuner.HyperParameters()).imbalance.beta == values["beta"]
+
+
+class _Noise:
+    """Mixed into an op registered only for one test: Gaussian pixel noise."""
+
+    layer_name = "GaussianNoise"
+    search_range = (0.0, 0.4)
+    search_step = 0.2
+
+    def layer_kwargs(self):
+        return {"stddev": float(self.intensity)}
+
+
+@pytest.fixture
+def noise_op():
+    """An augmentation op (and a policy) registered for one test only, in no autoprep file."""
+    from autoprep.choices.augmentation import AugmentationOp
+
+    op = AUGMENTATIONS.register("test_noise")(type("TestNoise", (_Noise, AugmentationOp), {}))
+    policy = AUGMENTATIONS.register("test_noise_policy")(
+        type("TestNoisePolicy", (_Noise, AugmentationOp), {"policy": True})
+    )
+    yield op, policy
+    AUGMENTATIONS.unregister("test_noise")
+    AUGMENTATIONS.unregister("test_noise_policy")
+
+
+def test_an_op_registered_elsewhere_is_a_dimension_of_the_space(noise_op):
+    values, hps = declared(SearchSpace())
+    assert (hps["test_noise"].min_value, hps["test_noise"].max_value) == (0.0, 0.4)
+    assert parents(hps["test_noise"]) == []
+    assert "test_noise_policy" in hps["policy"].values
+    assert parents(hps["test_noise_policy"]) == [("policy", ["test_noise_policy"])]
+    space = SearchSpace(test_noise=0.2, policy="test_noise_policy", test_noise_policy=[0.4])
+    config = SearchSpace.from_config(json.loads(json.dumps(space.get_config()))).get_config()
+    assert config == space.get_config()
+    pipeline = space.pipeline(keras_tuner.HyperParameters())
+    assert [op.get_config() for op in pipeline.augmentation] == [
+        {"name": "test_noise", "intensity": 0.2}, {"name": "test_noise_policy", "intensity": 0.4}
+    ]
+    with pytest.raises(ArgumentError, match=r"`test_noise` values must lie in \[0.0, 1.0\]"):
+        SearchSpace(test_noise=2.0)
+    with pytest.raises(UnknownChoiceError, match="Unknown policy 'blur'. Expected one of: none, "):
+        SearchSpace(policy="blur")
+
+
+def test_an_unknown_dimension_is_refused_listing_the_valid_ones():
+    with pytest.raises(ArgumentError, match="Unknown search dimension 'noise'. Expected one of: "
+                                            "normalization, flip, rotation"):
+        SearchSpace(noise=0.1)
+
+
+@pytest.mark.slow
+def test_an_op_registered_elsewhere_runs_in_a_trial_and_in_the_exported_module(
+    noise_op, make_folder, tmp_path
+):
+    import importlib.util
+
+    from conftest import tiny_model
+
+    import autoprep
+
+    data_dir = make_folder([6, 6], size=(8, 8))
+    fixed = dict(normalization="rescale_01", flip="none", rotation=0.0, zoom=0.0,
+                 translation=0.0, contrast=0.0, brightness=0.0, policy="none",
+                 imbalance="none", test_noise=0.4)
+    result = autoprep.tune(
+        tiny_model, data_dir, max_trials=1, epochs=1, tuner="random", test_split=0,
+        space=SearchSpace(**fixed), directory=tmp_path / "runs", verbose=0, seed=0,
+    )
+    assert result.best_config["augmentation"] == [{"name": "test_noise", "intensity": 0.4}]
+    path = result.export(tmp_path / "noisy.py")
+    assert "tf.keras.layers.GaussianNoise(stddev=0.4)" in open(path).read()
+    spec = importlib.util.spec_from_file_location("noisy", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    train, _ = module.make_datasets(data_dir, batch_size=4, seed=0, cache=False)
+    images, labels = next(iter(train))
+    assert [type(layer).__name__ for layer in module.make_augmentation_layers()] == [
+        "GaussianNoise"
+    ]
+    assert tuple(images.shape) == (4, 8, 8, 1) and tuple(labels.shape) == (4,)

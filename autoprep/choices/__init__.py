@@ -1,6 +1,6 @@
 """One definition per preprocessing choice, each registered by name."""
 
-from autoprep.choices.augmentation import AUGMENTATIONS, FLIP_MODES, INTENSITY_OPS, POLICIES
+from autoprep.choices.augmentation import AUGMENTATIONS, FLIP_MODES
 from autoprep.choices.imbalance import IMBALANCE_STRATEGIES
 from autoprep.choices.normalization import NORMALIZATIONS
 
@@ -8,7 +8,5 @@ __all__ = [
     "AUGMENTATIONS",
     "FLIP_MODES",
     "IMBALANCE_STRATEGIES",
-    "INTENSITY_OPS",
     "NORMALIZATIONS",
-    "POLICIES",
 ]

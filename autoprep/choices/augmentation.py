@@ -10,12 +10,16 @@ normalization method. An intensity of 0 switches an op off.
 import keras
 
 from autoprep._registry import Registry
-from autoprep.choices.base import Choice
+from autoprep.choices.base import Choice, Dimension, Selector
 from autoprep.errors import ArgumentError
 
 AUGMENTATIONS = Registry("augmentation")
 FLIP_MODES = ("none", "horizontal", "vertical", "horizontal_and_vertical")
 VALUE_RANGE = (0, 255)
+# The `policy` search dimension: "none" or one registered policy (an op with `policy = True`).
+POLICY_SELECTOR = Selector(
+    "policy", AUGMENTATIONS, default="none", members=lambda cls: cls.policy, off="none"
+)
 
 
 def augment(images, labels, layers, mix=None):
@@ -31,16 +35,33 @@ def augment(images, labels, layers, mix=None):
 class AugmentationOp(Choice):
     """Base class: one Keras layer, on when its intensity is above 0.
 
+    An op declares its search dimension through `search_range` and `search_step` (the
+    dimension is named after the op and sets `intensity`); a policy (`policy = True`) is picked
+    by the `policy` dimension, and its strength dimension is conditional on it.
+
     Args:
         intensity: Strength of the op (the layer's `factor` unless a subclass says otherwise).
     """
 
     layer_name = None
     mixes_labels = False  # MixUp and CutMix need one-hot labels
+    policy = False  # a policy is picked by the `policy` dimension, at most one per pipeline
     max_intensity = 1.0
+    search_range = (0.0, 0.2)  # the default range of the search
+    search_step = 0.05
 
     def __init__(self, *, intensity: float = 0.0):
         self.intensity = intensity
+        self.validate()
+
+    @classmethod
+    def search_dimensions(cls):
+        return (
+            Dimension(
+                cls.name, cls.search_range, param="intensity", step=cls.search_step,
+                limits=(0.0, float(cls.max_intensity)),
+            ),
+        )
 
     def validate(self):
         if not 0 <= self.intensity <= self.max_intensity:
@@ -78,9 +99,15 @@ class Flip(AugmentationOp):
     """Random flips: `mode` is one of none, horizontal, vertical, horizontal_and_vertical."""
 
     layer_name = "RandomFlip"
+    dimensions = (Dimension("flip", list(FLIP_MODES), param="mode"),)
 
     def __init__(self, *, mode: str = "none"):
         self.mode = mode
+        self.validate()
+
+    @classmethod
+    def search_dimensions(cls):
+        return cls.dimensions
 
     def validate(self):
         if self.mode not in FLIP_MODES:
@@ -106,6 +133,8 @@ class Rotation(AugmentationOp):
     """Random rotation by up to `intensity` x 360 degrees either way."""
 
     layer_name = "RandomRotation"
+    search_range = (0.0, 0.2)
+    search_step = 0.05
     max_intensity = 0.5
 
     def layer_kwargs(self):
@@ -117,6 +146,8 @@ class Zoom(AugmentationOp):
     """Random zoom in or out by up to `intensity` of the image size."""
 
     layer_name = "RandomZoom"
+    search_range = (0.0, 0.3)
+    search_step = 0.05
 
     def layer_kwargs(self):
         return {"height_factor": float(self.intensity), "fill_mode": "constant"}
@@ -127,6 +158,8 @@ class Translation(AugmentationOp):
     """Random shift by up to `intensity` of the height and width."""
 
     layer_name = "RandomTranslation"
+    search_range = (0.0, 0.2)
+    search_step = 0.05
 
     def layer_kwargs(self):
         factor = float(self.intensity)
@@ -138,6 +171,8 @@ class Contrast(AugmentationOp):
     """Random contrast change by up to `intensity`."""
 
     layer_name = "RandomContrast"
+    search_range = (0.0, 0.5)
+    search_step = 0.1
 
     def layer_kwargs(self):
         # (lower, upper): Keras 3 turns a single float f into [1, 1 + f], never less contrast.
@@ -150,6 +185,8 @@ class Brightness(AugmentationOp):
     """Random brightness shift by up to `intensity` of the value range."""
 
     layer_name = "RandomBrightness"
+    search_range = (0.0, 0.3)
+    search_step = 0.1
 
     def layer_kwargs(self):
         return {"factor": float(self.intensity), "value_range": VALUE_RANGE}
@@ -160,6 +197,9 @@ class RandAugment(AugmentationOp):
     """Keras' RandAugment policy: two random ops per image at magnitude `intensity`."""
 
     layer_name = "RandAugment"
+    search_range = (0.2, 1.0)
+    search_step = 0.2
+    policy = True
 
     def layer_kwargs(self):
         return {"value_range": VALUE_RANGE, "num_ops": 2, "factor": float(self.intensity)}
@@ -170,6 +210,9 @@ class MixUp(AugmentationOp):
     """MixUp: blends image pairs and their labels; `intensity` is the Beta distribution's alpha."""
 
     layer_name = "MixUp"
+    search_range = (0.1, 0.4)
+    search_step = 0.1
+    policy = True
     mixes_labels = True
 
     def layer_kwargs(self):
@@ -181,11 +224,11 @@ class CutMix(AugmentationOp):
     """CutMix: pastes a patch of another image, mixing labels by area (`intensity`: factor)."""
 
     layer_name = "CutMix"
+    search_range = (0.5, 1.0)
+    search_step = 0.25
+    policy = True
     mixes_labels = True
 
     def layer_kwargs(self):
         return {"factor": float(self.intensity)}
 
-
-POLICIES = ("none", "rand_augment", "mixup", "cutmix")
-INTENSITY_OPS = ("rotation", "zoom", "translation", "contrast", "brightness")

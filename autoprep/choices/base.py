@@ -5,10 +5,13 @@ pipeline and writes its own source into the exported module: TensorFlow function
 with `inspect.getsource`, Keras layers as a constructor call with the same arguments.
 """
 
+import dataclasses
 import inspect
 import textwrap
 
 import numpy as np
+
+from autoprep.errors import NotFittedError
 
 
 def function_source(function, name=None) -> str:
@@ -35,16 +38,108 @@ def to_json(value):
     return value
 
 
+@dataclasses.dataclass(frozen=True)
+class Dimension:
+    """One search dimension, declared by the choice it configures.
+
+    `SearchSpace` derives its arguments, hyperparameters, validation and error messages from
+    these declarations; a dimension declared by a choice that a selector picks (a policy, an
+    imbalance strategy) is conditional on that choice being picked.
+
+    Attributes:
+        name: The `SearchSpace` argument and the hyperparameter (`autoprep/<name>`).
+        values: The default candidates: a list (a choice) or a `(low, high)` tuple (a range).
+        param: The constructor argument of the choice it sets (None: `name`).
+        default: The value of the search's first trial (None: the first candidate or `low`).
+        step: The step of a range (also of a range a user gives).
+        limits: `(low, high)` that every number must lie in; None for a dimension of names.
+        prior: The probability of each candidate of a list when the space samples its prior
+            (None: uniform). For an op whose first candidate is 0, `prior[0]` is the
+            probability that the op is off.
+    """
+
+    name: str
+    values: object
+    param: str = None
+    default: object = None
+    step: float = None
+    limits: tuple = None
+    prior: tuple = None
+
+    @property
+    def argument(self) -> str:
+        """The constructor argument this dimension sets."""
+        return self.param or self.name
+
+    @property
+    def first(self):
+        """The value of the first trial."""
+        return self.values[0] if self.default is None else self.default
+
+
+class Selector:
+    """The dimension that picks one registered choice of a registry (e.g. `imbalance`).
+
+    Args:
+        name: The `SearchSpace` argument.
+        registry: The registry whose names are the candidates.
+        default: The first trial's choice.
+        members: Which registered classes it picks among (None: all).
+        off: A candidate meaning "none of them" (e.g. policy "none"), put first.
+        off_prior: The prior probability of `off` (the rest is shared equally).
+    """
+
+    def __init__(self, name, registry, *, default, members=None, off=None, off_prior=None):
+        self.name, self.registry, self.default = name, registry, default
+        self._members, self.off, self.off_prior = members, off, off_prior
+
+    def classes(self) -> list:
+        """The registered classes this selector picks among."""
+        entries = [self.registry.get(name) for name in self.registry]
+        return [cls for cls in entries if self._members is None or self._members(cls)]
+
+    def dimension(self) -> Dimension:
+        names = [cls.name for cls in self.classes()]
+        values = names if self.off is None else [self.off, *names]
+        prior = None
+        if self.off_prior is not None:
+            rest = (1.0 - self.off_prior) / max(len(names), 1)
+            prior = (self.off_prior, *[rest] * len(names))
+        return Dimension(self.name, values, default=self.default, prior=prior)
+
+
 class Choice:
     """Base of every registered choice.
 
-    `__init__` takes keyword-only parameters and stores them; values learned from the training
-    split end with an underscore and are part of the config once fitted, so that a fitted
-    choice round-trips through JSON.
+    `__init__` takes keyword-only parameters, stores them and validates them (as `validate`
+    does for the registry); values learned from the training split end with an underscore and
+    are part of the config once fitted, so that a fitted choice round-trips through JSON.
+    A choice declares its search dimensions in `dimensions`.
     """
 
     name = None  # set by the registry
     _learned = ()  # names of learned attributes, without the trailing underscore
+    dimensions = ()  # the `Dimension`s of its parameters
+
+    @classmethod
+    def search_dimensions(cls) -> tuple:
+        """The `Dimension`s this choice declares (its `dimensions` unless a base derives them)."""
+        return tuple(cls.dimensions)
+
+    @property
+    def fitted(self) -> bool:
+        """Whether every learned attribute is set (always true for a choice that learns none)."""
+        return all(getattr(self, attr + "_", None) is not None for attr in self._learned)
+
+    def check_fitted(self):
+        """Raises `NotFittedError` when this choice learns values and has not learned them."""
+        if not self.fitted:
+            learned = ", ".join(attr + "_" for attr in self._learned)
+            raise NotFittedError(
+                f"This {type(self).__name__} ({self.name!r}) is not fitted yet: call `fit` "
+                f"with the training split first (or rebuild it from a config holding {learned})."
+            )
+        return self
 
     def get_config(self) -> dict:
         params = inspect.signature(type(self).__init__).parameters

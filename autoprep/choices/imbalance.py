@@ -11,10 +11,16 @@ import numpy as np
 import tensorflow as tf
 
 from autoprep._registry import Registry
-from autoprep.choices.base import Choice
+from autoprep.choices.base import Choice, Dimension, Selector
 from autoprep.errors import ArgumentError
 
 IMBALANCE_STRATEGIES = Registry("imbalance strategy")
+# The `imbalance` search dimension: every registered strategy, inverse-frequency weights first.
+SELECTOR = Selector("imbalance", IMBALANCE_STRATEGIES, default="inverse_frequency")
+BETA = Dimension("beta", [0.9, 0.99, 0.999, 0.9999], limits=(1e-9, 1 - 1e-9))
+REWEIGHT_START = Dimension(
+    "reweight_start", (0.3, 0.8), param="start", step=0.1, limits=(0.0, 0.95)
+)
 
 
 def natural_sampler(class_datasets, seed):
@@ -79,34 +85,57 @@ def _normalized(raw_weights, counts):
 
 
 class ImbalanceStrategy(Choice):
-    """Base class: a sampler, plus class weights learned from the training labels if any."""
+    """Base class: a sampler; `WeightedStrategy` adds class weights learned from the labels."""
 
     sampler = staticmethod(natural_sampler)
     deferred = False
-    _learned = ("class_weight",)
 
     def fit(self, labels, num_classes: int):
-        """Learns class weights from the training labels (a no-op for sampling strategies)."""
-        counts = np.bincount(np.asarray(labels), minlength=num_classes).astype(np.float64)
-        raw = self.raw_weights(np.maximum(counts, 1))
-        if raw is not None:
-            self.class_weight_ = [round(float(w), 6) for w in _normalized(raw, counts)]
+        """Learns from the training labels (a no-op for sampling strategies)."""
         return self
-
-    def raw_weights(self, counts):
-        """Unnormalized per-class weights, or None when this strategy does not weight."""
-        return None
 
     def fit_class_weight(self):
         """The `class_weight` argument of `fit()`, or None."""
-        weights = getattr(self, "class_weight_", None)
-        if weights is None or self.deferred:
-            return None
-        return {i: w for i, w in enumerate(weights)}
+        return None
+
+    def dataset_class_weights(self):
+        """Class weights applied as sample weights inside the dataset (deferred), or None."""
+        return None
 
     def start_epoch(self, epochs: int):
         """For deferred strategies, the first epoch with class weights; else None."""
         return None
+
+
+class WeightedStrategy(ImbalanceStrategy):
+    """Base class: class weights learned from the training labels, with mean 1 per image.
+
+    Attributes:
+        class_weight_: One weight per class (label order), scaled so that their mean over the
+            training images is 1.
+    """
+
+    _learned = ("class_weight",)
+
+    def fit(self, labels, num_classes: int):
+        """Learns the class weights from the training labels."""
+        counts = np.bincount(np.asarray(labels), minlength=num_classes).astype(np.float64)
+        raw = self.raw_weights(np.maximum(counts, 1))
+        self.class_weight_ = [round(float(w), 6) for w in _normalized(raw, counts)]
+        return self
+
+    def raw_weights(self, counts):
+        """Unnormalized per-class weights."""
+        raise NotImplementedError
+
+    def fit_class_weight(self):
+        if self.deferred:
+            return None
+        self.check_fitted()
+        return {i: w for i, w in enumerate(self.class_weight_)}
+
+    def dataset_class_weights(self):
+        return self.check_fitted().class_weight_ if self.deferred else None
 
 
 @IMBALANCE_STRATEGIES.register("none")
@@ -115,16 +144,24 @@ class NoBalancing(ImbalanceStrategy):
 
 
 @IMBALANCE_STRATEGIES.register("inverse_frequency")
-class InverseFrequency(ImbalanceStrategy):
-    """Class weights proportional to 1 / class count."""
+class InverseFrequency(WeightedStrategy):
+    """Class weights proportional to 1 / class count.
+
+    Attributes:
+        class_weight_: One weight per class (label order), mean 1 per training image.
+    """
 
     def raw_weights(self, counts):
         return 1.0 / counts
 
 
 @IMBALANCE_STRATEGIES.register("sqrt_inverse")
-class SqrtInverseFrequency(ImbalanceStrategy):
-    """Class weights proportional to 1 / sqrt(class count): gentler than inverse frequency."""
+class SqrtInverseFrequency(WeightedStrategy):
+    """Class weights proportional to 1 / sqrt(class count): gentler than inverse frequency.
+
+    Attributes:
+        class_weight_: One weight per class (label order), mean 1 per training image.
+    """
 
     def raw_weights(self, counts):
         return 1.0 / np.sqrt(counts)
@@ -136,11 +173,18 @@ def _check_beta(beta):
 
 
 @IMBALANCE_STRATEGIES.register("effective_number")
-class EffectiveNumber(ImbalanceStrategy):
-    """Weights from the effective number of samples, (1 - beta) / (1 - beta^n) (Cui et al. 2019)."""
+class EffectiveNumber(WeightedStrategy):
+    """Weights from the effective number of samples, (1 - beta) / (1 - beta^n) (Cui et al. 2019).
+
+    Attributes:
+        class_weight_: One weight per class (label order), mean 1 per training image.
+    """
+
+    dimensions = (BETA,)
 
     def __init__(self, *, beta: float = 0.999):
         self.beta = beta
+        self.validate()
 
     def validate(self):
         _check_beta(self.beta)
@@ -166,13 +210,20 @@ class Undersample(ImbalanceStrategy):
 
 @IMBALANCE_STRATEGIES.register("deferred_reweighting")
 class DeferredReweightingStrategy(EffectiveNumber):
-    """Effective-number class weights switched on after `start` of the epochs (Cao et al. 2019)."""
+    """Effective-number class weights switched on after `start` of the epochs (Cao et al. 2019).
+
+    Attributes:
+        class_weight_: One weight per class (label order), mean 1 per training image, given to
+            the dataset as sample weights from the start epoch on.
+    """
 
     deferred = True
+    dimensions = (BETA, REWEIGHT_START)
 
     def __init__(self, *, beta: float = 0.999, start: float = 0.5):
         self.beta = beta
         self.start = start
+        self.validate()
 
     def validate(self):
         _check_beta(self.beta)

@@ -9,10 +9,12 @@ import numpy as np
 import tensorflow as tf
 
 from autoprep._registry import Registry
-from autoprep.choices.base import Choice, function_source
+from autoprep.choices.base import Choice, Selector, function_source
 from autoprep.data import stats
 
 NORMALIZATIONS = Registry("normalization")
+# The `normalization` search dimension: every registered method, rescaled pixels first.
+SELECTOR = Selector("normalization", NORMALIZATIONS, default="rescale_01")
 _EPSILON = 1e-6
 
 
@@ -26,7 +28,12 @@ class Normalization(Choice):
 
     @property
     def constants(self) -> dict:
-        """The keyword arguments `transform` receives (learned values, as lists)."""
+        """The keyword arguments `transform` receives (learned values, as lists).
+
+        Raises:
+            NotFittedError: for a method that learns constants and has not been fitted.
+        """
+        self.check_fitted()
         return {attr: getattr(self, attr + "_") for attr in self._learned}
 
     def __call__(self, images):
@@ -69,7 +76,12 @@ class RescalePlusMinus1(Normalization):
 
 @NORMALIZATIONS.register("per_channel")
 class PerChannelStandardization(Normalization):
-    """Each channel standardized with the training split's mean and standard deviation."""
+    """Each channel standardized with the training split's mean and standard deviation.
+
+    Attributes:
+        mean_: Per-channel mean of the training pixels (one float per channel).
+        std_: Per-channel standard deviation of the training pixels (at least 1e-6).
+    """
 
     _learned = ("mean", "std")
 
@@ -97,7 +109,13 @@ class PerImageStandardization(Normalization):
 
 @NORMALIZATIONS.register("robust")
 class RobustScaling(Normalization):
-    """Each channel centred on the training split's median and divided by its IQR."""
+    """Each channel centred on the training split's median and divided by its IQR.
+
+    Attributes:
+        median_: Per-channel median of the training pixels (one float per channel).
+        iqr_: Per-channel interquartile range (the standard deviation where it is 0; at
+            least 1e-6).
+    """
 
     _learned = ("median", "iqr")
 

@@ -5,6 +5,8 @@ verbatim into the exported module, so a trial and the exported code assemble the
 with the same function; only the source of the images differs (memory here, files there).
 """
 
+from typing import NamedTuple
+
 import numpy as np
 import tensorflow as tf
 
@@ -112,25 +114,27 @@ class Pipeline:
         return self
 
     # -- live datasets -------------------------------------------------------------------
-    def fit_kwargs(self, epochs: int, gate=None) -> dict:
-        """Keyword arguments for `model.fit` (class weights, or the re-weighting callback)."""
+    def fit_arguments(self, epochs: int) -> dict:
+        """What `model.fit` gets beside the data, described once for both renderings.
+
+        Values are literals or `Call`s; `GATE` stands for the deferred re-weighting gate
+        (the live `tf.Variable` in a trial, `CLASS_WEIGHT_GATE` in the exported module).
+        """
         class_weight = self.imbalance.fit_class_weight()
         if class_weight is not None:
             return {"class_weight": class_weight}
         if self.imbalance.deferred:
             start = self.imbalance.start_epoch(epochs)
-            return {"callbacks": [DeferredReweighting(gate, start_epoch=start)]}
+            return {"callbacks": [Call(DeferredReweighting, (GATE,), {"start_epoch": start})]}
         return {}
+
+    def fit_kwargs(self, epochs: int, gate=None) -> dict:
+        """Keyword arguments for `model.fit` (class weights, or the re-weighting callback)."""
+        return _render(self.fit_arguments(epochs), lambda call: call.build(gate))
 
     def fit_kwargs_source(self, epochs: int) -> str:
         """`fit_kwargs` as Python source for the exported module."""
-        class_weight = self.imbalance.fit_class_weight()
-        if class_weight is not None:
-            return repr({"class_weight": class_weight})
-        if self.imbalance.deferred:
-            start = self.imbalance.start_epoch(epochs)
-            return f'{{"callbacks": [DeferredReweighting(CLASS_WEIGHT_GATE, start_epoch={start})]}}'
-        return "{}"
+        return repr(_render(self.fit_arguments(epochs), lambda call: _Source(call.source())))
 
     def train_dataset(self, images, labels, *, num_classes, batch_size, epochs, seed=None):
         """The training `tf.data.Dataset` and the `fit` kwargs that go with it."""
@@ -150,7 +154,7 @@ class Pipeline:
             layers=[layer for op in self.plain_ops for layer in op.build_layers()],
             mix=None if mix is None else mix.build_layers()[0],
             num_classes=num_classes,
-            class_weights=getattr(self.imbalance, "class_weight_", None),
+            class_weights=self.imbalance.dataset_class_weights(),
             gate=gate,
         )
         return dataset, self.fit_kwargs(epochs, gate)
@@ -166,6 +170,44 @@ class Pipeline:
 
     def __repr__(self):
         return f"Pipeline({self.get_config()})"
+
+
+GATE = "CLASS_WEIGHT_GATE"  # the gate's name in the exported module
+
+
+class Call(NamedTuple):
+    """A constructor call described once: built live in a trial, written as source on export."""
+
+    function: object
+    args: tuple
+    kwargs: dict
+
+    def build(self, gate):
+        args = [gate if arg is GATE else arg for arg in self.args]
+        return self.function(*args, **self.kwargs)
+
+    def source(self) -> str:
+        args = [arg if arg is GATE else repr(arg) for arg in self.args]
+        args += [f"{key}={value!r}" for key, value in self.kwargs.items()]
+        return f"{self.function.__name__}({', '.join(args)})"
+
+
+class _Source(str):
+    """Source text that `repr` writes as is."""
+
+    def __repr__(self):
+        return str(self)
+
+
+def _render(value, call):
+    """`value` with every `Call` replaced by `call(it)`."""
+    if isinstance(value, Call):
+        return call(value)
+    if isinstance(value, dict):
+        return {key: _render(item, call) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_render(item, call) for item in value]
+    return value
 
 
 def _make(registry, value):

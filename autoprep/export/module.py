@@ -186,7 +186,7 @@ def render_module(pipeline: Pipeline, *, class_names, image_size, channels, epoc
         f"CONFIG = {_literal(json.loads(json.dumps(pipeline.get_config())))}",
         f"NORMALIZATION_CONSTANTS = {_literal(pipeline.normalization.constants)}",
         "DATASET_CLASS_WEIGHTS = "
-        + _literal(getattr(pipeline.imbalance, "class_weight_", None) if deferred else None),
+        + _literal(pipeline.imbalance.dataset_class_weights()),
         "CLASS_WEIGHT_GATE = "
         + ("tf.Variable(0.0, trainable=False)" if deferred else "None"),
         "\n",
