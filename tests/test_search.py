@@ -150,7 +150,7 @@ def test_hyperband_respects_max_trials_and_prints_a_line_per_trial(folder, tmp_p
 
 
 def test_a_run_directory_inside_the_data_is_refused(folder):
-    with pytest.raises(ArgumentError, match="inside `data_dir`"):
+    with pytest.raises(RunDirectoryError, match="inside the data directory"):
         autoprep.tune(tiny_model, folder, directory=os.path.dirname(folder))
 
 

@@ -140,8 +140,10 @@ def run_tune(args) -> int:
 
 def run_demo(args) -> int:
     from autoprep.data.demo import demo_model
+    from autoprep.run.rundir import check_run_dir
 
     data_dir = os.path.normpath(args.out) + "_data"
+    check_run_dir(args.out, data_dir, overwrite=args.overwrite)  # before writing the images
     if not os.path.isdir(data_dir):
         print(f"writing the digits demo images to {data_dir}", flush=True)
         _write_demo_data(data_dir)

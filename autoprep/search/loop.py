@@ -20,7 +20,8 @@ import numpy as np
 from autoprep.choices.pipeline import Pipeline
 from autoprep.data.decode import read_image_folder
 from autoprep.data.splits import make_splits
-from autoprep.errors import ArgumentError, RunDirectoryError
+from autoprep.errors import ArgumentError
+from autoprep.run import rundir
 from autoprep.run.progress import TrialClock
 from autoprep.run.result import TuneResult, atomic_write
 from autoprep.search import kt_adapter, objectives
@@ -29,7 +30,6 @@ from autoprep.search.names import check_tuner
 from autoprep.search.space import PREFIX, SearchSpace
 from autoprep.search.tuners import StopSearch, make_tuner
 
-RUN_FILE = "autoprep.json"
 CONFUSION_FILE = "confusion.json"  # in a trial's directory: its validation confusion matrix
 TENSORBOARD_DIR = "tensorboard"  # TensorBoard logs with the HParams of every trial
 BASELINE = {"normalization": "none", "augmentation": [], "imbalance": "none"}
@@ -98,7 +98,8 @@ def tune(
         DataError: bad data directory or too few images for the splits.
         ModelError: `model_fn` fails or builds a model with the wrong number of outputs.
         ArgumentError: bad argument values.
-        RunDirectoryError: the run directory holds a different search (pass `overwrite=True`).
+        RunDirectoryError: the run directory holds a different search (pass `overwrite=True`),
+            or is a folder autoprep must not write into (see `autoprep.run.rundir`).
 
     Example:
         >>> result = autoprep.tune(build_model, "data/", max_trials=10, epochs=5, seed=0)
@@ -116,20 +117,22 @@ def tune(
     if seed is not None:
         keras.utils.set_random_seed(seed)
 
+    project_name = project_name or _default_project_name(data_dir)
+    run_dir = os.path.join(os.fspath(directory), project_name)
+    worker = _is_worker()  # a worker never opens, locks or clears the chief's run directory
+    rundir.check_run_dir(run_dir, data_dir, overwrite=overwrite and not worker)
+
     folder = read_image_folder(data_dir, image_size=image_size)
     splits = make_splits(folder.labels, folder.class_names, validation_split=validation_split,
                          test_split=test_split, cv=cv, seed=seed)
     call_model_fn(model_fn, folder.images.shape[1:], len(folder.class_names), kt.HyperParameters())
-    project_name = project_name or _default_project_name(data_dir)
-    run_dir = os.path.join(os.fspath(directory), project_name)
-    _check_outside(run_dir, data_dir)
     settings = {
         "data": _data_fingerprint(folder), "space": space.get_config(), "objective": objective,
         "tuner": tuner, "epochs": epochs, "image_size": list(folder.image_size),
         "validation_split": validation_split, "test_split": test_split, "cv": repr(cv),
         "seed": seed, "batch_size": batch_size,
     }
-    run_state = _open_run_dir(run_dir, settings, overwrite)
+    run_state = None if worker else rundir.open_run_dir(run_dir, settings, overwrite)
 
     hypermodel = PipelineHyperModel(
         model_fn, folder, splits, space, objective=objective, batch_size=batch_size, seed=seed,
@@ -144,7 +147,7 @@ def tune(
         tuner, hypermodel,
         objective=kt.Objective(objectives.log_name(objective), objectives.OBJECTIVES[objective][0]),
         max_trials=max_trials, epochs=epochs, seed=seed,
-        # _open_run_dir already emptied the run directory for `overwrite`.
+        # open_run_dir already cleared the run directory for `overwrite`.
         directory=os.fspath(directory), project_name=project_name, overwrite=False,
         on_trial_end=run.trial_ended, should_stop=run.should_stop,
         distribution_strategy=distribution_strategy,
@@ -206,15 +209,6 @@ def _check_arguments(**values):
             )
 
 
-def _check_outside(run_dir, data_dir):
-    run_dir, data_dir = os.path.abspath(run_dir), os.path.abspath(os.fspath(data_dir))
-    if os.path.commonpath([run_dir, data_dir]) == data_dir:
-        raise ArgumentError(
-            f"The run directory {run_dir!r} lies inside `data_dir` {data_dir!r}; its files would "
-            "be read as images. Choose a `directory` (or `project_name`) outside the data."
-        )
-
-
 def _default_project_name(data_dir) -> str:
     name = os.path.basename(os.path.normpath(os.path.abspath(os.fspath(data_dir))))
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "autoprep"
@@ -232,38 +226,6 @@ def _data_fingerprint(folder) -> dict:
     }
 
 
-def _open_run_dir(run_dir, settings, overwrite) -> dict:
-    """Creates or checks the run directory; returns its run state (interrupted trials)."""
-    path = os.path.join(run_dir, RUN_FILE)
-    if not overwrite and os.path.exists(path):
-        with open(path, encoding="utf-8") as handle:
-            previous = json.load(handle)
-        different = [
-            key for key, value in settings.items() if previous["settings"].get(key) != value
-        ]
-        if different:
-            raise RunDirectoryError(
-                f"{run_dir!r} holds a different search ({', '.join(different)} differ). "
-                "Resume it with the same data and settings, pass overwrite=True (--overwrite) "
-                "to start over, or choose another run directory."
-            )
-        return previous
-    state = {"settings": settings, "interrupted": {}}
-    if overwrite and os.path.isdir(run_dir):
-        import shutil
-
-        shutil.rmtree(run_dir)
-    os.makedirs(run_dir, exist_ok=True)
-    _write_run_state(run_dir, state)
-    return state
-
-
-def _write_run_state(run_dir, state):
-    from autoprep.run.result import atomic_write
-
-    atomic_write(os.path.join(run_dir, RUN_FILE), json.dumps(state, indent=2))
-
-
 def _fail_repeatedly_interrupted(search, run_state, run_dir):
     """A trial interrupted by a crash is run again once; interrupted again, it is failed."""
     oracle = search.oracle
@@ -275,7 +237,7 @@ def _fail_repeatedly_interrupted(search, run_state, run_dir):
                 oracle, trial_id,
                 "The process died twice while running this trial; it is not retried.",
             )
-    _write_run_state(run_dir, run_state)
+    rundir.write_run_state(run_dir, run_state)
 
 
 class _Run:
