@@ -1,7 +1,8 @@
 """Export: write a fitted pipeline as a standalone Python module that imports only TensorFlow.
 
 The module is assembled from the same definitions a trial runs: `load_image`, the chosen
-normalization's `transform`, `augment`, the imbalance sampler and the dataset builders are
+normalization's `transform`, `augment`, the imbalance sampler, the dataset builders and the
+module's own functions (`autoprep.export.runtime`: listing, splitting, decoding files) are
 copied with `inspect.getsource`; Keras layers are written as constructor calls with the same
 arguments; learned constants are embedded as literals. Every string that comes from user data
 (class names, paths) is written with `repr`, so it cannot inject code.
@@ -16,114 +17,8 @@ from autoprep.choices.imbalance import DeferredReweighting, add_sample_weights
 from autoprep.choices.pipeline import Pipeline, build_eval_dataset, build_train_dataset
 from autoprep.data.decode import load_image
 from autoprep.data.index import IMAGE_EXTENSIONS
+from autoprep.export.runtime import RUNTIME_FUNCTIONS
 from autoprep.run.result import summarize
-
-_FILES_AND_SPLITS = '''
-def list_files(data_dir):
-    """Lists (paths, labels) of a class-per-folder directory, as autoprep indexed it."""
-    paths, labels = [], []
-    for label, class_name in enumerate(CLASS_NAMES):
-        class_dir = os.path.join(data_dir, class_name)
-        for dirpath, dirnames, filenames in os.walk(class_dir):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for filename in sorted(filenames):
-                path = os.path.join(dirpath, filename)
-                relative = os.path.relpath(path, data_dir).replace(os.sep, "/")
-                if (
-                    filename.startswith(".")
-                    or not filename.lower().endswith(IMAGE_EXTENSIONS)
-                    or relative in SKIPPED_FILES
-                ):
-                    continue
-                paths.append(path)
-                labels.append(label)
-    return paths, labels
-
-
-def split_files(paths, labels, *, validation_split, seed):
-    """Stratified, deterministic split of (paths, labels) into training and validation."""
-    rng = random.Random(seed)
-    train, validation = [], []
-    for label in range(len(CLASS_NAMES)):
-        members = [p for p, y in zip(paths, labels) if y == label]
-        rng.shuffle(members)
-        n_val = round(validation_split * len(members))
-        if validation_split > 0 and len(members) > 1:
-            n_val = min(max(n_val, 1), len(members) - 1)
-        validation += [(p, label) for p in members[:n_val]]
-        train += [(p, label) for p in members[n_val:]]
-    return train, validation
-
-
-def _decode(path, label):
-    return load_image(path, IMAGE_SIZE, CHANNELS), label
-
-
-def _cache(dataset, cache, suffix):
-    """Keeps decoded images in memory (True), in files starting with `cache` (a str), or not."""
-    if cache is False or cache is None:
-        return dataset
-    return dataset.cache("" if cache is True else f"{cache}{suffix}")
-
-
-def make_train_dataset(paths, labels, *, batch_size=32, seed=None, cache=True):
-    """Training batches: decoded once and cached, resampled, augmented and normalized.
-
-    `cache=True` keeps decoded images in memory; pass a file prefix when they do not fit.
-    """
-    class_datasets = []
-    for label in sorted(set(labels)):
-        members = [p for p, y in zip(paths, labels) if y == label]
-        dataset = tf.data.Dataset.from_tensor_slices((members, [label] * len(members)))
-        dataset = dataset.map(_decode, num_parallel_calls=tf.data.AUTOTUNE)
-        class_datasets.append(_cache(dataset, cache, f"_train_{label}"))
-    return build_train_dataset(
-        class_datasets,
-        sampler=sample,
-        batch_size=batch_size,
-        seed=seed,
-        normalize=preprocess,
-        layers=make_augmentation_layers(),
-        mix=make_mix_layer(),
-        num_classes=len(CLASS_NAMES),
-        class_weights=DATASET_CLASS_WEIGHTS,
-        gate=CLASS_WEIGHT_GATE,
-    )
-
-
-def make_eval_dataset(paths, labels=None, *, batch_size=32, cache=True):
-    """Evaluation batches: decoded, cached and normalized; no augmentation, no resampling."""
-    if labels is None:
-        dataset = tf.data.Dataset.from_tensor_slices(list(paths))
-        dataset = dataset.map(
-            lambda path: load_image(path, IMAGE_SIZE, CHANNELS),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-    else:
-        if ONE_HOT_LABELS:
-            labels = tf.one_hot(list(labels), len(CLASS_NAMES))
-        dataset = tf.data.Dataset.from_tensor_slices((list(paths), labels))
-        dataset = dataset.map(_decode, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = _cache(dataset, cache, "_eval")
-    return build_eval_dataset(dataset, batch_size=batch_size, normalize=preprocess)
-
-
-def make_datasets(data_dir, *, validation_split=0.2, batch_size=32, seed=0, cache=True):
-    """(train_ds, val_ds) for `model.fit(train_ds, validation_data=val_ds, **FIT_KWARGS)`."""
-    paths, labels = list_files(data_dir)
-    train, validation = split_files(
-        paths, labels, validation_split=validation_split, seed=seed
-    )
-    train_ds = make_train_dataset(
-        [p for p, _ in train], [y for _, y in train], batch_size=batch_size, seed=seed,
-        cache=cache,
-    )
-    val_ds = make_eval_dataset(
-        [p for p, _ in validation], [y for _, y in validation], batch_size=batch_size,
-        cache=f"{cache}_val" if isinstance(cache, str) else cache,
-    )
-    return train_ds, val_ds
-'''
 
 
 def _literal(value) -> str:
@@ -202,7 +97,7 @@ def render_module(pipeline: Pipeline, *, class_names, image_size, channels, epoc
         '    """Fresh augmentation layers (none were chosen)."""\n    return []\n',
         "\ndef make_mix_layer():\n"
         '    """The label-mixing layer (MixUp or CutMix), or None."""\n'
-        + (f"    return {mix.sources()[0]}\n" if mix else ""),  # no `return None`: ruff RET501
+        + (f"    return {mix.sources()[0]}\n" if mix else ""),
         "\n" + function_source(augment),
         "\n" + function_source(pipeline.imbalance.sampler, "sample"),
     ]
@@ -212,7 +107,7 @@ def render_module(pipeline: Pipeline, *, class_names, image_size, channels, epoc
     parts += [
         "\n" + function_source(build_train_dataset),
         "\n" + function_source(build_eval_dataset),
-        _FILES_AND_SPLITS,
+        *("\n" + function_source(function) for function in RUNTIME_FUNCTIONS),
         "\n# Keyword arguments for model.fit (class weights go to fit, not compile).",
         f"FIT_KWARGS = {pipeline.fit_kwargs_source(epochs)}\n",
     ]
