@@ -1,6 +1,6 @@
 """Name -> definition mappings for every extensible choice, filled by a decorator."""
 
-from autoprep.errors import UnknownChoiceError
+from autoprep.errors import UnknownChoiceError, short
 
 
 class Registry:
@@ -34,9 +34,9 @@ class Registry:
 
     def get(self, name: str):
         """Returns the class registered as `name`, or fails listing the valid names."""
-        if name not in self._entries:
+        if not isinstance(name, str) or name not in self._entries:
             raise UnknownChoiceError(
-                f"Unknown {self.kind} {name!r}. Expected one of: {', '.join(self.names())}."
+                f"Unknown {self.kind} {short(name)}. Expected one of: {', '.join(self.names())}."
             )
         return self._entries[name]
 
@@ -48,3 +48,4 @@ class Registry:
 
     def __iter__(self):
         return iter(self._entries)
+

@@ -1,6 +1,12 @@
 """The errors autoprep raises: each message says what was expected, what was received, the fix."""
 
 
+def short(value, limit=60) -> str:
+    """`repr(value)`, cut to `limit` characters for an error message."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 class AutoprepError(Exception):
     """Base class of every error autoprep raises on purpose."""
 
@@ -11,6 +17,11 @@ class DataError(AutoprepError, ValueError):
 
 class ArgumentError(AutoprepError, ValueError):
     """An argument has a value autoprep cannot work with."""
+
+
+class ConfigError(ArgumentError):
+    """A pipeline config (e.g. a results.json `best_config`) holds a key or value that no
+    choice declares: refused, since configs are files anyone can edit."""
 
 
 class UnknownChoiceError(ArgumentError, KeyError):

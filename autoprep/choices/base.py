@@ -11,7 +11,10 @@ import textwrap
 
 import numpy as np
 
-from autoprep.errors import NotFittedError
+from autoprep.errors import ConfigError, NotFittedError, short
+
+MAX_NAME_LENGTH = 100  # longer strings are never a parameter: refused from configs
+MAX_LEARNED_LENGTH = 10_000  # per-channel or per-class values
 
 
 def function_source(function, name=None) -> str:
@@ -108,6 +111,39 @@ class Selector:
         return Dimension(self.name, values, default=self.default, prior=prior)
 
 
+def is_finite_number(value) -> bool:
+    """True for an int or float that is not a bool, NaN or infinite."""
+    return (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, (bool, np.bool_))
+        and bool(np.isfinite(value))
+    )
+
+
+def _checked_parameter(choice, key, value, annotation):
+    if annotation is str:
+        ok = isinstance(value, str) and len(value) <= MAX_NAME_LENGTH
+        expected = f"a name of at most {MAX_NAME_LENGTH} characters"
+    else:
+        ok = is_finite_number(value)
+        expected = "a finite number"
+    if not ok:
+        raise ConfigError(
+            f"`{choice}` parameter `{key}` must be {expected}. Received: {short(value)}"
+        )
+    return value
+
+
+def _checked_learned(choice, key, value):
+    items = value if isinstance(value, list) else [value]
+    if not (0 < len(items) <= MAX_LEARNED_LENGTH and all(map(is_finite_number, items))):
+        raise ConfigError(
+            f"`{choice}` learned value `{key}` must be a finite number or a list of at most "
+            f"{MAX_LEARNED_LENGTH} finite numbers. Received: {short(value)}"
+        )
+    return value
+
+
 class Choice:
     """Base of every registered choice.
 
@@ -120,6 +156,7 @@ class Choice:
     name = None  # set by the registry
     _learned = ()  # names of learned attributes, without the trailing underscore
     dimensions = ()  # the `Dimension`s of its parameters
+    learned_size = None  # what learned lists have one item per ("channels", "classes")
 
     @classmethod
     def search_dimensions(cls) -> tuple:
@@ -158,14 +195,63 @@ class Choice:
         return to_json(config)
 
     @classmethod
+    def parameters(cls) -> dict:
+        """{name: annotated type} of the keyword-only constructor parameters."""
+        params = inspect.signature(cls.__init__).parameters.values()
+        return {p.name: p.annotation for p in params if p.kind == p.KEYWORD_ONLY}
+
+    @classmethod
     def from_config(cls, config: dict):
-        config = dict(config)
-        config.pop("name", None)
-        learned = {k: config.pop(k) for k in list(config) if k.endswith("_")}
-        choice = cls(**config)
+        """Rebuilds a choice from `get_config()`, accepting only what the choice declares.
+
+        Parameters must have their annotated type; learned values must be finite numbers or
+        non-empty lists of them, all of one length. A config is data read from files that
+        anyone may edit: nothing else in it becomes an attribute.
+
+        Raises:
+            ConfigError: naming the first key that is not declared or has a wrong value.
+        """
+        if not isinstance(config, dict):
+            raise ConfigError(f"A {cls.name} config must be a dict. Received: {short(config)}")
+        if config.get("name", cls.name) != cls.name:
+            raise ConfigError(f"`name` must be {cls.name!r}. Received: {short(config['name'])}")
+        parameters = cls.parameters()
+        learned_keys = [attr + "_" for attr in cls._learned]
+        kwargs, learned = {}, {}
+        for key, value in config.items():
+            if key in parameters:
+                kwargs[key] = _checked_parameter(cls.name, key, value, parameters[key])
+            elif key in learned_keys:
+                learned[key] = _checked_learned(cls.name, key, value)
+            elif key != "name":
+                allowed = ", ".join(["name", *parameters, *learned_keys])
+                raise ConfigError(
+                    f"`{cls.name}` has no parameter or learned value {short(key)}. "
+                    f"Expected keys: {allowed}."
+                )
+        lengths = {key: len(v) for key, v in learned.items() if isinstance(v, list)}
+        if len(set(lengths.values())) > 1:
+            raise ConfigError(f"`{cls.name}` learned values differ in length: {lengths}.")
+        choice = cls(**kwargs)
         for key, value in learned.items():
             setattr(choice, key, value)
         return choice
+
+    def check_sizes(self, **sizes):
+        """Checks that learned lists have `sizes[self.learned_size]` items (e.g. channels).
+
+        Raises:
+            ConfigError: naming the learned value and both lengths.
+        """
+        expected = sizes.get(self.learned_size)
+        for attr in self._learned:
+            value = getattr(self, attr + "_", None)
+            if expected is not None and isinstance(value, list) and len(value) != expected:
+                raise ConfigError(
+                    f"`{self.name}` learned value `{attr}_` must have as many items as there "
+                    f"are {self.learned_size} ({expected}). Received: {len(value)} items"
+                )
+        return self
 
     def validate(self):
         """Checks the parameters; returns self. Subclasses with parameters override it."""

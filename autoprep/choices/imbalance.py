@@ -116,6 +116,7 @@ class WeightedStrategy(ImbalanceStrategy):
     """
 
     _learned = ("class_weight",)
+    learned_size = "classes"
 
     def fit(self, labels, num_classes: int):
         """Learns the class weights from the training labels."""

@@ -21,6 +21,8 @@ _EPSILON = 1e-6
 class Normalization(Choice):
     """Base class: `fit` learns constants from training images, `transform` applies them."""
 
+    learned_size = "channels"
+
     def fit(self, images: np.ndarray):
         """Learns this method's constants from uint8 training images of shape (n, h, w, c),
         without a float copy of them (see `autoprep.data.stats`)."""

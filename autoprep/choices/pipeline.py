@@ -11,13 +11,14 @@ import numpy as np
 import tensorflow as tf
 
 from autoprep.choices.augmentation import AUGMENTATIONS, augment
+from autoprep.choices.base import MAX_NAME_LENGTH, Choice
 from autoprep.choices.imbalance import (
     IMBALANCE_STRATEGIES,
     DeferredReweighting,
     add_sample_weights,
 )
 from autoprep.choices.normalization import NORMALIZATIONS
-from autoprep.errors import ArgumentError
+from autoprep.errors import ArgumentError, ConfigError, short
 
 
 def build_train_dataset(
@@ -91,7 +92,34 @@ class Pipeline:
 
     @classmethod
     def from_config(cls, config: dict) -> "Pipeline":
+        """Rebuilds a pipeline from `get_config()`; refuses keys and values no choice declares.
+
+        Raises:
+            ConfigError: naming the offending key.
+        """
+        keys = ("normalization", "augmentation", "imbalance")
+        if not isinstance(config, dict) or not set(config) <= set(keys):
+            extra = sorted(map(str, set(config) - set(keys))) if isinstance(config, dict) else []
+            raise ConfigError(
+                f"A pipeline config must be a dict with keys {', '.join(keys)}. "
+                f"Received: {short(extra[0]) if extra else short(config)}"
+            )
+        augmentation = config.get("augmentation", [])
+        if not isinstance(augmentation, list):
+            raise ConfigError(
+                f"`augmentation` must be a list of op configs. Received: {short(augmentation)}"
+            )
         return cls(**config)
+
+    def check_sizes(self, *, channels: int, num_classes: int) -> "Pipeline":
+        """Checks that learned values have one item per channel or per class.
+
+        Raises:
+            ConfigError: naming the learned value.
+        """
+        for choice in (self.normalization, *self.augmentation, self.imbalance):
+            choice.check_sizes(channels=channels, classes=num_classes)
+        return self
 
     def clone(self) -> "Pipeline":
         """A copy of this pipeline's choices, without learned values."""
@@ -215,8 +243,13 @@ def _make(registry, value):
     if isinstance(value, str):
         value = {"name": value}
     if isinstance(value, dict):
-        value = registry.get(value["name"]).from_config(value)
-    if value.name not in registry:
+        name = value.get("name")
+        if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH:
+            raise ConfigError(
+                f"A {registry.kind} config needs a `name`. Received: {short(value)}"
+            )
+        value = registry.get(name).from_config(value)
+    if not isinstance(value, Choice) or value.name not in registry:
         raise ArgumentError(f"Expected a {registry.kind}. Received: {value!r}")
     return value.validate()
 

@@ -74,10 +74,25 @@ class TuneResult:
 
     @property
     def pipeline(self) -> "Pipeline":  # noqa: F821
-        """The best pipeline, fitted (learned constants restored from `best_config`)."""
-        from autoprep.choices.pipeline import Pipeline
+        """The best pipeline, fitted (learned constants restored from `best_config`).
 
-        return Pipeline.from_config(self.best_config)
+        Raises:
+            RunDirectoryError: when `best_config` holds keys or values no choice declares
+                (a results.json edited by hand or by someone else).
+        """
+        from autoprep.choices.pipeline import Pipeline
+        from autoprep.errors import ArgumentError
+
+        try:
+            return Pipeline.from_config(self.best_config).check_sizes(
+                channels=self.data["channels"], num_classes=len(self.data["class_names"])
+            )
+        except ArgumentError as error:
+            where = os.path.join(self.run_dir, RESULTS_FILE) if self.run_dir else "best_config"
+            raise RunDirectoryError(
+                f"{where}: `best_config` is not a pipeline autoprep wrote: {error} "
+                "Rerun the search or restore the file."
+            ) from None
 
     def export(self, path) -> str:
         """Writes the best pipeline as a standalone module that imports only TensorFlow.
