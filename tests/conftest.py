@@ -57,3 +57,19 @@ def tiny_model(input_shape, num_classes):
         keras.layers.Dense(16, activation="relu"),
         keras.layers.Dense(num_classes, activation="softmax"),
     ])
+
+
+@pytest.fixture
+def count_fits(monkeypatch):
+    """Counts trainings: every `keras.Model.fit` call, in this process, from now on."""
+    import keras
+
+    calls = []
+    original = keras.Model.fit
+
+    def fit(self, *args, **kwargs):
+        calls.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", fit)
+    return calls

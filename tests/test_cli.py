@@ -193,9 +193,11 @@ def test_show_and_export_need_results(command, tmp_path, capsys):
 
 # -- real (tiny) searches -----------------------------------------------------------------------
 @pytest.mark.slow
-def test_resume_overwrite_and_refusal_of_a_different_search(setup, tmp_path, capsys):
+def test_resume_overwrite_and_refusal_of_a_different_search(setup, tmp_path, capsys, count_fits):
     data, model_file, run_dir = setup
     assert cli.main(tune_args(setup, "build", *FAST)) == 0
+    trainings = 1 + 2 * 3  # a trial, then the best pipeline and the baseline 3 times each
+    assert len(count_fits) == trainings
     out = capsys.readouterr().out
     assert re.search(r"trial 1/1  .* balanced_accuracy=\d\.\d{4}  best=\d\.\d{4}  "
                      r"elapsed \d:\d\d:\d\d  ETA 0:00:00", out)
@@ -204,6 +206,7 @@ def test_resume_overwrite_and_refusal_of_a_different_search(setup, tmp_path, cap
 
     more = [*FAST[:1], "2", *FAST[2:]]
     assert cli.main(tune_args(setup, "build", *more)) == 0  # resumes: one new trial
+    assert len(count_fits) == 2 * trainings  # the first trial is not trained again
     resumed = results(run_dir)
     assert resumed["state"] == "finished" and len(resumed["trials"]) == 2
     assert resumed["trials"][0] == first[0]

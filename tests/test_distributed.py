@@ -26,6 +26,10 @@ SCRIPT = textwrap.dedent('''
     import keras
     import autoprep
 
+    fits = []  # every training in this process
+    keras_fit = keras.Model.fit
+    keras.Model.fit = lambda self, *a, **k: fits.append(1) or keras_fit(self, *a, **k)
+
     def model_fn(input_shape, num_classes):
         return keras.Sequential([keras.Input(input_shape), keras.layers.Flatten(),
                                  keras.layers.Dense(num_classes, activation="softmax")])
@@ -39,6 +43,7 @@ SCRIPT = textwrap.dedent('''
                            cv=2 if strategy else None, distribution_strategy=strategy)
     print("RESULT " + json.dumps({
         "state": result.state, "trials": len(result.trials), "test_score": result.test_score,
+        "fits": len(fits),
         "replicas": strategy.num_replicas_in_sync if strategy else None}))
 ''')
 
@@ -89,6 +94,8 @@ def test_keras_tuner_distributed_mode_with_a_chief_and_a_worker(tmp_path):
             process.kill()
     assert worker_result["state"] == "worker finished" and worker_result["trials"] == 0
     assert chief_result["state"] == "finished" and chief_result["trials"] == 2
+    # The worker trained both trials; the chief only the final 3 + 3 test-score trainings.
+    assert worker_result["fits"] == 2 and chief_result["fits"] == 2 * 3
     assert 0 <= chief_result["test_score"] <= 1
     on_disk = json.loads((tmp_path / "runs" / "data" / "results.json").read_text())
     assert len(on_disk["trials"]) == 2

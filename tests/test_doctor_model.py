@@ -128,3 +128,40 @@ def test_cli_model_spec(healthy, tmp_path, capsys):
     assert report["findings"][0]["id"] == "output_units_mismatch"
     assert main(["doctor", healthy, "--model", f"{path}:missing"]) == 2
     assert "has no function 'missing'" in capsys.readouterr().err
+
+
+def _cut(input_shape, num_classes, cut):
+    """A sound-looking model with `cut` applied to the flattened image."""
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Dense(8, activation="relu")(keras.layers.Flatten()(inputs))
+    x = keras.layers.Lambda(cut)(keras.layers.Rescaling(1 / 255)(x))
+    return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(x))
+
+
+def ignores_its_input(input_shape, num_classes):
+    return _cut(input_shape, num_classes, lambda t: t * 0.0)
+
+
+def nan_gradients(input_shape, num_classes):
+    # sqrt(0) is 0 (a finite loss) but its derivative is infinite: the gradient is NaN.
+    return _cut(input_shape, num_classes, lambda t: keras.ops.sqrt(t * 0.0))
+
+
+def stopped_gradients(input_shape, num_classes):
+    model = _layers(input_shape, num_classes)
+    return keras.Model(model.inputs, keras.ops.stop_gradient(model.outputs[0]))
+
+
+@pytest.mark.parametrize("model_fn, expected", [
+    (ignores_its_input, "cannot_overfit_batch"),
+    (nan_gradients, "nonfinite_gradients"),
+    pytest.param(stopped_gradients, "zero_gradients", marks=pytest.mark.xfail(
+        strict=True, raises=ValueError,
+        reason="the one-batch overfit check crashes: Keras' 'No gradients provided for any "
+        "variable' escapes diagnose()")),
+], ids=lambda value: getattr(value, "__name__", value))
+@pytest.mark.slow
+def test_error_level_training_defects(healthy, model_fn, expected):
+    report = diagnose(healthy, model_fn)
+    assert expected in report.ids("error"), report.format()
+    assert report.top.severity == "error"

@@ -1,6 +1,7 @@
 """The exported module, imported in a fresh process, reproduces the live pipeline."""
 
 import ast
+import inspect
 import json
 import os
 import shutil
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 from conftest import tiny_model, write_folder
@@ -16,14 +18,30 @@ import autoprep
 from autoprep.choices.pipeline import Pipeline
 from autoprep.data.decode import read_image_folder
 
+SEED = 3  # the global seed set before a training dataset is built, here and in the probe
+
+
+def training_epochs(dataset, epochs=2):
+    """Images, labels and sample weights (if any) of `epochs` passes over a training dataset."""
+    parts = {"images": [], "labels": [], "weights": []}
+    for _ in range(epochs):
+        for batch in dataset:
+            for key, tensor in zip(parts, batch):
+                parts[key].append(tensor.numpy())
+    return {key: np.concatenate(arrays) for key, arrays in parts.items() if arrays}
+
+
 # Probes the exported modules given on the command line and writes what they produce.
 PROBE = textwrap.dedent("""
     import importlib.util, json, sys
     import numpy as np
+    import tensorflow as tf
 
-    out_dir, data_dir = sys.argv[1], sys.argv[2]
+""") + textwrap.dedent(inspect.getsource(training_epochs)) + textwrap.dedent("""
+
+    out_dir, data_dir, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
     report = {}
-    for index, path in enumerate(sys.argv[3:]):
+    for index, path in enumerate(sys.argv[4:]):
         spec = importlib.util.spec_from_file_location(f"exported_{index}", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
@@ -52,6 +70,15 @@ PROBE = textwrap.dedent("""
             "train_batch": [list(t.shape) for t in first],
             "val_images": sum(int(x.shape[0]) for x, _ in val_ds),
         }
+        # The training path on all files: with the module's augmentation, then without it.
+        if module.CLASS_WEIGHT_GATE is not None:
+            module.CLASS_WEIGHT_GATE.assign(1.0)  # deferred weights on: they must show
+        for name in ("train", "plain"):
+            if name == "plain":
+                module.make_augmentation_layers, module.make_mix_layer = list, lambda: None
+            tf.keras.utils.set_random_seed(seed)
+            dataset = module.make_train_dataset(paths, labels, batch_size=4, seed=1, cache=False)
+            np.savez(f"{out_dir}/{name}_{index}.npz", **training_epochs(dataset))
     with open(f"{out_dir}/report.json", "w") as handle:
         json.dump(report, handle)
 """)
@@ -64,7 +91,8 @@ def run_probe(tmp_path, data_dir, module_paths):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("PYTHONPATH", None)
     completed = subprocess.run(
-        [sys.executable, str(probe), str(tmp_path), str(data_dir), *map(str, module_paths)],
+        [sys.executable, str(probe), str(tmp_path), str(data_dir), str(SEED),
+         *map(str, module_paths)],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -75,6 +103,12 @@ def run_probe(tmp_path, data_dir, module_paths):
     report = json.loads((tmp_path / "report.json").read_text())
     arrays = [np.load(tmp_path / f"eval_{i}.npy") for i in range(len(module_paths))]
     return report, arrays
+
+
+def probed_training(tmp_path, index, name="train"):
+    """What the probe's module `index` produced on the training path (`train` or `plain`)."""
+    with np.load(tmp_path / f"{name}_{index}.npz") as arrays:
+        return dict(arrays)
 
 
 def imported_modules(path):
@@ -175,6 +209,65 @@ def test_exported_modules_match_the_live_pipelines(tmp_path):
             )
         assert probe["train_batch"][0][1:] == [8, 8, 3]
         assert probe["val_images"] > 0
+
+    for index, pipeline in enumerate(live):
+        check_training_path(pipeline, folder, tmp_path, index)
+
+
+def live_training(pipeline, folder):
+    """The live training path over two epochs, built as the probe builds the exported one."""
+    keras.utils.set_random_seed(SEED)
+    dataset, fit_kwargs = pipeline.train_dataset(folder.images, folder.labels, num_classes=3,
+                                                 batch_size=4, epochs=4, seed=1)
+    for callback in fit_kwargs.get("callbacks", []):
+        callback.gate.assign(1.0)  # deferred weights on, as in the probe
+    return training_epochs(dataset)
+
+
+def check_training_path(pipeline, folder, tmp_path, index):
+    """The exported training dataset against the live one under the same seeds.
+
+    Without augmentation the two must be equal: images, labels, sample weights and so the
+    sampling. Keras' random layers draw differently in two processes, so with augmentation
+    the exported images must differ from their unaugmented selves as much as the live ones do,
+    with the same sampling and labels (mixed labels for MixUp and CutMix).
+    """
+    plain = Pipeline.from_config({**pipeline.get_config(), "augmentation": []})
+    exported, expected = probed_training(tmp_path, index, "plain"), live_training(plain, folder)
+    assert set(exported) == set(expected)  # sample weights in both or neither
+    for key, values in expected.items():
+        np.testing.assert_allclose(exported[key], values, rtol=1e-5, atol=1e-5,
+                                   err_msg=f"{key} of {pipeline}")
+    labels = exported["labels"]
+    class_weight = getattr(pipeline.imbalance, "class_weight_", None)
+    if "weights" in exported:  # deferred class weights, switched on: not all ones
+        np.testing.assert_allclose(exported["weights"], np.float32(class_weight)[labels])
+        assert len(set(exported["weights"].tolist())) == 3
+    counts = np.bincount(labels, minlength=3).tolist()
+    natural = (np.bincount(folder.labels, minlength=3) * 2).tolist()  # two epochs
+    assert counts == {"undersample": [6, 6, 6], "oversample": counts}.get(
+        pipeline.imbalance.name, natural)
+
+    augmented, live = probed_training(tmp_path, index), live_training(pipeline, folder)
+    assert set(augmented) == set(exported)
+    mix = pipeline.mix_op is not None
+    if not mix:  # augmentation leaves the sampling and the labels alone
+        np.testing.assert_array_equal(augmented["labels"], labels)
+    else:  # one-hot labels, mixed
+        assert augmented["labels"].shape == (len(labels), 3)
+        np.testing.assert_allclose(augmented["labels"].sum(axis=1), 1.0, rtol=1e-5)
+        for mixed in (augmented["labels"], live["labels"]):
+            assert ((mixed > 1e-3) & (mixed < 1 - 1e-3)).any()
+    if "weights" in augmented:
+        hard = augmented["labels"].argmax(axis=1) if mix else augmented["labels"]
+        np.testing.assert_allclose(augmented["weights"], np.float32(class_weight)[hard])
+    exported_change = np.abs(augmented["images"] - exported["images"]).mean()
+    live_change = np.abs(live["images"] - expected["images"]).mean()
+    if not pipeline.augmentation:
+        assert exported_change == live_change == 0
+    else:
+        assert exported_change > 0 and live_change > 0
+        assert 1 / 3 < exported_change / live_change < 3, (exported_change, live_change)
 
 
 @pytest.mark.slow

@@ -60,16 +60,19 @@ def test_tune_writes_results_and_scores_the_best_on_the_test_split(folder, tmp_p
 
 
 @pytest.mark.slow
-def test_rerun_resumes_keeping_finished_trials(folder, tmp_path):
+def test_rerun_resumes_keeping_finished_trials(folder, tmp_path, count_fits):
     def search(max_trials, **overrides):
         settings = {**FAST, "space": PLAIN, "test_split": 0, **overrides}
         return autoprep.tune(tiny_model, folder, max_trials=max_trials,
                              directory=tmp_path / "runs", **settings)
 
     first = search(1)
+    assert len(count_fits) == 1
     second = search(2)
+    assert len(count_fits) == 2  # the resumed run trained its new trial only
     assert len(second.trials) == 2
     assert second.trials[0] == first.trials[0]
+    assert len(search(2).trials) == 2 and len(count_fits) == 2  # nothing left to train
     assert second.test_score is None  # test_split=0: nothing held out
     with pytest.raises(RunDirectoryError, match="holds a different search.*epochs"):
         search(2, epochs=2)
