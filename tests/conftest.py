@@ -1,31 +1,11 @@
-"""Shared fixtures: tiny synthetic image folders made with PIL, and a tiny model."""
+"""Shared fixtures: tiny synthetic image folders and a training counter (helpers: helpers.py)."""
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from PIL import Image  # noqa: E402
-
-
-def write_folder(root, counts, *, size=(8, 8), mode="L", seed=0, fmt="png"):
-    """Writes `counts[c]` images per class `class_c`; each class has its own bright quadrant."""
-    rng = np.random.default_rng(seed)
-    height, width = size
-    for c, count in enumerate(counts):
-        class_dir = os.path.join(root, f"class_{c}")
-        os.makedirs(class_dir, exist_ok=True)
-        for i in range(count):
-            pixels = rng.integers(0, 60, size=(height, width), dtype=np.uint8)
-            top = (c % 2) * (height // 2)
-            left = (c // 2 % 2) * (width // 2)
-            pixels[top:top + height // 2, left:left + width // 2] += 150
-            image = Image.fromarray(pixels, mode="L")
-            if mode != "L":
-                image = image.convert(mode)
-            image.save(os.path.join(class_dir, f"img_{i:03d}.{fmt}"))
-    return str(root)
+from helpers import write_folder  # noqa: E402
 
 
 @pytest.fixture
@@ -45,18 +25,6 @@ def make_folder(tmp_path):
         return write_folder(path, counts, **kwargs)
 
     return make
-
-
-def tiny_model(input_shape, num_classes):
-    """A small uncompiled softmax classifier."""
-    import keras
-
-    return keras.Sequential([
-        keras.Input(shape=input_shape),
-        keras.layers.Flatten(),
-        keras.layers.Dense(16, activation="relu"),
-        keras.layers.Dense(num_classes, activation="softmax"),
-    ])
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import write_folder
+from helpers import write_folder
 
 from autoprep import cli
 from autoprep.cli import progress as _cli_progress

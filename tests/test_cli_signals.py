@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from conftest import write_folder
+from helpers import write_folder
 from test_cli import MODEL_SOURCE, log_lines, results
 
 from autoprep import cli

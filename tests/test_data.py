@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import write_folder
+from helpers import write_folder
 from PIL import Image
 
 from autoprep.data.decode import read_image_folder

@@ -13,7 +13,7 @@ import sys
 import textwrap
 
 import pytest
-from conftest import write_folder
+from helpers import write_folder
 
 SCRIPT = textwrap.dedent('''
     import json, sys

@@ -5,7 +5,7 @@ import os
 
 import keras_tuner as kt
 import pytest
-from conftest import write_folder
+from helpers import write_folder
 
 import autoprep
 

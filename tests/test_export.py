@@ -12,7 +12,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
-from conftest import tiny_model, write_folder
+from helpers import tiny_model, write_folder
 
 import autoprep
 from autoprep.choices.pipeline import Pipeline

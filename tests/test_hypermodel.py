@@ -1,7 +1,7 @@
 """Compiling the user's model for the labels a pipeline yields."""
 
 import keras
-from conftest import tiny_model
+from helpers import tiny_model
 
 from autoprep.search.hypermodel import ensure_compiled
 

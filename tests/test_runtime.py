@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import write_folder
+from helpers import write_folder
 
 from autoprep.data.index import index_directory
 from autoprep.export import runtime

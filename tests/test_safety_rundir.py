@@ -10,7 +10,7 @@ import os
 
 import PIL.Image
 import pytest
-from conftest import write_folder
+from helpers import write_folder
 
 from autoprep import cli
 from autoprep.errors import RunDirectoryError

@@ -7,7 +7,7 @@ import os
 import keras
 import numpy as np
 import pytest
-from conftest import tiny_model
+from helpers import tiny_model
 
 import autoprep
 from autoprep.errors import ArgumentError, ModelError, RunDirectoryError, UnknownChoiceError

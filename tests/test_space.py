@@ -259,7 +259,7 @@ def test_an_op_registered_elsewhere_runs_in_a_trial_and_in_the_exported_module(
 ):
     import importlib.util
 
-    from conftest import tiny_model
+    from helpers import tiny_model
 
     import autoprep
 

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import tiny_model
+from helpers import tiny_model
 
 import autoprep
 import autoprep.search.kt_adapter
