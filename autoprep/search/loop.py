@@ -122,49 +122,52 @@ def tune(
     worker = _is_worker()  # a worker never opens, locks or clears the chief's run directory
     rundir.check_run_dir(run_dir, data_dir, overwrite=overwrite and not worker)
 
-    folder = read_image_folder(data_dir, image_size=image_size)
-    splits = make_splits(folder.labels, folder.class_names, validation_split=validation_split,
-                         test_split=test_split, cv=cv, seed=seed)
-    call_model_fn(model_fn, folder.images.shape[1:], len(folder.class_names), kt.HyperParameters())
-    settings = {
-        "data": _data_fingerprint(folder), "space": space.get_config(), "objective": objective,
-        "tuner": tuner, "epochs": epochs, "image_size": list(folder.image_size),
-        "validation_split": validation_split, "test_split": test_split, "cv": repr(cv),
-        "seed": seed, "batch_size": batch_size,
-    }
-    run_state = None if worker else rundir.open_run_dir(run_dir, settings, overwrite)
+    with rundir.locked(run_dir, worker=worker):  # released when tune returns or raises
+        folder = read_image_folder(data_dir, image_size=image_size)
+        splits = make_splits(folder.labels, folder.class_names, validation_split=validation_split,
+                             test_split=test_split, cv=cv, seed=seed)
+        call_model_fn(model_fn, folder.images.shape[1:], len(folder.class_names),
+                      kt.HyperParameters())
+        settings = {
+            "data": _data_fingerprint(folder), "space": space.get_config(), "objective": objective,
+            "tuner": tuner, "epochs": epochs, "image_size": list(folder.image_size),
+            "validation_split": validation_split, "test_split": test_split, "cv": repr(cv),
+            "seed": seed, "batch_size": batch_size,
+        }
+        run_state = None if worker else rundir.open_run_dir(run_dir, settings, overwrite)
 
-    hypermodel = PipelineHyperModel(
-        model_fn, folder, splits, space, objective=objective, batch_size=batch_size, seed=seed,
-        distribution_strategy=distribution_strategy,
-    )
-    run = _Run(folder, splits, space, objective=objective, epochs=epochs, run_dir=run_dir,
-               max_trials=max_trials, time_budget=time_budget, started=started,
-               reserve=final_repeats * (1 + bool(baseline)) if test_split > 0 else 0,
-               verbose=verbose,
-               on_trial_end=on_trial_end, data_dir=data_dir)
-    search = make_tuner(
-        tuner, hypermodel,
-        objective=kt.Objective(objectives.log_name(objective), objectives.OBJECTIVES[objective][0]),
-        max_trials=max_trials, epochs=epochs, seed=seed,
-        # open_run_dir already cleared the run directory for `overwrite`.
-        directory=os.fspath(directory), project_name=project_name, overwrite=False,
-        on_trial_end=run.trial_ended, should_stop=run.should_stop,
-        distribution_strategy=distribution_strategy,
-    )
-    if run.worker:
-        return _run_worker(search, run, epochs, verbose)
-    _fail_repeatedly_interrupted(search, run_state, run_dir)
-    try:
-        result = run.result(search, state=_search(search, run, epochs, verbose))
-        if result.best_config is not None and test_split > 0:
-            result = _final_scores(result, search, hypermodel, baseline=baseline,
-                                   repeats=final_repeats, verbose=run.prints)
-    except BaseException:  # Ctrl-C, SIGTERM, repeated failures: keep what is done
-        run.save(run.result(search, state="interrupted"))
-        raise
-    run.save(result)
-    return result
+        hypermodel = PipelineHyperModel(
+            model_fn, folder, splits, space, objective=objective, batch_size=batch_size, seed=seed,
+            distribution_strategy=distribution_strategy,
+        )
+        run = _Run(folder, splits, space, objective=objective, epochs=epochs, run_dir=run_dir,
+                   max_trials=max_trials, time_budget=time_budget, started=started,
+                   reserve=final_repeats * (1 + bool(baseline)) if test_split > 0 else 0,
+                   verbose=verbose,
+                   on_trial_end=on_trial_end, data_dir=data_dir)
+        search = make_tuner(
+            tuner, hypermodel,
+            objective=kt.Objective(objectives.log_name(objective),
+                                   objectives.OBJECTIVES[objective][0]),
+            max_trials=max_trials, epochs=epochs, seed=seed,
+            # open_run_dir already cleared the run directory for `overwrite`.
+            directory=os.fspath(directory), project_name=project_name, overwrite=False,
+            on_trial_end=run.trial_ended, should_stop=run.should_stop,
+            distribution_strategy=distribution_strategy,
+        )
+        if run.worker:
+            return _run_worker(search, run, epochs, verbose)
+        _fail_repeatedly_interrupted(search, run_state, run_dir)
+        try:
+            result = run.result(search, state=_search(search, run, epochs, verbose))
+            if result.best_config is not None and test_split > 0:
+                result = _final_scores(result, search, hypermodel, baseline=baseline,
+                                       repeats=final_repeats, verbose=run.prints)
+        except BaseException:  # Ctrl-C, SIGTERM, repeated failures: keep what is done
+            run.save(run.result(search, state="interrupted"))
+            raise
+        run.save(result)
+        return result
 
 
 def _search(search, run, epochs, verbose) -> str:
