@@ -4,6 +4,7 @@ hyperparameters (fixed, choice, range, conditional), and round-trips through JSO
 import json
 
 import keras_tuner
+import numpy as np
 import pytest
 
 from autoprep.choices import AUGMENTATIONS, FLIP_MODES, IMBALANCE_STRATEGIES, NORMALIZATIONS
@@ -43,12 +44,16 @@ def test_default_space_declares_every_dimension_with_the_right_conditions():
     assert all(parents(hps[name]) == [] for name in unconditional)
 
 
-def test_default_ranges_stay_within_each_ops_limits():
+def test_default_levels_stay_within_each_ops_limits_and_start_off():
     _, hps = declared(SearchSpace())
     for name, hyperparameter in hps.items():
         if name in AUGMENTATIONS and name != "flip":
-            assert hyperparameter.min_value >= 0
-            assert hyperparameter.max_value <= AUGMENTATIONS.get(name).max_intensity
+            op = AUGMENTATIONS.get(name)
+            assert 0 <= min(hyperparameter.values)
+            assert max(hyperparameter.values) <= op.max_intensity
+            assert hyperparameter.values == sorted(hyperparameter.values)
+            if not op.policy:  # off first, and off in the first trial
+                assert hyperparameter.values[0] == 0.0 == hyperparameter.default
 
 
 @pytest.mark.parametrize(
@@ -283,3 +288,146 @@ def test_an_op_registered_elsewhere_runs_in_a_trial_and_in_the_exported_module(
         "GaussianNoise"
     ]
     assert tuple(images.shape) == (4, 8, 8, 1) and tuple(labels.shape) == (4,)
+
+
+def prior_points(space, count=400):
+    hp = keras_tuner.HyperParameters()
+    space.declare(hp)
+    return [space.random_values(hp, seed) for seed in range(count)]
+
+
+def test_the_prior_turns_few_light_ops_on_and_policies_rarely():
+    from autoprep.search.space import complexity, pipeline_from_values
+
+    points = prior_points(SearchSpace())
+    ops = ["flip", "rotation", "zoom", "translation", "contrast", "brightness"]
+    pipelines = [pipeline_from_values({k[len(PREFIX):]: v for k, v in p.items()} | {
+        name: None for name in ("rand_augment", "mixup", "cutmix", "beta", "reweight_start")
+        if PREFIX + name not in p}) for p in points]
+    plain = [len([op for op in p.augmentation if not op.policy]) for p in pipelines]
+    assert 1.2 < np.mean(plain) < 2.5  # uniform draws turn about 4.5 of these 6 on
+    policies = np.mean([p[PREFIX + "policy"] != "none" for p in points])
+    assert 0.12 < policies < 0.28  # uniform: 3 in 4
+    for name in ops[1:]:
+        levels = [p[PREFIX + name] for p in points]
+        light, strong = sorted(set(levels))[1], max(levels)
+        assert np.mean([v == 0 for v in levels]) > 0.6
+        assert levels.count(light) > levels.count(strong)
+    assert np.mean([complexity(p) for p in pipelines]) < 4
+
+
+def test_prior_points_are_reproducible_and_hold_only_active_hyperparameters():
+    space = SearchSpace(imbalance=["none", "deferred_reweighting"])
+    points = prior_points(space, 60)
+    assert points == prior_points(space, 60)
+    for point in points:
+        assert (PREFIX + "reweight_start" in point) == (
+            point[PREFIX + "imbalance"] == "deferred_reweighting"
+        )
+        for policy in ("rand_augment", "mixup", "cutmix"):
+            assert (PREFIX + policy in point) == (point[PREFIX + "policy"] == policy)
+
+
+def test_a_narrowed_dimension_is_drawn_uniformly_within_what_the_user_allows():
+    points = prior_points(SearchSpace(rotation=[0.1, 0.2], zoom=(0.1, 0.3)), 200)
+    rotations = [p[PREFIX + "rotation"] for p in points]
+    assert set(rotations) == {0.1, 0.2} and 60 < rotations.count(0.1) < 140
+    assert all(0.1 <= p[PREFIX + "zoom"] <= 0.3 for p in points)
+
+
+def test_random_search_and_bayesian_start_draw_from_the_prior(tmp_path):
+    from autoprep.search.tuners import make_tuner
+
+    class Model(keras_tuner.HyperModel):
+        space = SearchSpace()
+
+        def build(self, hp):
+            self.space.declare(hp)
+
+    for name in ("random", "bayesian"):
+        tuner = make_tuner(name, Model(), objective="val_loss", max_trials=50, epochs=1, seed=3,
+                           directory=tmp_path, project_name=name)
+        oracle = tuner.oracle
+        assert oracle.prior == Model.space.random_values
+        oracle.hyperparameters = keras_tuner.HyperParameters()
+        Model.space.declare(oracle.hyperparameters)
+        draws = [oracle._random_values() for _ in range(100)]
+        assert np.mean([d[PREFIX + "policy"] != "none" for d in draws]) < 0.35
+
+
+def facts(**changes):
+    from autoprep.search.space import DataFacts
+
+    plain = dict(mean=110.0, high=250.0, median_std=50.0, imbalance_ratio=1.0, gray=False,
+                 flip="none")
+    return DataFacts(**(plain | changes))
+
+
+def test_seeds_come_from_the_data():
+    from autoprep.search.space import pipeline_from_values
+
+    first = SearchSpace().seed_configurations(facts())
+    assert [(p["normalization"], p["imbalance"]) for p in first] == [
+        ("rescale_01", "none"), ("per_channel", "none"), ("rescale_01", "sqrt_inverse"),
+        ("rescale_01", "none"),  # with light augmentation: no flip here, zoom and translation
+    ]
+    assert first[3]["zoom"] == 0.05 and first[3]["flip"] == "none" != first[0]["zoom"]
+    dark = SearchSpace().seed_configurations(facts(mean=20.0, imbalance_ratio=10.0,
+                                                   flip="horizontal"))
+    assert [(p["normalization"], p["imbalance"], p["flip"]) for p in dark] == [
+        ("per_channel", "inverse_frequency", "none"),
+        ("rescale_01", "inverse_frequency", "none"),
+        ("per_channel", "oversample", "none"),
+        ("per_channel", "inverse_frequency", "horizontal"),
+    ]
+    assert dark[3]["zoom"] == 0.05 == dark[3]["translation"] and dark[3]["rotation"] == 0.0
+    assert SearchSpace().seed_configurations(facts(imbalance_ratio=2.0))[0]["imbalance"] == (
+        "sqrt_inverse"
+    )
+    for values in dark:
+        assert values["policy"] == "none" and pipeline_from_values(values)
+        assert SearchSpace.hyperparameter_values(values)[PREFIX + "normalization"] == (
+            values["normalization"]
+        )
+
+
+def test_seeds_respect_a_narrowed_space():
+    space = SearchSpace(normalization="robust", imbalance=["none", "effective_number"],
+                        zoom=0.0)
+    seeds = space.seed_configurations(facts(mean=20.0, imbalance_ratio=10.0))
+    assert {p["normalization"] for p in seeds} == {"robust"}
+    assert [p["imbalance"] for p in seeds] == ["effective_number", "none", "effective_number"]
+    assert seeds[0]["beta"] == 0.9 and seeds[1]["beta"] is None
+    assert all(p["zoom"] == 0.0 for p in seeds) and seeds[2]["translation"] == 0.05
+    assert len(seeds) == len({json.dumps(p, sort_keys=True) for p in seeds}) == 3
+
+
+def test_data_facts_find_range_imbalance_and_symmetry():
+    import numpy as np
+
+    from autoprep.search.space import data_facts
+
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 40, size=(60, 8, 8, 1), dtype=np.uint8)
+    labels = np.array([0] * 50 + [1] * 10)
+    found = data_facts(noise, labels, 2)
+    assert found.flip == "horizontal_and_vertical" and found.gray
+    assert found.imbalance_ratio == 5.0 and found.mean < 40
+    left = noise.copy()
+    left[:, :, :4] += 150  # a bright left half: mirror-symmetric only top to bottom
+    assert data_facts(left, labels, 2).flip == "vertical"
+    corner = left.copy()
+    corner[:, :4] += 50
+    assert data_facts(corner, labels, 2).flip == "none"
+
+
+def test_complexity_counts_ops_policy_and_imbalance():
+    from autoprep.search.space import complexity
+
+    assert complexity({"normalization": "robust", "augmentation": [],
+                       "imbalance": "none"}) == 0
+    assert complexity({"normalization": "rescale_01",
+                       "augmentation": [{"name": "flip", "mode": "horizontal"},
+                                        {"name": "zoom", "intensity": 0.0},
+                                        {"name": "mixup", "intensity": 0.2}],
+                       "imbalance": {"name": "oversample"}}) == 3

@@ -17,9 +17,16 @@ AUGMENTATIONS = Registry("augmentation")
 FLIP_MODES = ("none", "horizontal", "vertical", "horizontal_and_vertical")
 VALUE_RANGE = (0, 255)
 # The `policy` search dimension: "none" or one registered policy (an op with `policy = True`).
+# Policies are rare in the prior: "none" 4 times in 5.
 POLICY_SELECTOR = Selector(
-    "policy", AUGMENTATIONS, default="none", members=lambda cls: cls.policy, off="none"
+    "policy", AUGMENTATIONS, default="none", members=lambda cls: cls.policy, off="none",
+    off_prior=0.8,
 )
+# The prior of an op's levels (off, light, medium, strong): most ops off, strength grows from
+# light, so a random configuration has about two light ops on (not five strong ones).
+OP_PRIOR = (0.7, 0.18, 0.08, 0.04)
+# The prior of a policy's strength levels (light, medium, strong), once the policy is picked.
+POLICY_STRENGTH_PRIOR = (0.6, 0.3, 0.1)
 
 
 def augment(images, labels, layers, mix=None):
@@ -35,9 +42,11 @@ def augment(images, labels, layers, mix=None):
 class AugmentationOp(Choice):
     """Base class: one Keras layer, on when its intensity is above 0.
 
-    An op declares its search dimension through `search_range` and `search_step` (the
-    dimension is named after the op and sets `intensity`); a policy (`policy = True`) is picked
-    by the `policy` dimension, and its strength dimension is conditional on it.
+    An op declares its search dimension (named after the op, setting `intensity`) through
+    `levels` (light, medium, strong; 0 = off comes first, with prior `OP_PRIOR`) or, without
+    levels, `search_range`; `search_step` is the step of ranges. A policy (`policy = True`) is
+    picked by the `policy` dimension, and its strength dimension is conditional on it.
+    `light_seed` ops are on, at their light level, in the data-seeded light configuration.
 
     Args:
         intensity: Strength of the op (the layer's `factor` unless a subclass says otherwise).
@@ -47,8 +56,10 @@ class AugmentationOp(Choice):
     mixes_labels = False  # MixUp and CutMix need one-hot labels
     policy = False  # a policy is picked by the `policy` dimension, at most one per pipeline
     max_intensity = 1.0
-    search_range = (0.0, 0.2)  # the default range of the search
-    search_step = 0.05
+    levels = None  # (light, medium, strong): the search's candidates (after 0 = off for ops)
+    search_range = (0.0, 0.2)  # the search's default range for an op without `levels`
+    search_step = 0.05  # the step of a range (also of a range a user gives)
+    light_seed = False  # on (light) in the seeded light-augmentation configuration
 
     def __init__(self, *, intensity: float = 0.0):
         self.intensity = intensity
@@ -56,11 +67,14 @@ class AugmentationOp(Choice):
 
     @classmethod
     def search_dimensions(cls):
+        values, prior = cls.search_range, None
+        if cls.levels is not None:  # a policy is off through the `policy` dimension
+            values = list(cls.levels) if cls.policy else [0.0, *cls.levels]
+            prior = POLICY_STRENGTH_PRIOR if cls.policy else OP_PRIOR
+        limits = (0.0, float(cls.max_intensity))
         return (
-            Dimension(
-                cls.name, cls.search_range, param="intensity", step=cls.search_step,
-                limits=(0.0, float(cls.max_intensity)),
-            ),
+            Dimension(cls.name, values, param="intensity", step=cls.search_step,
+                      limits=limits, prior=prior),
         )
 
     def validate(self):
@@ -99,7 +113,9 @@ class Flip(AugmentationOp):
     """Random flips: `mode` is one of none, horizontal, vertical, horizontal_and_vertical."""
 
     layer_name = "RandomFlip"
-    dimensions = (Dimension("flip", list(FLIP_MODES), param="mode"),)
+    dimensions = (
+        Dimension("flip", list(FLIP_MODES), param="mode", prior=(0.7, 0.2, 0.05, 0.05)),
+    )
 
     def __init__(self, *, mode: str = "none"):
         self.mode = mode
@@ -133,7 +149,7 @@ class Rotation(AugmentationOp):
     """Random rotation by up to `intensity` x 360 degrees either way."""
 
     layer_name = "RandomRotation"
-    search_range = (0.0, 0.2)
+    levels = (0.05, 0.1, 0.2)
     search_step = 0.05
     max_intensity = 0.5
 
@@ -146,7 +162,8 @@ class Zoom(AugmentationOp):
     """Random zoom in or out by up to `intensity` of the image size."""
 
     layer_name = "RandomZoom"
-    search_range = (0.0, 0.3)
+    light_seed = True
+    levels = (0.05, 0.1, 0.2)
     search_step = 0.05
 
     def layer_kwargs(self):
@@ -158,7 +175,8 @@ class Translation(AugmentationOp):
     """Random shift by up to `intensity` of the height and width."""
 
     layer_name = "RandomTranslation"
-    search_range = (0.0, 0.2)
+    light_seed = True
+    levels = (0.05, 0.1, 0.2)
     search_step = 0.05
 
     def layer_kwargs(self):
@@ -171,7 +189,7 @@ class Contrast(AugmentationOp):
     """Random contrast change by up to `intensity`."""
 
     layer_name = "RandomContrast"
-    search_range = (0.0, 0.5)
+    levels = (0.1, 0.2, 0.4)
     search_step = 0.1
 
     def layer_kwargs(self):
@@ -185,7 +203,7 @@ class Brightness(AugmentationOp):
     """Random brightness shift by up to `intensity` of the value range."""
 
     layer_name = "RandomBrightness"
-    search_range = (0.0, 0.3)
+    levels = (0.1, 0.2, 0.3)
     search_step = 0.1
 
     def layer_kwargs(self):
@@ -197,7 +215,7 @@ class RandAugment(AugmentationOp):
     """Keras' RandAugment policy: two random ops per image at magnitude `intensity`."""
 
     layer_name = "RandAugment"
-    search_range = (0.2, 1.0)
+    levels = (0.2, 0.5, 0.8)
     search_step = 0.2
     policy = True
 
@@ -210,7 +228,7 @@ class MixUp(AugmentationOp):
     """MixUp: blends image pairs and their labels; `intensity` is the Beta distribution's alpha."""
 
     layer_name = "MixUp"
-    search_range = (0.1, 0.4)
+    levels = (0.1, 0.2, 0.4)
     search_step = 0.1
     policy = True
     mixes_labels = True
@@ -224,7 +242,7 @@ class CutMix(AugmentationOp):
     """CutMix: pastes a patch of another image, mixing labels by area (`intensity`: factor)."""
 
     layer_name = "CutMix"
-    search_range = (0.5, 1.0)
+    levels = (0.5, 0.75, 1.0)
     search_step = 0.25
     policy = True
     mixes_labels = True

@@ -40,6 +40,29 @@ class AtomicOracleState:
         atomic_write(path, json.dumps(trial.get_state()))
 
 
+class PriorRandomValues:
+    """An oracle mix-in whose random points come from `self.prior(hyperparameters, seed)`.
+
+    `prior` (set by `make_tuner`, e.g. `SearchSpace.random_values`) draws every active
+    hyperparameter from the space's prior instead of uniformly; None keeps Keras Tuner's draw.
+    Relies on: `Oracle._random_values()` (private) being the one place random search and
+    Bayesian optimization's initial points are drawn, `_seed_state` its seed counter, and
+    `_duplicate(values)` / `_max_collisions` its retry rule (repeated here).
+    """
+
+    prior = None
+
+    def _random_values(self):
+        if self.prior is None:
+            return super()._random_values()
+        for _ in range(self._max_collisions + 1):
+            values = self.prior(self.hyperparameters, self._seed_state)
+            self._seed_state += 1
+            if not self._duplicate(values):
+                return values
+        return None
+
+
 class AtomicTunerState:
     """A tuner mix-in that writes `tuner0.json` atomically (the chief also saves its oracle).
 

@@ -9,18 +9,35 @@ pick one registered choice each (`normalization`, `policy`, `imbalance`); every 
 that is not a policy declares its own unconditional dimension; a dimension declared by a
 choice that a selector picks (a policy's strength, `beta`, `reweight_start`) is conditional on
 that choice. Registering a new choice is enough for it to appear here.
+
+What a staged or expert-like search needs is here too, independent of the tuner:
+`SearchSpace.random_values` draws a random point from the space's prior (most ops off, light
+strengths first, policies rare); `data_facts` + `SearchSpace.seed_configurations` give the
+first configurations to try, chosen from cheap statistics of the training split; `complexity`
+counts what a configuration switches on, for "prefer the simpler one within noise".
 """
 
 import numbers
+import random
 from typing import NamedTuple
+
+import numpy as np
 
 from autoprep.choices import augmentation, imbalance, normalization
 from autoprep.choices.augmentation import AUGMENTATIONS
 from autoprep.choices.base import Dimension
 from autoprep.choices.pipeline import Pipeline
+from autoprep.doctor.data_checks import DARK_MEAN, IMBALANCE_RATIO, LOW_CONTRAST_STD
 from autoprep.errors import ArgumentError, UnknownChoiceError
 
 PREFIX = "autoprep/"
+# Seeding preferences (registered names; those the space excludes are skipped).
+_STANDARDIZED = ["per_channel", "rescale_01", "per_image", "robust"]
+_RESCALED = ["rescale_01", "per_channel", "rescale_pm1", "per_image"]
+_REBALANCED = ["inverse_frequency", "oversample", "effective_number", "deferred_reweighting",
+               "sqrt_inverse", "undersample"]
+_MILDLY_WEIGHTED = ["sqrt_inverse", "none", "inverse_frequency", "effective_number"]
+_UNWEIGHTED = ["none", "sqrt_inverse"]
 
 
 class Declared(NamedTuple):
@@ -134,6 +151,127 @@ class SearchSpace:
         """The (unfitted) `Pipeline` of the trial whose hyperparameters are `hp`."""
         return pipeline_from_values(self.declare(hp))
 
+    # -- priors and seeds -----------------------------------------------------------------
+    def random_values(self, hyperparameters, seed) -> dict:
+        """One random point of the space drawn from its prior: {hyperparameter name: value}.
+
+        A dimension the user left at its declared candidates is drawn with its declared
+        prior (an op is off with probability `OP_PRIOR[0]`, strength grows from light, a
+        policy is picked 1 time in 5); narrowed dimensions and the user's own
+        hyperparameters are drawn uniformly, as Keras Tuner does. Only active (conditional)
+        hyperparameters get a value. The same seed gives the same point.
+
+        Args:
+            hyperparameters: The `keras_tuner.HyperParameters` whose `space` to fill.
+            seed: An int.
+        """
+        rng = random.Random(seed)
+        filled = type(hyperparameters)()
+        for hp in hyperparameters.space:
+            filled.merge([hp])
+            if filled.is_active(hp):
+                filled.values[hp.name] = self._draw(hp, rng)
+        return filled.values
+
+    def _draw(self, hp, rng):
+        declared = self.declared.get(hp.name[len(PREFIX):]) if hp.name.startswith(PREFIX) else None
+        dimension = declared.dimension if declared else None
+        if dimension is not None and dimension.prior is not None and (
+            self.dimensions[dimension.name] == list(dimension.values)
+        ):
+            return rng.choices(list(dimension.values), weights=dimension.prior)[0]
+        return hp.random_sample(rng.randrange(2**31))
+
+    def values(self, **chosen) -> dict:
+        """A full point of the space: `chosen` values where the space allows them, else defaults.
+
+        Every dimension gets a value (None when its parent does not pick it); a chosen value
+        that the space excludes falls back to the dimension's first-trial value (or the
+        nearest end of a range). `pipeline_from_values(space.values(...))` builds it.
+        """
+        values = {}
+        for name, declared in self.declared.items():
+            parent = values.get(declared.parent)
+            if declared.parent is not None and parent not in declared.parent_values:
+                values[name] = None
+            else:
+                values[name] = self._allowed(declared.dimension, chosen.get(name))
+        return values
+
+    def _allowed(self, dimension, value):
+        allowed = self.dimensions[dimension.name]
+        if isinstance(allowed, tuple):
+            wanted = allowed[0] if value is None else value
+            return _round(min(max(float(wanted), allowed[0]), allowed[1]))
+        if not isinstance(allowed, list):
+            return allowed
+        if value in allowed:
+            return value
+        return dimension.first if dimension.first in allowed else allowed[0]
+
+    def seed_configurations(self, facts: "DataFacts") -> list:
+        """The first configurations to try on this data, best bets first, as full points.
+
+        From `data_facts` of the training split: a raw-looking pixel range (dark, low
+        contrast or never bright) puts standardization (`per_channel`) before rescaling; an
+        imbalance ratio of 4 or more puts inverse-frequency weights then oversampling first
+        (1.5-4: square-root weights, then none; below 1.5: none first); flips are proposed
+        only for axes along which each class's mean image is mirror-symmetric. The points are:
+        the two best bets without augmentation, the second normalization, the second imbalance
+        strategy, then the best bet with light augmentation (the sensible flip and the
+        `light_seed` ops at their light level). Each respects the space (a fixed dimension
+        stays fixed); duplicates are dropped.
+
+        Returns:
+            A list of value dicts like `declare` returns (one value per dimension); turn one
+            into a pipeline with `pipeline_from_values`, into Keras Tuner values with
+            `hyperparameter_values`.
+        """
+        standardize = facts.mean < DARK_MEAN or facts.high < 128 or (
+            facts.median_std < LOW_CONTRAST_STD
+        )
+        norms = self._ranked("normalization", _STANDARDIZED if standardize else _RESCALED)
+        if facts.imbalance_ratio >= IMBALANCE_RATIO:
+            strategies = self._ranked("imbalance", _REBALANCED)
+        else:
+            mild = facts.imbalance_ratio >= 1.5
+            strategies = self._ranked("imbalance", _MILDLY_WEIGHTED if mild else _UNWEIGHTED)
+        off = {name: 0.0 for name in self._op_names()}
+        off.update(flip="none", policy=augmentation.POLICY_SELECTOR.off)
+        light = dict(off, flip=facts.flip)
+        for name in self._op_names():
+            op = AUGMENTATIONS.get(name)
+            if op.light_seed and op.levels:
+                light[name] = op.levels[0]
+        points = [
+            dict(off, normalization=norms[0], imbalance=strategies[0]),
+            dict(off, normalization=norms[1], imbalance=strategies[0]),
+            dict(off, normalization=norms[0], imbalance=strategies[1]),
+            dict(light, normalization=norms[0], imbalance=strategies[0]),
+        ]
+        unique = []
+        for point in (self.values(**chosen) for chosen in points):
+            if point not in unique:
+                unique.append(point)
+        return unique
+
+    def _ranked(self, name, preference) -> list:
+        """The values the space allows for `name`, in order of `preference` (at least two)."""
+        allowed = self.dimensions[name]
+        allowed = allowed if isinstance(allowed, list) else [allowed]
+        ranked = [v for v in preference if v in allowed]
+        ranked += [v for v in allowed if v not in ranked]
+        return ranked + ranked[:1]
+
+    def _op_names(self) -> list:
+        ops = [AUGMENTATIONS.get(name) for name in AUGMENTATIONS]
+        return [op.name for op in ops if not op.policy and op.name in self.declared]
+
+    @staticmethod
+    def hyperparameter_values(values: dict) -> dict:
+        """{hyperparameter name: value} of a full point, for Keras Tuner (inactive left out)."""
+        return {PREFIX + name: value for name, value in values.items() if value is not None}
+
     def _declare_if(self, hp, declared):
         parent_value = self.dimensions[declared.parent]
         possible = parent_value if isinstance(parent_value, list) else [parent_value]
@@ -193,6 +331,79 @@ def pipeline_from_values(values: dict) -> Pipeline:
             imbalance.IMBALANCE_STRATEGIES.get(values["imbalance"]), values
         ),
     )
+
+
+class DataFacts(NamedTuple):
+    """Cheap statistics of a training split that decide the seeded configurations.
+
+    Attributes:
+        mean: Mean pixel value (0-255).
+        high: 99th percentile pixel value.
+        median_std: Median of the per-image pixel standard deviations.
+        imbalance_ratio: Largest over smallest class count.
+        gray: One channel, or three nearly equal ones.
+        flip: The flip mode that keeps each class's mean image (none, horizontal, vertical
+            or horizontal_and_vertical).
+    """
+
+    mean: float
+    high: float
+    median_std: float
+    imbalance_ratio: float
+    gray: bool
+    flip: str
+
+
+def data_facts(images, labels, num_classes: int, *, max_images: int = 2000, seed: int = 0):
+    """`DataFacts` of uint8 training images (n, h, w, c), on at most `max_images` of them.
+
+    An axis counts as symmetric when the mirror difference of the class mean images (in
+    units of the typical pixel std) exceeds what averaging n noisy images leaves
+    (sqrt(2 / n)) by less than 0.15, averaged over classes.
+    """
+    images, labels = np.asarray(images), np.asarray(labels)
+    if len(images) > max_images:
+        keep = np.sort(np.random.default_rng(seed).choice(len(images), max_images, replace=False))
+        images, labels = images[keep], labels[keep]
+    pixels = images.astype(np.float32)
+    stds = pixels.reshape(len(pixels), -1).std(axis=1)
+    scale = max(float(np.median(stds)), 1.0)
+    counts = np.bincount(labels, minlength=num_classes)
+    present = counts[counts > 0]
+    channel_gap = np.abs(np.diff(pixels, axis=-1)).mean() if pixels.shape[-1] > 1 else 0.0
+
+    def symmetric(axis):
+        excess = []
+        for c in np.flatnonzero(counts):
+            mean_image = pixels[labels == c].mean(axis=0)
+            gap = np.sqrt(np.mean((mean_image - np.flip(mean_image, axis=axis)) ** 2)) / scale
+            excess.append(gap - np.sqrt(2.0 / counts[c]))
+        return float(np.mean(excess)) < 0.15
+
+    flips = [mode for mode, axis in (("horizontal", 1), ("vertical", 0)) if symmetric(axis)]
+    return DataFacts(
+        mean=float(pixels.mean()),
+        high=float(np.percentile(pixels, 99)),
+        median_std=float(np.median(stds)),
+        imbalance_ratio=float(present.max() / present.min()),
+        gray=bool(channel_gap < 2.0),
+        flip="horizontal_and_vertical" if len(flips) == 2 else (flips or ["none"])[0],
+    )
+
+
+def complexity(pipeline) -> int:
+    """How much a configuration switches on: augmentation ops on (a policy counts as one)
+    plus 1 for an imbalance strategy other than "none".
+
+    The one-standard-error rule picks, among configurations within noise of the best, one of
+    least complexity. Normalization is not counted: every configuration has one.
+
+    Args:
+        pipeline: A `Pipeline` or its config (as in trial records and `best_config`).
+    """
+    if not isinstance(pipeline, Pipeline):
+        pipeline = Pipeline.from_config(pipeline)
+    return len(pipeline.augmentation) + (pipeline.imbalance.name != "none")
 
 
 def _is_number(value) -> bool:

@@ -13,7 +13,12 @@ mode and resuming from its project directory, is Keras Tuner's.
 
 import keras_tuner as kt
 
-from autoprep.search.kt_adapter import AtomicOracleState, AtomicTunerState, HyperbandWithOracle
+from autoprep.search.kt_adapter import (
+    AtomicOracleState,
+    AtomicTunerState,
+    HyperbandWithOracle,
+    PriorRandomValues,
+)
 from autoprep.search.names import check_tuner
 
 
@@ -35,12 +40,14 @@ class _DefaultsFirst:
         return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": values.values}
 
 
-class RandomSearchOracle(AtomicOracleState, _DefaultsFirst, kt.oracles.RandomSearchOracle):
+class RandomSearchOracle(
+    AtomicOracleState, _DefaultsFirst, PriorRandomValues, kt.oracles.RandomSearchOracle
+):
     pass
 
 
 class BayesianOptimizationOracle(
-    AtomicOracleState, _DefaultsFirst, kt.oracles.BayesianOptimizationOracle
+    AtomicOracleState, _DefaultsFirst, PriorRandomValues, kt.oracles.BayesianOptimizationOracle
 ):
     pass
 
@@ -92,4 +99,6 @@ def make_tuner(name, hypermodel, *, objective, max_trials, epochs, seed=None, **
         )
     else:
         oracle = RandomSearchOracle(objective=objective, max_trials=max_trials, seed=seed)
+    # Random points follow the space's prior (most ops off, light strengths first).
+    oracle.prior = getattr(getattr(hypermodel, "space", None), "random_values", None)
     return Tuner(oracle=oracle, hypermodel=hypermodel, **kwargs)
