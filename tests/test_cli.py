@@ -303,3 +303,13 @@ def test_console_script_and_module_entry_points(tmp_path):
         assert done.returncode == 2
         assert "autoprep show: error: No autoprep results in" in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_memory_limit_takes_sizes_and_refuses_others_by_name(setup, capsys):
+    from autoprep.cli.tune import memory_size
+
+    assert memory_size("512M") == 512 << 20
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(tune_args(setup, "build", "--memory-limit", "lots"))
+    assert exit_info.value.code == 2
+    assert "--memory-limit: expected a size such as 512M, 2G" in capsys.readouterr().err

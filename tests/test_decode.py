@@ -5,9 +5,10 @@ import os
 
 import numpy as np
 import pytest
-from helpers import write_folder
+from helpers import tiny_model, write_folder
 from PIL import Image
 
+import autoprep
 from autoprep.data import decode
 from autoprep.data.decode import decode_index, read_image_folder
 from autoprep.data.index import choose_image_size, index_directory
@@ -104,3 +105,20 @@ def test_a_bad_memory_limit_is_a_clear_error(text):
     with pytest.raises(ArgumentError, match=r"`memory_limit` must be a positive size such as "
                                             r"512M, 2G or a number of bytes. Received"):
         parse_size(text)
+
+
+@pytest.mark.slow
+def test_tune_prints_the_plan_first_and_a_resumed_run_reuses_its_memory_map(tmp_path, capsys):
+    data_dir = write_folder(tmp_path / "data", [6, 6])
+    settings = {"epochs": 1, "tuner": "random", "seed": 0, "test_split": 0,
+                "directory": tmp_path / "runs", "memory_limit": 700,
+                "space": autoprep.SearchSpace(flip="none", policy="none")}
+    autoprep.tune(tiny_model, data_dir, max_trials=1, **settings)
+    cache = tmp_path / "runs" / "data" / "cache"
+    (npy,) = [name for name in os.listdir(cache) if name.endswith(".npy")]
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "data: 12 images at 8x8x1 (their common size), 768 B decoded, over the memory limit "
+        f"700 B: memory-mapped in {cache / npy}")
+    result = autoprep.tune(tiny_model, data_dir, max_trials=2, **settings)
+    assert len(result.trials) == 2
+    assert "decoded by an earlier run" in capsys.readouterr().err.splitlines()[0]

@@ -54,7 +54,7 @@ def add_parser(subparsers):
                       "one validation split")
     tune.add_argument("--image-size", type=image_size, metavar="HxW",
                       help="resize images to HxW, e.g. 64x64 (default: their common size, or "
-                      "the median size)")
+                      "the median size, at most 256 on the long side)")
     tune.add_argument("--batch-size", type=_count(1), default=32, metavar="B",
                       help="training batch size (default: %(default)s)")
     tune.set_defaults(func=run_tune)
@@ -86,6 +86,10 @@ def _add_search_options(parser, *, max_trials, epochs):
                         "test score, their mean (default: %(default)s)")
     parser.add_argument("--seed", type=int, metavar="S",
                         help="fixes splits, trial sampling and weight initialization")
+    parser.add_argument("--memory-limit", type=memory_size, metavar="SIZE",
+                        help="keep decoded images larger than SIZE (e.g. 512M, 2G) in a "
+                        "memory-mapped file in RUN_DIR/cache, reused on resume, instead of RAM "
+                        "(default: a quarter of the RAM)")
     parser.add_argument("--overwrite", action="store_true",
                         help="delete RUN_DIR's results and start over instead of resuming")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -104,6 +108,18 @@ def duration(text) -> float:
     if total <= 0:
         raise argparse.ArgumentTypeError(f"the duration must be positive. Received: {text!r}")
     return total
+
+
+def memory_size(text) -> int:
+    """Bytes from `512M`, `2G` or a plain number of bytes."""
+    from autoprep.data.memory import parse_size
+    from autoprep.errors import ArgumentError
+
+    try:
+        return parse_size(text)
+    except ArgumentError:
+        raise argparse.ArgumentTypeError(
+            f"expected a size such as 512M, 2G or bytes. Received: {text!r}") from None
 
 
 def image_size(text) -> tuple:
@@ -178,7 +194,8 @@ def search(args, model_fn, data_dir, **options) -> int:
                 time_budget=args.time_budget, final_repeats=args.final_repeats,
                 seed=args.seed, overwrite=args.overwrite,
                 directory=directory, project_name=project, verbose=2 if args.verbose else 0,
-                on_trial_end=progress.trial_ended, **options,
+                on_trial_end=progress.trial_ended, memory_limit=args.memory_limit,
+                on_plan=lambda plan: progress.say(plan.describe()), **options,
             )
     except KeyboardInterrupt as interrupt:
         signal_name = "SIGTERM" if isinstance(interrupt, Terminated) else "Ctrl-C (SIGINT)"

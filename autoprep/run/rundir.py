@@ -26,8 +26,9 @@ from autoprep.errors import RunDirectoryError
 
 RUN_FILE = "autoprep.json"  # the run marker, with the search settings and interrupted trials
 LOCK_FILE = "autoprep.lock"
+CACHE_DIR = "cache"  # memory-mapped decoded images, keyed by the files: kept by `overwrite`
 # What autoprep (and Keras Tuner, for the search state) writes at the top of a run directory.
-OWN_FILES = (RUN_FILE, LOCK_FILE, "autoprep.log", "results.json", "trials.csv",
+OWN_FILES = (RUN_FILE, LOCK_FILE, CACHE_DIR, "autoprep.log", "results.json", "trials.csv",
              "best_pipeline.py", "oracle.json", "tensorboard")
 _OWN_PATTERNS = (
     re.compile(r"tuner\d+\.json"),  # a Keras Tuner tuner's state
@@ -106,10 +107,11 @@ def foreign_entries(run_dir) -> list:
 
 def clear_run_dir(run_dir):
     """Deletes autoprep's own files of a run directory (checked by `check_run_dir`) but the
-    lock; the folder and anything else in it stay."""
+    lock and the cache of decoded images (reused if the data is the same, maybe mapped
+    already); the folder and anything else in it stay."""
     with os.scandir(run_dir) as entries:
         for entry in entries:
-            if not is_own_file(entry.name) or entry.name == LOCK_FILE:
+            if not is_own_file(entry.name) or entry.name in (LOCK_FILE, CACHE_DIR):
                 continue
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path)

@@ -59,6 +59,8 @@ def tune(
     time_budget: float = None,
     distribution_strategy=None,
     on_trial_end=None,
+    memory_limit=None,
+    on_plan=None,
 ) -> TuneResult:
     """Searches normalization, augmentation and class-imbalance handling for `model_fn`.
 
@@ -71,7 +73,8 @@ def tune(
         epochs: Training epochs per trial (and for the final refits).
         tuner: "bayesian", "random" or "hyperband".
         objective: "balanced_accuracy", "macro_f1", "accuracy" or "loss", on validation data.
-        image_size: (height, width); default the images' common size, or their median.
+        image_size: (height, width); default the images' common size, or their median,
+            scaled down to at most 256 pixels on the long side.
         batch_size: Training batch size.
         validation_split: Fraction of all images used for validation (without `cv`).
         test_split: Fraction of all images held out for `test_score`; 0 for none.
@@ -90,6 +93,11 @@ def tune(
         distribution_strategy: A `tf.distribute.Strategy` for each trial (e.g. several GPUs).
         on_trial_end: Called as `on_trial_end(result, trial)` after every trial, with the
             partial `TuneResult` and the finished trial's record; replaces the progress line.
+        memory_limit: Bytes, or a size such as "512M" or "2G": decoded images larger than
+            this are memory-mapped from RUN_DIR/cache (reused when the run is resumed) instead
+            of held in RAM. Default: a quarter of the machine's RAM.
+        on_plan: Called with the `DecodePlan` (image size, estimated decoded bytes, in RAM or
+            memory-mapped) before decoding; replaces the first progress line.
 
     Returns:
         A `TuneResult`.
@@ -122,8 +130,13 @@ def tune(
     worker = _is_worker()  # a worker never opens, locks or clears the chief's run directory
     rundir.check_run_dir(run_dir, data_dir, overwrite=overwrite and not worker)
 
+    if on_plan is None and verbose and on_trial_end is None:
+        on_plan = _print_plan
+    # A worker maps its own temporary copy: only the chief writes into the run directory.
+    cache_dir = None if worker else os.path.join(run_dir, rundir.CACHE_DIR)
     with rundir.locked(run_dir, worker=worker):  # released when tune returns or raises
-        folder = read_image_folder(data_dir, image_size=image_size)
+        folder = read_image_folder(data_dir, image_size=image_size, memory_limit=memory_limit,
+                                   cache_dir=cache_dir, on_plan=on_plan)
         splits = make_splits(folder.labels, folder.class_names, validation_split=validation_split,
                              test_split=test_split, cv=cv, seed=seed)
         call_model_fn(model_fn, folder.images.shape[1:], len(folder.class_names),
@@ -168,6 +181,10 @@ def tune(
             raise
         run.save(result)
         return result
+
+
+def _print_plan(plan):
+    print(plan.describe(), file=sys.stderr, flush=True)
 
 
 def _search(search, run, epochs, verbose) -> str:
