@@ -199,6 +199,8 @@ def test_resume_overwrite_and_refusal_of_a_different_search(setup, tmp_path, cap
     trainings = 1 + 2 * 3  # a trial, then the best pipeline and the baseline 3 times each
     assert len(count_fits) == trainings
     out = capsys.readouterr().out
+    assert out.startswith("data: 30 images at 8x8x1 (their common size), 1.9 KiB decoded, in "
+                          "memory (limit ")  # the first line, before decoding
     assert re.search(r"trial 1/1  .* balanced_accuracy=\d\.\d{4}  best=\d\.\d{4}  "
                      r"elapsed \d:\d\d:\d\d  ETA 0:00:00", out)
     assert f"best pipeline module: {os.path.join(run_dir, 'best_pipeline.py')}" in out
