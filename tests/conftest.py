@@ -1,6 +1,7 @@
 """Shared fixtures: tiny synthetic image folders and a training counter (helpers: helpers.py)."""
 
 import os
+import shutil
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -41,3 +42,10 @@ def count_fits(monkeypatch):
 
     monkeypatch.setattr(keras.Model, "fit", fit)
     return calls
+
+
+@pytest.fixture(params=["run_66c34cf_cli", "run_66c34cf_library"])
+def old_run(request, tmp_path):
+    """A copy of a run directory written before the layout change (see tests/data/README.md)."""
+    source = os.path.join(os.path.dirname(__file__), "data", request.param)
+    return shutil.copytree(source, tmp_path / request.param)

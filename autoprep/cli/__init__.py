@@ -2,14 +2,15 @@
 
 import argparse
 import importlib
-import os
 import sys
 import traceback
 
+from autoprep.cli import quiet
 from autoprep.errors import AutoprepError
 
 # Modules that each add sub-commands through `add_parser(subparsers)`; every sub-parser they add
-# has `func=run(args) -> exit code` as a default.
+# has `func=run(args) -> exit code` as a default, and `tensorflow=False` when it never needs
+# TensorFlow (otherwise TensorFlow is imported first, without its start-up lines).
 _COMMAND_MODULES = ("autoprep.cli.tune", "autoprep.cli.results", "autoprep.cli.doctor")
 _DEBUG_HELP = "show the full traceback of an error"
 
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         if module is not None:
             module.add_parser(subparsers)
     for subparser in subparsers.choices.values():
+        subparser.set_defaults(tensorflow=subparser.get_default("tensorflow") is not False)
         if "--debug" not in subparser._option_string_actions:  # `autoprep tune ... --debug`
             subparser.add_argument(
                 "--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP
@@ -48,12 +50,13 @@ def _import_command_module(name):
 
 def main(argv=None) -> int:
     """Runs the `autoprep` command line; returns the exit code."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # --help and argument errors exit here, without TensorFlow
     args.argv = argv
     try:
+        if args.tensorflow:
+            quiet.import_tensorflow()
         return args.func(args)
     except AutoprepError as error:
         return report_error(args, error)

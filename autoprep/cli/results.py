@@ -21,7 +21,7 @@ def add_parser(subparsers):
     show.add_argument("run_dir", metavar="RUN_DIR", help="the --out directory of a search")
     show.add_argument("--top", type=int, default=10, metavar="N",
                       help="show the N best trials (default: %(default)s; 0 shows all)")
-    show.set_defaults(func=run_show)
+    show.set_defaults(func=run_show, tensorflow=False)
 
     export = subparsers.add_parser(
         "export", allow_abbrev=False,
