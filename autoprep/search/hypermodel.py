@@ -105,7 +105,8 @@ class PipelineHyperModel(kt.HyperModel):
     Args:
         model_fn: `model_fn(input_shape, num_classes[, hp]) -> keras.Model`.
         folder: The decoded `ImageFolder`.
-        splits: The `Splits` of the search (only their folds are used here).
+        splits: The `Splits` of the search: trials use their folds, `test_score` their
+            development and test splits.
         space: The `SearchSpace`.
         objective: A name from `autoprep.objectives.OBJECTIVES`.
         batch_size: Training batch size.

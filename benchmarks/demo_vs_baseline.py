@@ -4,9 +4,9 @@ Runs the README's demo command (`autoprep demo`) in a temporary directory and re
 `results.json`: after the search, the best pipeline and the baseline (raw pixels, no
 augmentation, no balancing) are each trained on the development split with the same model
 and epochs, three times with different seeds, and scored on the untouched test split.
-Writes `demo_vs_baseline.json` next to this script.
+Writes `results/demo_vs_baseline.json`.
 
-    python results/demo_vs_baseline.py
+    python benchmarks/demo_vs_baseline.py
 """
 
 import json
@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results")
 
 
 def main():
@@ -29,7 +29,7 @@ def main():
         with open(os.path.join(run_dir, "results.json")) as handle:
             result = json.load(handle)
     report = {
-        "command": "python results/demo_vs_baseline.py  (runs: autoprep demo)",
+        "command": "python benchmarks/demo_vs_baseline.py  (runs: autoprep demo)",
         "demo_seconds": round(seconds, 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",
@@ -45,7 +45,7 @@ def main():
         "baseline_test_scores": result["baseline_scores"],
         "tuned_beats_baseline": result["test_score"] > result["baseline_score"],
     }
-    with open(os.path.join(HERE, "demo_vs_baseline.json"), "w") as handle:
+    with open(os.path.join(RESULTS, "demo_vs_baseline.json"), "w") as handle:
         json.dump(report, handle, indent=2)
     print(json.dumps({k: report[k] for k in ("test_scores", "baseline_test_scores",
                                              "tuned_beats_baseline", "demo_seconds")}))
