@@ -659,6 +659,7 @@ def main(argv=None):
         report["seconds"] = round(time.monotonic() - started, 1)
         _write_json(args.out, report)  # after every unit: a cut-off run keeps its part
 
+    earlier = _read_references(args.references, settings) if args.references else None
     with tempfile.TemporaryDirectory() as workdir:
         if args.jobs > 1:
             _run_in_processes(merge, specs, rows, args, workdir)
@@ -666,8 +667,8 @@ def main(argv=None):
             for name, (description, build) in specs.items():
                 merge(name, run_rows(name, description, build, rows, settings, workdir,
                                      log=lambda line: print(line, flush=True)))
-    if args.references:
-        _copy_references(report, args.references, settings)
+    if earlier:
+        _copy_references(report, earlier, args.references)
     _finish(report, settings)
     _write_json(args.out, report)
     print(render(report), end="")
@@ -694,12 +695,16 @@ def _run_in_processes(merge, specs, rows, args, workdir):
             merge(name, folder)
 
 
-def _copy_references(report, path, settings):
-    """Fills the rows not measured in this run from an earlier report of the same data."""
+def _read_references(path, settings) -> dict:
     with open(path) as handle:
         earlier = json.load(handle)
-    if earlier["settings"] != dataclasses.asdict(settings):
+    if earlier["settings"] != json.loads(json.dumps(dataclasses.asdict(settings))):
         raise SystemExit(f"{path} was measured with other settings: {earlier['settings']}")
+    return earlier
+
+
+def _copy_references(report, earlier, path):
+    """Fills the rows not measured in this run from an earlier report of the same data."""
     for name, folder in report["folders"].items():
         old = earlier["folders"][name]
         if old["fingerprint"] != folder["fingerprint"]:
