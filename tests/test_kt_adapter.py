@@ -147,3 +147,26 @@ def test_trial_tracebacks_are_shown_or_hidden(tmp_path, capfd, show):
         tuner.search(verbose=0)
     printed = "Traceback" in capfd.readouterr().err
     assert printed is show, moved("trial_tracebacks")
+
+
+@pytest.mark.parametrize(
+    "base", [kt.oracles.RandomSearchOracle, kt.oracles.BayesianOptimizationOracle]
+)
+def test_prior_random_values_draw_every_random_trial(tmp_path, base):
+    class Oracle(kt_adapter.PriorRandomValues, base):
+        pass
+
+    seeds = []
+
+    def prior(hyperparameters, seed):
+        seeds.append(seed)
+        return {"x": len(seeds) % 4}
+
+    hp = kt.HyperParameters()
+    hp.Int("x", 0, 3)
+    oracle = Oracle(objective=kt.Objective("score", "max"), max_trials=3, hyperparameters=hp)
+    oracle._set_project_dir(str(tmp_path), "project")
+    oracle.prior = prior
+    values = [oracle.create_trial(f"tuner{i}").hyperparameters.values["x"] for i in range(3)]
+    assert values == [1, 2, 3], moved("PriorRandomValues")
+    assert len(set(seeds)) == 3, moved("PriorRandomValues")
