@@ -3,6 +3,7 @@
 import os
 
 import numpy as np
+import pytest
 
 from autoprep.data.decode import read_image_folder
 from autoprep.data.demo import demo_model, write_digits_folder
@@ -21,3 +22,19 @@ def test_digits_are_written_with_a_long_tail(tmp_path):
 def test_demo_model_matches_the_data():
     model = demo_model((8, 8, 1), 10)
     assert model.output_shape == (None, 10)
+
+
+@pytest.mark.slow
+def test_autoprep_demo_runs_a_tiny_search(tmp_path, monkeypatch, capsys):
+    from autoprep.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "runs" / "demo"
+    argv = ["demo", "--out", str(out), "--max-trials", "1", "--epochs", "1",
+            "--final-repeats", "1"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert f"writing the digits demo images to {out}_data" in printed
+    assert "trial 1/1  " in printed and "test balanced_accuracy: " in printed
+    assert sorted(os.listdir(f"{out}_data")) == [str(d) for d in range(10)]
+    assert (out / "best_pipeline.py").exists() and (out / "results.json").exists()

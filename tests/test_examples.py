@@ -37,3 +37,22 @@ def test_training_with_an_exported_pipeline(tmp_path):
     module_path = result.export(tmp_path / "pipeline.py")
     history = load("train_with_exported_pipeline").main(module_path, data_dir, epochs=2)
     assert len(history.history["loss"]) == 2
+
+
+@pytest.mark.slow
+def test_tune_digits_runs_with_a_smaller_budget(tmp_path, monkeypatch):
+    tune = autoprep.tune
+    budgets = []
+
+    def small_tune(*args, **kwargs):  # the example's own call, with fewer trainings
+        budgets.append((kwargs["max_trials"], kwargs["epochs"]))
+        return tune(*args, **{**kwargs, "max_trials": 1, "epochs": 1, "final_repeats": 1,
+                              "baseline": False, "verbose": 0})
+
+    monkeypatch.setattr(autoprep, "tune", small_tune)
+    monkeypatch.chdir(tmp_path)
+    load("tune_digits").main()
+    assert budgets == [(10, 8)]
+    assert (tmp_path / "autoprep_runs" / "example_pipeline.py").exists()
+    result = autoprep.load_result(tmp_path / "autoprep_runs" / "example")
+    assert result.state == "finished" and result.test_score is not None

@@ -152,6 +152,42 @@ def test_hyperband_respects_max_trials_and_prints_a_line_per_trial(folder, tmp_p
     assert all(" ETA " in line and "best=" in line for line in lines)
 
 
+@pytest.mark.slow
+def test_bayesian_search_past_its_random_start_minimizing_the_loss(folder, tmp_path,
+                                                                   monkeypatch):
+    from sklearn.gaussian_process import GaussianProcessRegressor
+
+    fitted = []
+    original = GaussianProcessRegressor.fit
+    monkeypatch.setattr(GaussianProcessRegressor, "fit",
+                        lambda self, x, y: fitted.append(len(x)) or original(self, x, y))
+    result = autoprep.tune(tiny_model, folder, max_trials=4, directory=tmp_path / "runs",
+                           space=PLAIN, test_split=0, objective="loss",
+                           **{**FAST, "tuner": "bayesian"})
+    assert [t["status"] for t in result.trials] == ["COMPLETED"] * 4
+    assert fitted == [3]  # three random trials, then one chosen by the Gaussian process
+    scores = [t["score"] for t in result.trials]
+    assert result.best_score == min(scores) > 0  # the loss is minimized
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("objective", ["macro_f1", "accuracy", "loss"])
+def test_each_objective_picks_its_best_trial_and_scores_the_test_split(folder, tmp_path,
+                                                                       objective):
+    result = autoprep.tune(tiny_model, folder, max_trials=2, directory=tmp_path / "runs",
+                           space=PLAIN, objective=objective, final_repeats=1, baseline=False,
+                           **FAST)
+    assert result.objective == objective
+    scores = [t["score"] for t in result.trials]
+    assert len(scores) == 2
+    if objective == "loss":
+        assert result.best_score == min(scores) and result.test_score > 0
+    else:
+        assert result.best_score == max(scores) and 0 <= result.test_score <= 1
+        assert all(0 <= score <= 1 for score in scores)
+    assert autoprep.load_result(tmp_path / "runs").objective == objective
+
+
 def test_a_run_directory_inside_the_data_is_refused(folder):
     with pytest.raises(RunDirectoryError, match="inside the data directory"):
         autoprep.tune(tiny_model, folder, directory=os.path.dirname(folder))
