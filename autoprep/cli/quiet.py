@@ -20,7 +20,6 @@ import contextlib
 import os
 import re
 import sys
-import tempfile
 
 # Start-up notes: the absl preamble, info/warning lines in glog format, and known notes that
 # other TensorFlow versions log at error level on machines without a GPU.
@@ -40,6 +39,8 @@ def start_up_note(line) -> bool:
 @contextlib.contextmanager
 def _stderr_filtered():
     """Sends file descriptor 2 to a temporary file; writes back the lines that are not notes."""
+    import tempfile
+
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile(mode="w+b") as captured:

@@ -6,12 +6,10 @@ Balanced accuracy is the default: plain accuracy rewards a model that predicts o
 majority class.
 """
 
-import numpy as np
-
 from autoprep.errors import ArgumentError
 
 
-# scikit-learn's metrics are imported on first use: the CLI lists these names without loading it.
+# numpy and scikit-learn are imported on first use: the CLI lists these names without them.
 def _balanced_accuracy(y_true, y_pred):
     from sklearn.metrics import balanced_accuracy_score
 
@@ -54,11 +52,14 @@ def log_name(objective: str) -> str:
 
 def score_predictions(objective: str, y_true, probabilities) -> float:
     """The objective of class probabilities (or logits) against integer labels."""
+    import numpy as np
+
     return float(OBJECTIVES[objective][1](y_true, np.argmax(probabilities, axis=-1)))
 
 
 def confusion(y_true, probabilities, num_classes: int) -> list:
     """The confusion matrix (rows: true class, columns: predicted) as nested lists for JSON."""
+    import numpy as np
     from sklearn.metrics import confusion_matrix
 
     predicted = np.argmax(probabilities, axis=-1)
