@@ -1,0 +1,55 @@
+"""Shared by the benchmarks: synthetic image folders, the machine and its load, result files."""
+
+import json
+import os
+import platform
+import shlex
+import sys
+
+import numpy as np
+from PIL import Image
+
+
+def write_folder(root, n_images, *, size=64, classes=10, seed=0) -> str:
+    """Writes `n_images` RGB PNGs of size x size into `classes` class folders (once: a folder
+    that already holds them is kept). Each image is a coarse random color grid plus noise."""
+    marker = os.path.join(root, f".complete-{n_images}-{size}-{classes}-{seed}")
+    if os.path.exists(marker):
+        return root
+    rng = np.random.default_rng(seed)
+    for c in range(classes):
+        os.makedirs(os.path.join(root, f"class_{c}"), exist_ok=True)
+    cell = max(1, size // 8)
+    for i in range(n_images):
+        grid = rng.integers(0, 256, (8, 8, 3))
+        pixels = np.kron(grid, np.ones((cell, cell, 1)))[:size, :size]
+        pixels = np.clip(pixels + rng.normal(0, 8, pixels.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(os.path.join(root, f"class_{i % classes}", f"{i:06d}.png"))
+    open(marker, "w").close()
+    return root
+
+
+def machine() -> dict:
+    """CPU, cores, RAM and the load average (the machine is shared: figures depend on it)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gib": round(ram / 2**30, 1),
+            "python": platform.python_version(), "load_average": list(os.getloadavg())}
+
+
+def command() -> str:
+    return shlex.join(["python", *sys.argv])
+
+
+def save(path, result, markdown):
+    """Writes `path`.json (the figures) and `path`.md (the table, command and machine)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path + ".json", "w", encoding="utf-8") as handle:
+        json.dump(result, handle, indent=2)
+    with open(path + ".md", "w", encoding="utf-8") as handle:
+        handle.write(markdown)
