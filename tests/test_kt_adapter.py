@@ -69,10 +69,12 @@ def test_pinned_range_is_the_one_in_pyproject():
 
 def test_state_file_names(tmp_path):
     tuner = _tuner(tmp_path)
-    names = (os.path.basename(tuner.oracle._get_oracle_fname()),
-             os.path.basename(tuner.oracle._get_trial_dir("7")),
-             os.path.basename(tuner._get_tuner_fname()))
-    assert names == ("oracle.json", "trial_7", "tuner0.json"), moved("file names")
+    assert os.path.basename(tuner.oracle._get_oracle_fname()) == kt_adapter.ORACLE_FILE, moved(
+        "file names")
+    assert kt_adapter.TRIAL_DIR.fullmatch(
+        os.path.basename(tuner.oracle._get_trial_dir("7"))), moved("file names")
+    assert kt_adapter.TUNER_FILE.fullmatch(os.path.basename(tuner._get_tuner_fname())), moved(
+        "file names")
 
 
 def test_atomic_oracle_state_writes_every_oracle_and_trial_file(tmp_path, writes):

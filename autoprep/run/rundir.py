@@ -23,16 +23,17 @@ import sys
 import time
 
 from autoprep.errors import RunDirectoryError
+from autoprep.search import kt_adapter
 
 RUN_FILE = "autoprep.json"  # the run marker, with the search settings and interrupted trials
 LOCK_FILE = "autoprep.lock"
 CACHE_DIR = "cache"  # memory-mapped decoded images, keyed by the files: kept by `overwrite`
 # What autoprep (and Keras Tuner, for the search state) writes at the top of a run directory.
 OWN_FILES = (RUN_FILE, LOCK_FILE, CACHE_DIR, "autoprep.log", "results.json", "trials.csv",
-             "best_pipeline.py", "oracle.json", "tensorboard")
+             "best_pipeline.py", kt_adapter.ORACLE_FILE, "tensorboard")
 _OWN_PATTERNS = (
-    re.compile(r"tuner\d+\.json"),  # a Keras Tuner tuner's state
-    re.compile(r"trial_\d+"),  # a Keras Tuner trial folder (trial.json, weights)
+    kt_adapter.TUNER_FILE,  # a Keras Tuner tuner's state
+    kt_adapter.TRIAL_DIR,  # a Keras Tuner trial folder (trial.json, weights)
     re.compile(r"\.tmp-.*\.part"),  # a temporary file of an atomic write
 )
 

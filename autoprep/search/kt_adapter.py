@@ -11,6 +11,7 @@ moves one fails there with a clear message instead of deep inside a search.
 import contextlib
 import json
 import os
+import re
 
 import keras_tuner as kt
 
@@ -18,11 +19,15 @@ from autoprep.run.result import atomic_write
 
 TESTED_RANGE = ">=1.4.7,<1.5"  # as pinned in pyproject.toml
 
-# Hook: the file names of Keras Tuner's project directory.
+# Hook: the file names of Keras Tuner's project directory (the run directory keeps them on
+# `--overwrite`, see `autoprep.run.rundir`).
 # Relies on: `Oracle._get_oracle_fname()` -> `<project>/oracle.json`,
 # `Oracle._get_trial_dir(id)` -> `<project>/trial_<id>/` holding `trial.json`, and
 # `BaseTuner._get_tuner_fname()` -> `<project>/<tuner_id>.json` (`tuner0.json`).
+ORACLE_FILE = "oracle.json"
 TRIAL_FILE = "trial.json"
+TRIAL_DIR = re.compile(r"trial_\d+")
+TUNER_FILE = re.compile(r"tuner\d+\.json")
 
 
 class AtomicOracleState:
