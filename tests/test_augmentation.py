@@ -169,12 +169,16 @@ def test_training_batches_are_augmented_and_evaluation_batches_never(
 @pytest.mark.parametrize("name", AUGMENTATIONS.names())
 def test_exported_layer_matches_live_layer(name):
     op = active_op(name)
-    exported = [eval(source, {"tf": tf}) for source in op.sources()]
+    namespace = {"tf": tf}
+    for definition in op.module_sources():  # classes the exported module defines
+        exec(definition, namespace)
+    exported = [eval(source, namespace) for source in op.sources()]
     live = op.build_layers()
-    assert [type(layer) for layer in exported] == [type(layer) for layer in live]
+    assert [type(layer).__name__ for layer in exported] == [type(layer).__name__ for layer in live]
 
     def settings(layer):
-        return {k: v for k, v in layer.get_config().items() if k not in ("name", "seed")}
+        config = {k: v for k, v in layer.get_config().items() if k not in ("name", "seed")}
+        return config | {"ops": [settings(op) for op in getattr(layer, "ops", [])]}
 
     assert [settings(layer) for layer in exported] == [settings(layer) for layer in live]
 

@@ -159,6 +159,11 @@ PIPELINES = [
         "imbalance": "oversample",
     },
     {"normalization": "rescale_pm1", "augmentation": [], "imbalance": "undersample"},
+    {
+        "normalization": "rescale_01",
+        "augmentation": [{"name": "trivial_augment", "intensity": 1.0}],
+        "imbalance": "posthoc_logit_adjustment",
+    },
 ]
 
 

@@ -29,6 +29,8 @@ RAW_WEIGHTS = {
     "oversample": None,
     "undersample": None,
     "deferred_reweighting": _effective_number(COUNTS),
+    "logit_adjusted_loss": None,  # adjusts the loss instead
+    "posthoc_logit_adjustment": None,  # adjusts the predictions instead
 }
 PARAMETERS = {
     "effective_number": {"beta": BETA},
@@ -201,3 +203,134 @@ def test_exported_reweighting_code_behaves_like_the_live_code(labels):
         _, _, exported = namespace["add_sample_weights"](None, one_hot, weights, gate)
         _, _, live = add_sample_weights(None, tf.constant(labels), weights, gate)
         np.testing.assert_allclose(exported.numpy(), live.numpy())
+
+
+# -- logit adjustment (Menon et al. 2020) ----------------------------------------------------
+PRIOR = COUNTS / COUNTS.sum()
+
+
+def biased_outputs(labels, bias=2.0, seed=0):
+    """Probabilities of a model that knows the class but leans to the majority by `bias`."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 1, size=(len(labels), 3)) + 1.5 * np.eye(3)[labels]
+    logits += bias * np.log(PRIOR)
+    return tf.nn.softmax(logits).numpy()
+
+
+def test_the_logit_adjusted_loss_is_cross_entropy_of_shifted_logits(labels):
+    from autoprep.choices.imbalance import LogitAdjustedLoss
+
+    logits = np.random.default_rng(1).normal(size=(len(labels), 3)).astype(np.float32)
+    shifted = logits + 0.5 * np.log(PRIOR).astype(np.float32)
+    expected = tf.keras.losses.sparse_categorical_crossentropy(labels, shifted, from_logits=True)
+    on_logits = LogitAdjustedLoss(PRIOR, 0.5, from_logits=True)
+    on_probabilities = LogitAdjustedLoss(PRIOR, 0.5, from_logits=False)
+    one_hot = tf.one_hot(labels, 3)
+    assert float(on_logits(labels, logits)) == pytest.approx(float(tf.reduce_mean(expected)))
+    assert float(on_probabilities(labels, tf.nn.softmax(logits))) == pytest.approx(
+        float(tf.reduce_mean(expected)), rel=1e-4)
+    assert float(on_logits(one_hot, logits)) == pytest.approx(float(tf.reduce_mean(expected)))
+
+
+@pytest.mark.parametrize("from_logits", [True, False])
+def test_the_loss_strategy_recompiles_the_users_model_keeping_from_logits(from_logits, labels):
+    import keras
+
+    from autoprep.search.hypermodel import ensure_compiled, loss_description
+
+    model = keras.Sequential([keras.Input((2, 2, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(3, activation=None if from_logits else "softmax")])
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(
+        from_logits=from_logits))
+    pipeline = Pipeline(normalization="rescale_01", imbalance="logit_adjusted_loss")
+    pipeline.fit(np.zeros((len(labels), 2, 2, 1), np.uint8), labels, num_classes=3)
+    ensure_compiled(model, one_hot_labels=False)
+    pipeline.imbalance.prepare_model(model, from_logits=loss_description(model.loss)[1])
+    assert loss_description(model.loss) == ("logit_adjusted_loss", from_logits)
+    assert model.loss.class_prior == pytest.approx(PRIOR.tolist())
+    assert type(model.optimizer).__name__ == "SGD"
+    dataset, fit_kwargs = pipeline.train_dataset(np.zeros((len(labels), 2, 2, 1), np.uint8),
+                                                 labels, num_classes=3, batch_size=8, epochs=1)
+    assert fit_kwargs == {}
+    assert np.isfinite(model.fit(dataset, epochs=1, verbose=0, shuffle=False).history["loss"][0])
+
+
+def test_best_tau_undoes_a_majority_bias_on_validation_predictions(labels):
+    from autoprep.choices.imbalance import best_tau
+    from autoprep.search.objectives import score_predictions
+
+    outputs = biased_outputs(labels)
+    tau = best_tau(outputs, labels, PRIOR, "balanced_accuracy")
+    assert tau > 0.5
+    adjusted = np.log(outputs) - tau * np.log(PRIOR)
+    assert score_predictions("balanced_accuracy", labels, adjusted) > score_predictions(
+        "balanced_accuracy", labels, outputs)
+    unbiased = tf.one_hot(labels, 3).numpy() * 0.8 + 0.2 / 3  # already right: ties -> tau 1
+    assert best_tau(unbiased, labels, PRIOR) == 1.0
+    logits = np.log(outputs) + 7.0  # logits instead of probabilities: the same tau
+    assert best_tau(logits, labels, PRIOR, "macro_f1") == best_tau(outputs, labels, PRIOR,
+                                                                   "macro_f1")
+
+
+def test_posthoc_adjustment_tunes_tau_on_labels_and_round_trips(labels):
+    strategy = IMBALANCE_STRATEGIES.get("posthoc_logit_adjustment")().fit(labels, 3)
+    assert strategy.tau_ == 1.0 and strategy.class_prior_ == pytest.approx(PRIOR.tolist())
+    outputs = biased_outputs(labels)
+    tuned = strategy.adjust(outputs, labels)
+    assert strategy.tau_ > 0.5
+    np.testing.assert_allclose(tuned, np.log(outputs) - strategy.tau_ * np.log(PRIOR), atol=1e-4)
+    rebuilt = IMBALANCE_STRATEGIES.get("posthoc_logit_adjustment").from_config(
+        strategy.get_config())
+    assert rebuilt.tau_ == strategy.tau_
+    np.testing.assert_allclose(rebuilt.adjust(outputs), tuned, atol=1e-6)
+    assert Pipeline(imbalance="posthoc_logit_adjustment").fit(
+        np.zeros((len(labels), 2, 2, 1), np.uint8), labels, 3).train_dataset(
+        np.zeros((len(labels), 2, 2, 1), np.uint8), labels, num_classes=3, batch_size=8,
+        epochs=1)[1] == {}
+
+
+def exported_namespace(pipeline):
+    """The exported module of a fitted pipeline, executed (it imports only TensorFlow)."""
+    from autoprep.export.module import render_module
+
+    source = render_module(pipeline, class_names=["a", "b", "c"], image_size=(2, 2), channels=1,
+                           epochs=2)
+    namespace = {"__name__": "exported"}
+    exec(compile(source, "exported.py", "exec"), namespace)
+    return namespace
+
+
+def test_exported_module_applies_the_posthoc_adjustment_the_search_chose(labels):
+    import keras
+
+    images = np.repeat(np.arange(len(labels), dtype=np.uint8), 4).reshape(-1, 2, 2, 1)
+    pipeline = Pipeline(normalization="rescale_01", imbalance="posthoc_logit_adjustment")
+    pipeline.fit(images, labels, 3)
+    outputs = biased_outputs(labels)
+    pipeline.imbalance.adjust(outputs, labels)  # tuned as in a trial
+    module = exported_namespace(pipeline)
+    assert module["ADJUSTMENT_TAU"] == pipeline.imbalance.tau_ != 1.0
+    np.testing.assert_allclose(module["adjust"](outputs), pipeline.imbalance.adjust(outputs),
+                               atol=1e-6)
+    np.testing.assert_allclose(module["adjust"](np.log(outputs)),  # logits work the same
+                               pipeline.imbalance.adjust(outputs), atol=1e-4)
+    model = keras.Sequential([keras.Input((2, 2, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(3, activation="softmax")])
+    live = np.argmax(pipeline.imbalance.adjust(model.predict(pipeline.eval_dataset(images),
+                                                             verbose=0)), axis=-1)
+    np.testing.assert_array_equal(module["predict"](model, images), live)
+
+
+def test_exported_module_provides_the_logit_adjusted_loss(labels):
+    images = np.zeros((len(labels), 2, 2, 1), np.uint8)
+    pipeline = Pipeline(normalization="rescale_01",
+                        imbalance={"name": "logit_adjusted_loss", "tau": 0.5})
+    pipeline.fit(images, labels, 3)
+    module = exported_namespace(pipeline)
+    logits = np.random.default_rng(2).normal(size=(len(labels), 3)).astype(np.float32)
+    for from_logits in (True, False):
+        outputs = logits if from_logits else tf.nn.softmax(logits).numpy()
+        exported = module["make_loss"](from_logits=from_logits)(labels, outputs)
+        live = pipeline.imbalance.adjusted_loss(from_logits)(labels, outputs)
+        assert float(exported) == pytest.approx(float(live), rel=1e-6)
+    assert module["FIT_KWARGS"] == {}

@@ -14,7 +14,7 @@ from autoprep.errors import ArgumentError, UnknownChoiceError
 # A non-default value for every constructor parameter of a registered choice, by parameter
 # name, so that a round-trip that forgets one of them fails. A choice with a new parameter
 # fails `test_every_parameter_has_a_non_default_value_here` until its value is added here.
-NON_DEFAULT = {"intensity": 0.35, "mode": "vertical", "beta": 0.95, "start": 0.3}
+NON_DEFAULT = {"intensity": 0.35, "mode": "vertical", "beta": 0.95, "start": 0.3, "tau": 0.5}
 ALL_CHOICES = [
     pytest.param(registry, name, id=f"{registry.kind}-{name}")
     for registry in (NORMALIZATIONS, AUGMENTATIONS, IMBALANCE_STRATEGIES)
@@ -163,6 +163,10 @@ def use(choice):
     """What a trial does with a fitted choice: normalize a batch, or read its class weights."""
     if choice.name in NORMALIZATIONS:
         return choice(np.zeros((1, 4, 4, 3), np.uint8))
+    if hasattr(choice, "adjusted_loss"):
+        return choice.adjusted_loss(from_logits=True)
+    if choice.name == "posthoc_logit_adjustment":
+        return choice.adjust(np.full((1, 3), 1 / 3))
     return choice.fit_class_weight() or choice.dataset_class_weights()
 
 

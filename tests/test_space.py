@@ -13,8 +13,10 @@ from autoprep.search.space import PREFIX, SearchSpace
 
 DIMENSIONS = [
     "normalization", "flip", "rotation", "zoom", "translation", "contrast", "brightness",
-    "policy", "rand_augment", "mixup", "cutmix", "imbalance", "beta", "reweight_start",
+    "policy", "rand_augment", "mixup", "cutmix", "trivial_augment", "imbalance", "beta",
+    "reweight_start", "loss_tau",
 ]
+POLICIES = ["rand_augment", "mixup", "cutmix", "trivial_augment"]
 
 
 def declared(space):
@@ -34,13 +36,15 @@ def test_default_space_declares_every_dimension_with_the_right_conditions():
     assert hps["normalization"].values == NORMALIZATIONS.names()
     assert hps["imbalance"].values == IMBALANCE_STRATEGIES.names()
     assert hps["flip"].values == list(FLIP_MODES)
-    for policy in ("rand_augment", "mixup", "cutmix"):
+    for policy in POLICIES:
         assert parents(hps[policy]) == [("policy", [policy])]
     assert parents(hps["beta"]) == [
         ("imbalance", ["deferred_reweighting", "effective_number"])
     ]
     assert parents(hps["reweight_start"]) == [("imbalance", ["deferred_reweighting"])]
-    unconditional = set(DIMENSIONS) - {"rand_augment", "mixup", "cutmix", "beta", "reweight_start"}
+    assert parents(hps["loss_tau"]) == [("imbalance", ["logit_adjusted_loss"])]
+    conditional = {*POLICIES, "beta", "reweight_start", "loss_tau"}
+    unconditional = set(DIMENSIONS) - conditional
     assert all(parents(hps[name]) == [] for name in unconditional)
 
 
@@ -49,6 +53,9 @@ def test_default_levels_stay_within_each_ops_limits_and_start_off():
     for name, hyperparameter in hps.items():
         if name in AUGMENTATIONS and name != "flip":
             op = AUGMENTATIONS.get(name)
+            if name == "trivial_augment":  # a zero-search reference: one strength
+                assert hyperparameter.value == 1.0
+                continue
             assert 0 <= min(hyperparameter.values)
             assert max(hyperparameter.values) <= op.max_intensity
             assert hyperparameter.values == sorted(hyperparameter.values)
@@ -99,10 +106,10 @@ def test_beta_and_start_are_declared_only_with_strategies_that_use_them(imbalanc
         assert values[name] is None
 
 
-@pytest.mark.parametrize("policy", ["none", "rand_augment", "mixup", "cutmix"])
+@pytest.mark.parametrize("policy", ["none", *POLICIES])
 def test_policy_intensities_are_declared_only_with_their_policy(policy):
     values, hps = declared(SearchSpace(policy=policy))
-    strengths = {"rand_augment", "mixup", "cutmix"}
+    strengths = set(POLICIES)
     assert set(hps) & strengths == ({policy} & strengths)
     pipeline_ops = [op.name for op in SearchSpace(policy=policy).pipeline(
         keras_tuner.HyperParameters()).augmentation]
@@ -169,7 +176,7 @@ def test_config_round_trips_through_json(space):
         ("normalization", NORMALIZATIONS.names()),
         ("imbalance", IMBALANCE_STRATEGIES.names()),
         ("flip", list(FLIP_MODES)),
-        ("policy", ["none", "rand_augment", "mixup", "cutmix"]),
+        ("policy", ["none", *POLICIES]),
     ],
 )
 def test_unknown_names_fail_listing_the_valid_ones(argument, valid):
@@ -302,7 +309,7 @@ def test_the_prior_turns_few_light_ops_on_and_policies_rarely():
     points = prior_points(SearchSpace())
     ops = ["flip", "rotation", "zoom", "translation", "contrast", "brightness"]
     pipelines = [pipeline_from_values({k[len(PREFIX):]: v for k, v in p.items()} | {
-        name: None for name in ("rand_augment", "mixup", "cutmix", "beta", "reweight_start")
+        name: None for name in (*POLICIES, "beta", "reweight_start", "loss_tau")
         if PREFIX + name not in p}) for p in points]
     plain = [len([op for op in p.augmentation if not op.policy]) for p in pipelines]
     assert 1.2 < np.mean(plain) < 2.5  # uniform draws turn about 4.5 of these 6 on
@@ -324,7 +331,7 @@ def test_prior_points_are_reproducible_and_hold_only_active_hyperparameters():
         assert (PREFIX + "reweight_start" in point) == (
             point[PREFIX + "imbalance"] == "deferred_reweighting"
         )
-        for policy in ("rand_augment", "mixup", "cutmix"):
+        for policy in POLICIES:
             assert (PREFIX + policy in point) == (point[PREFIX + "policy"] == policy)
 
 

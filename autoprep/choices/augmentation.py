@@ -8,9 +8,10 @@ normalization method. An intensity of 0 switches an op off.
 """
 
 import keras
+import tensorflow as tf
 
 from autoprep._registry import Registry
-from autoprep.choices.base import Choice, Dimension, Selector
+from autoprep.choices.base import Choice, Dimension, Selector, function_source
 from autoprep.errors import ArgumentError
 
 AUGMENTATIONS = Registry("augmentation")
@@ -250,3 +251,61 @@ class CutMix(AugmentationOp):
     def layer_kwargs(self):
         return {"factor": float(self.intensity)}
 
+
+
+class TrivialAugmentLayer(tf.keras.layers.Layer):
+    """TrivialAugment (Muller & Hutter 2021): each image gets one op, picked uniformly (the
+    identity included), at a strength drawn uniformly up to `strength` (1 = the full range)."""
+
+    def __init__(self, strength=1.0, value_range=(0, 255), seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.strength, self.value_range, self.seed = float(strength), tuple(value_range), seed
+        s, layers = self.strength, tf.keras.layers
+        self.ops = [
+            layers.RandomRotation(s * 30 / 360, fill_mode="constant", seed=seed),
+            layers.RandomShear(x_factor=s * 0.3, y_factor=s * 0.3, fill_mode="constant", seed=seed),
+            layers.RandomTranslation(s * 0.3, s * 0.3, fill_mode="constant", seed=seed),
+            layers.RandomContrast((s * 0.9, s * 0.9), value_range=value_range, seed=seed),
+            layers.RandomBrightness(s * 0.3, value_range=value_range, seed=seed),
+            layers.RandomSharpness((0.0, s * 0.9), value_range=value_range, seed=seed),
+            layers.Solarization(threshold_factor=(1.0 - s, 1.0), value_range=value_range,
+                                seed=seed),
+            layers.AutoContrast(value_range=value_range),
+            layers.Equalization(value_range=value_range),
+        ]
+
+    def call(self, images, training=True):
+        if not training:
+            return images
+        candidates = tf.stack([images] + [op(images, training=True) for op in self.ops], axis=1)
+        picks = tf.random.uniform(
+            tf.shape(images)[:1], 0, len(self.ops) + 1, dtype=tf.int32, seed=self.seed
+        )
+        return tf.gather(candidates, picks, axis=1, batch_dims=1)
+
+    def get_config(self):
+        return {**super().get_config(), "strength": self.strength,
+                "value_range": self.value_range, "seed": self.seed}
+
+
+@AUGMENTATIONS.register("trivial_augment")
+class TrivialAugment(AugmentationOp):
+    """TrivialAugment as a policy: one random op per image at a uniformly random strength; a
+    zero-search reference (its one strength, 1.0, is TrivialAugment's full range)."""
+
+    layer_name = "TrivialAugmentLayer"
+    levels = (1.0,)
+    policy = True
+
+    def layer_kwargs(self):
+        return {"strength": float(self.intensity), "value_range": VALUE_RANGE}
+
+    def build_layers(self):
+        return [TrivialAugmentLayer(**self.layer_kwargs())]
+
+    def sources(self):
+        kwargs = ", ".join(f"{k}={v!r}" for k, v in self.layer_kwargs().items())
+        return [f"TrivialAugmentLayer({kwargs})"]
+
+    def module_sources(self):
+        return [function_source(TrivialAugmentLayer)]

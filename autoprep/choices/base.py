@@ -7,6 +7,7 @@ with `inspect.getsource`, Keras layers as a constructor call with the same argum
 
 import dataclasses
 import inspect
+import re
 import textwrap
 
 import numpy as np
@@ -17,10 +18,17 @@ MAX_NAME_LENGTH = 100  # longer strings are never a parameter: refused from conf
 MAX_LEARNED_LENGTH = 10_000  # per-channel or per-class values
 
 
+_MODULE_NAME_MARK = re.compile(r"\s*# noqa: F821\b.*$")
+
+
 def function_source(function, name=None) -> str:
-    """The source of a module-level TF function, optionally renamed, without decorators."""
+    """The source of a module-level TF function, optionally renamed, without decorators.
+
+    A name that only the exported module defines (e.g. its `preprocess`) is marked
+    `# noqa: F821` in autoprep; the mark is dropped from the copy, where the name exists.
+    """
     source = textwrap.dedent(inspect.getsource(function))
-    lines = source.splitlines()
+    lines = [_MODULE_NAME_MARK.sub("", line) for line in source.splitlines()]
     while lines[0].startswith("@"):
         lines.pop(0)
     if name is not None:
@@ -252,6 +260,10 @@ class Choice:
                     f"are {self.learned_size} ({expected}). Received: {len(value)} items"
                 )
         return self
+
+    def module_sources(self) -> list:
+        """Definitions (constants, functions, classes) this choice adds to the exported module."""
+        return []
 
     def validate(self):
         """Checks the parameters; returns self. Subclasses with parameters override it."""

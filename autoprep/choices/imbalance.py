@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from autoprep._registry import Registry
-from autoprep.choices.base import Choice, Dimension, Selector
+from autoprep.choices.base import Choice, Dimension, Selector, function_source
 from autoprep.errors import ArgumentError
 
 IMBALANCE_STRATEGIES = Registry("imbalance strategy")
@@ -101,6 +101,14 @@ class ImbalanceStrategy(Choice):
     def dataset_class_weights(self):
         """Class weights applied as sample weights inside the dataset (deferred), or None."""
         return None
+
+    def prepare_model(self, model, from_logits: bool):
+        """Readies the compiled model for training (a strategy may change its loss)."""
+        return model
+
+    def adjust(self, outputs, labels=None, objective="balanced_accuracy"):
+        """The scores to predict with from model outputs (post-hoc strategies adjust them)."""
+        return outputs
 
     def start_epoch(self, epochs: int):
         """For deferred strategies, the first epoch with class weights; else None."""
@@ -234,3 +242,174 @@ class DeferredReweightingStrategy(EffectiveNumber):
 
     def start_epoch(self, epochs):
         return int(math.floor(self.start * epochs))
+
+
+# -- logit adjustment (Menon et al. 2020) --------------------------------------------------
+LOSS_TAU = Dimension("loss_tau", [1.0, 0.5, 1.5], param="tau", limits=(0.0, 3.0))
+TAU_GRID = tuple(round(0.25 * i, 2) for i in range(9))  # 0, 0.25, ..., 2.0
+
+
+def _class_prior(labels, num_classes):
+    """Class frequencies of the training labels (a class without images counts as one)."""
+    counts = np.maximum(np.bincount(np.asarray(labels), minlength=num_classes), 1)
+    return [round(float(p), 8) for p in counts / counts.sum()]
+
+
+def _as_logits(outputs):
+    """Logits from a model's outputs: log of probabilities (rows summing to 1), else as is."""
+    outputs = tf.convert_to_tensor(outputs, tf.float32)
+    probabilities = tf.logical_and(
+        tf.reduce_all(outputs >= 0.0),
+        tf.reduce_all(tf.abs(tf.reduce_sum(outputs, axis=-1) - 1.0) < 1e-3),
+    )
+    return tf.cond(probabilities, lambda: tf.math.log(tf.maximum(outputs, 1e-12)), lambda: outputs)
+
+
+def adjust_logits(outputs, class_prior, tau):
+    """Post-hoc logit adjustment: logits - tau * log(class prior); works on probabilities too."""
+    return _as_logits(outputs) - tau * tf.math.log(tf.constant(class_prior, tf.float32))
+
+
+class LogitAdjustedLoss(tf.keras.losses.Loss):
+    """Cross-entropy of logits + tau * log(class prior) (Menon et al. 2020); tau = 1 is
+    Balanced Softmax (Ren et al. 2020). Takes integer or one-hot labels, and logits
+    (`from_logits=True`) or probabilities."""
+
+    def __init__(self, class_prior, tau=1.0, from_logits=False, name="logit_adjusted_loss"):
+        super().__init__(name=name)
+        self.class_prior, self.tau, self.from_logits = list(class_prior), tau, from_logits
+
+    def call(self, y_true, y_pred):
+        logits = y_pred if self.from_logits else tf.math.log(tf.maximum(y_pred, 1e-7))
+        logits = logits + self.tau * tf.math.log(tf.constant(self.class_prior, logits.dtype))
+        if y_true.shape.rank == logits.shape.rank and y_true.shape[-1] == logits.shape[-1]:
+            return tf.keras.losses.categorical_crossentropy(y_true, logits, from_logits=True)
+        return tf.keras.losses.sparse_categorical_crossentropy(y_true, logits, from_logits=True)
+
+    def get_config(self):
+        return {"name": self.name, "class_prior": self.class_prior, "tau": self.tau,
+                "from_logits": self.from_logits}
+
+
+class _PriorStrategy(ImbalanceStrategy):
+    """Base class: learns the class prior (frequencies) of the training labels."""
+
+    _learned = ("class_prior",)
+    learned_size = "classes"
+
+    def fit(self, labels, num_classes: int):
+        self.class_prior_ = _class_prior(labels, num_classes)
+        return self
+
+
+@IMBALANCE_STRATEGIES.register("logit_adjusted_loss")
+class LogitAdjustedLossStrategy(_PriorStrategy):
+    """Logit-adjusted cross-entropy as the training loss (Menon et al. 2020; tau = 1 is
+    Balanced Softmax, Ren et al. 2020): the model's logits plus tau x log prior. The user's
+    compiled loss keeps its `from_logits` and label form; batches are not resampled.
+
+    Attributes:
+        class_prior_: Class frequencies of the training labels (one per class, sum 1).
+    """
+
+    dimensions = (LOSS_TAU,)
+
+    def __init__(self, *, tau: float = 1.0):
+        self.tau = tau
+        self.validate()
+
+    def validate(self):
+        if not 0 <= self.tau <= 3:
+            raise ArgumentError(f"`tau` must be in [0, 3]. Received: tau={self.tau!r}")
+        return self
+
+    def adjusted_loss(self, from_logits: bool):
+        """The training loss for a model whose outputs are logits or probabilities."""
+        return LogitAdjustedLoss(self.check_fitted().class_prior_, self.tau, from_logits)
+
+    def prepare_model(self, model, from_logits: bool):
+        model.compile(optimizer=model.optimizer, loss=self.adjusted_loss(from_logits))
+        return model
+
+    def module_sources(self) -> list:
+        return [
+            function_source(LogitAdjustedLoss),
+            f"CLASS_PRIOR = {self.check_fitted().class_prior_!r}\nLOSS_TAU = {float(self.tau)!r}",
+            function_source(make_loss),
+        ]
+
+
+def make_loss(from_logits=False):
+    """The logit-adjusted loss to compile the model with (`from_logits` as the model's)."""
+    return LogitAdjustedLoss(CLASS_PRIOR, LOSS_TAU, from_logits)  # noqa: F821 (the module's constants)
+
+
+def best_tau(outputs, labels, class_prior, objective="balanced_accuracy", grid=TAU_GRID):
+    """The tau of `grid` whose adjusted outputs score best on `labels` (ties: closest to 1).
+
+    A pure function of validation predictions: no training. `objective` names a score of
+    `autoprep.search.objectives` (the loss objective uses balanced accuracy).
+
+    Args:
+        outputs: Model outputs (probabilities or logits), shape (n, classes).
+        labels: Integer labels, shape (n,).
+        class_prior: Class frequencies of the training split.
+        objective: What to maximize.
+        grid: The taus to try.
+    """
+    from autoprep.search.objectives import OBJECTIVES, score_predictions
+
+    objective = objective if OBJECTIVES.get(objective, (None, None))[1] else "balanced_accuracy"
+    logits = _as_logits(outputs).numpy()
+    log_prior = np.log(np.asarray(class_prior, np.float64))
+    scores = [score_predictions(objective, labels, logits - tau * log_prior) for tau in grid]
+    best = max(scores)
+    return min((abs(tau - 1.0), tau) for tau, s in zip(grid, scores) if s == best)[1]
+
+
+@IMBALANCE_STRATEGIES.register("posthoc_logit_adjustment")
+class PosthocLogitAdjustment(_PriorStrategy):
+    """Post-hoc logit adjustment (Menon et al. 2020): train as usual, then predict with
+    logits - tau x log prior. tau is tuned on each trial's validation predictions (no extra
+    training; 1 until tuned); the exported module applies it in `adjust` and `predict`.
+
+    Attributes:
+        class_prior_: Class frequencies of the training labels (one per class, sum 1).
+        tau_: The adjustment strength (tuned on validation predictions, else 1.0).
+    """
+
+    _learned = ("class_prior", "tau")
+
+    def fit(self, labels, num_classes: int):
+        super().fit(labels, num_classes)
+        if getattr(self, "tau_", None) is None:
+            self.tau_ = 1.0
+        return self
+
+    def adjust(self, outputs, labels=None, objective="balanced_accuracy"):
+        """Adjusted logits of model outputs; given labels, tunes `tau_` on them first."""
+        self.check_fitted()
+        if labels is not None:
+            self.tau_ = best_tau(outputs, labels, self.class_prior_, objective)
+        return adjust_logits(outputs, self.class_prior_, self.tau_).numpy()
+
+    def module_sources(self) -> list:
+        self.check_fitted()
+        return [
+            function_source(_as_logits),
+            function_source(adjust_logits),
+            f"CLASS_PRIOR = {self.class_prior_!r}\nADJUSTMENT_TAU = {float(self.tau_)!r}",
+            function_source(adjust),
+            function_source(predict),
+        ]
+
+
+def adjust(outputs):
+    """Logit-adjusted scores of the model's outputs (probabilities or logits): argmax them."""
+    return adjust_logits(outputs, CLASS_PRIOR, ADJUSTMENT_TAU)  # noqa: F821 (the module's constants)
+
+
+def predict(model, images, batch_size=32):
+    """Class indices for uint8 images, with the post-hoc logit adjustment the search chose."""
+    outputs = model.predict(preprocess(images), batch_size=batch_size, verbose=0)  # noqa: F821
+    return tf.argmax(adjust(outputs), axis=-1).numpy()

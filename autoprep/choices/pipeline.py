@@ -117,13 +117,18 @@ class Pipeline:
         Raises:
             ConfigError: naming the learned value.
         """
-        for choice in (self.normalization, *self.augmentation, self.imbalance):
+        for choice in self.choices:
             choice.check_sizes(channels=channels, classes=num_classes)
         return self
 
     def clone(self) -> "Pipeline":
         """A copy of this pipeline's choices, without learned values."""
         return Pipeline.from_config(_unfitted(self.get_config()))
+
+    @property
+    def choices(self) -> list:
+        """Every choice of this pipeline: normalization, augmentation ops, imbalance strategy."""
+        return [self.normalization, *self.augmentation, self.imbalance]
 
     @property
     def mix_op(self):

@@ -108,6 +108,7 @@ def render_module(pipeline: Pipeline, *, class_names, image_size, channels, epoc
         "\n" + function_source(build_train_dataset),
         "\n" + function_source(build_eval_dataset),
         *("\n" + function_source(function) for function in RUNTIME_FUNCTIONS),
+        *("\n" + source for choice in pipeline.choices for source in choice.module_sources()),
         "\n# Keyword arguments for model.fit (class weights go to fit, not compile).",
         f"FIT_KWARGS = {pipeline.fit_kwargs_source(epochs)}\n",
     ]

@@ -7,6 +7,7 @@ objective, averaged over folds when cross-validating.
 """
 
 import contextlib
+import functools
 import inspect
 import math
 
@@ -166,12 +167,15 @@ class PipelineHyperModel(kt.HyperModel):
         """Fits `pipeline` on the training indices and trains `model`; returns the History."""
         images, labels = self.folder.images, self.folder.labels
         pipeline.fit(images[train], labels[train], self.num_classes)
+        _prepare(model, pipeline)
         train_ds, fit_kwargs = pipeline.train_dataset(
             images[train], labels[train], num_classes=self.num_classes,
             batch_size=self.batch_size, epochs=epochs, seed=self.seed,
         )
         val_ds = pipeline.eval_dataset(images[val], batch_size=self.batch_size)
-        metrics = ValidationMetrics(val_ds, labels[val], self.num_classes)
+        # A post-hoc strategy tunes its tau on these predictions (no extra training).
+        adjust = functools.partial(pipeline.imbalance.adjust, objective=self.objective)
+        metrics = ValidationMetrics(val_ds, labels[val], self.num_classes, adjust=adjust)
         callbacks = [
             metrics,
             keras.callbacks.TerminateOnNaN(),
@@ -208,6 +212,7 @@ class PipelineHyperModel(kt.HyperModel):
         train, test = self.splits.development, self.splits.test
         images, labels = self.folder.images, self.folder.labels
         pipeline.fit(images[train], labels[train], self.num_classes)
+        _prepare(model, pipeline)
         train_ds, fit_kwargs = pipeline.train_dataset(
             images[train], labels[train], num_classes=self.num_classes,
             batch_size=self.batch_size, epochs=epochs, seed=seed,
@@ -220,7 +225,7 @@ class PipelineHyperModel(kt.HyperModel):
             )
             return float(model.evaluate(test_ds, verbose=0, return_dict=True)["loss"])
         test_ds = pipeline.eval_dataset(images[test], batch_size=self.batch_size)
-        predictions = model.predict(test_ds, verbose=0)
+        predictions = pipeline.imbalance.adjust(model.predict(test_ds, verbose=0))
         self.last_confusion = confusion(labels[test], predictions, self.num_classes)
         return score_predictions(self.objective, labels[test], predictions)
 
@@ -232,24 +237,34 @@ class ValidationMetrics(keras.callbacks.Callback):
         dataset: Batches of normalized validation images (no labels needed).
         labels: Integer labels of the validation images, in dataset order.
         num_classes: Number of classes; `confusions` holds one confusion matrix per epoch.
+        adjust: `adjust(predictions, labels)` -> the predictions to score (the imbalance
+            strategy's post-hoc adjustment, tuned on these labels), or None.
     """
 
-    def __init__(self, dataset, labels, num_classes=None):
+    def __init__(self, dataset, labels, num_classes=None, adjust=None):
         super().__init__()
         self.dataset = dataset
         self.labels = np.asarray(labels)
         self.num_classes = num_classes
+        self.adjust = adjust
         self.confusions = []
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
         predictions = self.model.predict(self.dataset, verbose=0)
+        if self.adjust is not None:
+            predictions = self.adjust(predictions, self.labels)
         if self.num_classes is not None:
             self.confusions.append(confusion(self.labels, predictions, self.num_classes))
         for name, (_, metric) in OBJECTIVES.items():
             if metric is not None:
                 logs[log_name(name)] = score_predictions(name, self.labels, predictions)
+
+
+def _prepare(model, pipeline):
+    """Lets the fitted pipeline's imbalance strategy ready the compiled model (e.g. its loss)."""
+    pipeline.imbalance.prepare_model(model, from_logits=loss_description(model.loss)[1])
 
 
 def _validation_labels(pipeline, labels, num_classes):
