@@ -152,6 +152,45 @@ def test_hyperband_respects_max_trials_and_prints_a_line_per_trial(folder, tmp_p
     assert all(" ETA " in line and "best=" in line for line in lines)
 
 
+@pytest.mark.parametrize("cut", [
+    1,
+    pytest.param(0, marks=pytest.mark.xfail(strict=True, reason=(
+        "cut off in the first trial, a run has no tuner0.json yet: Keras Tuner does not "
+        "reload it, so the trial is never in the retry queue and runs again every time"))),
+], ids=["second-trial", "first-trial"])
+@pytest.mark.slow
+def test_a_trial_cut_off_twice_is_marked_failed(folder, tmp_path, monkeypatch, cut):
+    trainings = []
+    fit = keras.Model.fit
+
+    def cut_off(model, *args, **kwargs):  # the process "dies" while training trial `cut`
+        trainings.append(model)
+        if len(trainings) > cut:
+            raise KeyboardInterrupt
+        return fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", cut_off)
+
+    def search():
+        return autoprep.tune(tiny_model, folder, max_trials=cut + 1, space=PLAIN,
+                             directory=tmp_path / "runs", test_split=0, **FAST)
+
+    for cuts in (1, 2):  # cut off, then cut off again when it runs once more
+        with pytest.raises(KeyboardInterrupt):
+            search()
+        assert len(trainings) == cut + cuts
+    try:
+        result = search()
+    except KeyboardInterrupt:
+        pytest.fail("the trial cut off twice ran a third time")
+    assert len(trainings) == cut + 2
+    statuses = sorted(t["status"] for t in result.trials)
+    assert statuses == ["COMPLETED"] * cut + ["FAILED"]
+    (failed,) = [t for t in result.trials if t["status"] == "FAILED"]
+    assert "died twice" in failed["message"]
+    assert result.state == "finished"
+
+
 @pytest.mark.slow
 def test_bayesian_search_past_its_random_start_minimizing_the_loss(folder, tmp_path,
                                                                    monkeypatch):
