@@ -11,7 +11,9 @@ from autoprep.errors import AutoprepError
 # Modules that each add sub-commands through `add_parser(subparsers)`; every sub-parser they add
 # has `func=run(args) -> exit code` as a default, and `tensorflow=False` when it never needs
 # TensorFlow (otherwise TensorFlow is imported first, without its start-up lines).
-_COMMAND_MODULES = ("autoprep.cli.tune", "autoprep.cli.results", "autoprep.cli.doctor")
+_COMMAND_MODULES = (
+    "autoprep.cli.tune", "autoprep.cli.results", "autoprep.cli.report", "autoprep.cli.doctor",
+)
 _DEBUG_HELP = "show the full traceback of an error"
 
 

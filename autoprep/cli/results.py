@@ -85,7 +85,19 @@ def _header(result) -> list:
         baseline = ("" if result.baseline_score is None
                     else f" (baseline, raw pixels: {result.baseline_score:.4f})")
         lines.append(f"test {result.objective}: {result.test_score:.4f}{baseline}")
+    lines.append(_report_line(result))
     return lines
+
+
+def _report_line(result) -> str:
+    """Where the HTML report is, or how to write it."""
+    from autoprep.report import report_path
+
+    path = report_path(result.run_dir)
+    if not os.path.isfile(path):
+        return f"report: not written yet; write it with: autoprep report {result.run_dir}"
+    ago = clock(time.time() - os.path.getmtime(path))
+    return f"report: {path} (written {ago} ago; rewrite it with: autoprep report {result.run_dir})"
 
 
 def _ranked(result) -> list:

@@ -14,10 +14,14 @@ import signal
 import warnings
 
 from autoprep.cli.progress import LOG_FILE, Progress
+from autoprep.report import Refresher
 from autoprep.search.names import TUNERS
 from autoprep.search.objectives import OBJECTIVES
 
 DEMO_OUT = os.path.join("autoprep_runs", "demo")
+# The report is rewritten after a trial when this long has passed since the last one (each
+# rewrite takes a few seconds; see the `report:` lines of the run's log).
+REPORT_REFRESH_SECONDS = 300
 
 
 class Terminated(KeyboardInterrupt):
@@ -187,6 +191,15 @@ def search(args, model_fn, data_dir, **options) -> int:
     progress = Progress(run_dir, max_trials=args.max_trials, time_budget=args.time_budget)
     resume = resume_command(args)
     progress.say(f"autoprep {args.command} in {os.getcwd()}: {resume}", console=False)
+    refresher = Refresher(interval=REPORT_REFRESH_SECONDS)
+
+    def trial_ended(result, record):
+        progress.trial_ended(result, record)
+        line = refresher.trial_ended(result)
+        if line is not None:
+            progress.say(line, console=False)
+            progress.flush()
+
     try:
         with sigterm_raises(), _quiet(not (args.verbose or args.debug)):
             result = autoprep.tune(
@@ -194,7 +207,7 @@ def search(args, model_fn, data_dir, **options) -> int:
                 time_budget=args.time_budget, final_repeats=args.final_repeats,
                 seed=args.seed, overwrite=args.overwrite,
                 directory=directory, project_name=project, verbose=2 if args.verbose else 0,
-                on_trial_end=progress.trial_ended, memory_limit=args.memory_limit,
+                on_trial_end=trial_ended, memory_limit=args.memory_limit,
                 on_plan=lambda plan: progress.say(plan.describe()), **options,
             )
     except KeyboardInterrupt as interrupt:
@@ -209,9 +222,25 @@ def search(args, model_fn, data_dir, **options) -> int:
         failures = consecutive_failures(error)
         if failures is None:
             raise
-        return _too_many_failures(args, error, failures, progress, run_dir, resume)
+        code = _too_many_failures(args, error, failures, progress, run_dir, resume)
+        _final_report(progress, refresher, run_dir)
+        return code
     progress.finished(result)
+    _final_report(progress, refresher, run_dir, result)
     return 0
+
+
+def _final_report(progress, refresher, run_dir, result=None):
+    """Writes RUN_DIR/report.html at the end of a search and says where it is."""
+    from autoprep.run.result import load_result
+
+    try:
+        result = result if result is not None else load_result(run_dir)
+    except Exception as error:  # no results to report
+        progress.say(f"report not written: {error}", console=False)
+    else:
+        progress.say(refresher.write(result))
+    progress.flush()
 
 
 def _too_many_failures(args, error, failures, progress, run_dir, resume) -> int:

@@ -124,6 +124,19 @@ class TuneResult:
         atomic_write(path, source)
         return path
 
+    def report(self, path=None) -> str:
+        """Writes the HTML report of this result: one self-contained page with plots.
+
+        Args:
+            path: The file to write; default `report.html` in the run directory.
+
+        Returns:
+            The path written.
+        """
+        from autoprep.report import write_report
+
+        return write_report(self, path)
+
     def to_dict(self) -> dict:
         state = dataclasses.asdict(self)
         state.pop("run_dir")

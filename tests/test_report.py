@@ -1,0 +1,246 @@
+"""The HTML report: built from a real run (hostile class names included), offline and inert;
+still built for failed, one-trial, interrupted and old-format runs; and its facts."""
+
+import base64
+import copy
+import html.parser
+import io
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+from conftest import write_folder
+from PIL import Image
+
+import autoprep
+from autoprep import cli
+from autoprep.cli import tune as cli_tune
+from autoprep.report import Refresher, build_report, facts, sections
+
+HOSTILE = "<script>"  # a class folder name that must stay text
+CLASSES = [HOSTILE, '$x$ & "q"', "plain"]
+MODEL = '''
+import keras
+
+
+def build(input_shape, num_classes):
+    return keras.Sequential([keras.Input(shape=input_shape), keras.layers.Flatten(),
+                             keras.layers.Dense(8, activation="relu"),
+                             keras.layers.Dense(num_classes, activation="softmax")])
+'''
+
+
+class Page(html.parser.HTMLParser):
+    """The parts of a page the tests check: section ids, tags, image sources, links."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.ids, self.tags, self.images, self.links = [], [], [], []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append(tag)
+        if tag == "section":
+            self.ids.append(attrs.get("id"))
+        if "src" in attrs:
+            self.images.append(attrs["src"])
+        if "href" in attrs:
+            self.links.append(attrs["href"])
+
+
+def check_page(text) -> Page:
+    """Every section present, every image an embedded PNG that decodes, nothing external."""
+    page = Page(text)
+    assert page.ids == [anchor for anchor, _, _ in sections.SECTIONS]
+    assert "script" not in page.tags and "iframe" not in page.tags and "link" not in page.tags
+    assert page.images, "no image"
+    for source in page.images:
+        assert source.startswith("data:image/png;base64,"), source[:40]
+        image = Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1])))
+        image.load()
+        assert image.format == "PNG" and min(image.size) > 10
+    assert all(link.startswith("#") for link in page.links), page.links
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", text, re.I)
+    assert "url(" not in text and "@import" not in text
+    return page
+
+
+def hostile_folder(root):
+    """Tiny 8x8 images in three classes named like an attack on the page."""
+    data = write_folder(root, [12, 12, 6])
+    for c, name in enumerate(CLASSES):
+        os.rename(os.path.join(data, f"class_{c}"), os.path.join(data, name))
+    return data
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A real `autoprep tune` (2 trials, 1 epoch) whose report is refreshed after every trial."""
+    root = tmp_path_factory.mktemp("report")
+    data = hostile_folder(root / "data")
+    (root / "model.py").write_text(MODEL)
+    run_dir = str(root / "runs" / "run")
+    refresh = cli_tune.REPORT_REFRESH_SECONDS
+    cli_tune.REPORT_REFRESH_SECONDS = 0
+    try:
+        code = cli.main(["tune", data, "--model", f"{root / 'model.py'}:build", "--out", run_dir,
+                         "--max-trials", "2", "--epochs", "1", "--final-repeats", "2",
+                         "--tuner", "random", "--seed", "1"])
+    finally:
+        cli_tune.REPORT_REFRESH_SECONDS = refresh
+    assert code == 0
+    return run_dir
+
+
+@pytest.mark.slow
+def test_tune_writes_a_complete_offline_report_with_inert_class_names(run, capsys):
+    with open(os.path.join(run, "report.html"), encoding="utf-8") as handle:
+        text = handle.read()
+    check_page(text)
+    assert "section-error" not in text
+    # All three confusion matrices were recorded and their recalls shown.
+    result = autoprep.load_result(run)
+    assert set(result.confusion) == {"validation", "test", "baseline_test"}
+    assert np.sum(result.confusion["test"]) == 2 * result.data["test_size"]
+    assert sections.NOT_RECORDED not in text
+    # The hostile class name is text, never markup.
+    assert HOSTILE not in text and "&lt;script&gt;" in text
+    assert "&quot;q&quot;" in text
+    # Refreshed after each trial (interval 0), once more at the end; each states its time.
+    with open(os.path.join(run, "autoprep.log"), encoding="utf-8") as handle:
+        reports = [line for line in handle if "report: " in line]
+    assert len(reports) == 3 and all(re.search(r"written in \d+\.\d s\)$", r) for r in reports)
+    # `show` says where the report is; `autoprep report -o` writes another copy.
+    assert cli.main(["show", run]) == 0
+    assert f"report: {os.path.join(run, 'report.html')} (written" in capsys.readouterr().out
+    other = os.path.join(os.path.dirname(run), "copy.html")
+    assert cli.main(["report", run, "-o", other]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {other}"
+    check_page(open(other, encoding="utf-8").read())
+
+
+def _variant(run, change):
+    """A copy of the run's results, changed by `change(state)`, loaded as a TuneResult."""
+    with open(os.path.join(run, "results.json"), encoding="utf-8") as handle:
+        state = json.load(handle)
+    change(state)
+    return autoprep.TuneResult.from_dict(copy.deepcopy(state), run_dir=run)
+
+
+def _failed(state):
+    reason = 'ValueError: boom <img src=x onerror="alert(1)">'
+    state["trials"] += [
+        {"trial_id": "9", "status": "FAILED", "score": None, "config": None,
+         "model_hyperparameters": {}, "message": f"Traceback ...\n{reason}\n"},
+        {"trial_id": "10", "status": "FAILED", "score": None,
+         "config": state["trials"][0]["config"], "model_hyperparameters": {},
+         "message": "The process died twice while running this trial; it is not retried."},
+    ]
+
+
+def _one_trial(state):
+    state["trials"] = state["trials"][:1]
+    state["best_trial_id"] = state["trials"][0]["trial_id"]
+
+
+def _interrupted(state):
+    state.update(state="interrupted", test_score=None, test_scores=None, baseline_score=None,
+                 baseline_scores=None, confusion={})
+
+
+def _nothing_completed(state):
+    _interrupted(state)
+    for trial in state["trials"]:
+        trial.update(status="FAILED", score=None, message="RuntimeError: out of memory")
+    state.update(best_config=None, best_score=None, best_trial_id=None)
+
+
+def _old_format(state):
+    del state["confusion"]
+
+
+def _augmenting_winner(state):
+    state["best_config"]["augmentation"] = [{"name": "rotation", "intensity": 0.2},
+                                           {"name": "mixup", "intensity": 0.4}]
+    state["best_config"]["imbalance"] = {"name": "oversample"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change, expected", [
+    (_failed, ["Failed trials (2)", "ValueError: boom &lt;img src=x onerror=&quot;alert(1)"]),
+    (_one_trial, ["No ranking: it needs at least 4 completed trials (1 so far)"]),
+    (_interrupted, ["search interrupted", "Test score: not recorded"]),
+    (_nothing_completed, ["No trial has completed yet", "Failed trials (2)"]),
+    (_old_format, ["Confusion matrix not recorded: best pipeline, validation split"]),
+    (_augmenting_winner, ["beside 5 random draws", "images drawn in one epoch"]),
+])
+def test_the_report_still_builds_for_unusual_runs(run, change, expected):
+    text = build_report(_variant(run, change), doctor=None)
+    check_page(text)
+    assert "section-error" not in text
+    for phrase in expected:
+        assert phrase in text
+    assert "onerror=\"" not in text
+
+
+def test_a_broken_section_is_reported_and_the_page_still_builds(monkeypatch):
+    def broken(ctx):
+        raise KeyError("best_config")
+
+    monkeypatch.setattr(sections, "SECTIONS", [("answer", "The answer", broken)])
+    result = autoprep.TuneResult(best_config=None, best_score=None, objective="accuracy",
+                                 trials=[], data={}, epochs=1, run_dir="/nowhere")
+    text = build_report(result, doctor=None)
+    assert "This section could not be built: KeyError: &#x27;best_config&#x27;" in text
+
+
+def test_refresher_waits_its_interval_and_never_raises(tmp_path):
+    result = autoprep.TuneResult(best_config=None, best_score=None, objective="accuracy",
+                                 trials=[], data=None, epochs=1, run_dir=str(tmp_path / "gone"))
+    refresher = Refresher(interval=3600)
+    assert refresher.trial_ended(result) is None  # too soon
+    line = Refresher(interval=0).trial_ended(result)
+    assert line.startswith("report not written: FileNotFoundError")
+
+
+# -- facts, without a run --------------------------------------------------------------------
+def _trials(n, seed=0):
+    """`n` synthetic trials whose score depends on the normalization only."""
+    rng = np.random.default_rng(seed)
+    gains = {"none": 0.0, "rescale_01": 0.3, "per_channel": 0.35}
+    trials = []
+    for i in range(n):
+        name = list(gains)[i % 3]
+        config = {"normalization": {"name": name},
+                  "augmentation": [{"name": "rotation", "intensity": float(rng.uniform(0, .5))}],
+                  "imbalance": {"name": ["none", "oversample"][int(rng.integers(2))]}}
+        trials.append({"trial_id": str(i), "status": "COMPLETED", "config": config,
+                       "score": 0.5 + gains[name] + float(rng.normal(0, 0.01))})
+    return trials
+
+
+def test_importance_ranks_the_dimension_that_drives_the_score_first():
+    found = facts.importance(facts.trial_table(_trials(60)))
+    assert found.ranking[0][0] == "normalization" and not found.uncertain
+    assert found.ranking[0][1] > 5 * max(m for _, m, _ in found.ranking[1:])
+    few = facts.importance(facts.trial_table(_trials(8)))
+    assert few.uncertain and few.ranking
+
+
+def test_trial_table_history_and_recall():
+    trials = _trials(3)
+    trials[1]["config"]["augmentation"] = []  # rotation off
+    trials[2]["config"]["imbalance"] = {"name": "effective_number", "beta": 0.99}
+    trials.append({"trial_id": "3", "status": "FAILED", "score": None, "config": None,
+                   "message": "Traceback\nValueError: nan loss\n"})
+    table = facts.trial_table(trials)
+    assert table.columns["rotation"][1] == 0.0
+    beta = table.columns["imbalance beta"]
+    assert np.isnan(beta[0]) and beta[2] == 0.99
+    hist = facts.history(trials, "accuracy")
+    assert hist.failures == [(4, "3", "FAILED", "ValueError: nan loss")]
+    assert hist.best_so_far == sorted(hist.best_so_far)
+    assert facts.recall([[3, 1], [0, 0]]) == [0.75, None]
