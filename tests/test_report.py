@@ -8,6 +8,8 @@ import io
 import json
 import os
 import re
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -244,3 +246,55 @@ def test_trial_table_history_and_recall():
     assert hist.failures == [(4, "3", "FAILED", "ValueError: nan loss")]
     assert hist.best_so_far == sorted(hist.best_so_far)
     assert facts.recall([[3, 1], [0, 0]]) == [0.75, None]
+
+
+# -- in a browser ----------------------------------------------------------------------------
+CHROMIUM = next(filter(None, map(shutil.which, ["chromium", "chromium-browser", "google-chrome"])),
+                None)
+WINDOW = (1200, 16000)
+
+
+def plot_blue(pixels):
+    """Where the plots' blues are (figures.GOOD, blended, the Blues color map): the page's own
+    styles use no blue."""
+    r, g, b = (pixels[..., i].astype(int) for i in range(3))
+    return (b > r + 50) & (b > g + 20)
+
+
+def chromium(path, tmp_path):
+    """Loads a file in headless Chromium; returns (screenshot, console lines)."""
+    shot = tmp_path / f"{os.path.basename(path)}.png"
+    process = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr",
+         "--v=0", "--hide-scrollbars", f"--screenshot={shot}",
+         f"--window-size={WINDOW[0]},{WINDOW[1]}",
+         f"file://{os.path.abspath(path)}"],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert shot.exists(), process.stderr[-2000:]
+    console = [line for line in process.stderr.splitlines() if ":CONSOLE" in line]
+    return np.asarray(Image.open(shot).convert("RGB")), console
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed here and could not be "
+                    "installed (.ci/run installs the Debian package chromium): browser check "
+                    "skipped")
+def test_chromium_renders_the_report_with_its_plots_and_no_console_error(run, tmp_path):
+    pixels, console = chromium(os.path.join(run, "report.html"), tmp_path)
+    assert console == []
+    background = np.all(pixels == (250, 250, 250), axis=-1)
+    height = int(np.flatnonzero(~background.all(axis=1))[-1]) + 1
+    assert 3000 < height < WINDOW[1]  # the whole page fits in the shot and is long
+    blue = plot_blue(pixels)
+    # Plot colors appear all down the page: the answer, history, what mattered, classes.
+    bands = [int(blue[top:top + height // 4].sum()) for top in range(0, height, height // 4)]
+    assert sum(bands) > 20000 and sum(b > 100 for b in bands) >= 3, bands
+    # The check can fail: a page with a script error and a broken image is caught.
+    bad = tmp_path / "bad.html"
+    bad.write_text('<p>x</p><img src="missing.png"><script>console.error("boom")</script>')
+    pixels, console = chromium(bad, tmp_path)
+    assert any('"boom"' in line for line in console)
+    assert not plot_blue(pixels).any()

@@ -11,14 +11,14 @@ body { font: 15px/1.45 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; 
        color: #222; background: #fafafa; }
 main { max-width: 1150px; margin: 0 auto; padding: 16px 28px 60px; background: #fff; }
 h1 { font-size: 24px; margin-bottom: 4px; } h2 { margin-top: 38px; border-bottom: 2px solid #ddd; }
-nav a { margin-right: 14px; } .meta { color: #666; }
+a { color: #14532d; } nav a { margin-right: 14px; } .meta { color: #666; }
 table { border-collapse: collapse; margin: 10px 0; font-size: 13px; }
 td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
 th { background: #f2f2f2; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 pre { background: #f4f4f4; padding: 10px; overflow-x: auto; font-size: 12.5px; }
 img { max-width: 100%; display: block; margin: 8px 0; }
-.answer { font-size: 17px; background: #eef6ff; padding: 10px 16px;
-          border-left: 5px solid #1f77b4; }
+.answer { font-size: 17px; background: #f3f3f3; padding: 10px 16px;
+          border-left: 5px solid #555; }
 .note { color: #555; font-size: 13.5px; } .warn { color: #a15c00; } .bad { color: #c00; }
 tr.failed td { background: #fff0f0; }
 """
