@@ -92,7 +92,7 @@ def _subparsers(parser):
     return action
 
 
-@pytest.mark.parametrize("command", [None, "tune", "demo", "show", "export"])
+@pytest.mark.parametrize("command", [None, "tune", "demo", "show", "export", "report"])
 def test_help_describes_every_option(command, capsys):
     parser = cli.build_parser()
     if command is not None:

@@ -13,7 +13,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import write_folder
+from helpers import write_folder
 from PIL import Image
 
 import autoprep
