@@ -18,18 +18,25 @@ from autoprep.choices.imbalance import (
     add_sample_weights,
 )
 from autoprep.choices.normalization import NORMALIZATIONS
+from autoprep.data.subset import Subset
 from autoprep.errors import ArgumentError, ConfigError, short
 
 
 def build_train_dataset(
     class_datasets, *, sampler, batch_size, seed, normalize, layers, mix, num_classes,
-    class_weights=None, gate=None,
+    class_weights=None, gate=None, load=None,
 ):
-    """Samples, batches, augments (training only) and normalizes (image, label) pairs."""
+    """Samples, batches, augments (training only) and normalizes (image, label) pairs.
+
+    With `load`, the class datasets hold (index, label) pairs and `load` reads a batch of
+    images from a batch of indices.
+    """
     dataset = sampler(class_datasets, seed)
     if mix is not None:
         dataset = dataset.map(lambda image, label: (image, tf.one_hot(label, num_classes)))
     dataset = dataset.batch(batch_size)
+    if load is not None:
+        dataset = dataset.map(lambda indices, labels: (load(indices), labels))
 
     def augment_and_normalize(images, labels):
         images, labels = augment(tf.cast(images, tf.float32), labels, layers, mix)
@@ -43,16 +50,19 @@ def build_train_dataset(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def build_eval_dataset(dataset, *, batch_size, normalize):
-    """Batches and normalizes images (or (image, label) pairs) without augmentation."""
+def build_eval_dataset(dataset, *, batch_size, normalize, load=None):
+    """Batches and normalizes images (or (image, label) pairs) without augmentation; with
+    `load`, the dataset holds indices (or (index, label) pairs) and `load` reads the images."""
     dataset = dataset.batch(batch_size)
+    load = load or (lambda images: images)
     if isinstance(dataset.element_spec, tuple):
         dataset = dataset.map(
-            lambda images, labels: (normalize(images), labels),
+            lambda images, labels: (normalize(load(images)), labels),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     else:
-        dataset = dataset.map(normalize, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(lambda images: normalize(load(images)),
+                              num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -141,8 +151,10 @@ class Pipeline:
 
     # -- learning from the training split ------------------------------------------------
     def fit(self, images, labels, num_classes: int) -> "Pipeline":
-        """Learns normalization statistics and class weights from the training split only."""
-        self.normalization.fit(np.asarray(images))
+        """Learns normalization statistics and class weights from the training split only.
+
+        `images` may be an array or a `Subset` of one (read in chunks, not copied)."""
+        self.normalization.fit(Subset.of(images))
         self.imbalance.fit(labels, num_classes)
         return self
 
@@ -170,10 +182,14 @@ class Pipeline:
         return repr(_render(self.fit_arguments(epochs), lambda call: _Source(call.source())))
 
     def train_dataset(self, images, labels, *, num_classes, batch_size, epochs, seed=None):
-        """The training `tf.data.Dataset` and the `fit` kwargs that go with it."""
-        labels = np.asarray(labels)
+        """The training `tf.data.Dataset` and the `fit` kwargs that go with it.
+
+        The dataset samples indices of `images` (an array or a `Subset` of one) and reads
+        each batch of images from the array: the images are not copied.
+        """
+        images, labels = Subset.of(images), np.asarray(labels)
         class_datasets = [
-            tf.data.Dataset.from_tensor_slices((images[labels == c], labels[labels == c]))
+            tf.data.Dataset.from_tensor_slices((images.indices[labels == c], labels[labels == c]))
             for c in range(num_classes)
         ]
         gate = tf.Variable(0.0, trainable=False) if self.imbalance.deferred else None
@@ -189,16 +205,20 @@ class Pipeline:
             num_classes=num_classes,
             class_weights=self.imbalance.dataset_class_weights(),
             gate=gate,
+            load=images.load_batch,
         )
         return dataset, self.fit_kwargs(epochs, gate)
 
     def eval_dataset(self, images, labels=None, *, batch_size=32):
-        """Batches of normalized images (with labels when given); no augmentation."""
-        elements = images if labels is None else (images, np.asarray(labels))
+        """Batches of normalized images (with labels when given); no augmentation. `images`
+        may be an array or a `Subset` of one: each batch is read from the array, not copied."""
+        images = Subset.of(images)
+        elements = images.indices if labels is None else (images.indices, np.asarray(labels))
         return build_eval_dataset(
             tf.data.Dataset.from_tensor_slices(elements),
             batch_size=batch_size,
             normalize=self.normalization,
+            load=images.load_batch,
         )
 
     def __repr__(self):

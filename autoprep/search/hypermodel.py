@@ -15,6 +15,7 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
+from autoprep.data.subset import Subset
 from autoprep.errors import ModelError
 from autoprep.search.objectives import OBJECTIVES, confusion, log_name, score_predictions
 
@@ -165,7 +166,7 @@ class PipelineHyperModel(kt.HyperModel):
 
     def fit_fold(self, model, pipeline, train, val, *, callbacks, epochs, verbose, **kwargs):
         """Fits `pipeline` on the training indices and trains `model`; returns the History."""
-        images, labels = self.folder.images, self.folder.labels
+        images, labels = Subset(self.folder.images), self.folder.labels  # images[i]: no copy
         pipeline.fit(images[train], labels[train], self.num_classes)
         _prepare(model, pipeline)
         train_ds, fit_kwargs = pipeline.train_dataset(
@@ -210,7 +211,7 @@ class PipelineHyperModel(kt.HyperModel):
         with strategy_scope(self.distribution_strategy):
             model = self.build_with(pipeline, hp)
         train, test = self.splits.development, self.splits.test
-        images, labels = self.folder.images, self.folder.labels
+        images, labels = Subset(self.folder.images), self.folder.labels  # images[i]: no copy
         pipeline.fit(images[train], labels[train], self.num_classes)
         _prepare(model, pipeline)
         train_ds, fit_kwargs = pipeline.train_dataset(

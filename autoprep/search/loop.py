@@ -20,6 +20,7 @@ import numpy as np
 from autoprep.choices.pipeline import Pipeline
 from autoprep.data.decode import read_image_folder
 from autoprep.data.splits import make_splits
+from autoprep.data.subset import Subset
 from autoprep.errors import ArgumentError
 from autoprep.run import rundir
 from autoprep.run.progress import TrialClock
@@ -378,7 +379,7 @@ class _Run:
             development = self.splits.development
             pipeline = Pipeline.from_config(record["config"])
             pipeline.fit(
-                self.folder.images[development],
+                Subset(self.folder.images)[development],  # read in chunks, not copied
                 self.folder.labels[development],
                 len(self.folder.class_names),
             )
