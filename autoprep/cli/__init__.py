@@ -5,6 +5,7 @@ import importlib
 import sys
 import traceback
 
+from autoprep._text import printable
 from autoprep.cli import quiet
 from autoprep.errors import AutoprepError
 
@@ -70,7 +71,7 @@ def report_error(args, error, *, unexpected=False, code=None) -> int:
     """Prints `error` as one line (with its traceback under --debug); returns the exit code."""
     if args.debug:
         traceback.print_exception(error)
-    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    text = printable(" ".join(line.strip() for line in str(error).splitlines() if line.strip()))
     if unexpected:
         text = f"{type(error).__name__}: {text} (rerun with --debug for the traceback)"
     print(f"autoprep {args.command}: error: {text}", file=sys.stderr, flush=True)

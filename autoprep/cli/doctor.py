@@ -2,6 +2,8 @@
 
 import argparse
 
+from autoprep.cli.tune import MAX_PIXELS_HELP, max_pixels, pixel_limit
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Adds the `doctor` sub-command; its `func` runs it and returns the exit code."""
@@ -19,6 +21,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "enables the model checks (seconds of training on tiny batches)",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--max-pixels", type=max_pixels, metavar="N", help=MAX_PIXELS_HELP)
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the checked split and the model checks (default: 0)")
     parser.set_defaults(func=run)
@@ -29,6 +32,6 @@ def run(args) -> int:
     """Runs `diagnose` and prints the report; returns its exit code."""
     from autoprep.doctor import diagnose
 
-    report = diagnose(args.data_dir, args.model, seed=args.seed)
+    report = diagnose(args.data_dir, args.model, seed=args.seed, **pixel_limit(args))
     print(report.to_json() if args.json else report.format())
     return report.exit_code

@@ -3,6 +3,7 @@
 import os
 import time
 
+from autoprep._text import printable
 from autoprep.cli.progress import LOG_FILE
 from autoprep.errors import RunDirectoryError
 from autoprep.run.progress import clock
@@ -51,8 +52,8 @@ def run_export(args) -> int:
 def run_show(args) -> int:
     result = load_result(args.run_dir)
     for line in _header(result):
-        print(line)
-    rows = _ranked(result)
+        print(printable(line))  # results.json may come from someone else: no control codes
+    rows = [tuple(printable(cell) for cell in row) for row in _ranked(result)]
     top = rows if args.top <= 0 else rows[:args.top]
     print()
     print(_table([("rank", "trial", "status", "score", "pipeline")] + top))

@@ -22,6 +22,8 @@ DEMO_OUT = os.path.join("autoprep_runs", "demo")
 # The report is rewritten after a trial when this long has passed since the last one (each
 # rewrite takes a few seconds; see the `report:` lines of the run's log).
 REPORT_REFRESH_SECONDS = 300
+MAX_PIXELS_HELP = ("skip image files whose header declares more than N pixels (height x "
+                   "width), e.g. 100M (default: 40M)")
 
 
 class Terminated(KeyboardInterrupt):
@@ -61,6 +63,7 @@ def add_parser(subparsers):
                       "the median size, at most 256 on the long side)")
     tune.add_argument("--batch-size", type=_count(1), default=32, metavar="B",
                       help="training batch size (default: %(default)s)")
+    tune.add_argument("--max-pixels", type=max_pixels, metavar="N", help=MAX_PIXELS_HELP)
     tune.set_defaults(func=run_tune)
 
     demo = subparsers.add_parser(
@@ -135,6 +138,23 @@ def image_size(text) -> tuple:
     return height, int(match.group(2) or height)
 
 
+def max_pixels(text) -> int:
+    """A pixel count from `40000000`, `40M` or `40e6`."""
+    try:
+        value = float(text[:-1]) * 1e6 if text.strip().lower().endswith("m") else float(text)
+    except ValueError:
+        value = 0
+    if not value >= 1 or value != value:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of pixels >= 1, e.g. 40M or 40000000. Received: {text!r}")
+    return int(value)
+
+
+def pixel_limit(args) -> dict:
+    """`max_pixels=N` for the library when --max-pixels is given (else its default)."""
+    return {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
+
+
 def _count(minimum):
     def parse(text):
         try:
@@ -155,7 +175,8 @@ def run_tune(args) -> int:
 
     model_fn = load_model_fn(args.model)
     return search(args, model_fn, args.data_dir, tuner=args.tuner, objective=args.objective,
-                  cv=args.cv, image_size=args.image_size, batch_size=args.batch_size)
+                  cv=args.cv, image_size=args.image_size, batch_size=args.batch_size,
+                  **pixel_limit(args))
 
 
 def run_demo(args) -> int:

@@ -14,8 +14,10 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
+from autoprep._text import printable
 from autoprep.data.index import (
     MAX_DEFAULT_SIDE,
+    MAX_PIXELS,
     FileIndex,
     choose_channels,
     choose_image_size,
@@ -106,7 +108,8 @@ def _check_image_size(image_size):
 
 def _warn_skipped(skipped):
     if skipped:
-        listing = "\n".join(f"  {path}: {reason}" for path, reason in skipped)
+        listing = "\n".join(f"  {printable(path)}: {printable(reason)}"
+                            for path, reason in skipped)
         warnings.warn(f"autoprep skipped {len(skipped)} file(s):\n{listing}", stacklevel=3)
 
 
@@ -184,7 +187,7 @@ def _size_reason(sizes) -> str:
 
 
 def read_image_folder(data_dir, *, image_size=None, channels=None, memory_limit=None,
-                      cache_dir=None, on_plan=None) -> ImageFolder:
+                      cache_dir=None, on_plan=None, max_pixels=MAX_PIXELS) -> ImageFolder:
     """Indexes `data_dir` and decodes every image once into one uint8 array.
 
     Args:
@@ -197,13 +200,15 @@ def read_image_folder(data_dir, *, image_size=None, channels=None, memory_limit=
         cache_dir: Where the memory-mapped file goes, reused by the next call on the same
             files and settings. Default: an anonymous temporary file.
         on_plan: Called with the `DecodePlan` (size, estimated bytes) before decoding starts.
+        max_pixels: Files whose header declares more pixels (height x width) are skipped
+            before decoding. Default 40 million.
 
     Returns:
         An `ImageFolder`.
 
     Raises:
         DataError: for a missing or empty directory, or fewer than 2 classes.
-        ArgumentError: for a bad `image_size`, `channels` or `memory_limit`.
+        ArgumentError: for a bad `image_size`, `channels`, `memory_limit` or `max_pixels`.
 
     Example:
         >>> folder = read_image_folder("flowers/", image_size=(64, 64))
@@ -211,7 +216,8 @@ def read_image_folder(data_dir, *, image_size=None, channels=None, memory_limit=
     """
     if channels not in (None, 1, 3):
         raise ArgumentError(f"`channels` must be None, 1 or 3. Received: channels={channels!r}")
-    folder = decode_index(index_directory(data_dir), image_size=image_size, channels=channels,
+    index = index_directory(data_dir, max_pixels=max_pixels)
+    folder = decode_index(index, image_size=image_size, channels=channels,
                           memory_limit=memory_limit, cache_dir=cache_dir, on_plan=on_plan)
     _warn_skipped(folder.skipped)
     return folder
@@ -251,7 +257,8 @@ def _decode_all(index, plan):
         images = allocate(shape, mapped=True, path=partial)
     else:
         images = allocate(shape, mapped=plan.mapped)
-    files = [os.path.join(index.root, path) for path in index.paths]
+    # As bytes: names that are not valid UTF-8 reach TensorFlow as they are on disk.
+    files = [os.fsencode(os.path.join(index.root, path)) for path in index.paths]
     decoded = decode_files(files, images, plan.image_size, plan.channels)
     failed = []
     for i in np.flatnonzero(~decoded):  # again one by one, for the reason of each failure
@@ -310,8 +317,12 @@ def _cache_key(index, plan) -> str:
     """Changes with any file (path, label, size, modification time) or decoding setting."""
     digest = hashlib.sha256(f"{CACHE_VERSION} {plan.image_size} {plan.channels}\n".encode())
     for path, label in zip(index.paths, index.labels):
-        stat = os.stat(os.path.join(index.root, path))
-        digest.update(f"{label} {stat.st_size} {stat.st_mtime_ns} {path}\n".encode())
+        try:
+            stat = os.stat(os.path.join(index.root, path))
+            facts = f"{stat.st_size} {stat.st_mtime_ns}"
+        except OSError:  # gone since it was listed: decoding will skip it
+            facts = "missing"
+        digest.update(os.fsencode(f"{label} {facts} {path}\n"))
     return digest.hexdigest()[:16]
 
 

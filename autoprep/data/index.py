@@ -1,25 +1,33 @@
 """Find: list the image files of a class-per-folder directory and read their headers (no decoding).
 
 The layout is the one `keras.utils.image_dataset_from_directory` reads: one sub-folder per
-class, images anywhere below it. Hidden files and folders are ignored; files that are not
-images, or whose header cannot be read, are listed in `FileIndex.skipped` with the reason.
+class, images anywhere below it. Hidden files and folders are ignored; every other file that is
+not used is listed in `FileIndex.skipped` with the reason: not an image, a header that cannot be
+read or declares more than `max_pixels` pixels, not a regular file (a FIFO, socket or device is
+never opened), a folder that cannot be listed. Symbolic links are followed only when their
+target lies inside the data folder; other links are skipped with that reason.
 
-`walk_class_files` is copied verbatim into the exported module (see `autoprep/export/`), so the
-library and the exported module list the same files: it may use only the standard library.
+`walk_class_files`, `image_header_size` and the functions they call are copied verbatim into
+the exported module (see `autoprep/export/`), so the library and the exported module list and
+check the same files: they may use only the standard library.
 """
 
 import dataclasses
 import os
+import stat
+import struct
 
 import numpy as np
 from PIL import Image
 
-from autoprep.errors import DataError
+from autoprep.errors import ArgumentError, DataError
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 # The default long side at most, as keras.utils.image_dataset_from_directory (256x256).
 MAX_DEFAULT_SIDE = 256
+# Images whose header declares more pixels are skipped (Pillow refuses 179 Mpx, TF none).
+MAX_PIXELS = 40_000_000
 
 
 @dataclasses.dataclass
@@ -36,14 +44,131 @@ class FileIndex:
 
 
 def walk_class_files(data_dir, class_names):
-    """Yields (path relative to `data_dir` with "/" separators, label) of every visible file."""
+    """Yields (path relative to `data_dir` with "/" separators, label, reason) of every visible
+    file below the class folders: `reason` is None for a regular file, else why it is skipped
+    (folders that cannot be listed or read are yielded as "path/")."""
+    root = os.path.realpath(data_dir)
     for label, class_name in enumerate(class_names):
-        for dirpath, dirnames, filenames in os.walk(os.path.join(data_dir, class_name)):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for filename in sorted(filenames):
-                if not filename.startswith("."):
-                    path = os.path.join(dirpath, filename)
-                    yield os.path.relpath(path, data_dir).replace(os.sep, "/"), label
+        for relative, reason in _walk_folder(data_dir, class_name, root, set()):
+            yield relative, label, reason
+
+
+def _walk_folder(data_dir, relative, root, seen):
+    """Yields (relative path, reason or None) below one folder, sorted, files before folders."""
+    folder = os.path.join(data_dir, relative)
+    reason = _link_problem(folder, root)
+    real = os.path.realpath(folder)
+    if reason is None and real in seen:
+        reason = "symbolic link to a folder that is already read"
+    if reason is None:
+        try:
+            with os.scandir(folder) as scan:
+                entries = sorted(scan, key=lambda entry: entry.name)
+        except OSError as error:
+            reason = f"cannot list the folder ({error.strerror or type(error).__name__})"
+    if reason is not None:
+        yield relative + "/", reason
+        return
+    seen.add(real)
+    folders = []
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        path = relative + "/" + entry.name
+        if entry.is_dir():
+            folders.append(path)
+        else:
+            yield path, _file_problem(os.path.join(data_dir, path), root)
+    for path in folders:
+        yield from _walk_folder(data_dir, path, root, seen)
+
+
+def _link_problem(path, root):
+    """Why a symbolic link is not followed (its target leaves the data folder), or None."""
+    if not os.path.islink(path):
+        return None
+    target = os.path.realpath(path)
+    if os.path.commonpath([root, target]) != root:
+        return "symbolic link to a place outside the data folder (not followed)"
+    return None
+
+
+def _file_problem(path, root):
+    """Why a file is not read (a link leaving the data, not a regular file), or None."""
+    reason = _link_problem(path, root)
+    if reason is not None:
+        return reason
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        return f"cannot read ({error.strerror or type(error).__name__})"
+    if not stat.S_ISREG(mode):
+        kinds = {stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a device",
+                 stat.S_ISBLK: "a device"}
+        kind = next((name for test, name in kinds.items() if test(mode)), "a special file")
+        return f"not a regular file ({kind}; not opened)"
+    return None
+
+
+def image_header_size(path):
+    """(height, width) declared by the header of a BMP, GIF, JPEG or PNG file, without decoding.
+
+    Raises:
+        ValueError: the file is none of these (or its header is cut short).
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(26)
+        if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 24:
+            width, height = struct.unpack(">II", head[16:24])
+        elif head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
+            width, height = struct.unpack("<HH", head[6:10])
+        elif head.startswith(b"BM") and len(head) >= 26:
+            if struct.unpack("<I", head[14:18])[0] == 12:  # the old OS/2 header
+                width, height = struct.unpack("<HH", head[18:22])
+            else:
+                width, height = struct.unpack("<ii", head[18:26])
+        elif head.startswith(b"\xff\xd8"):
+            handle.seek(2)
+            return _jpeg_size(handle)
+        else:
+            raise ValueError("not a BMP, GIF, JPEG or PNG file")
+    return abs(height), abs(width)
+
+
+def _jpeg_size(handle):
+    """(height, width) from the first start-of-frame segment of a JPEG stream."""
+    while True:
+        byte = handle.read(1)
+        while byte == b"\xff":
+            marker = handle.read(1)
+            if marker != b"\xff":
+                break
+        else:
+            raise ValueError("JPEG header without a frame size")
+        if marker in (b"\x01",) or b"\xd0" <= marker <= b"\xd9":
+            continue  # markers without a length
+        length = handle.read(2)
+        if len(length) < 2:
+            raise ValueError("JPEG header without a frame size")
+        if b"\xc0" <= marker <= b"\xcf" and marker not in (b"\xc4", b"\xc8", b"\xcc"):
+            frame = handle.read(5)
+            if len(frame) < 5:
+                raise ValueError("JPEG header without a frame size")
+            height, width = struct.unpack(">HH", frame[1:5])
+            return height, width
+        handle.seek(struct.unpack(">H", length)[0] - 2, os.SEEK_CUR)
+
+
+def header_problem(path, max_pixels):
+    """Why an image is not decoded because its header declares over `max_pixels`, or None."""
+    try:
+        height, width = image_header_size(path)
+    except (OSError, ValueError, struct.error) as error:
+        return f"cannot read image header ({error})"
+    if height * width > max_pixels:
+        return (f"its header declares {width}x{height} = {height * width:,} pixels, over the "
+                f"limit of {max_pixels:,} (max_pixels)")
+    return None
 
 
 def list_classes(data_dir) -> list:
@@ -69,10 +194,13 @@ def list_classes(data_dir) -> list:
     return class_names
 
 
-def _read_header(path):
+def _read_header(path, max_pixels):
     """Returns ((height, width), mode) of an image file, or raises ValueError."""
     if not path.lower().endswith(IMAGE_EXTENSIONS):
         raise ValueError(f"unsupported file type (expected {', '.join(IMAGE_EXTENSIONS)})")
+    reason = header_problem(path, max_pixels)
+    if reason is not None:
+        raise ValueError(reason)
     try:
         with Image.open(path) as image:
             width, height = image.size
@@ -81,18 +209,26 @@ def _read_header(path):
         raise ValueError(f"cannot read image header ({type(error).__name__}: {error})") from None
 
 
-def index_directory(data_dir) -> FileIndex:
+def index_directory(data_dir, *, max_pixels=MAX_PIXELS) -> FileIndex:
     """Lists the images of a class-per-folder directory and reads their headers (no decoding).
+
+    Args:
+        data_dir: A directory with one sub-folder per class.
+        max_pixels: Files whose header declares more pixels (height x width) are skipped.
 
     Raises:
         DataError: if the directory is missing, has fewer than 2 classes, or holds no images.
+        ArgumentError: for a bad `max_pixels`.
     """
     root = os.fspath(data_dir)
+    max_pixels = check_max_pixels(max_pixels)
     class_names = list_classes(root)
     paths, labels, sizes, modes, skipped = [], [], [], [], []
-    for relative, label in walk_class_files(root, class_names):
+    for relative, label, reason in walk_class_files(root, class_names):
         try:
-            size, mode = _read_header(os.path.join(root, relative))
+            if reason is not None:
+                raise ValueError(reason)
+            size, mode = _read_header(os.path.join(root, relative), max_pixels)
         except ValueError as error:
             skipped.append((relative, str(error)))
             continue
@@ -106,6 +242,17 @@ def index_directory(data_dir) -> FileIndex:
             f"its class folders; {len(skipped)} file(s) were skipped."
         )
     return FileIndex(root, class_names, paths, np.asarray(labels), sizes, modes, skipped)
+
+
+def check_max_pixels(max_pixels) -> int:
+    """`max_pixels` as an int >= 1, or an `ArgumentError`."""
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) \
+            or max_pixels < 1:
+        raise ArgumentError(
+            f"`max_pixels` must be an int >= 1 (pixels per image, height x width). "
+            f"Received: max_pixels={max_pixels!r}"
+        )
+    return int(max_pixels)
 
 
 def median_size(sizes) -> tuple:

@@ -1,11 +1,12 @@
 """`diagnose`: run the registered data checks, and the model checks when a model is given."""
 
+from autoprep.data.index import MAX_PIXELS
 from autoprep.doctor import data_checks, model_checks
 from autoprep.doctor._checks import DATA_CHECKS, MODEL_CHECKS, run_checks
 from autoprep.doctor.report import Report
 
 
-def diagnose(data_dir, model_fn=None, *, seed: int = 0) -> Report:
+def diagnose(data_dir, model_fn=None, *, seed: int = 0, max_pixels: int = MAX_PIXELS) -> Report:
     """Examines an image folder (and optionally a model) and ranks what is wrong, with fixes.
 
     Args:
@@ -15,6 +16,7 @@ def diagnose(data_dir, model_fn=None, *, seed: int = 0) -> Report:
             training on small batches).
         seed: Seed of the split checked for leakage (as `autoprep.tune(seed=...)`) and of the
             model checks.
+        max_pixels: Image files whose header declares more pixels are skipped (a finding).
 
     Returns:
         A `Report`; `report.findings[0]` is the most likely cause, `report.exit_code` is 1 when
@@ -22,13 +24,13 @@ def diagnose(data_dir, model_fn=None, *, seed: int = 0) -> Report:
 
     Raises:
         DataError: when `data_dir` is missing, has fewer than 2 classes or no readable image.
-        ArgumentError: for a bad `model_fn` spec.
+        ArgumentError: for a bad `model_fn` spec or `max_pixels`.
 
     Example:
         >>> report = autoprep.diagnose("flowers/", build_model)
         >>> print(report.format())
     """
-    context = data_checks.DataContext(data_dir, seed=seed)
+    context = data_checks.DataContext(data_dir, seed=seed, max_pixels=max_pixels)
     findings, names = run_checks(DATA_CHECKS, context)
     model_name = None
     if model_fn is not None:

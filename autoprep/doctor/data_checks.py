@@ -9,7 +9,13 @@ import functools
 import numpy as np
 
 from autoprep.data.decode import decode_index
-from autoprep.data.index import GRAY_MODES, IMAGE_EXTENSIONS, choose_image_size, index_directory
+from autoprep.data.index import (
+    GRAY_MODES,
+    IMAGE_EXTENSIONS,
+    MAX_PIXELS,
+    choose_image_size,
+    index_directory,
+)
 from autoprep.data.splits import make_splits
 from autoprep.doctor._checks import DATA_CHECKS, register
 from autoprep.doctor._hashing import content_digests, near_duplicate_pairs, perceptual_hashes
@@ -52,14 +58,15 @@ class DataContext:
     Args:
         data_dir: A directory with one sub-folder per class.
         seed: Seed of the train/validation/test split checked for leakage (as `tune(seed=...)`).
+        max_pixels: Image files whose header declares more pixels are skipped.
 
     Raises:
         DataError: for a missing directory, fewer than 2 classes, or no decodable image.
     """
 
-    def __init__(self, data_dir, *, seed=0):
+    def __init__(self, data_dir, *, seed=0, max_pixels=MAX_PIXELS):
         self.seed = seed
-        self.index = index_directory(data_dir)
+        self.index = index_directory(data_dir, max_pixels=max_pixels)
         self.folder = decode_index(self.index)  # skipped files become a finding, not a warning
 
     @property
@@ -151,10 +158,26 @@ def check_corrupt_files(ctx):
         )
 
 
+@_data_check("unread_folders", priority=4)
+def check_unread_folders(ctx):
+    """Folders below the class folders that were not read: cannot be listed, or linked from
+    outside the data folder."""
+    folders = [(p, why) for p, why in ctx.folder.skipped if p.endswith("/")]
+    if folders:
+        yield Finding(
+            "unread_folders", "warning", f"{len(folders)} folder(s) were not read",
+            listing(f"{path} ({why})" for path, why in folders),
+            "Make these folders readable, or copy linked images into the data folder; "
+            "autoprep follows symbolic links only within it.",
+            data={"folders": [{"path": p, "reason": why} for p, why in folders]},
+        )
+
+
 @_data_check("ignored_files", priority=40)
 def check_ignored_files(ctx):
     """Files in class folders that are not images autoprep reads."""
-    other = [path for path, _ in ctx.folder.skipped if not path.lower().endswith(IMAGE_EXTENSIONS)]
+    other = [path for path, _ in ctx.folder.skipped
+             if not path.lower().endswith(IMAGE_EXTENSIONS) and not path.endswith("/")]
     if other:
         yield Finding(
             "ignored_files", "info", f"{len(other)} non-image file(s) are ignored",

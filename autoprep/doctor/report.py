@@ -4,6 +4,8 @@ import dataclasses
 import json
 import textwrap
 
+from autoprep._text import printable
+
 SEVERITIES = ("error", "warning", "info")
 DIMENSIONS = ("normalization", "augmentation", "imbalance")
 SCHEMA_VERSION = 1
@@ -133,7 +135,7 @@ class Report:
                 lines += [line for f in group for line in _format_finding(f, width)]
         if not self.has_errors:
             lines += ["", "No error-level finding."]
-        return "\n".join(lines)
+        return printable("\n".join(lines), newlines=True)  # file names may hold control codes
 
     def __str__(self):
         return self.format()

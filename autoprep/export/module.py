@@ -16,7 +16,7 @@ from autoprep.choices.base import function_source
 from autoprep.choices.imbalance import DeferredReweighting, add_sample_weights
 from autoprep.choices.pipeline import Pipeline, build_eval_dataset, build_train_dataset
 from autoprep.data.decode import load_image
-from autoprep.data.index import IMAGE_EXTENSIONS
+from autoprep.data.index import IMAGE_EXTENSIONS, MAX_PIXELS
 from autoprep.export.runtime import RUNTIME_FUNCTIONS
 from autoprep.run.result import summarize
 
@@ -70,12 +70,14 @@ def render_module(pipeline: Pipeline, *, class_names, image_size, channels, epoc
     )
     parts = [
         _header(info),
-        "import os\nimport random\n\nimport tensorflow as tf\n",
+        "import os\nimport random\nimport stat\nimport struct\nimport warnings\n\n"
+        "import tensorflow as tf\n",
         f"CLASS_NAMES = {_literal(list(class_names))}",
         f"IMAGE_SIZE = {_literal(tuple(int(d) for d in image_size))}",
         f"CHANNELS = {int(channels)}",
         f"IMAGE_EXTENSIONS = {_literal(IMAGE_EXTENSIONS)}",
         f"SKIPPED_FILES = frozenset({_literal(sorted(skipped_files))})",
+        f"MAX_PIXELS = {int(MAX_PIXELS)}  # image files whose header declares more are skipped",
         f"ONE_HOT_LABELS = {mix is not None}  # MixUp/CutMix: compile with a categorical loss",
         "# The full configuration chosen by the search, learned constants included.",
         f"CONFIG = {_literal(json.loads(json.dumps(pipeline.get_config())))}",

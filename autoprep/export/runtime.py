@@ -10,13 +10,24 @@ sampler, ...). The library lists files with the same `walk_class_files`.
 
 import os
 import random
+import warnings
 
 import tensorflow as tf
 
 from autoprep.choices.imbalance import natural_sampler as sample
 from autoprep.choices.pipeline import build_eval_dataset, build_train_dataset
 from autoprep.data.decode import load_image
-from autoprep.data.index import IMAGE_EXTENSIONS, walk_class_files
+from autoprep.data.index import (
+    IMAGE_EXTENSIONS,
+    MAX_PIXELS,
+    _file_problem,
+    _jpeg_size,
+    _link_problem,
+    _walk_folder,
+    header_problem,
+    image_header_size,
+    walk_class_files,
+)
 
 # -- Names the exported module defines; neutral stand-ins here ----------------------------
 CLASS_NAMES = []
@@ -43,13 +54,28 @@ def make_mix_layer():
 
 
 # -- The functions copied into the exported module ----------------------------------------
-def list_files(data_dir):
-    """Lists (paths, labels) of a class-per-folder directory, as autoprep indexed it."""
-    paths, labels = [], []
-    for relative, label in walk_class_files(data_dir, CLASS_NAMES):
-        if relative.lower().endswith(IMAGE_EXTENSIONS) and relative not in SKIPPED_FILES:
-            paths.append(os.path.join(data_dir, relative))
+def list_files(data_dir, *, max_pixels=MAX_PIXELS):
+    """Lists (paths, labels) of a class-per-folder directory, as autoprep indexed it.
+
+    Files autoprep skipped are left out; so is, with a warning naming it and the reason, any
+    other file that cannot be used: not a regular file, a symbolic link leaving `data_dir`, a
+    folder that cannot be listed, or a header that cannot be read or declares more than
+    `max_pixels` pixels.
+    """
+    paths, labels, skipped = [], [], []
+    for relative, label, reason in walk_class_files(data_dir, CLASS_NAMES):
+        image = relative.endswith("/") or relative.lower().endswith(IMAGE_EXTENSIONS)
+        if not image or relative in SKIPPED_FILES:
+            continue
+        path = os.path.join(data_dir, relative)
+        reason = reason or header_problem(path, max_pixels)
+        if reason is None:
+            paths.append(path)
             labels.append(label)
+        else:
+            skipped.append(f"  {relative!r}: {reason}")  # repr: no control codes
+    if skipped:
+        warnings.warn(f"skipped {len(skipped)} file(s):\n" + "\n".join(skipped), stacklevel=2)
     return paths, labels
 
 
@@ -72,6 +98,11 @@ def _decode(path, label):
     return load_image(path, IMAGE_SIZE, CHANNELS), label
 
 
+def _path_tensor(paths):
+    """Paths as bytes, so that file names that are not valid UTF-8 reach TensorFlow as on disk."""
+    return [os.fsencode(path) for path in paths]
+
+
 def _cache(dataset, cache, suffix):
     """Keeps decoded images in memory (True), in files starting with `cache` (a str), or not."""
     if cache is False or cache is None:
@@ -82,12 +113,16 @@ def _cache(dataset, cache, suffix):
 def make_train_dataset(paths, labels, *, batch_size=32, seed=None, cache=True):
     """Training batches: decoded once and cached, resampled, augmented and normalized.
 
+    A listed file that cannot be read any more (deleted, changed) stops the iteration with
+    TensorFlow's error naming it: list the files again.
+
     `cache=True` keeps decoded images in memory; pass a file prefix when they do not fit.
     """
     class_datasets = []
     for label in sorted(set(labels)):
         members = [p for p, y in zip(paths, labels) if y == label]
-        dataset = tf.data.Dataset.from_tensor_slices((members, [label] * len(members)))
+        dataset = tf.data.Dataset.from_tensor_slices(
+            (_path_tensor(members), [label] * len(members)))
         dataset = dataset.map(_decode, num_parallel_calls=tf.data.AUTOTUNE)
         class_datasets.append(_cache(dataset, cache, f"_train_{label}"))
     return build_train_dataset(
@@ -107,7 +142,7 @@ def make_train_dataset(paths, labels, *, batch_size=32, seed=None, cache=True):
 def make_eval_dataset(paths, labels=None, *, batch_size=32, cache=True):
     """Evaluation batches: decoded, cached and normalized; no augmentation, no resampling."""
     if labels is None:
-        dataset = tf.data.Dataset.from_tensor_slices(list(paths))
+        dataset = tf.data.Dataset.from_tensor_slices(_path_tensor(paths))
         dataset = dataset.map(
             lambda path: load_image(path, IMAGE_SIZE, CHANNELS),
             num_parallel_calls=tf.data.AUTOTUNE,
@@ -115,7 +150,7 @@ def make_eval_dataset(paths, labels=None, *, batch_size=32, cache=True):
     else:
         if ONE_HOT_LABELS:
             labels = tf.one_hot(list(labels), len(CLASS_NAMES))
-        dataset = tf.data.Dataset.from_tensor_slices((list(paths), labels))
+        dataset = tf.data.Dataset.from_tensor_slices((_path_tensor(paths), labels))
         dataset = dataset.map(_decode, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = _cache(dataset, cache, "_eval")
     return build_eval_dataset(dataset, batch_size=batch_size, normalize=preprocess)
@@ -140,6 +175,7 @@ def make_datasets(data_dir, *, validation_split=0.2, batch_size=32, seed=0, cach
 
 # In the order they are written into the exported module.
 RUNTIME_FUNCTIONS = (
-    walk_class_files, list_files, split_files, _decode, _cache, make_train_dataset,
-    make_eval_dataset, make_datasets,
+    walk_class_files, _walk_folder, _link_problem, _file_problem, image_header_size,
+    _jpeg_size, header_problem, list_files, split_files, _decode, _path_tensor, _cache,
+    make_train_dataset, make_eval_dataset, make_datasets,
 )

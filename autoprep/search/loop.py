@@ -19,6 +19,7 @@ import numpy as np
 
 from autoprep.choices.pipeline import Pipeline
 from autoprep.data.decode import read_image_folder
+from autoprep.data.index import MAX_PIXELS
 from autoprep.data.splits import make_splits
 from autoprep.data.subset import Subset
 from autoprep.errors import ArgumentError
@@ -58,6 +59,7 @@ def tune(
     baseline: bool = True,
     final_repeats: int = 3,
     time_budget: float = None,
+    max_pixels: int = MAX_PIXELS,
     distribution_strategy=None,
     on_trial_end=None,
     memory_limit=None,
@@ -91,6 +93,8 @@ def tune(
         final_repeats: How many times (seeds) the best pipeline and the baseline are trained
             for the test score, which is their mean: one training run is noisy.
         time_budget: Seconds; no trial starts that the budget cannot plausibly fit.
+        max_pixels: Image files whose header declares more pixels (height x width) are
+            skipped, with that reason, before decoding (default 40 million).
         distribution_strategy: A `tf.distribute.Strategy` for each trial (e.g. several GPUs).
         on_trial_end: Called as `on_trial_end(result, trial)` after every trial, with the
             partial `TuneResult` and the finished trial's record; replaces the progress line.
@@ -137,7 +141,7 @@ def tune(
     cache_dir = None if worker else os.path.join(run_dir, rundir.CACHE_DIR)
     with rundir.locked(run_dir, worker=worker):  # released when tune returns or raises
         folder = read_image_folder(data_dir, image_size=image_size, memory_limit=memory_limit,
-                                   cache_dir=cache_dir, on_plan=on_plan)
+                                   cache_dir=cache_dir, on_plan=on_plan, max_pixels=max_pixels)
         splits = make_splits(folder.labels, folder.class_names, validation_split=validation_split,
                              test_split=test_split, cv=cv, seed=seed)
         call_model_fn(model_fn, folder.images.shape[1:], len(folder.class_names),
@@ -238,7 +242,7 @@ def _default_project_name(data_dir) -> str:
 def _data_fingerprint(folder) -> dict:
     digest = hashlib.sha256()
     for path, label in zip(folder.paths, folder.labels):
-        digest.update(f"{label}:{path}\n".encode())
+        digest.update(os.fsencode(f"{label}:{path}\n"))  # names need not be UTF-8
     return {
         "data_dir": os.path.abspath(folder.root),
         "class_names": folder.class_names,
