@@ -30,7 +30,7 @@ LOCK_FILE = "autoprep.lock"
 CACHE_DIR = "cache"  # memory-mapped decoded images, keyed by the files: kept by `overwrite`
 # What autoprep (and Keras Tuner, for the search state) writes at the top of a run directory.
 OWN_FILES = (RUN_FILE, LOCK_FILE, CACHE_DIR, "autoprep.log", "results.json", "trials.csv",
-             "best_pipeline.py", kt_adapter.ORACLE_FILE, "tensorboard")
+             "best_pipeline.py", kt_adapter.ORACLE_FILE, "tensorboard", "report.html")
 _OWN_PATTERNS = (
     kt_adapter.TUNER_FILE,  # a Keras Tuner tuner's state
     kt_adapter.TRIAL_DIR,  # a Keras Tuner trial folder (trial.json, weights)
