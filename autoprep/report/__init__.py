@@ -9,6 +9,7 @@ page is still written. Images are PNG data URIs; the page runs no JavaScript.
 Importing this package imports neither TensorFlow nor matplotlib; building a report does.
 """
 
+import contextlib
 import datetime
 import os
 import time
@@ -86,15 +87,31 @@ class Refresher:
         """Writes RUN_DIR/report.html now; returns a line for the log."""
         started = time.monotonic()
         try:
-            if self._doctor == "auto":
-                self._doctor = doctor_report(result)
-            path = write_report(result, doctor=self._doctor)
+            with _random_state_kept():  # the search's next trials draw as without the report
+                if self._doctor == "auto":
+                    self._doctor = doctor_report(result)
+                path = write_report(result, doctor=self._doctor)
         except Exception as error:  # the report must never cost the search
             return f"report not written: {type(error).__name__}: {error}"
         finally:
             self.last = time.monotonic()
         self.seconds.append(self.last - started)
         return f"report: {path} (written in {self.seconds[-1]:.1f} s)"
+
+
+@contextlib.contextmanager
+def _random_state_kept():
+    """Restores Python's and NumPy's global random state (Keras seeds new layers from them)."""
+    import random
+
+    import numpy as np
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
 
 
 def build_report(result, *, doctor="auto") -> str:
