@@ -18,7 +18,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from synthetic import command, machine, save, write_folder  # noqa: E402
+from synthetic import command, machine, save, timed, write_folder  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
@@ -45,13 +45,6 @@ def per_file(files, image_size):
 
     decode = tf.function(lambda path: load_image(path, image_size, 3))
     return len(np.stack([decode(tf.constant(path)).numpy() for path in files]))
-
-
-def timed(function, *args):
-    """(wall seconds, CPU seconds of this process, all threads)."""
-    start, cpu = time.perf_counter(), time.process_time()
-    function(*args)
-    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def main(argv=None):

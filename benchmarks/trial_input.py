@@ -15,10 +15,9 @@ import functools
 import os
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from synthetic import command, machine, save  # noqa: E402
+from synthetic import command, machine, save, timed  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
@@ -67,12 +66,6 @@ def fit(dataset, input_shape, num_classes, epochs):
 def one_epoch(dataset):
     for _ in dataset():
         pass
-
-
-def timed(function, *args):
-    start, cpu = time.perf_counter(), time.process_time()
-    function(*args)
-    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def main(argv=None):

@@ -1,0 +1,169 @@
+"""Peak anonymous memory and wall time of a short search on synthetic folders of growing size.
+
+Usage:
+    python benchmarks/memory.py [--images 2000 20000 100000] [--limit 64M] [--trials 2]
+                                [--dir DIR] [--out results/memory]
+
+For every folder size, two searches run, each in a fresh process: with the default memory
+limit (a quarter of the RAM: the images stay in RAM) and with `--limit` (larger decoded images
+are memory-mapped from the run directory). A thread samples RssAnon (anonymous resident memory:
+pages of a memory-mapped file do not count) from /proc/self/status every 20 ms; the peak is
+reported with the wall time of decoding and of the whole search (`--trials` trials of 1 epoch,
+a small CNN, test split 0.1 with one final training, no baseline).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from synthetic import command, machine, save, write_folder  # noqa: E402
+
+SAMPLE_SECONDS = 0.02
+
+
+def rss_anon() -> int:
+    """Bytes of anonymous resident memory of this process."""
+    with open("/proc/self/status", encoding="utf-8") as handle:
+        line = next(line for line in handle if line.startswith("RssAnon:"))
+    return int(line.split()[1]) * 1024
+
+
+class PeakSampler(threading.Thread):
+    """Samples `rss_anon` until stopped; `peak` is the largest value seen."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.peak, self.done = rss_anon(), threading.Event()
+
+    def run(self):
+        while not self.done.wait(SAMPLE_SECONDS):
+            self.peak = max(self.peak, rss_anon())
+
+
+def small_cnn(input_shape, num_classes):
+    import keras
+
+    return keras.Sequential([
+        keras.Input(shape=input_shape),
+        keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
+        keras.layers.Conv2D(16, 3, strides=2, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(num_classes, activation="softmax"),
+    ])
+
+
+def child(data_dir, run_dir, limit, trials) -> dict:
+    """One search in this process; returns its figures."""
+    sampler = PeakSampler()
+    sampler.start()
+    start = time.perf_counter()
+    import autoprep  # imported inside the measurement: TensorFlow's memory counts
+
+    imported = time.perf_counter()
+    plans, decoded = [], []
+
+    def on_plan(plan):
+        plans.append(plan)
+        decoded.append(time.perf_counter())
+
+    first_trial = []
+    autoprep.tune(
+        small_cnn, data_dir, max_trials=trials, epochs=1, tuner="random", seed=0,
+        test_split=0.1, final_repeats=1, baseline=False, directory=run_dir, verbose=0,
+        memory_limit=limit, on_plan=on_plan,
+        on_trial_end=lambda result, record: first_trial.append(time.perf_counter()),
+    )
+    end = time.perf_counter()
+    sampler.done.set()
+    sampler.join()
+    plan = plans[0]
+    return {
+        "images": plan.count, "decoded_bytes": plan.nbytes, "memory_limit": plan.memory_limit,
+        "mapped": plan.mapped, "peak_rss_anon": sampler.peak,
+        "import_seconds": imported - start, "search_seconds": end - imported,
+        "until_first_trial_end_seconds": first_trial[0] - decoded[0],
+        "plan": plan.describe(),
+    }
+
+
+def run_child(data_dir, limit, trials) -> dict:
+    with tempfile.TemporaryDirectory() as run_dir:
+        argv = [sys.executable, os.path.abspath(__file__), "--child", data_dir, run_dir,
+                str(limit), str(trials)]
+        output = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def mib(size) -> str:
+    return f"{size / 2**20:,.0f}"
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--child":
+        data_dir, run_dir, limit, trials = argv[1:]
+        limit = None if limit == "default" else limit
+        print(json.dumps(child(data_dir, os.path.join(run_dir, "run"), limit, int(trials))))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, nargs="+", default=[2000, 20000, 100000])
+    parser.add_argument("--limit", default="64M")
+    parser.add_argument("--trials", type=int, default=2)
+    parser.add_argument("--dir", help="where the folders are written (kept; default: a "
+                        "temporary folder)")
+    parser.add_argument("--out", default="results/memory")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    rows = []
+    with tempfile.TemporaryDirectory() as temporary:
+        for n in args.images:
+            start = time.perf_counter()
+            data_dir = write_folder(os.path.join(args.dir or temporary, f"images_{n}"), n)
+            written = time.perf_counter() - start
+            for limit in ("default", args.limit):
+                figures = run_child(data_dir, limit, args.trials)
+                figures.update(limit_argument=limit, folder_seconds=written)
+                rows.append(figures)
+                print(json.dumps(figures), flush=True)
+    result = {"benchmark": "memory", "rows": rows, "trials": args.trials,
+              "machine": machine(), "command": command()}
+    table = "\n".join(
+        f"| {r['images']:,} | {mib(r['decoded_bytes'])} | {r['limit_argument']} "
+        f"({mib(r['memory_limit'])} MiB) | {'memory-mapped' if r['mapped'] else 'RAM'} | "
+        f"**{mib(r['peak_rss_anon'])}** | {r['search_seconds']:.0f} | "
+        f"{r['until_first_trial_end_seconds']:.0f} |" for r in rows)
+    m = result["machine"]
+    markdown = f"""# Peak anonymous memory and time of a short search
+
+Synthetic folders of 64x64 RGB PNGs in 10 classes; a search of {args.trials} trials of 1 epoch \
+(random tuner, a 2-conv CNN, batch 32, test split 0.1 with one final training, no baseline), \
+each in a fresh process.
+
+| images | decoded MiB | memory limit | images in | peak RssAnon MiB | search s \
+| decode + first trial s |
+|---|---|---|---|---|---|---|
+{table}
+
+RssAnon is the anonymous resident memory of the whole process (TensorFlow, Keras and the \
+model included); pages of the memory-mapped images are file cache and do not count. \
+"search s" is from `autoprep.tune` being called to its return (decoding, {args.trials} trials, \
+the final training), after the imports.
+
+Machine: {m["cpu"]}, {m["cores"]} cores, {m["ram_gib"]} GiB RAM, Python {m["python"]}; load \
+average at the end {", ".join(f"{x:.1f}" for x in m["load_average"])} (shared by other \
+engineers' test runs: timings taken under load).
+
+Command: `{result["command"]}`
+"""
+    save(args.out, result, markdown)
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()
