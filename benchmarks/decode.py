@@ -114,15 +114,9 @@ The former decoding (one `tf.function` call per image from Python, then `np.stac
 Indexing (listing + reading headers) took {index_seconds:.2f} s, before and outside these figures.
 
 Best of {args.repeats} runs each, alternating the methods, after one warm-up pass (files in the \
-page cache). Machine: {result["machine"]["cpu"]}, {result["machine"]["cores"]} cores, \
-{result["machine"]["ram_gib"]} GiB RAM, Python {result["machine"]["python"]}; load average at \
-the end {", ".join(f"{x:.1f}" for x in result["machine"]["load_average"])} (shared by other \
-engineers' test runs: timings taken under load).
-
-Command: `{result["command"]}`
+page cache).
 """
-    save(args.out, result, markdown)
-    print(markdown)
+    print(save(args.out, result, markdown))
 
 
 if __name__ == "__main__":

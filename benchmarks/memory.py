@@ -138,7 +138,6 @@ def main(argv=None):
         f"({mib(r['memory_limit'])} MiB) | {'memory-mapped' if r['mapped'] else 'RAM'} | "
         f"**{mib(r['peak_rss_anon'])}** | {r['search_seconds']:.0f} | "
         f"{r['until_first_trial_end_seconds']:.0f} |" for r in rows)
-    m = result["machine"]
     markdown = f"""# Peak anonymous memory and time of a short search
 
 Synthetic folders of 64x64 RGB PNGs in 10 classes; a search of {args.trials} trials of 1 epoch \
@@ -154,15 +153,8 @@ RssAnon is the anonymous resident memory of the whole process (TensorFlow, Keras
 model included); pages of the memory-mapped images are file cache and do not count. \
 "search s" is from `autoprep.tune` being called to its return (decoding, {args.trials} trials, \
 the final training), after the imports.
-
-Machine: {m["cpu"]}, {m["cores"]} cores, {m["ram_gib"]} GiB RAM, Python {m["python"]}; load \
-average at the end {", ".join(f"{x:.1f}" for x in m["load_average"])} (shared by other \
-engineers' test runs: timings taken under load).
-
-Command: `{result["command"]}`
 """
-    save(args.out, result, markdown)
-    print(markdown)
+    print(save(args.out, result, markdown))
 
 
 if __name__ == "__main__":

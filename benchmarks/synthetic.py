@@ -47,13 +47,26 @@ def command() -> str:
     return shlex.join(["python", *sys.argv])
 
 
+def footer(result) -> str:
+    """The machine, its load and the command, closing every results page."""
+    m = result["machine"]
+    load = m["load_average"]
+    busy = ("shared by other engineers' test runs: timings taken under load" if load[0] >= 2
+            else "a quiet machine")
+    return (f"\nMachine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, Python "
+            f"{m['python']}; load average at the end {', '.join(f'{x:.1f}' for x in load)} "
+            f"({busy}).\n\nCommand: `{result['command']}`\n")
+
+
 def save(path, result, markdown):
-    """Writes `path`.json (the figures) and `path`.md (the table, command and machine)."""
+    """Writes `path`.json (the figures) and `path`.md (the table, then machine and command)."""
+    markdown += footer(result)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path + ".json", "w", encoding="utf-8") as handle:
         json.dump(result, handle, indent=2)
     with open(path + ".md", "w", encoding="utf-8") as handle:
         handle.write(markdown)
+    return markdown
 
 
 def timed(function, *args):

@@ -101,7 +101,6 @@ def main(argv=None):
     result = {"benchmark": "trial_input", "train_images": n, "image_shape": list(images.shape[1:]),
               "config": CONFIG, "epochs": args.epochs, "figures": figures, "best": best,
               "best_cpu": cpu, "machine": machine(), "command": command()}
-    m = result["machine"]
     markdown = f"""# Trial datasets: index arrays against copies (demo data and model)
 
 {n:,} training images of {images.shape[1]}x{images.shape[2]}x{images.shape[3]} (the demo's \
@@ -114,15 +113,8 @@ digits), batch {BATCH}, pipeline {CONFIG}.
 
 The demo trial's training with index arrays takes **{new / old:.2f}x** the time with copies \
 (best of {args.repeats} runs each, alternating).
-
-Machine: {m["cpu"]}, {m["cores"]} cores, {m["ram_gib"]} GiB RAM, Python {m["python"]}; load \
-average at the end {", ".join(f"{x:.1f}" for x in m["load_average"])} (shared by other engineers' \
-test runs: timings taken under load).
-
-Command: `{result["command"]}`
 """
-    save(args.out, result, markdown)
-    print(markdown)
+    print(save(args.out, result, markdown))
 
 
 if __name__ == "__main__":
