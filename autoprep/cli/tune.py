@@ -97,6 +97,9 @@ def _add_search_options(parser, *, max_trials, epochs):
                         help="keep decoded images larger than SIZE (e.g. 512M, 2G) in a "
                         "memory-mapped file in RUN_DIR/cache, reused on resume, instead of RAM "
                         "(default: a quarter of the RAM)")
+    parser.add_argument("--mixed-precision", action="store_true",
+                        help="build models with Keras' mixed_float16 policy (float16 compute on "
+                        "GPUs; give your model's last layer dtype='float32')")
     parser.add_argument("--overwrite", action="store_true",
                         help="delete RUN_DIR's results and start over instead of resuming")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -206,6 +209,7 @@ def _write_demo_data(data_dir):
 def search(args, model_fn, data_dir, **options) -> int:
     """Runs `autoprep.tune` with progress lines, a log file and signal handling."""
     import autoprep
+    from autoprep.search.devices import mixed_precision
 
     directory, project = split_run_dir(args.out)
     run_dir = os.path.join(directory, project)
@@ -222,7 +226,8 @@ def search(args, model_fn, data_dir, **options) -> int:
             progress.flush()
 
     try:
-        with sigterm_raises(), _quiet(not (args.verbose or args.debug)):
+        with sigterm_raises(), _quiet(not (args.verbose or args.debug)), \
+                mixed_precision(args.mixed_precision):
             result = autoprep.tune(
                 model_fn, data_dir, max_trials=args.max_trials, epochs=args.epochs,
                 time_budget=args.time_budget, final_repeats=args.final_repeats,

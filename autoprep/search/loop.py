@@ -26,7 +26,7 @@ from autoprep.errors import ArgumentError
 from autoprep.run import rundir
 from autoprep.run.progress import TrialClock
 from autoprep.run.result import TuneResult, atomic_write
-from autoprep.search import kt_adapter, objectives
+from autoprep.search import devices, kt_adapter, objectives
 from autoprep.search.hypermodel import PipelineHyperModel, call_model_fn
 from autoprep.search.names import check_tuner
 from autoprep.search.space import PREFIX, SearchSpace
@@ -127,6 +127,7 @@ def tune(
     space = space if space is not None else SearchSpace()
     if not isinstance(space, SearchSpace):
         raise ArgumentError(f"`space` must be an autoprep.SearchSpace. Received: {space!r}")
+    devices.enable_memory_growth()  # before TensorFlow takes all of a GPU's memory
     if seed is not None:
         keras.utils.set_random_seed(seed)
 

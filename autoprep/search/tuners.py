@@ -13,6 +13,7 @@ mode and resuming from its project directory, is Keras Tuner's.
 
 import keras_tuner as kt
 
+from autoprep.search import devices
 from autoprep.search.kt_adapter import (
     AtomicOracleState,
     AtomicTunerState,
@@ -70,6 +71,10 @@ class _Hooks(AtomicTunerState):
         super().on_trial_end(trial)
         if self._on_trial_end is not None:
             self._on_trial_end(self, trial)
+
+    def run_trial(self, trial, *args, **kwargs):
+        with devices.out_of_memory_fails_trial(getattr(self.hypermodel, "batch_size", None)):
+            return super().run_trial(trial, *args, **kwargs)
 
 
 class Tuner(_Hooks, kt.Tuner):
