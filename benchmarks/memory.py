@@ -3,6 +3,7 @@
 Usage:
     python benchmarks/memory.py [--images 2000 20000 100000] [--limit 64M] [--trials 2]
                                 [--dir DIR] [--out results/memory]
+    python benchmarks/memory.py --render results/memory   # the page again from its JSON
 
 For every folder size, two searches run, each in a fresh process: with the default memory
 limit (a quarter of the RAM: the images stay in RAM) and with `--limit` (larger decoded images
@@ -111,6 +112,11 @@ def main(argv=None):
         limit = None if limit == "default" else limit
         print(json.dumps(child(data_dir, os.path.join(run_dir, "run"), limit, int(trials))))
         return
+    if argv and argv[0] == "--render":
+        with open(argv[1] + ".json", encoding="utf-8") as handle:
+            result = json.load(handle)
+        print(save(argv[1], result, render(result)))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, nargs="+", default=[2000, 20000, 100000])
     parser.add_argument("--limit", default="64M")
@@ -133,28 +139,44 @@ def main(argv=None):
                 print(json.dumps(figures), flush=True)
     result = {"benchmark": "memory", "rows": rows, "trials": args.trials,
               "machine": machine(), "command": command()}
+    print(save(args.out, result, render(result)))
+
+
+def render(result) -> str:
+    """The results page of `result` (also rebuilt from its JSON with `--render OUT`)."""
+    rows, trials = result["rows"], result["trials"]
     table = "\n".join(
         f"| {r['images']:,} | {mib(r['decoded_bytes'])} | {r['limit_argument']} "
         f"({mib(r['memory_limit'])} MiB) | {'memory-mapped' if r['mapped'] else 'RAM'} | "
         f"**{mib(r['peak_rss_anon'])}** | {r['search_seconds']:.0f} | "
+        f"{1000 * r['search_seconds'] / r['images']:.1f} | "
         f"{r['until_first_trial_end_seconds']:.0f} |" for r in rows)
-    markdown = f"""# Peak anonymous memory and time of a short search
+    mapped = [r for r in rows if r["mapped"]]
+    flat = ""
+    if len(mapped) > 1:
+        low, high = mapped[0], mapped[-1]
+        flat = (f"\nOver the limit (memory-mapped rows), peak RssAnon goes from "
+                f"{mib(low['peak_rss_anon'])} MiB for {low['images']:,} images to "
+                f"{mib(high['peak_rss_anon'])} MiB for {high['images']:,} "
+                f"({high['peak_rss_anon'] / low['peak_rss_anon']:.2f}x for "
+                f"{high['images'] / low['images']:.0f}x the images and "
+                f"{high['decoded_bytes'] / low['decoded_bytes']:.0f}x the decoded bytes).\n")
+    return f"""# Peak anonymous memory and time of a short search
 
-Synthetic folders of 64x64 RGB PNGs in 10 classes; a search of {args.trials} trials of 1 epoch \
+Synthetic folders of 64x64 RGB PNGs in 10 classes; a search of {trials} trials of 1 epoch \
 (random tuner, a 2-conv CNN, batch 32, test split 0.1 with one final training, no baseline), \
 each in a fresh process.
 
 | images | decoded MiB | memory limit | images in | peak RssAnon MiB | search s \
-| decode + first trial s |
-|---|---|---|---|---|---|---|
+| search s per 1k images | decode + first trial s |
+|---|---|---|---|---|---|---|---|
 {table}
-
+{flat}
 RssAnon is the anonymous resident memory of the whole process (TensorFlow, Keras and the \
 model included); pages of the memory-mapped images are file cache and do not count. \
-"search s" is from `autoprep.tune` being called to its return (decoding, {args.trials} trials, \
-the final training), after the imports.
+"search s" runs from the call of `autoprep.tune` to its return: TensorFlow's import (autoprep \
+imports it lazily), indexing, decoding, {trials} trials and the final training.
 """
-    print(save(args.out, result, markdown))
 
 
 if __name__ == "__main__":

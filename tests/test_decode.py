@@ -1,6 +1,7 @@
 """Decoding: size chosen from the headers, one parallel pass into one array (in RAM or
 memory-mapped under a limit), a skipped file per decoding error, and a reusable cache."""
 
+import collections
 import os
 
 import numpy as np
@@ -9,11 +10,13 @@ from helpers import tiny_model, write_folder
 from PIL import Image
 
 import autoprep
-from autoprep.data import decode
+from autoprep.data import decode, memory
 from autoprep.data.decode import decode_index, read_image_folder
 from autoprep.data.index import choose_image_size, index_directory
 from autoprep.data.memory import parse_size
-from autoprep.errors import ArgumentError
+from autoprep.errors import ArgumentError, DataError
+
+Usage = collections.namedtuple("Usage", "total used free")
 
 
 def _truncate(path):
@@ -91,6 +94,14 @@ def test_a_memory_mapped_cache_is_reused_until_a_file_changes(tmp_path, monkeypa
     changed = read_image_folder(data_dir, memory_limit=100, cache_dir=cache_dir)
     assert changed.images[0].max() == 255
     assert len(os.listdir(cache_dir)) == 2  # the old cache was removed
+
+
+def test_a_memory_map_that_does_not_fit_on_the_disk_is_a_clear_error(tmp_path, monkeypatch):
+    data_dir = write_folder(tmp_path / "data", [3, 3])
+    monkeypatch.setattr(memory.shutil, "disk_usage", lambda path: Usage(10**9, 10**9, 100))
+    with pytest.raises(DataError, match=r"The decoded images need 384 B in .*cache' \(over the "
+                                        r"memory limit.*only 100 B is free"):
+        read_image_folder(data_dir, memory_limit=1, cache_dir=tmp_path / "run" / "cache")
 
 
 @pytest.mark.parametrize("text, size", [("512M", 512 << 20), ("2G", 2 << 30),

@@ -7,11 +7,12 @@ module imports no TensorFlow (the CLI parses `--memory-limit` with it).
 
 import os
 import re
+import shutil
 import tempfile
 
 import numpy as np
 
-from autoprep.errors import ArgumentError
+from autoprep.errors import ArgumentError, DataError
 
 MEMORY_FRACTION = 0.25  # default limit: this fraction of the machine's RAM
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -55,7 +56,20 @@ def allocate(shape, *, mapped, path=None) -> np.ndarray:
     anonymous temporary file (deleted when the array is)."""
     if not mapped:
         return np.empty(shape, np.uint8)
+    _check_free_space(os.path.dirname(path) if path else tempfile.gettempdir(), shape)
     if path is not None:
         return np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
     with tempfile.TemporaryFile(prefix="autoprep-images-") as handle:
         return np.memmap(handle, dtype=np.uint8, mode="w+", shape=shape)
+
+
+def _check_free_space(folder, shape):
+    needed = int(np.prod(shape))
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise DataError(
+            f"The decoded images need {format_bytes(needed)} in {folder!r} (over the memory "
+            f"limit, they are memory-mapped from a file there) but only {format_bytes(free)} "
+            "is free. Free some space, choose a smaller --image-size (`image_size=`) or a run "
+            "directory on a larger disk."
+        )
