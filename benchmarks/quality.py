@@ -175,13 +175,19 @@ def outer_split(labels, *, seed: int = SPLIT_SEED):
     return train_test_split(indices, test_size=TEST_FRACTION, stratify=labels, random_state=seed)
 
 
+def folder_names(class_names) -> list:
+    """Class folder names whose sorted order (autoprep's label order) is the label order here."""
+    return [f"{label:02d}_{name}" for label, name in enumerate(class_names)]
+
+
 def write_folder(root, images, labels, class_names) -> str:
     """Writes images as PNGs, one sub-folder per class; returns `root`."""
-    for name in class_names:
+    names = folder_names(class_names)
+    for name in names:
         os.makedirs(os.path.join(root, name), exist_ok=True)
     for i, (pixels, label) in enumerate(zip(images, labels)):
         image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
-        image.save(os.path.join(root, class_names[label], f"{i:05d}.png"))
+        image.save(os.path.join(root, names[label], f"{i:05d}.png"))
     return root
 
 
@@ -204,11 +210,12 @@ def cnn(input_shape, num_classes):
     ])
 
 
-def compile_model(model, *, one_hot: bool = False):
-    """Adam(1e-3) and cross-entropy, for every row."""
+def compile_model(model, *, one_hot: bool = False, loss=None):
+    """Adam(1e-3) and cross-entropy (or the exported module's loss), for every row."""
     import keras
 
-    loss = "categorical_crossentropy" if one_hot else "sparse_categorical_crossentropy"
+    if loss is None:
+        loss = "categorical_crossentropy" if one_hot else "sparse_categorical_crossentropy"
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss)
     return model
 
@@ -376,7 +383,12 @@ def hand_row(row, data, settings) -> dict:
 
 
 def hyper_image_augment(data, settings, workdir) -> dict:
-    """HyperImageAugment (defaults) + z-score + the CNN, random search on a validation split."""
+    """HyperImageAugment + z-score + the CNN, random search on a validation split.
+
+    `augment_layers=0`: the tuned rotation, translations and contrast are applied in sequence.
+    The default RandAugment mode creates Keras layers inside `call`, which fails in a compiled
+    training step under Keras 3 ("tf.function only supports singleton tf.Variables").
+    """
     import keras
     import keras_tuner as kt
     from keras_tuner.applications import HyperImageAugment
@@ -386,7 +398,7 @@ def hyper_image_augment(data, settings, workdir) -> dict:
     shape = x_train.shape[1:]
 
     def build(hp):
-        augment = HyperImageAugment(input_shape=shape).build(hp)
+        augment = HyperImageAugment(input_shape=shape, augment_layers=0).build(hp)
         return with_head([augment, normalization("zscore", x_train)], shape, classes)
 
     fit_idx, val_idx = train_test_split(np.arange(len(y_train)), test_size=0.2,
@@ -451,12 +463,16 @@ def autoprep_row(train_dir, data, settings, workdir, search_seed) -> dict:
         # A fresh module per training: its callbacks and gates hold state.
         pipeline = load_module(path, f"quality_pipeline_{search_seed}_{seed}")
         keras.utils.set_random_seed(seed)
+        if list(pipeline.CLASS_NAMES) != sorted(os.listdir(train_dir)):
+            raise RuntimeError(f"class order {pipeline.CLASS_NAMES} is not the folders' order")
         paths, labels = pipeline.list_files(train_dir)
         train_ds = pipeline.make_train_dataset(paths, labels, batch_size=BATCH_SIZE, seed=seed)
+        make_loss = getattr(pipeline, "make_loss", None)  # a logit-adjusted loss, if chosen
         model = compile_model(cnn(x_train.shape[1:], classes),
-                              one_hot=bool(pipeline.ONE_HOT_LABELS))
+                              one_hot=bool(pipeline.ONE_HOT_LABELS),
+                              loss=make_loss(from_logits=False) if make_loss else None)
         model.fit(train_ds, epochs=settings.epochs, verbose=0, **pipeline.FIT_KWARGS)
-        probabilities = predict(model, pipeline.preprocess(x_test))
+        probabilities = predict(model, pipeline.preprocess(x_test.astype(np.uint8)))
         adjust = getattr(pipeline, "adjust", None)  # post-hoc logit adjustment, when exported
         if adjust is not None:
             probabilities = np.asarray(adjust(probabilities))
@@ -505,18 +521,17 @@ def run_row(row, train_dir, data, settings, workdir) -> dict:
     return hand_row(row, data, settings)
 
 
-def run_rows(name, description, build, rows, settings, workdir, log) -> dict:
-    """Measures `rows` of one folder in this process; returns the folder's (partial) report."""
+def run_rows(name, description, build, rows, settings, workdir, done):
+    """Measures `rows` of one folder in this process; `done(name, folder)` after each row."""
     train_dir, data, facts = prepare(name, build, workdir)
-    folder = {"description": description, **facts, "rows": {}, "seconds": {}}
     for row in rows:
         started = time.monotonic()
-        folder["rows"][row] = run_row(row, train_dir, data, settings,
-                                      os.path.join(workdir, name))
-        folder["seconds"][row] = round(time.monotonic() - started, 1)
-        log(f"{name:14s} {row:38s} {_cell(folder['rows'][row], 'balanced_accuracy')}  "
-            f"({folder['seconds'][row]:.0f} s)")
-    return folder
+        result = run_row(row, train_dir, data, settings, os.path.join(workdir, name))
+        seconds = round(time.monotonic() - started, 1)
+        print(f"{name:14s} {row:38s} {_cell(result, 'balanced_accuracy')}  ({seconds:.0f} s)",
+              flush=True)
+        done(name, {"description": description, **facts, "rows": {row: result},
+                    "seconds": {row: seconds}})
 
 
 # -------------------------------------------------------------------------------- targets
@@ -633,7 +648,12 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=1,
                         help="(folder, row) units measured at the same time, one process each")
     parser.add_argument("--render", metavar="JSON", help="print the tables of a report and exit")
+    parser.add_argument("--merge", nargs="+", metavar="JSON",
+                        help="join reports of other folders (same settings) into --out and exit")
     args = parser.parse_args(argv)
+    if args.merge:
+        _write_json(args.out, merge_reports(args.merge))
+        return None
     if args.render:
         with open(args.render) as handle:
             print(render(json.load(handle)), end="")
@@ -665,14 +685,28 @@ def main(argv=None):
             _run_in_processes(merge, specs, rows, args, workdir)
         else:
             for name, (description, build) in specs.items():
-                merge(name, run_rows(name, description, build, rows, settings, workdir,
-                                     log=lambda line: print(line, flush=True)))
+                run_rows(name, description, build, rows, settings, workdir, done=merge)
     if earlier:
         _copy_references(report, earlier, args.references)
     _finish(report, settings)
     _write_json(args.out, report)
     print(render(report), end="")
     return report
+
+
+def merge_reports(paths) -> dict:
+    """One report from reports of different folders measured with the same settings."""
+    reports = []
+    for path in paths:
+        with open(path) as handle:
+            reports.append(json.load(handle))
+    merged = {**reports[0], "command": [r["command"] for r in reports], "folders": {}}
+    for path, report in zip(paths, reports):
+        if report["settings"] != merged["settings"]:
+            raise SystemExit(f"{path} was measured with other settings: {report['settings']}")
+        merged["folders"].update(report["folders"])
+    merged["seconds"] = [r.get("seconds") for r in reports]
+    return merged
 
 
 def _run_in_processes(merge, specs, rows, args, workdir):

@@ -54,6 +54,10 @@ def test_autoprep_sees_only_the_training_part(quality, tmp_path):
     root = quality.write_folder(str(tmp_path / "train"), images[train], labels[train], names)
     written = sum(len(files) for _, _, files in os.walk(root))
     assert written == len(train)
+    # autoprep numbers classes in sorted folder order: it must be the label order here
+    folders = sorted(os.listdir(root))
+    counts = [len(os.listdir(os.path.join(root, f))) for f in folders]
+    assert counts == np.bincount(labels[train]).tolist() == [135, 45, 11, 11]
 
 
 def _row(mean, std):
