@@ -5,6 +5,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from helpers import tiny_model, write_folder
 
 from autoprep.choices.pipeline import Pipeline
 from autoprep.data.subset import Subset
@@ -72,3 +73,41 @@ def test_building_datasets_from_a_subset_copies_no_images():
     finally:
         tracemalloc.stop()
     assert peak < images.nbytes / 8, f"{peak} bytes allocated"
+
+
+class Recording(np.ndarray):
+    """An image array that records the most images read by one index array or mask."""
+
+    largest = 0
+
+    def __getitem__(self, key):
+        if isinstance(key, np.ndarray) and key.ndim == 1:
+            count = int(key.sum()) if key.dtype == bool else len(key)
+            Recording.largest = max(Recording.largest, count)
+        return np.asarray(super().__getitem__(key))
+
+
+@pytest.mark.slow
+def test_a_search_reads_batches_and_chunks_never_a_split(tmp_path, monkeypatch):
+    import autoprep
+    from autoprep.data import stats
+    from autoprep.search import loop
+
+    read = loop.read_image_folder
+
+    def recording_folder(*args, **kwargs):
+        folder = read(*args, **kwargs)
+        folder.images = folder.images.view(Recording)
+        return folder
+
+    monkeypatch.setattr(loop, "read_image_folder", recording_folder)
+    monkeypatch.setattr(stats, "CHUNK_VALUES", 4 * 8 * 8)  # 4 images of 8x8x1 per chunk
+    Recording.largest = 0
+    data = write_folder(tmp_path / "data", [10, 10, 10])
+    result = autoprep.tune(tiny_model, data, max_trials=1, epochs=1, tuner="random", seed=0,
+                           batch_size=4, final_repeats=1, baseline=False, verbose=0,
+                           directory=tmp_path / "runs",
+                           space=autoprep.SearchSpace(normalization="per_channel", flip="none",
+                                                      policy="none"))
+    assert result.test_score is not None  # the trial and the test training both ran
+    assert 0 < Recording.largest <= 4  # a batch or a chunk, never images[train] (18 images)
