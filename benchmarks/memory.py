@@ -1,15 +1,15 @@
 """Peak anonymous memory and wall time of a short search on synthetic folders of growing size.
 
 Usage:
-    python benchmarks/memory.py [--images 2000 20000 100000] [--limit 64M] [--trials 2]
-                                [--dir DIR] [--out results/memory]
+    python benchmarks/memory.py [--images 2000 20000 100000] [--limits default 64M]
+                                [--trials 2] [--dir DIR] [--out results/memory] [--append]
     python benchmarks/memory.py --render results/memory   # the page again from its JSON
 
-For every folder size, two searches run, each in a fresh process: with the default memory
-limit (a quarter of the RAM: the images stay in RAM) and with `--limit` (larger decoded images
-are memory-mapped from the run directory). A thread samples RssAnon (anonymous resident memory:
-pages of a memory-mapped file do not count) from /proc/self/status every 20 ms; the peak is
-reported with the wall time of decoding and of the whole search (`--trials` trials of 1 epoch,
+For every folder size and memory limit a search runs in a fresh process: by default with the
+default limit (a quarter of the RAM: the images stay in RAM) and with 64M (larger decoded
+images are memory-mapped from the run directory). A thread samples RssAnon (anonymous resident
+memory: pages of a memory-mapped file do not count) from /proc/self/status every 20 ms; the peak
+is reported with the wall time of decoding and of the whole search (`--trials` trials of 1 epoch,
 a small CNN, test split 0.1 with one final training, no baseline).
 """
 
@@ -119,7 +119,10 @@ def main(argv=None):
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, nargs="+", default=[2000, 20000, 100000])
-    parser.add_argument("--limit", default="64M")
+    parser.add_argument("--limits", nargs="+", default=["default", "64M"],
+                        help="memory limits to run each size with (`default`: a quarter of RAM)")
+    parser.add_argument("--append", action="store_true",
+                        help="add the rows to those of OUT.json (e.g. a size run separately)")
     parser.add_argument("--trials", type=int, default=2)
     parser.add_argument("--dir", help="where the folders are written (kept; default: a "
                         "temporary folder)")
@@ -132,13 +135,18 @@ def main(argv=None):
             start = time.perf_counter()
             data_dir = write_folder(os.path.join(args.dir or temporary, f"images_{n}"), n)
             written = time.perf_counter() - start
-            for limit in ("default", args.limit):
+            for limit in args.limits:
                 figures = run_child(data_dir, limit, args.trials)
                 figures.update(limit_argument=limit, folder_seconds=written)
                 rows.append(figures)
                 print(json.dumps(figures), flush=True)
     result = {"benchmark": "memory", "rows": rows, "trials": args.trials,
               "machine": machine(), "command": command()}
+    if args.append:
+        with open(args.out + ".json", encoding="utf-8") as handle:
+            previous = json.load(handle)
+        result["rows"] = previous["rows"] + rows
+        result["command"] = f"{previous['command']}; then {result['command']}"
     print(save(args.out, result, render(result)))
 
 
