@@ -30,7 +30,7 @@ FAST = ["--max-trials", "1", "--epochs", "1", "--tuner", "random", "--seed", "0"
         "--final-repeats", "1"]
 HOLDER = textwrap.dedent('''
     import sys
-    from autoprep.run.rundir import RunLock
+    from autoprep.run.lock import RunLock
 
     with RunLock(sys.argv[1]):
         print("locked", flush=True)
@@ -90,7 +90,7 @@ def test_a_lock_left_by_a_killed_process_is_taken_over_with_a_note(setup):
     assert json.load(open(os.path.join(run, "autoprep.lock")))["pid"] == second.pid
     second.stdin.close()
     assert second.wait(timeout=30) == 0
-    note = second.stderr.read().strip().splitlines()
+    note = [line for line in second.stderr.read().splitlines() if line.startswith("autoprep")]
     assert note == [f"autoprep: note: took over the lock of {run} left by process {killed.pid} "
                     f"on host {socket.gethostname()} (since {note[0].split('(since ')[1]}"]
     assert "ended without releasing it" in note[0]

@@ -33,6 +33,8 @@ def add_parser(subparsers):
     export.add_argument("run_dir", metavar="RUN_DIR", help="the --out directory of a search")
     export.add_argument("-o", "--output", default="pipeline.py", metavar="FILE",
                         help="the module to write (default: %(default)s)")
+    export.add_argument("--force", action="store_true",
+                        help="replace FILE even when it is not a module autoprep wrote")
     export.set_defaults(func=run_export)
 
 
@@ -43,7 +45,7 @@ def run_export(args) -> int:
             f"{result.run_dir!r} has no completed trial yet ({len(result.trials)} finished, "
             "none scored), so there is no pipeline to export. Wait for a trial to complete."
         )
-    path = result.export(args.output)
+    path = result.export(args.output, force=args.force)
     print(f"wrote {path}: {summarize(result.best_config)} (validation {result.objective} "
           f"{result.best_score:.4f}, {len(result.trials)} trials, search {result.state})")
     return 0

@@ -1,25 +1,46 @@
 """Result: what a search found, on disk after every trial, and how to load and export it."""
 
+import contextlib
 import csv
 import dataclasses
+import glob
+import hashlib
 import io
 import json
 import os
 import re
-import tempfile
+import secrets
+import socket
+import stat
 
-from autoprep.errors import RunDirectoryError
+from autoprep.errors import ArgumentError, RunDirectoryError
 
 RESULTS_FILE = "results.json"
 TRIALS_FILE = "trials.csv"
 PIPELINE_FILE = "best_pipeline.py"
 
 
+# A temporary file of `atomic_write`: `.tmp-HOST-PID-TOKEN-NAME.part` beside the file NAME.
+_TEMP_PREFIX, _TEMP_SUFFIX = ".tmp-", ".part"
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
 def atomic_write(path, text: str):
-    """Writes `text` to `path` through a temporary file and a rename: never half-written."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
+    """Writes `text` to `path` through a temporary file and a rename: never half-written.
+
+    The file gets the permissions of the file it replaces, or the usual ones (0666 less the
+    umask) when new. Temporary files that a killed process left for `path` are removed.
+    """
+    directory, name = os.path.split(os.path.abspath(path))
+    remove_stale_temporaries(directory, name)
+    temporary = os.path.join(directory, f"{_TEMP_PREFIX}{_HOST}-{os.getpid()}-"
+                                        f"{secrets.token_hex(4)}-{name}{_TEMP_SUFFIX}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     try:
+        try:
+            os.fchmod(fd, stat.S_IMODE(os.stat(path).st_mode))
+        except FileNotFoundError:
+            pass
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -29,6 +50,28 @@ def atomic_write(path, text: str):
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
+
+
+def remove_stale_temporaries(directory, name=None):
+    """Removes the temporary files of `atomic_write` in `directory` (for file `name`, or all)
+    whose process is gone: a process of this host that no longer runs."""
+    pattern = _TEMP_PREFIX + "*-" + ("*" if name is None else glob.escape(name)) + _TEMP_SUFFIX
+    for path in glob.glob(os.path.join(glob.escape(os.fspath(directory)), pattern)):
+        fields = os.path.basename(path)[len(_TEMP_PREFIX):].split("-", 3)
+        host, pid = fields[0], fields[1] if len(fields) == 4 else ""
+        if host == _HOST and pid.isdigit() and not _running(int(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+
+
+def _running(pid) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 @dataclasses.dataclass
@@ -81,7 +124,6 @@ class TuneResult:
                 (a results.json edited by hand or by someone else).
         """
         from autoprep.choices.pipeline import Pipeline
-        from autoprep.errors import ArgumentError
 
         try:
             return Pipeline.from_config(self.best_config).check_sizes(
@@ -94,13 +136,23 @@ class TuneResult:
                 "Rerun the search or restore the file."
             ) from None
 
-    def export(self, path) -> str:
+    def export(self, path, *, force: bool = False) -> str:
         """Writes the best pipeline as a standalone module that imports only TensorFlow.
+
+        Args:
+            path: The module file to write.
+            force: Replace `path` even when it is a file autoprep did not write.
 
         Returns:
             The path written.
+
+        Raises:
+            ArgumentError: `path` is a folder, or a file autoprep did not write (without
+                `force`).
         """
-        from autoprep.export.module import render_module
+        from autoprep.export.module import check_replaceable, render_module
+
+        check_replaceable(path, force=force)
 
         info = {
             "objective": self.objective,
@@ -151,7 +203,7 @@ class TuneResult:
         atomic_write(os.path.join(run_dir, RESULTS_FILE), json.dumps(self.to_dict(), indent=2))
         atomic_write(os.path.join(run_dir, TRIALS_FILE), trials_csv(self.trials))
         if self.best_config is not None:
-            self.export(os.path.join(run_dir, PIPELINE_FILE))
+            self.export(os.path.join(run_dir, PIPELINE_FILE), force=True)  # the run's own file
 
     def summary(self) -> str:
         """A few lines for a terminal."""

@@ -13,20 +13,17 @@ neither lock nor clear it: the chief does.
 """
 
 import contextlib
-import fcntl
 import json
 import os
 import re
 import shutil
-import socket
-import sys
-import time
 
 from autoprep.errors import RunDirectoryError
+from autoprep.run.lock import LOCK_FILE, RunLock
+from autoprep.run.result import remove_stale_temporaries
 from autoprep.search import kt_adapter
 
 RUN_FILE = "autoprep.json"  # the run marker, with the search settings and interrupted trials
-LOCK_FILE = "autoprep.lock"
 CACHE_DIR = "cache"  # memory-mapped decoded images, keyed by the files: kept by `overwrite`
 # What autoprep (and Keras Tuner, for the search state) writes at the top of a run directory.
 OWN_FILES = (RUN_FILE, LOCK_FILE, CACHE_DIR, "autoprep.log", "results.json", "trials.csv",
@@ -123,10 +120,13 @@ def clear_run_dir(run_dir):
 def open_run_dir(run_dir, settings, overwrite) -> dict:
     """Creates, resumes or (with `overwrite`) clears the run directory; returns its run state.
 
+    Temporary files that a killed process left (its atomic writes) are removed.
+
     Raises:
         RunDirectoryError: the run directory holds a search with different settings.
     """
     path = os.path.join(run_dir, RUN_FILE)
+    remove_left_temporaries(run_dir)
     if not overwrite and os.path.exists(path):
         with open(path, encoding="utf-8") as handle:
             previous = json.load(handle)
@@ -148,6 +148,17 @@ def open_run_dir(run_dir, settings, overwrite) -> dict:
     return state
 
 
+def remove_left_temporaries(run_dir):
+    """Removes the temporary files of dead processes at the top and in the trial folders."""
+    if not os.path.isdir(run_dir):
+        return
+    with os.scandir(run_dir) as entries:
+        trials = [e.path for e in entries
+                  if kt_adapter.TRIAL_DIR.fullmatch(e.name) and e.is_dir(follow_symlinks=False)]
+    for folder in [run_dir, *trials]:
+        remove_stale_temporaries(folder)
+
+
 def write_run_state(run_dir, state):
     """Writes the run marker with the run's state (settings, interrupted trials)."""
     from autoprep.run.result import atomic_write
@@ -165,128 +176,6 @@ def _home() -> str:
     return home if home != "~" else "/"
 
 
-class RunLock:
-    """An exclusive lock on a run directory, held by one process; a context manager.
-
-    The lock is a `fcntl.flock` on `RUN_DIR/autoprep.lock`, released by the kernel when its
-    process dies; the file holds the holder's host and PID, for the message another process
-    gets. A lock file left by a dead process on this host is taken over with a note; one from
-    another host is not (autoprep cannot tell whether that process still runs).
-
-    Args:
-        run_dir: The run directory; created (with missing parents) when it does not exist, and
-            removed again on release if it is still empty.
-    """
-
-    def __init__(self, run_dir):
-        self.run_dir = os.fspath(run_dir)
-        self.path = os.path.join(self.run_dir, LOCK_FILE)
-        self._fd = None
-        self._created = []
-
-    def __enter__(self) -> "RunLock":
-        return self.acquire()
-
-    def __exit__(self, *exc_info):
-        self.release()
-
-    def acquire(self) -> "RunLock":
-        """Takes the lock or raises `RunDirectoryError` naming the process that holds it."""
-        self._created = _make_dirs(self.run_dir)
-        while self._fd is None:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = _read_holder(fd)
-                os.close(fd)
-                self._remove_created()
-                raise RunDirectoryError(
-                    f"The run directory {self.run_dir!r} is in use by {_describe(holder)}; one "
-                    "search at a time works in a run directory. Wait for it to end (or stop "
-                    "it), or choose another run directory."
-                ) from None
-            if _same_file(fd, self.path):
-                self._fd = fd
-            else:  # its holder removed the file between our open and flock: open it anew
-                os.close(fd)
-        self._take_over(_read_holder(self._fd))
-        me = {"host": socket.gethostname(), "pid": os.getpid(),
-              "since": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv)}
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, json.dumps(me).encode(), 0)
-        return self
-
-    def _take_over(self, holder):
-        """Notes a lock left by a dead process of this host; refuses one of another host."""
-        if not holder:
-            return
-        if holder.get("host") != socket.gethostname():
-            os.close(self._fd)  # keeps the other host's lock file
-            self._fd = None
-            raise RunDirectoryError(
-                f"The run directory {self.run_dir!r} is locked by {_describe(holder)}, another "
-                "host, so autoprep cannot tell whether it still runs. If that search is over, "
-                f"delete {self.path} and rerun."
-            )
-        print(f"autoprep: note: took over the lock of {self.run_dir} left by "
-              f"{_describe(holder)}, which ended without releasing it.", file=sys.stderr,
-              flush=True)
-
-    def release(self):
-        """Removes the lock file and releases the lock (and removes folders it created if they
-        are still empty)."""
-        if self._fd is None:
-            return
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(self.path)
-        os.close(self._fd)
-        self._fd = None
-        self._remove_created()
-
-    def _remove_created(self):
-        for path in reversed(self._created):
-            try:
-                os.rmdir(path)
-            except OSError:  # not empty: it holds the run
-                break
-        self._created = []
-
-
 def locked(run_dir, *, worker=False):
     """The lock of `run_dir` as a context manager; none for a distributed search's worker."""
     return contextlib.nullcontext() if worker else RunLock(run_dir)
-
-
-def _make_dirs(path) -> list:
-    """Creates `path` and its missing parents; returns the folders it created, outermost first."""
-    missing = []
-    while path and not os.path.isdir(path):
-        missing.append(path)
-        path = os.path.dirname(path)
-    if missing:
-        os.makedirs(missing[0], exist_ok=True)
-    return missing[::-1]
-
-
-def _read_holder(fd) -> dict:
-    try:
-        holder = json.loads(os.pread(fd, 4096, 0).decode() or "null")
-    except ValueError:
-        return {}
-    return holder if isinstance(holder, dict) else {}
-
-
-def _same_file(fd, path) -> bool:
-    try:
-        return os.path.samestat(os.fstat(fd), os.stat(path))
-    except FileNotFoundError:
-        return False
-
-
-def _describe(holder) -> str:
-    if not holder:
-        return "another autoprep process (starting up)"
-    command = f", running `{holder['command']}`" if holder.get("command") else ""
-    return (f"process {holder.get('pid')} on host {holder.get('host')} (since "
-            f"{holder.get('since')}{command})")
