@@ -216,6 +216,9 @@ def search(args, model_fn, data_dir, **options) -> int:
     progress = Progress(run_dir, max_trials=args.max_trials, time_budget=args.time_budget)
     resume = resume_command(args)
     progress.say(f"autoprep {args.command} in {os.getcwd()}: {resume}", console=False)
+    note = exposed_oracle_note(os.environ)
+    if note:
+        progress.say(note, error=True)
     refresher = Refresher(interval=REPORT_REFRESH_SECONDS)
 
     def trial_ended(result, record):
@@ -284,6 +287,26 @@ def _too_many_failures(args, error, failures, progress, run_dir, resume) -> int:
     progress.say(f"stopped: {problem}", console=False)
     progress.flush()
     return report_error(args, problem, code=1)
+
+
+def exposed_oracle_note(environ) -> str:
+    """A warning when this process is a distributed search's chief whose oracle (no
+    authentication) listens on an address other than loopback; else ""."""
+    import ipaddress
+
+    address = environ.get("KERASTUNER_ORACLE_IP", "")
+    if environ.get("KERASTUNER_TUNER_ID") != "chief" or not address:
+        return ""
+    try:
+        loopback = address == "localhost" or ipaddress.ip_address(address).is_loopback
+    except ValueError:  # a host name
+        loopback = False
+    if loopback:
+        return ""
+    return (f"note: Keras Tuner's oracle listens on {address}:"
+            f"{environ.get('KERASTUNER_ORACLE_PORT', '?')} without authentication: keep that "
+            "address on a private network, or use 127.0.0.1 with SSH tunnels (see the README, "
+            "GPUs and distributed search)")
 
 
 def split_run_dir(out) -> tuple:
