@@ -63,6 +63,13 @@ class _Hooks(AtomicTunerState):
         self._should_stop = should_stop
         super().__init__(*args, **kwargs)
 
+    def on_search_begin(self):
+        # Keras Tuner writes the tuner file when a trial ends and resumes a run only when the
+        # file exists: a process killed in the first trial would otherwise start over and run
+        # that trial again every time, instead of failing it when it is cut off twice.
+        super().on_search_begin()
+        self.save()
+
     def pre_create_trial(self):
         if self._should_stop is not None and self._should_stop(self):
             raise StopSearch()
