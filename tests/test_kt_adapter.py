@@ -6,6 +6,8 @@ A Keras Tuner upgrade that moves one of them fails here, naming the hook, before
 import json
 import os
 import re
+import subprocess
+import sys
 
 import keras_tuner as kt
 import pytest
@@ -60,6 +62,12 @@ def writes(monkeypatch):
     return written
 
 
+def test_the_adapter_imports_no_keras_tuner():
+    code = "import sys; import autoprep.search.kt_adapter; print('keras_tuner' in sys.modules)"
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert completed.stdout == "False\n", completed.stderr[-2000:]
+
+
 def test_pinned_range_is_the_one_in_pyproject():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with open(os.path.join(root, "pyproject.toml"), encoding="utf-8") as handle:
@@ -93,14 +101,17 @@ def test_atomic_tuner_state_writes_the_tuner_file(tmp_path, writes):
     assert writes == ["oracle.json", "tuner0.json"], moved("AtomicTunerState")
 
 
-def test_hyperband_with_oracle_is_keras_tuners_hyperband(tmp_path):
+def test_hyperband_given_its_oracle_is_keras_tuners_hyperband(tmp_path):
     oracle = kt.oracles.HyperbandOracle(objective=kt.Objective("score", "max"), max_epochs=4)
-    ours = kt_adapter.HyperbandWithOracle(oracle, lambda hp: None, directory=str(tmp_path / "a"))
+    class Hyperband(kt_adapter.GivenOracle, kt.Hyperband):
+        pass
+
+    ours = Hyperband(oracle, lambda hp: None, directory=str(tmp_path / "a"))
     theirs = kt.Hyperband(lambda hp: None, objective=kt.Objective("score", "max"), max_epochs=4,
                           directory=str(tmp_path / "b"))
     assert ours.oracle is oracle
     # Hyperband.__init__ must set nothing beyond what Tuner.__init__ sets from the oracle.
-    assert sorted(vars(ours)) == sorted(vars(theirs)), moved("HyperbandWithOracle")
+    assert sorted(vars(ours)) == sorted(vars(theirs)), moved("GivenOracle")
 
 
 def test_interrupted_trial_is_retried_then_failed_on_disk(tmp_path):

@@ -14,7 +14,7 @@ import textwrap
 import time
 
 import pytest
-from conftest import write_folder
+from helpers import write_folder
 
 from autoprep import cli
 

@@ -60,9 +60,9 @@ def _stderr_filtered():
 
 def import_tensorflow():
     """Imports TensorFlow without its start-up lines (a no-op once it is imported)."""
+    if "tensorflow" in sys.modules:  # too late to change its log level
+        return
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL") in (None, "2"):  # 2: `import autoprep`'s default
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    if "tensorflow" in sys.modules:
-        return
     with _stderr_filtered():
         import tensorflow  # noqa: F401

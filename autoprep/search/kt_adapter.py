@@ -6,14 +6,15 @@ oracle, knowing whether this process is a distributed worker, recognizing the er
 a search after consecutive failures, and hiding the tracebacks of failed trials. Each hook
 below says what it relies on; `tests/test_kt_adapter.py` checks each one, so an upgrade that
 moves one fails there with a clear message instead of deep inside a search.
+
+Keras Tuner is imported inside the functions that need it: the run directory reads the file
+names below without loading TensorFlow.
 """
 
 import contextlib
 import json
 import os
 import re
-
-import keras_tuner as kt
 
 from autoprep.run.result import atomic_write
 
@@ -81,8 +82,9 @@ class AtomicTunerState:
         atomic_write(self._get_tuner_fname(), json.dumps(self.get_state()))
 
 
-class HyperbandWithOracle(kt.Hyperband):
-    """Keras Tuner's Hyperband tuner (epoch schedule, weight reuse), given its oracle.
+class GivenOracle:
+    """A mix-in before `kt.Hyperband`: Keras Tuner's Hyperband tuner (epoch schedule, weight
+    reuse), given its oracle, as `class Tuner(GivenOracle, kt.Hyperband)`.
 
     Relies on: `kt.Hyperband.__init__` doing nothing but build a `HyperbandOracle` and pass it
     to `Tuner.__init__`; skipping it (`super(kt.Hyperband, self).__init__`) keeps the
@@ -90,6 +92,8 @@ class HyperbandWithOracle(kt.Hyperband):
     """
 
     def __init__(self, oracle, hypermodel, **kwargs):
+        import keras_tuner as kt
+
         super(kt.Hyperband, self).__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
 
 
@@ -108,6 +112,8 @@ def fail_interrupted_trial(oracle, trial_id, message):
     Relies on: `Oracle._retry_queue`, `Oracle._save_trial` (private) and `Oracle.end_order`
     (public attribute, the order in which trials ended, read by the consecutive-failures check).
     """
+    import keras_tuner as kt
+
     oracle._retry_queue.remove(trial_id)
     trial = oracle.trials[trial_id]
     trial.status = kt.engine.trial.TrialStatus.FAILED

@@ -17,7 +17,7 @@ from autoprep.search import devices
 from autoprep.search.kt_adapter import (
     AtomicOracleState,
     AtomicTunerState,
-    HyperbandWithOracle,
+    GivenOracle,
     PriorRandomValues,
 )
 from autoprep.search.names import check_tuner
@@ -88,7 +88,7 @@ class Tuner(_Hooks, kt.Tuner):
     pass
 
 
-class Hyperband(_Hooks, HyperbandWithOracle):
+class Hyperband(_Hooks, GivenOracle, kt.Hyperband):
     pass
 
 
