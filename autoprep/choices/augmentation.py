@@ -274,6 +274,11 @@ class TrivialAugmentLayer(tf.keras.layers.Layer):
             layers.Equalization(value_range=value_range),
         ]
 
+    def build(self, input_shape):
+        for op in self.ops:
+            op.build(input_shape)
+        self.built = True
+
     def call(self, images, training=True):
         if not training:
             return images

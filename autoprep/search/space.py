@@ -84,7 +84,8 @@ class SearchSpace:
     """The preprocessing choices a search may make; every argument fixes or narrows one dimension.
 
     Each argument is None (the default range), a single value (fixed), a list (choose among
-    these), or for numbers a `(low, high)` tuple (a range). Intensities of 0 switch an op off.
+    these), or for numbers a `(low, high)` tuple (a range). Intensities of 0 switch an op off;
+    by default each op is searched among its levels (0, light, medium, strong).
     The arguments are the dimensions the registered choices declare (`declared_dimensions()`);
     those of the built-in choices are:
 
@@ -93,13 +94,15 @@ class SearchSpace:
             (none, rescale_01, rescale_pm1, per_channel, per_image, robust).
         flip: none, horizontal, vertical or horizontal_and_vertical.
         rotation, zoom, translation, contrast, brightness: Augmentation intensities.
-        policy: none, rand_augment, mixup or cutmix: a Keras policy layer used on top.
-        rand_augment, mixup, cutmix: The policy's strength (RandAugment factor, MixUp alpha,
-            CutMix factor).
+        policy: none, rand_augment, mixup, cutmix or trivial_augment: a policy used on top.
+        rand_augment, mixup, cutmix, trivial_augment: The policy's strength (RandAugment
+            factor, MixUp alpha, CutMix factor; TrivialAugment's is fixed at 1.0).
         imbalance: Names from `autoprep.IMBALANCE_STRATEGIES` (none, inverse_frequency,
-            sqrt_inverse, effective_number, oversample, undersample, deferred_reweighting).
+            sqrt_inverse, effective_number, oversample, undersample, deferred_reweighting,
+            logit_adjusted_loss, posthoc_logit_adjustment).
         beta: Beta of the effective-number weights.
         reweight_start: Fraction of the epochs after which deferred re-weighting starts.
+        loss_tau: tau of the logit-adjusted loss (1 = Balanced Softmax).
 
     Raises:
         UnknownChoiceError: for an unknown name, listing the valid ones.
