@@ -176,6 +176,15 @@ def test_export_refuses_to_replace_a_file_it_did_not_write(run, tmp_path, capsys
     assert capsys.readouterr().out.count("wrote ") == 2
 
 
+def test_export_prints_no_control_sequences_from_results(run, tmp_path, capsys):
+    saved = json.load(open(os.path.join(run, "results.json")))
+    saved["state"] = "finished\x1b]0;owned\x07\x1b[2J"
+    json.dump(saved, open(os.path.join(run, "results.json"), "w"))
+    assert cli.main(["export", run, "-o", str(tmp_path / "pipeline.py")]) == 0
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith("search finished)") and "\x1b" not in out and "\x07" not in out
+
+
 def test_export_refuses_a_folder_and_never_opens_a_fifo(run, tmp_path, capsys):
     os.mkfifo(tmp_path / "fifo.py")
     assert cli.main(["export", run, "-o", str(tmp_path / "fifo.py")]) == 2

@@ -14,7 +14,8 @@ class Progress:
     """Prints progress lines and appends them, time-stamped, to the run's log file.
 
     Lines wait in memory until the run directory exists and the search has opened it (an
-    `--overwrite` run deletes the old directory first), then every `flush` appends them.
+    `--overwrite` run deletes the old log with autoprep's other files first), then every
+    `flush` appends them.
 
     Args:
         run_dir: The run directory, holding the log file.

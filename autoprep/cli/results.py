@@ -46,8 +46,9 @@ def run_export(args) -> int:
             "none scored), so there is no pipeline to export. Wait for a trial to complete."
         )
     path = result.export(args.output, force=args.force)
-    print(f"wrote {path}: {summarize(result.best_config)} (validation {result.objective} "
-          f"{result.best_score:.4f}, {len(result.trials)} trials, search {result.state})")
+    print(printable(f"wrote {path}: {summarize(result.best_config)} (validation "
+                    f"{result.objective} {result.best_score:.4f}, {len(result.trials)} trials, "
+                    f"search {result.state})"))
     return 0
 
 
