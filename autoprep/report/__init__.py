@@ -38,7 +38,10 @@ def write_report(result, path=None, *, doctor="auto") -> str:
 
     if path is None:
         if result.run_dir is None:
-            raise ValueError("`path` is required for a result without a run directory.")
+            from autoprep.errors import ArgumentError
+
+            raise ArgumentError("`path` is required: this result has no run directory. "
+                                "Received: path=None")
         path = report_path(result.run_dir)
     path = os.fspath(path)
     atomic_write(path, build_report(result, doctor=doctor))

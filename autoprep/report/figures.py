@@ -134,14 +134,15 @@ def test_scores(tuned, baseline, objective) -> str:
 
 def class_counts(class_names, before, after, after_label) -> str:
     """Grouped bars: images per class before and after the imbalance strategy."""
-    figure = _figure(max(5.0, 0.55 * len(class_names) + 2), 3.0)
+    figure = _figure(min(14.0, max(5.0, 0.55 * len(class_names) + 2)), 3.0)
     axes = figure.add_subplot()
     x = np.arange(len(class_names))
     axes.bar(x - 0.2, before, 0.4, color=MUTED, label="images in the folder")
     if after is not None:
         axes.bar(x + 0.2, after, 0.4, color=GOOD, label=after_label)
-    axes.set_xticks(x, _short(class_names), rotation=45 if len(class_names) > 8 else 0,
-                    ha="right" if len(class_names) > 8 else "center")
+    many = len(class_names) > 8
+    axes.set_xticks(x, _short(class_names), rotation=90 if many else 0,
+                    fontsize=max(4, min(9, 400 // len(class_names))) if many else 9)
     axes.legend(fontsize=8)
     axes.grid(axis="y", alpha=0.3)
     return png_data_uri(figure)
@@ -160,9 +161,12 @@ def confusions(panels, class_names) -> str:
             for (i, j), count in np.ndenumerate(matrix):
                 axes.text(j, i, f"{int(count)}", ha="center", va="center", fontsize=7,
                           color="white" if shares[i, j] > 0.6 else "black")
-        ticks = range(len(class_names))
-        axes.set_xticks(ticks, labels, rotation=90, fontsize=7)
-        axes.set_yticks(ticks, labels, fontsize=7)
+        if len(class_names) <= 30:
+            ticks = range(len(class_names))
+            axes.set_xticks(ticks, labels, rotation=90, fontsize=7)
+            axes.set_yticks(ticks, labels, fontsize=7)
+        else:  # too many to read: class indices only (the table names them)
+            axes.tick_params(labelsize=6)
         axes.set_xlabel("predicted")
         axes.set_ylabel("true")
         axes.set_title(title, fontsize=10)
