@@ -187,6 +187,7 @@ def test_tune_runs_on_the_hostile_folder_and_records_every_skip(hostile, tmp_pat
     results = json.load(open(os.path.join(run, "results.json")))
     assert dict(map(tuple, results["data"]["skipped"])) == SKIPPED
     assert sum(results["data"]["class_counts"]) == IMAGES
+    assert results["data"]["max_pixels"] == 40_000_000
     assert listing(hostile) == before
 
 
@@ -205,17 +206,21 @@ def test_doctor_names_hostile_files_on_a_strict_utf8_terminal(hostile, tmp_path,
     assert "caf\\xe9.png" in out  # shown, with the byte that is not UTF-8 escaped
 
 
-@pytest.fixture
-def module(tmp_path, hostile):
-    """The exported module of a plain pipeline for the hostile folder's classes."""
+def plain_result(tmp_path, **data) -> autoprep.TuneResult:
+    """The result of a search whose best pipeline is plain rescaling, for the 3 classes."""
     folder = read_image_folder(write_folder(tmp_path / "clean", [3, 3, 3]))
     pipeline = Pipeline(normalization="rescale_01", augmentation=[], imbalance="none")
     pipeline = pipeline.fit(folder.images, folder.labels, 3)
-    result = autoprep.TuneResult(
+    return autoprep.TuneResult(
         best_config=pipeline.get_config(), best_score=0.5, objective="balanced_accuracy",
         trials=[], data={"class_names": folder.class_names, "image_size": [8, 8],
-                         "channels": 1}, epochs=1)
-    path = result.export(tmp_path / "pipeline.py")
+                         "channels": 1, **data}, epochs=1)
+
+
+@pytest.fixture
+def module(tmp_path, hostile):
+    """The exported module of a plain pipeline for the hostile folder's classes."""
+    path = plain_result(tmp_path).export(tmp_path / "pipeline.py")
     spec = importlib.util.spec_from_file_location("hostile_pipeline", path)
     loaded = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(loaded)
@@ -264,3 +269,21 @@ def test_exported_module_names_a_folder_it_cannot_list(module, hostile, monkeypa
     with pytest.warns(UserWarning, match=r"'class_0/': cannot list the folder"):
         paths, _ = module.list_files(hostile)
     assert not any(p.startswith(os.path.join(hostile, "class_0")) for p in paths)
+
+
+def test_the_exported_module_keeps_the_pixel_limit_of_the_search(module, tmp_path, capsys):
+    from autoprep.cli.tune import max_pixels
+
+    assert max_pixels("100M") == 100_000_000 and max_pixels("5e7") == 50_000_000
+    assert module.MAX_PIXELS == 40_000_000  # the default, when results.json has none
+    run = tmp_path / "run"
+    os.makedirs(run)
+    plain_result(tmp_path, max_pixels=100_000_000).save(run)
+    assert cli.main(["export", str(run), "-o", str(tmp_path / "big.py")]) == 0
+    assert "\nMAX_PIXELS = 100000000  #" in (tmp_path / "big.py").read_text()
+    saved = json.load(open(run / "results.json"))
+    saved["data"]["max_pixels"] = "import os"  # tampered: refused, not written as code
+    json.dump(saved, open(run / "results.json", "w"))
+    assert cli.main(["export", str(run), "-o", str(tmp_path / "bad.py")]) == 2
+    assert "`max_pixels` must be an int >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "bad.py").exists()

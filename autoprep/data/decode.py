@@ -70,6 +70,7 @@ class ImageFolder:
         labels: int array of shape (n,).
         images: uint8 array of shape (n, height, width, channels).
         skipped: (path, reason) of every file that was not used.
+        max_pixels: Files whose header declared more pixels were skipped.
     """
 
     root: str
@@ -78,6 +79,7 @@ class ImageFolder:
     labels: np.ndarray
     images: np.ndarray
     skipped: list = dataclasses.field(default_factory=list)
+    max_pixels: int = MAX_PIXELS
 
     @property
     def image_size(self) -> tuple:
@@ -244,6 +246,7 @@ def decode_index(index: FileIndex, *, image_size=None, channels=None, memory_lim
         labels=index.labels[kept],
         images=images,
         skipped=list(index.skipped) + failed,
+        max_pixels=index.max_pixels,
     )
 
 

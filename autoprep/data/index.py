@@ -41,6 +41,7 @@ class FileIndex:
     sizes: list  # (height, width) per file
     modes: list  # PIL mode per file
     skipped: list
+    max_pixels: int = MAX_PIXELS  # the limit the headers were checked against
 
 
 def walk_class_files(data_dir, class_names):
@@ -241,7 +242,8 @@ def index_directory(data_dir, *, max_pixels=MAX_PIXELS) -> FileIndex:
             f"`data_dir` {root!r} holds no readable images ({', '.join(IMAGE_EXTENSIONS)}) in "
             f"its class folders; {len(skipped)} file(s) were skipped."
         )
-    return FileIndex(root, class_names, paths, np.asarray(labels), sizes, modes, skipped)
+    return FileIndex(root, class_names, paths, np.asarray(labels), sizes, modes, skipped,
+                     max_pixels)
 
 
 def check_max_pixels(max_pixels) -> int:

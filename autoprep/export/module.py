@@ -17,7 +17,7 @@ from autoprep.choices.base import function_source
 from autoprep.choices.imbalance import DeferredReweighting, add_sample_weights
 from autoprep.choices.pipeline import Pipeline, build_eval_dataset, build_train_dataset
 from autoprep.data.decode import load_image
-from autoprep.data.index import IMAGE_EXTENSIONS, MAX_PIXELS
+from autoprep.data.index import IMAGE_EXTENSIONS, MAX_PIXELS, check_max_pixels
 from autoprep.errors import ArgumentError
 from autoprep.export.runtime import RUNTIME_FUNCTIONS
 from autoprep.run.result import summarize
@@ -76,7 +76,7 @@ def _header(info: dict) -> str:
 
 
 def render_module(pipeline: Pipeline, *, class_names, image_size, channels, epochs,
-                  skipped_files=(), info=None) -> str:
+                  skipped_files=(), max_pixels=MAX_PIXELS, info=None) -> str:
     """The source of the exported module for a fitted `pipeline`.
 
     Args:
@@ -86,6 +86,7 @@ def render_module(pipeline: Pipeline, *, class_names, image_size, channels, epoc
         channels: 1 or 3.
         epochs: Epochs of the search (deferred re-weighting starts at a fraction of them).
         skipped_files: Paths, relative to the data directory, that autoprep could not read.
+        max_pixels: The module's `list_files` skips files whose header declares more pixels.
         info: Search facts written as comments (score, date, ...).
 
     Returns:
@@ -108,7 +109,7 @@ def render_module(pipeline: Pipeline, *, class_names, image_size, channels, epoc
         f"CHANNELS = {int(channels)}",
         f"IMAGE_EXTENSIONS = {_literal(IMAGE_EXTENSIONS)}",
         f"SKIPPED_FILES = frozenset({_literal(sorted(skipped_files))})",
-        f"MAX_PIXELS = {int(MAX_PIXELS)}  # image files whose header declares more are skipped",
+        f"MAX_PIXELS = {check_max_pixels(max_pixels)}  # files whose header declares more: skipped",
         f"ONE_HOT_LABELS = {mix is not None}  # MixUp/CutMix: compile with a categorical loss",
         "# The full configuration chosen by the search, learned constants included.",
         f"CONFIG = {_literal(json.loads(json.dumps(pipeline.get_config())))}",

@@ -150,6 +150,7 @@ class TuneResult:
             ArgumentError: `path` is a folder, or a file autoprep did not write (without
                 `force`).
         """
+        from autoprep.data.index import MAX_PIXELS
         from autoprep.export.module import check_replaceable, render_module
 
         check_replaceable(path, force=force)
@@ -170,6 +171,7 @@ class TuneResult:
             channels=self.data["channels"],
             epochs=self.epochs,
             skipped_files=[path for path, _ in self.data.get("skipped", [])],
+            max_pixels=self.data.get("max_pixels", MAX_PIXELS),
             info=info,
         )
         path = os.fspath(path)

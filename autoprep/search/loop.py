@@ -400,6 +400,7 @@ class _Run:
             "image_size": list(folder.image_size),
             "channels": folder.channels,
             "skipped": [list(item) for item in folder.skipped],
+            "max_pixels": folder.max_pixels,
             "test_size": int(len(self.splits.test)),
             "folds": len(self.splits.folds),
         }
