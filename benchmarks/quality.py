@@ -695,17 +695,33 @@ def main(argv=None):
 
 
 def merge_reports(paths) -> dict:
-    """One report from reports of different folders measured with the same settings."""
-    reports = []
+    """One report from reports measured with the same settings: folders and rows joined.
+
+    Each row keeps where it was measured (`row_sources`: the report's command, start and
+    autoprep commit); a folder measured twice must hold the same data (fingerprint).
+    """
+    merged = None
     for path in paths:
         with open(path) as handle:
-            reports.append(json.load(handle))
-    merged = {**reports[0], "command": [r["command"] for r in reports], "folders": {}}
-    for path, report in zip(paths, reports):
+            report = json.load(handle)
+        if merged is None:
+            merged = {**report, "command": [], "autoprep_commit": [], "seconds": [],
+                      "folders": {}}
         if report["settings"] != merged["settings"]:
             raise SystemExit(f"{path} was measured with other settings: {report['settings']}")
-        merged["folders"].update(report["folders"])
-    merged["seconds"] = [r.get("seconds") for r in reports]
+        source = {"command": report["command"], "started": report.get("started"),
+                  "autoprep_commit": report.get("autoprep_commit")}
+        for key in ("command", "autoprep_commit", "seconds"):
+            merged[key].append(report.get(key))
+        for name, folder in report["folders"].items():
+            mine = merged["folders"].setdefault(
+                name, {**folder, "rows": {}, "seconds": {}, "row_sources": {}})
+            if mine["fingerprint"] != folder["fingerprint"]:
+                raise SystemExit(f"{path}: folder {name} holds other data")
+            mine["rows"].update(folder["rows"])
+            mine["seconds"].update(folder["seconds"])
+            mine["row_sources"].update({row: source for row in folder["rows"]})
+    _finish(merged, Settings(**merged["settings"]))
     return merged
 
 

@@ -97,3 +97,31 @@ def test_smoke_run_writes_every_row_and_the_tables(quality, tmp_path):
     assert folder["rows"]["autoprep (search seed 0)"]["trials"] == 2
     tables = quality.render(report)
     assert "| autoprep (search seed 1) |" in tables and "| smoke_digits |" in tables
+
+
+def _report(tmp_path, name, rows, *, fingerprint="abc", commit="c1"):
+    folder = {"description": "d", "fingerprint": fingerprint, "rows": rows,
+              "seconds": {row: 1.0 for row in rows}}
+    report = {"command": f"python benchmarks/quality.py {name}", "started": "t",
+              "autoprep_commit": commit, "settings": {"trials": 15, "epochs": 12,
+                                                      "train_seeds": [0], "search_seeds": [0, 1]},
+              "folders": {"f": folder}}
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(report))
+    return str(path)
+
+
+def test_merge_joins_rows_keeps_their_source_and_refuses_other_data(quality, tmp_path):
+    references = {row: _row(0.8, 0.01) for row in quality.HAND_ROWS + quality.REFERENCE_ROWS}
+    searches = {f"autoprep (search seed {s})": _row(0.85, 0.01) for s in (0, 1)}
+    merged = quality.merge_reports([_report(tmp_path, "refs", references),
+                                    _report(tmp_path, "final", searches, commit="c2")])
+    folder = merged["folders"]["f"]
+    assert list(folder["rows"])[:2] == list(searches)  # the fixed row order
+    assert set(folder["rows"]) == set(references) | set(searches)
+    assert folder["row_sources"]["autoprep (search seed 0)"]["autoprep_commit"] == "c2"
+    assert folder["row_sources"]["z-score"]["autoprep_commit"] == "c1"
+    assert folder["targets"]["autoprep (search seed 1)"]["above HyperImageAugment (KT)"]["met"]
+    other = _report(tmp_path, "other", searches, fingerprint="xyz")
+    with pytest.raises(SystemExit, match="holds other data"):
+        quality.merge_reports([_report(tmp_path, "refs", references), other])
