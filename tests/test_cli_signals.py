@@ -29,7 +29,8 @@ def command(tmp_path):
     model_file.write_text(MODEL_SOURCE)
     run_dir = str(tmp_path / "runs" / "night")
     argv = ["tune", data, "--model", f"{model_file}:build", "--out", run_dir,
-            "--max-trials", "4", "--epochs", "2", "--tuner", "random", "--seed", "0"]
+            "--max-trials", "4", "--epochs", "2", "--tuner", "random", "--seed", "0",
+            "--reevaluate", "0"]
     return argv, run_dir
 
 

@@ -40,7 +40,8 @@ SCRIPT = textwrap.dedent('''
     space = autoprep.SearchSpace(flip="none", policy="none")
     result = autoprep.tune(model_fn, sys.argv[1], directory=sys.argv[2], max_trials=2,
                            epochs=1, tuner="random", seed=0, verbose=0, space=space,
-                           cv=2 if strategy else None, distribution_strategy=strategy)
+                           cv=2 if strategy else None, distribution_strategy=strategy,
+                           validation_split=0.25, reevaluate=0)  # one training per trial
     print("RESULT " + json.dumps({
         "state": result.state, "trials": len(result.trials), "test_score": result.test_score,
         "fits": len(fits),

@@ -28,23 +28,38 @@ def test_a_compiled_model_keeps_optimizer_and_logits_when_labels_are_mixed():
     assert model.loss.get_config()["from_logits"] is True and model.optimizer is optimizer
 
 
-def test_validation_scores_are_computed_on_the_adjusted_predictions():
+def _scored(imbalance, monkeypatch):
+    """`evaluate` of a hold-out fold whose model outputs [0.7, 0.3] for the validation images
+    of class 0 and [0.6, 0.4] for those of class 1 (no training)."""
+    import types
+
     import numpy as np
 
-    from autoprep.search.hypermodel import ValidationMetrics
+    from autoprep.choices.pipeline import Pipeline
+    from autoprep.search.hypermodel import PipelineHyperModel
 
-    labels = np.array([0] * 8 + [1] * 2)
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax")])
-    dataset = np.zeros((10, 2), np.float32)
-    seen = []
+    labels = np.array([0] * 40 + [1] * 10 + [0] * 8 + [1] * 2)
+    folder = types.SimpleNamespace(images=np.zeros((60, 2, 2, 1), np.uint8), labels=labels,
+                                   class_names=["a", "b"])
+    train, val = np.arange(50), np.arange(50, 60)
+    hypermodel = PipelineHyperModel(None, folder, None, None, objective="balanced_accuracy",
+                                    batch_size=4)
 
-    def adjust(predictions, truth):  # e.g. a post-hoc adjustment tuned on `truth`
-        seen.append((predictions.shape, list(truth)))
-        return np.tile([0.0, 1.0], (len(truth), 1))  # always class 1
+    def train_and_predict(model, pipeline, train, evaluate, *, keep, **kwargs):
+        pipeline.fit(folder.images[train], labels[train], 2)
+        outputs = np.where(labels[evaluate, None] == 0, [0.7, 0.3], [0.6, 0.4])
+        return [outputs] * keep
 
-    metrics = ValidationMetrics(dataset, labels, 2, adjust=adjust)
-    metrics.set_model(model)
-    logs = {}
-    metrics.on_epoch_end(0, logs)
-    assert seen == [((10, 2), list(labels))]
-    assert logs["val_accuracy"] == 0.2 and logs["val_balanced_accuracy"] == 0.5
+    monkeypatch.setattr(hypermodel, "train_and_predict", train_and_predict)
+    pipeline = Pipeline(imbalance=imbalance)
+    model = types.SimpleNamespace(loss=None)
+    return hypermodel.evaluate(pipeline, None, [(train, val)], epochs=4, model=model)
+
+
+def test_a_trial_scores_the_post_hoc_adjustment_at_its_best_tau(monkeypatch):
+    plain = _scored("none", monkeypatch)
+    assert plain.score == 0.5 and plain.tau is None  # always the majority class
+    adjusted = _scored("posthoc_logit_adjustment", monkeypatch)
+    # Adjusted by tau * log(0.8 / 0.2): class 1 images flip to class 1 from tau 0.3 on, class
+    # 0 images from tau 0.62 on; the grid's 0.5 separates them.
+    assert adjusted.tau == 0.5 and adjusted.score == 1.0

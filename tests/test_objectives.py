@@ -1,25 +1,44 @@
-"""Validation objectives written into the epoch logs."""
+"""Validation objectives, scored on the predictions a trial keeps from its last epochs."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from autoprep.search.hypermodel import ValidationMetrics
+from autoprep.search.hypermodel import EpochPredictions, scored_epochs
+from autoprep.search.objectives import score_predictions
 
 
-def test_validation_metrics_reward_minority_classes():
-    labels = np.array([0] * 8 + [1] * 2)
+def _majority_model():
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(2, activation="softmax")])
     model.build((None, 1))
     # Bias the model to always predict class 0, the majority.
     model.layers[-1].set_weights([np.zeros((1, 2)), np.array([5.0, 0.0])])
-    callback = ValidationMetrics(
-        tf.data.Dataset.from_tensor_slices(np.zeros((10, 1))).batch(4), labels
-    )
-    callback.set_model(model)
+    return model
+
+
+def test_objectives_reward_minority_classes():
+    labels = np.array([0] * 8 + [1] * 2)
+    callback = EpochPredictions(tf.data.Dataset.from_tensor_slices(np.zeros((10, 1))).batch(4))
+    callback.set_model(_majority_model())
+    callback.on_epoch_end(0, {})
+    (predictions,) = callback.predictions
+    assert score_predictions("accuracy", labels, predictions) == pytest.approx(0.8)
+    assert score_predictions("balanced_accuracy", labels, predictions) == pytest.approx(0.5)
+    assert score_predictions("macro_f1", labels, predictions) == pytest.approx(0.8 / 1.8,
+                                                                               rel=1e-3)
+
+
+def test_only_the_last_epochs_are_kept_and_nothing_is_logged():
+    callback = EpochPredictions(tf.data.Dataset.from_tensor_slices(np.zeros((3, 1))).batch(4),
+                                first_epoch=2)
+    callback.set_model(_majority_model())
     logs = {}
-    callback.on_epoch_end(0, logs)
-    assert logs["val_accuracy"] == pytest.approx(0.8)
-    assert logs["val_balanced_accuracy"] == pytest.approx(0.5)
-    assert logs["val_macro_f1"] == pytest.approx(0.8 / 1.8 * 2 / 2, rel=1e-3)
+    for epoch in range(4):
+        callback.on_epoch_end(epoch, logs)
+    assert len(callback.predictions) == 2 and logs == {}  # no best-epoch metric for Keras Tuner
+
+
+@pytest.mark.parametrize("epochs, scored", [(1, 1), (2, 1), (8, 2), (12, 3), (40, 3)])
+def test_the_score_averages_a_quarter_of_the_epochs_at_the_end(epochs, scored):
+    assert scored_epochs(epochs) == scored

@@ -212,3 +212,23 @@ def test_hostile_class_names_are_embedded_as_inert_literals(data, tmp_path, monk
     assert list(tmp_path.iterdir()) == []
     assert namespace["CLASS_NAMES"] == hostile
     assert namespace["SKIPPED_FILES"] == {f"{MALICIOUS}/a.png"}
+
+
+def test_a_seeded_training_dataset_draws_the_same_augmentation():
+    """With a seed, batches are augmented in order: a parallel map would advance the random
+    layers' shared seed state in thread order, so two runs would draw differently."""
+    import keras
+
+    images = np.random.default_rng(0).integers(0, 255, (200, 12, 12, 1)).astype("uint8")
+    labels = np.repeat([0, 1], 100)
+    ops = [{"name": "rotation", "intensity": 0.2}, {"name": "zoom", "intensity": 0.2},
+           {"name": "contrast", "intensity": 0.5}]
+
+    def draw():
+        keras.utils.set_random_seed(0)
+        pipeline = Pipeline(augmentation=ops).fit(images, labels, 2)
+        dataset, _ = pipeline.train_dataset(images, labels, num_classes=2, batch_size=2,
+                                            epochs=1, seed=0)
+        return np.concatenate([batch.numpy() for batch, _ in dataset])
+
+    np.testing.assert_array_equal(draw(), draw())

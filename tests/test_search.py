@@ -12,7 +12,10 @@ from helpers import tiny_model
 import autoprep
 from autoprep.errors import ArgumentError, ModelError, RunDirectoryError, UnknownChoiceError
 
-FAST = {"epochs": 1, "tuner": "random", "seed": 0, "verbose": 0}
+# One validation split and no re-evaluation: the automatic cross-validation and the
+# re-evaluation of the top configurations have their own tests below and in test_selection.py.
+FAST = {"epochs": 1, "tuner": "random", "seed": 0, "verbose": 0, "validation_split": 0.25,
+        "reevaluate": 0}
 PLAIN = autoprep.SearchSpace(flip="none", policy="none")
 
 
@@ -81,7 +84,7 @@ def test_rerun_resumes_keeping_finished_trials(folder, tmp_path, count_fits):
 
 
 @pytest.mark.slow
-def test_cv_scores_the_mean_over_folds_and_model_hp_is_cotuned(folder, tmp_path):
+def test_cv_scores_pooled_folds_and_model_hp_is_cotuned(folder, tmp_path):
     def model_fn(input_shape, num_classes, hp):
         units = hp.Choice("units", [4, 8])
         return keras.Sequential(
@@ -114,9 +117,47 @@ def test_cv_scores_the_mean_over_folds_and_model_hp_is_cotuned(folder, tmp_path)
         space=space,
         **FAST,
     )
-    assert result.data["folds"] == 2
+    assert result.data["folds"] == 2 and result.validation["method"] == "cv"
+    assert result.validation["pooled"]
     assert {t["model_hyperparameters"]["units"] for t in result.trials} <= {4, 8}
     assert all(t["config"]["imbalance"]["name"] == "oversample" for t in result.trials)
+
+
+@pytest.mark.slow
+def test_small_validation_splits_become_pooled_cross_validation(folder, tmp_path, capsys):
+    settings = {**FAST, "verbose": 1}
+    del settings["validation_split"]
+    result = autoprep.tune(tiny_model, folder, max_trials=1, test_split=0, space=PLAIN,
+                           directory=tmp_path / "runs", **settings)
+    assert result.validation["method"] == "auto_cv" and result.data["folds"] == 3
+    assert "class_2" in result.validation["reason"]
+    assert "pooled out-of-fold predictions of 3-fold" in capsys.readouterr().err
+    on_disk = json.loads((tmp_path / "runs" / "data0" / "results.json").read_text())
+    assert on_disk["validation"] == result.validation
+
+
+@pytest.mark.slow
+def test_the_same_seed_gives_the_same_search(make_folder, tmp_path):
+    """Two short searches with augmentation: the same trials.csv scores.
+
+    test_pipeline.py's `test_a_seeded_training_dataset_draws_the_same_augmentation` shows
+    the cause this guards against (augmentation drawn in thread order).
+    """
+    data = make_folder([30, 20, 8], size=(12, 12))
+    space = autoprep.SearchSpace(normalization="rescale_01", imbalance="none", flip="horizontal",
+                                 rotation=(0.1, 0.2), zoom=0.2, contrast=(0.3, 0.5),
+                                 policy="none")
+
+    def scores(name):
+        autoprep.tune(tiny_model, data, max_trials=3, batch_size=4, project_name=name,
+                      test_split=0, space=space, directory=tmp_path / "runs",
+                      **{**FAST, "epochs": 2})
+        rows = csv.DictReader(open(tmp_path / "runs" / name / "trials.csv"))
+        return [(row["pipeline"], row["score"]) for row in rows]
+
+    first = scores("a")
+    assert len(first) == 3 and len({score for _, score in first}) > 1
+    assert scores("b") == first
 
 
 @pytest.mark.slow

@@ -42,7 +42,10 @@ def build_train_dataset(
         images, labels = augment(tf.cast(images, tf.float32), labels, layers, mix)
         return normalize(images), labels
 
-    dataset = dataset.map(augment_and_normalize, num_parallel_calls=tf.data.AUTOTUNE)
+    # Random layers advance one shared seed state per call: with a seed, batches are augmented
+    # in order (a parallel map would advance it in thread order, changing the draws per run).
+    parallel = tf.data.AUTOTUNE if seed is None else None
+    dataset = dataset.map(augment_and_normalize, num_parallel_calls=parallel)
     if gate is not None:
         dataset = dataset.map(
             lambda images, labels: add_sample_weights(images, labels, class_weights, gate)

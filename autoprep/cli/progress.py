@@ -5,7 +5,7 @@ import sys
 import time
 
 from autoprep.run.progress import TrialClock, clock
-from autoprep.run.result import PIPELINE_FILE
+from autoprep.run.result import PIPELINE_FILE, validation_text
 
 LOG_FILE = "autoprep.log"
 
@@ -30,6 +30,7 @@ class Progress:
         self.stream = stream
         self.clock = TrialClock(max_trials=max_trials, time_budget=time_budget)
         self._pending = []
+        self._told_validation = False
 
     def say(self, text, *, console=True, error=False):
         """Prints `text` (to stderr when `error`) and queues it for the log file."""
@@ -49,11 +50,16 @@ class Progress:
     def trial_ended(self, result, record):
         """The `on_trial_end` hook of `autoprep.tune`: one line per finished trial."""
         self.clock.trial_ended()
+        validation = result.validation or {}
+        if not self._told_validation and validation.get("method", "holdout") != "holdout":
+            self.say(f"validation: {validation_text(validation)}")
+        self._told_validation = True
         self.say(self.clock.line(result, record))
         done = len(result.trials)
         if done >= self.max_trials and result.best_config is not None:
-            self.say("search done; training the best pipeline and the baseline on the "
-                     "development split for the test score...")
+            self.say("search done; re-evaluating the best configurations, then training the "
+                     "chosen pipeline and the baseline on the development split for the test "
+                     "score...")
         self.flush()
 
     def finished(self, result):

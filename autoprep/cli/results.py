@@ -7,7 +7,13 @@ from autoprep._text import printable
 from autoprep.cli.progress import LOG_FILE
 from autoprep.errors import RunDirectoryError
 from autoprep.run.progress import clock
-from autoprep.run.result import RESULTS_FILE, failure_reason, load_result, summarize
+from autoprep.run.result import (
+    RESULTS_FILE,
+    failure_reason,
+    load_result,
+    summarize,
+    validation_text,
+)
 from autoprep.search.objectives import OBJECTIVES
 
 
@@ -83,8 +89,15 @@ def _header(result) -> list:
         f"{len(result.trials) - completed} failed), {result.epochs} epochs each",
     ]
     if result.best_config is not None:
-        lines.append(f"best validation {result.objective}: {result.best_score:.4f} "
+        spread = "" if result.best_score_std is None else (
+            f" ± {result.best_score_std:.4f} std over {result.selection['repeats']} "
+            "re-evaluations")
+        lines.append(f"best validation {result.objective}: {result.best_score:.4f}{spread} "
                      f"(trial {result.best_trial_id})")
+        if result.selection:
+            lines.append(f"chosen: {result.selection['reason']}")
+    if result.validation:
+        lines.append(f"validation: {validation_text(result.validation)}")
     if result.test_score is not None:
         baseline = ("" if result.baseline_score is None
                     else f" (baseline, raw pixels: {result.baseline_score:.4f})")

@@ -91,6 +91,11 @@ def _add_search_options(parser, *, max_trials, epochs):
     parser.add_argument("--final-repeats", type=_count(1), default=3, metavar="R",
                         help="train the best pipeline and the baseline R times (seeds) for the "
                         "test score, their mean (default: %(default)s)")
+    parser.add_argument("--reevaluate", type=_count(0), default=3, metavar="K",
+                        help="before declaring the winner, train the K best configurations and "
+                        "the default one again on reshuffled folds; the simplest within one "
+                        "standard error of the best mean wins; 0: the best trial wins "
+                        "(default: %(default)s)")
     parser.add_argument("--seed", type=int, metavar="S",
                         help="fixes splits, trial sampling and weight initialization")
     parser.add_argument("--memory-limit", type=memory_size, metavar="SIZE",
@@ -234,6 +239,7 @@ def search(args, model_fn, data_dir, **options) -> int:
             result = autoprep.tune(
                 model_fn, data_dir, max_trials=args.max_trials, epochs=args.epochs,
                 time_budget=args.time_budget, final_repeats=args.final_repeats,
+                reevaluate=args.reevaluate,
                 seed=args.seed, overwrite=args.overwrite,
                 directory=directory, project_name=project, verbose=2 if args.verbose else 0,
                 on_trial_end=trial_ended, memory_limit=args.memory_limit,

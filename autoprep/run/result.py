@@ -14,6 +14,7 @@ import socket
 import stat
 
 from autoprep.errors import ArgumentError, RunDirectoryError
+from autoprep.run.trial import TrialRecord
 
 RESULTS_FILE = "results.json"
 TRIALS_FILE = "trials.csv"
@@ -82,13 +83,17 @@ class TuneResult:
         best_config: JSON-ready config of the best pipeline: normalization, augmentation and
             imbalance strategy, with constants learned on the development split (all images
             outside the test split).
-        best_score: Best validation objective (mean over folds with `cv`).
+        best_score: Validation objective of the chosen pipeline: the mean of its
+            re-evaluations when the top configurations were re-evaluated (see `selection`),
+            else its trial's score (pooled out-of-fold predictions with several folds).
+        best_score_std: Spread of the chosen pipeline's score: the standard deviation over
+            its re-evaluations (None without re-evaluation).
         test_score: Objective of the best pipeline on the held-out test split, trained on the
             development split: the mean of `test_scores` (None when not computed).
         baseline_score: The same for raw pixels, no augmentation and no balancing.
         test_scores, baseline_scores: One score per training seed (`final_repeats`).
         objective: The objective's name.
-        trials: One dict per trial: trial_id, status, score, config, message.
+        trials: One `TrialRecord` per finished trial: trial_id, status, score, config, message.
         data: Facts of the data: data_dir, class_names, class_counts, image_size, channels,
             skipped files.
         epochs: Epochs per trial.
@@ -98,6 +103,10 @@ class TuneResult:
             pipeline on "validation" (its trial's best epoch, summed over folds) and "test",
             and of the baseline on "baseline_test" (summed over the repeats); a key is absent
             when not recorded (runs of older versions have none).
+        validation: How trials were validated: method ("holdout", "cv" or "auto_cv"), folds,
+            pooled, reason, train_only_classes.
+        selection: How the winner was chosen: rule, and the re-evaluated candidates with
+            their scores, mean, std and complexity.
     """
 
     best_config: dict
@@ -114,6 +123,13 @@ class TuneResult:
     best_trial_id: str = None
     confusion: dict = dataclasses.field(default_factory=dict)
     run_dir: str = None
+    best_score_std: float = None
+    validation: dict = None
+    selection: dict = None
+
+    def __post_init__(self):
+        self.trials = [t if isinstance(t, TrialRecord) else TrialRecord.from_dict(t)
+                       for t in self.trials]
 
     @property
     def pipeline(self) -> "Pipeline":  # noqa: F821
@@ -194,6 +210,7 @@ class TuneResult:
     def to_dict(self) -> dict:
         state = dataclasses.asdict(self)
         state.pop("run_dir")
+        state["trials"] = [trial.to_dict() for trial in self.trials]
         return state
 
     @classmethod
@@ -212,13 +229,34 @@ class TuneResult:
         lines = [f"state: {self.state}", f"objective: {self.objective}"]
         if self.best_config is not None:
             lines.append(f"best pipeline: {summarize(self.best_config)}")
-            lines.append(f"best validation {self.objective}: {self.best_score:.4f}")
+            spread = "" if self.best_score_std is None else (
+                f" ± {self.best_score_std:.4f} (std over {self.selection['repeats']} "
+                "re-evaluations)")
+            lines.append(f"best validation {self.objective}: {self.best_score:.4f}{spread}")
+        if self.selection and self.selection.get("reason"):
+            lines.append(f"chosen: {self.selection['reason']}")
+        if self.validation:
+            lines.append(f"validation: {validation_text(self.validation)}")
         if self.test_score is not None:
             lines.append(f"test {self.objective}: {_mean_text(self.test_scores)}")
         if self.baseline_score is not None:
             lines.append(f"baseline test {self.objective} (raw pixels): "
                          f"{_mean_text(self.baseline_scores)}")
         return "\n".join(lines)
+
+
+def validation_text(validation: dict) -> str:
+    """One line saying how trials were validated, e.g. why cross-validation was chosen."""
+    if validation["method"] == "holdout":
+        text = "one validation split"
+    else:
+        text = f"pooled out-of-fold predictions of {validation['folds']}-fold cross-validation"
+    if validation["method"] == "auto_cv":
+        text += f", chosen because {validation['reason']}"
+    if validation.get("train_only_classes"):
+        text += ("; not validated (kept in training): "
+                 + ", ".join(validation["train_only_classes"]))
+    return text
 
 
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit|Failure)\b.*?:")

@@ -2,14 +2,16 @@
 
 `build(hp)` declares the preprocessing search space and calls the user's `model_fn` (passing
 `hp` when it accepts one, so users can co-tune their own hyperparameters). `fit(hp, model)`
-fits the trial's pipeline on the training split only, trains, and reports the validation
-objective, averaged over folds when cross-validating.
+fits the trial's pipeline on each fold's training part only, trains, and reports the objective
+of the pooled out-of-fold predictions of the last epochs.
 """
 
 import contextlib
-import functools
+import dataclasses
 import inspect
+import json
 import math
+import zlib
 
 import keras
 import keras_tuner as kt
@@ -17,7 +19,7 @@ import numpy as np
 
 from autoprep.data.subset import Subset
 from autoprep.errors import ModelError
-from autoprep.search.objectives import OBJECTIVES, confusion, log_name, score_predictions
+from autoprep.search.objectives import confusion, log_name, score_predictions
 
 
 def call_model_fn(model_fn, input_shape, num_classes, hp=None):
@@ -101,8 +103,45 @@ def ensure_compiled(model, *, one_hot_labels: bool):
     return model
 
 
+TAU_METRIC = "tau"  # a trial's tuned post-hoc tau, reported to Keras Tuner beside the score
+
+
+def scored_epochs(epochs: int) -> int:
+    """How many last epochs a score averages: a quarter of them, 1 to 3."""
+    return max(1, min(3, epochs // 4))
+
+
+def trial_seed(seed, hp) -> int:
+    """The seed of one trial: the search seed and the trial's values (not the trial order), so
+    a trial trains the same way whichever trials ran before it."""
+    values = json.dumps(hp.values, sort_keys=True, default=str)
+    return (seed * 1_000_003 + zlib.crc32(values.encode())) % 2**31
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """The validation outcome of one configuration, scored on pooled out-of-fold predictions.
+
+    Attributes:
+        score: The objective, the mean over the last `scored_epochs` epochs.
+        folds: How many folds were pooled.
+        tau: The post-hoc logit adjustment's tau, tuned on the pooled predictions (None for
+            strategies without one).
+    """
+
+    score: float
+    folds: int
+    tau: float = None
+
+
 class PipelineHyperModel(kt.HyperModel):
     """Searches the preprocessing space around the user's own model.
+
+    A trial trains on each fold's training part for `epochs` and predicts the fold's
+    validation images after each of the last few epochs; the predictions of all folds are
+    pooled and scored once per epoch, and the trial's score is the mean over those epochs.
+    The last epochs are scored, not the best one, because the exported module trains for a
+    fixed number of epochs and keeps the last weights.
 
     Args:
         model_fn: `model_fn(input_shape, num_classes[, hp]) -> keras.Model`.
@@ -112,7 +151,7 @@ class PipelineHyperModel(kt.HyperModel):
         space: The `SearchSpace`.
         objective: A name from `autoprep.objectives.OBJECTIVES`.
         batch_size: Training batch size.
-        seed: Seeds the trial datasets.
+        seed: Seeds every trial (see `trial_seed`) and the trial datasets.
         distribution_strategy: The `tf.distribute.Strategy` models are built under.
     """
 
@@ -145,72 +184,88 @@ class PipelineHyperModel(kt.HyperModel):
         model = call_model_fn(self.model_fn, self.folder.images.shape[1:], self.num_classes, hp)
         return ensure_compiled(model, one_hot_labels=pipeline.mix_op is not None)
 
+    def seed_trial(self, hp):
+        """Seeds Python, NumPy and Keras for the trial of `hp` (before its model is built)."""
+        if self.seed is not None:
+            keras.utils.set_random_seed(trial_seed(self.seed, hp))
+
     def fit(self, hp, model, *args, callbacks=(), epochs=1, verbose=0, **kwargs):
-        pipeline = self.space.pipeline(hp)
-        scores, history = [], None
-        self.last_confusion = None
-        for fold, (train, val) in enumerate(self.splits.folds):
-            if fold > 0:  # Keras Tuner built fold 0's model under the strategy itself
+        """Keras Tuner's trial: the search's folds, fold 0 on the model Keras Tuner built."""
+        seed = None if self.seed is None else trial_seed(self.seed, hp)
+        evaluation = self.evaluate(
+            self.space.pipeline(hp), hp, self.splits.folds, epochs=epochs, seed=seed,
+            model=model, callbacks=callbacks, verbose=verbose, **kwargs,
+        )
+        metrics = {log_name(self.objective): evaluation.score}
+        if evaluation.tau is not None:
+            metrics[TAU_METRIC] = evaluation.tau
+        return metrics
+
+    def evaluate(self, pipeline, hp, folds, *, epochs, seed=None, model=None, callbacks=(),
+                 keep=None, tau=None, **kwargs) -> Evaluation:
+        """Trains `pipeline` on each fold and scores the pooled out-of-fold predictions.
+
+        Args:
+            pipeline: The configuration (unfitted; it is cloned and fitted per fold).
+            hp: The trial's hyperparameters (for the user's `model_fn`).
+            folds: (train, validation) index pairs.
+            epochs: Training epochs.
+            seed: Seeds fold k's model and data with `seed + k` (None: unseeded).
+            model: Fold 0's model when already built (by Keras Tuner); built here otherwise.
+            callbacks: Extra Keras callbacks for fold 0.
+            keep: How many last epochs are scored (default `scored_epochs(epochs)`).
+            tau: A post-hoc logit adjustment's tau to apply; None tunes it on the pooled
+                predictions of the scored epochs (no extra training).
+        """
+        initial = kwargs.get("initial_epoch", 0)
+        keep = min(keep or scored_epochs(epochs - initial), epochs - initial)
+        predictions, labels, loss, fitted = [], [], None, None
+        for fold, (train, val) in enumerate(folds):
+            fold_seed = None if seed is None else seed + fold
+            if model is None or fold > 0:
+                if fold_seed is not None:
+                    keras.utils.set_random_seed(fold_seed)
                 with strategy_scope(self.distribution_strategy):
-                    model = self.build(hp)
-            history = self.fit_fold(
-                model, pipeline.clone(), train, val,
-                callbacks=list(callbacks) if fold == 0 else [],
-                epochs=epochs, verbose=verbose, **kwargs,
-            )
-            scores.append(best_epoch_value(history, self.objective))
-            self._add_confusion(history.confusions[best_epoch(history, self.objective)])
-        if len(self.splits.folds) == 1:
-            return history
-        return {log_name(self.objective): float(np.mean(scores))}
+                    model = self.build_with(pipeline, hp)
+            fitted = pipeline.clone()
+            predictions.append(self.train_and_predict(
+                model, fitted, train, val, epochs=epochs, seed=fold_seed, keep=keep,
+                callbacks=list(callbacks) if fold == 0 else [], **kwargs,
+            ))
+            labels.append(self.folder.labels[val])
+            loss = model.loss
+        labels = np.concatenate(labels)
+        pooled = [np.concatenate([fold[epoch] for fold in predictions]) for epoch in range(keep)]
+        strategy = fitted.imbalance  # the last fold's: a post-hoc adjustment is tuned once
+        if self.objective != "loss":
+            if tau is None:  # tunes tau_ on all scored epochs (other strategies: no-op)
+                strategy.adjust(np.concatenate(pooled), np.tile(labels, keep), self.objective)
+            elif hasattr(strategy, "tau_"):
+                strategy.tau_ = tau
+            pooled = [strategy.adjust(outputs) for outputs in pooled]
+        # For the report: the confusion matrix of the pooled predictions of the last epoch.
+        self.last_confusion = confusion(labels, pooled[-1], self.num_classes)
+        scores = [self.score(outputs, labels, loss, pipeline) for outputs in pooled]
+        tau = getattr(strategy, "tau_", None)
+        return Evaluation(score=float(np.mean(scores)), folds=len(folds),
+                          tau=None if tau is None else float(tau))
 
-    def fit_fold(self, model, pipeline, train, val, *, callbacks, epochs, verbose, **kwargs):
-        """Fits `pipeline` on the training indices and trains `model`; returns the History."""
-        images, labels = Subset(self.folder.images), self.folder.labels  # images[i]: no copy
-        pipeline.fit(images[train], labels[train], self.num_classes)
-        _prepare(model, pipeline)
-        train_ds, fit_kwargs = pipeline.train_dataset(
-            images[train], labels[train], num_classes=self.num_classes,
-            batch_size=self.batch_size, epochs=epochs, seed=self.seed,
-        )
-        val_ds = pipeline.eval_dataset(images[val], batch_size=self.batch_size)
-        # A post-hoc strategy tunes its tau on these predictions (no extra training).
-        adjust = functools.partial(pipeline.imbalance.adjust, objective=self.objective)
-        metrics = ValidationMetrics(val_ds, labels[val], self.num_classes, adjust=adjust)
-        callbacks = [
-            metrics,
-            keras.callbacks.TerminateOnNaN(),
-            *callbacks,
-        ]
-        callbacks += fit_kwargs.pop("callbacks", [])
-        if self.objective == "loss":
-            kwargs["validation_data"] = pipeline.eval_dataset(
-                images[val], _validation_labels(pipeline, labels[val], self.num_classes),
-                batch_size=self.batch_size,
-            )
-        history = model.fit(
-            train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False,
-            **fit_kwargs, **kwargs,
-        )
-        _check_finite(history)
-        history.confusions = metrics.confusions
-        return history
+    def score(self, predictions, labels, loss, pipeline) -> float:
+        """The objective of pooled predictions (the compiled loss for the "loss" objective)."""
+        if self.objective != "loss":
+            return score_predictions(self.objective, labels, predictions)
+        targets = _validation_labels(pipeline, labels, self.num_classes)
+        return float(keras.ops.convert_to_numpy(
+            keras.ops.mean(keras.losses.get(loss)(targets, predictions))
+        ))
 
-    def _add_confusion(self, matrix):
-        if self.last_confusion is None:
-            self.last_confusion = matrix
-        else:
-            self.last_confusion = (np.asarray(self.last_confusion) + matrix).tolist()
+    def train_and_predict(self, model, pipeline, train, evaluate, *, epochs, seed, keep,
+                          callbacks=(), verbose=0, **kwargs) -> list:
+        """Fits `pipeline` on the `train` indices, trains `model` for `epochs`, and returns its
+        predictions for the `evaluate` indices after each of the last `keep` epochs.
 
-
-    def test_score(self, pipeline, hp, *, epochs, seed=None) -> float:
-        """Trains a fresh model with `pipeline` on the development split; scores the test split."""
-        self.last_confusion = None
-        if seed is not None:
-            keras.utils.set_random_seed(seed)
-        with strategy_scope(self.distribution_strategy):
-            model = self.build_with(pipeline, hp)
-        train, test = self.splits.development, self.splits.test
+        The one training function of autoprep: trials, re-evaluations and test scores.
+        """
         images, labels = Subset(self.folder.images), self.folder.labels  # images[i]: no copy
         pipeline.fit(images[train], labels[train], self.num_classes)
         _prepare(model, pipeline)
@@ -218,49 +273,46 @@ class PipelineHyperModel(kt.HyperModel):
             images[train], labels[train], num_classes=self.num_classes,
             batch_size=self.batch_size, epochs=epochs, seed=seed,
         )
-        model.fit(train_ds, epochs=epochs, verbose=0, shuffle=False, **fit_kwargs)
-        if self.objective == "loss":
-            test_ds = pipeline.eval_dataset(
-                images[test], _validation_labels(pipeline, labels[test], self.num_classes),
-                batch_size=self.batch_size,
-            )
-            return float(model.evaluate(test_ds, verbose=0, return_dict=True)["loss"])
-        test_ds = pipeline.eval_dataset(images[test], batch_size=self.batch_size)
-        predictions = pipeline.imbalance.adjust(model.predict(test_ds, verbose=0))
-        self.last_confusion = confusion(labels[test], predictions, self.num_classes)
-        return score_predictions(self.objective, labels[test], predictions)
+        recorder = EpochPredictions(
+            pipeline.eval_dataset(images[evaluate], batch_size=self.batch_size),
+            first_epoch=epochs - keep,
+        )
+        callbacks = [recorder, keras.callbacks.TerminateOnNaN(), *callbacks,
+                     *fit_kwargs.pop("callbacks", [])]
+        history = model.fit(
+            train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False,
+            **fit_kwargs, **kwargs,
+        )
+        _check_finite(history)
+        return recorder.predictions
+
+    def test_score(self, pipeline, hp, *, epochs, seed=None, tau=None) -> float:
+        """Trains a fresh model with `pipeline` on the development split; scores the test
+        split with the last epoch's weights (those an exported module keeps) and the tau
+        chosen on validation (a post-hoc adjustment is never tuned on the test split)."""
+        folds = [(self.splits.development, self.splits.test)]
+        tau = 1.0 if tau is None else tau
+        return self.evaluate(pipeline, hp, folds, epochs=epochs, seed=seed, keep=1,
+                             tau=tau).score
 
 
-class ValidationMetrics(keras.callbacks.Callback):
-    """Adds the validation objectives to the epoch logs.
+class EpochPredictions(keras.callbacks.Callback):
+    """Keeps the model's predictions for a dataset after each epoch from `first_epoch` on.
 
     Args:
-        dataset: Batches of normalized validation images (no labels needed).
-        labels: Integer labels of the validation images, in dataset order.
-        num_classes: Number of classes; `confusions` holds one confusion matrix per epoch.
-        adjust: `adjust(predictions, labels)` -> the predictions to score (the imbalance
-            strategy's post-hoc adjustment, tuned on these labels), or None.
+        dataset: Batches of normalized images (no labels needed).
+        first_epoch: The first epoch (0-based) whose predictions are kept.
     """
 
-    def __init__(self, dataset, labels, num_classes=None, adjust=None):
+    def __init__(self, dataset, *, first_epoch=0):
         super().__init__()
         self.dataset = dataset
-        self.labels = np.asarray(labels)
-        self.num_classes = num_classes
-        self.adjust = adjust
-        self.confusions = []
+        self.first_epoch = first_epoch
+        self.predictions = []
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is None:
-            return
-        predictions = self.model.predict(self.dataset, verbose=0)
-        if self.adjust is not None:
-            predictions = self.adjust(predictions, self.labels)
-        if self.num_classes is not None:
-            self.confusions.append(confusion(self.labels, predictions, self.num_classes))
-        for name, (_, metric) in OBJECTIVES.items():
-            if metric is not None:
-                logs[log_name(name)] = score_predictions(name, self.labels, predictions)
+        if epoch >= self.first_epoch:
+            self.predictions.append(np.asarray(self.model.predict(self.dataset, verbose=0)))
 
 
 def _prepare(model, pipeline):
@@ -282,15 +334,3 @@ def _check_finite(history):
             f"The training loss became {losses[bad[0]]} in epoch {bad[0] + 1}; "
             "this configuration diverges."
         )
-
-
-def best_epoch(history, objective: str) -> int:
-    """The index of the epoch with the best value of the objective in a History (the first)."""
-    values = history.history[log_name(objective)]
-    pick = np.argmax if OBJECTIVES[objective][0] == "max" else np.argmin
-    return int(pick(values))
-
-
-def best_epoch_value(history, objective: str) -> float:
-    """The best value of the objective over the epochs of a History."""
-    return float(history.history[log_name(objective)][best_epoch(history, objective)])

@@ -20,17 +20,18 @@ import numpy as np
 from autoprep.choices.pipeline import Pipeline
 from autoprep.data.decode import read_image_folder
 from autoprep.data.index import MAX_PIXELS
-from autoprep.data.splits import make_splits
+from autoprep.data.splits import SMALL_VALIDATION, make_splits
 from autoprep.data.subset import Subset
 from autoprep.errors import ArgumentError
 from autoprep.run import rundir
 from autoprep.run.progress import TrialClock
-from autoprep.run.result import TuneResult, atomic_write
-from autoprep.search import devices, kt_adapter, objectives
-from autoprep.search.hypermodel import PipelineHyperModel, call_model_fn
+from autoprep.run.result import TuneResult, atomic_write, validation_text
+from autoprep.run.trial import FINISHED, TrialRecord, TrialStatus
+from autoprep.search import devices, kt_adapter, objectives, selection
+from autoprep.search.hypermodel import TAU_METRIC, PipelineHyperModel, call_model_fn, trial_seed
 from autoprep.search.names import check_tuner
 from autoprep.search.space import PREFIX, SearchSpace
-from autoprep.search.tuners import StopSearch, make_tuner
+from autoprep.search.tuners import StopSearch, default_values, make_tuner
 
 CONFUSION_FILE = "confusion.json"  # in a trial's directory: its validation confusion matrix
 TENSORBOARD_DIR = "tensorboard"  # TensorBoard logs with the HParams of every trial
@@ -47,7 +48,7 @@ def tune(
     objective: str = "balanced_accuracy",
     image_size=None,
     batch_size: int = 32,
-    validation_split: float = 0.2,
+    validation_split: float = None,
     test_split: float = 0.2,
     cv=None,
     space: SearchSpace = None,
@@ -58,6 +59,7 @@ def tune(
     verbose: int = 1,
     baseline: bool = True,
     final_repeats: int = 3,
+    reevaluate: int = 3,
     time_budget: float = None,
     max_pixels: int = MAX_PIXELS,
     distribution_strategy=None,
@@ -79,9 +81,14 @@ def tune(
         image_size: (height, width); default the images' common size, or their median,
             scaled down to at most 256 pixels on the long side.
         batch_size: Training batch size.
-        validation_split: Fraction of all images used for validation (without `cv`).
+        validation_split: Fraction of all images in one validation split (without `cv`).
+            Default: 0.2, or cross-validation when that split would be small (see `cv`).
         test_split: Fraction of all images held out for `test_score`; 0 for none.
-        cv: An int k for stratified k-fold cross-validation, or a scikit-learn splitter.
+        cv: None for one validation split, or (without `validation_split`) automatic
+            stratified 3-fold cross-validation when a class would have fewer than 20
+            validation images in one split of 0.2; an int k for stratified
+            k-fold cross-validation; or a scikit-learn splitter. The predictions of all folds
+            are pooled and scored once.
         space: An `autoprep.SearchSpace` to fix or narrow dimensions.
         directory, project_name: The run directory is `directory/project_name`; the project
             name defaults to the data directory's name.
@@ -92,6 +99,9 @@ def tune(
         baseline: Also train raw pixels / no augmentation / no balancing for comparison.
         final_repeats: How many times (seeds) the best pipeline and the baseline are trained
             for the test score, which is their mean: one training run is noisy.
+        reevaluate: How many of the best configurations (with the default one) are trained
+            again on reshuffled folds with fresh seeds before the winner is declared: the
+            simplest within one standard error of the best mean wins. 0 keeps the best trial.
         time_budget: Seconds; no trial starts that the budget cannot plausibly fit.
         max_pixels: Image files whose header declares more pixels (height x width) are
             skipped, with that reason, before decoding (default 40 million).
@@ -121,7 +131,8 @@ def tune(
     """
     started = time.monotonic()
     _check_arguments(max_trials=max_trials, epochs=epochs, batch_size=batch_size,
-                     final_repeats=final_repeats, time_budget=time_budget, verbose=verbose)
+                     final_repeats=final_repeats, time_budget=time_budget, verbose=verbose,
+                     reevaluate=reevaluate)
     objectives.check_objective(objective)
     check_tuner(tuner)
     space = space if space is not None else SearchSpace()
@@ -143,8 +154,11 @@ def tune(
     with rundir.locked(run_dir, worker=worker):  # released when tune returns or raises
         folder = read_image_folder(data_dir, image_size=image_size, memory_limit=memory_limit,
                                    cache_dir=cache_dir, on_plan=on_plan, max_pixels=max_pixels)
-        splits = make_splits(folder.labels, folder.class_names, validation_split=validation_split,
-                             test_split=test_split, cv=cv, seed=seed)
+        splits = make_splits(
+            folder.labels, folder.class_names, test_split=test_split, cv=cv, seed=seed,
+            validation_split=0.2 if validation_split is None else validation_split,
+            small_validation=SMALL_VALIDATION if validation_split is None else 0,
+        )
         call_model_fn(model_fn, folder.images.shape[1:], len(folder.class_names),
                       kt.HyperParameters())
         settings = {
@@ -159,11 +173,19 @@ def tune(
             model_fn, folder, splits, space, objective=objective, batch_size=batch_size, seed=seed,
             distribution_strategy=distribution_strategy,
         )
-        run = _Run(folder, splits, space, objective=objective, epochs=epochs, run_dir=run_dir,
-                   max_trials=max_trials, time_budget=time_budget, started=started,
-                   reserve=final_repeats * (1 + bool(baseline)) if test_split > 0 else 0,
-                   verbose=verbose,
-                   on_trial_end=on_trial_end, data_dir=data_dir)
+        after = final_repeats * (1 + bool(baseline)) if test_split > 0 else 0
+        stopper = _Stopper(
+            TrialClock(max_trials=max_trials, time_budget=time_budget, started=started),
+            max_trials=max_trials, time_budget=time_budget, worker=worker,
+            reserve=after + ((reevaluate + 1) * selection.REPEATS if reevaluate else 0),
+        )
+        recorder = _Recorder(folder, splits, space, objective=objective, epochs=epochs,
+                             run_dir=run_dir, data_dir=data_dir)
+        reporter = _Reporter(run_dir, verbose=verbose, on_trial_end=on_trial_end)
+        run = _Run(stopper, recorder, reporter)
+        if splits.method != "holdout" and verbose and not worker:
+            print(f"validation: {validation_text(splits.describe())}", file=sys.stderr,
+                  flush=True)
         search = make_tuner(
             tuner, hypermodel,
             objective=kt.Objective(objectives.log_name(objective),
@@ -178,14 +200,16 @@ def tune(
             return _run_worker(search, run, epochs, verbose)
         _fail_repeatedly_interrupted(search, run_state, run_dir)
         try:
-            result = run.result(search, state=_search(search, run, epochs, verbose))
+            state = _search(search, run, epochs, verbose)
+            result, hp = _choose(search, hypermodel, run, top=reevaluate, after=after,
+                                 state=state)
             if result.best_config is not None and test_split > 0:
-                result = _final_scores(result, search, hypermodel, baseline=baseline,
-                                       repeats=final_repeats, verbose=run.prints)
+                result = _final_scores(result, hp, hypermodel, baseline=baseline,
+                                       repeats=final_repeats, verbose=reporter.prints)
         except BaseException:  # Ctrl-C, SIGTERM, repeated failures: keep what is done
-            run.save(run.result(search, state="interrupted"))
+            reporter.save(recorder.result(search, state="interrupted"))
             raise
-        run.save(result)
+        reporter.save(result)
         return result
 
 
@@ -196,21 +220,22 @@ def _print_plan(plan):
 def _search(search, run, epochs, verbose) -> str:
     """Runs Keras Tuner's search loop; returns how it ended ("finished" or "stopped")."""
     # Keras Tuner gives each trial its own log directory and adds its HParams.
-    board = keras.callbacks.TensorBoard(os.path.join(run.run_dir, TENSORBOARD_DIR),
+    board = keras.callbacks.TensorBoard(os.path.join(run.recorder.run_dir, TENSORBOARD_DIR),
                                         write_graph=False)
     try:
         search.search(epochs=epochs, verbose=verbose if verbose >= 2 else 0, callbacks=[board])
         return "finished"
     except StopSearch:
-        return run.stop_reason
+        return run.stopper.stop_reason
 
 
 def _run_worker(search, run, epochs, verbose) -> TuneResult:
     """A worker of Keras Tuner's distributed mode: runs the chief's trials, keeps no results."""
     state = _search(search, run, epochs, verbose)
-    return TuneResult(best_config=None, best_score=None, objective=run.objective, trials=[],
-                      data=run.data_facts(), epochs=run.epochs, state=f"worker {state}",
-                      run_dir=run.run_dir)
+    recorder = run.recorder
+    return TuneResult(best_config=None, best_score=None, objective=recorder.objective, trials=[],
+                      data=recorder.data_facts(), epochs=recorder.epochs,
+                      state=f"worker {state}", run_dir=recorder.run_dir)
 
 
 def _is_worker() -> bool:
@@ -226,8 +251,10 @@ def _check_arguments(**values):
         "final_repeats": lambda v: isinstance(v, int) and v >= 1,
         "time_budget": lambda v: v is None or (isinstance(v, (int, float)) and v > 0),
         "verbose": lambda v: v in (0, 1, 2),
+        "reevaluate": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
     }
-    expected = {"time_budget": "None or seconds > 0", "verbose": "0, 1 or 2"}
+    expected = {"time_budget": "None or seconds > 0", "verbose": "0, 1 or 2",
+                "reevaluate": "an int >= 0"}
     for name, value in values.items():
         if not rules[name](value):
             raise ArgumentError(
@@ -266,123 +293,107 @@ def _fail_repeatedly_interrupted(search, run_state, run_dir):
     rundir.write_run_state(run_dir, run_state)
 
 
-class _Run:
-    """Follows a search: stop decisions, one progress line and saved results per trial."""
+class _Stopper:
+    """Job 1, stopping: ends the search at `max_trials` or before the time budget runs out.
 
-    def __init__(
-        self,
-        folder,
-        splits,
-        space,
-        *,
-        objective,
-        epochs,
-        run_dir,
-        max_trials,
-        time_budget,
-        started,
-        reserve,
-        verbose,
-        on_trial_end,
-        data_dir,
-    ):
-        self.folder, self.splits, self.space = folder, splits, space
-        self.objective, self.epochs, self.run_dir = objective, epochs, run_dir
-        self.max_trials, self.time_budget, self.started = max_trials, time_budget, started
-        self.reserve, self.on_trial_end = reserve, on_trial_end
-        self.prints = bool(verbose) and on_trial_end is None  # the caller reports otherwise
-        self.data_dir = data_dir
-        self.clock = TrialClock(max_trials=max_trials, time_budget=time_budget, started=started)
+    `reserve` counts the trainings that follow the search (re-evaluations, test scores), in
+    units of one trial, so the budget keeps room for them.
+    """
+
+    def __init__(self, clock, *, max_trials, time_budget, reserve, worker):
+        self.clock, self.max_trials, self.time_budget = clock, max_trials, time_budget
+        self.reserve, self.worker = reserve, worker
         self.stop_reason = "finished"
-        self.worker = _is_worker()
-        self._fitted = {}
 
-    # -- stopping ------------------------------------------------------------------------
     def should_stop(self, search) -> bool:
         self.clock.trial_started()
         if not self.worker:  # a worker's trial count is the chief's business
             oracle = search.oracle
-            done = sum(t.status in ("COMPLETED", "FAILED") for t in oracle.trials.values())
+            done = sum(t.status in (TrialStatus.COMPLETED, TrialStatus.FAILED)
+                       for t in oracle.trials.values())
             if done >= self.max_trials and not kt_adapter.retry_queue(oracle):
                 self.stop_reason = "finished"
                 return True
+        self.stop_reason = "stopped"
+        return not self.fits(1 + self.reserve)
+
+    def fits(self, trials: float) -> bool:
+        """Whether `trials` more trial-long trainings fit in the time budget."""
         estimate = self.clock.mean_duration()
         if self.time_budget is None or estimate is None:
-            return False
-        self.stop_reason = "stopped"
-        return self.clock.elapsed() + estimate * (1 + self.reserve) > self.time_budget
+            return True
+        return self.clock.elapsed() + estimate * trials <= self.time_budget
 
-    # -- after each trial ----------------------------------------------------------------
-    def trial_ended(self, search, trial):
-        self.clock.trial_ended()
-        _save_confusion(search, trial)
-        if self.worker:
-            if self.prints:
-                print(f"{search.tuner_id}: trial {trial.trial_id} {trial.status} "
-                      f"score={trial.score}", file=sys.stderr, flush=True)
-            return
-        result = self.result(search, state="running")
-        self.save(result)
-        record = next(t for t in result.trials if t["trial_id"] == trial.trial_id)
-        if self.prints:
-            print(self.clock.line(result, record), file=sys.stderr, flush=True)
-        if self.on_trial_end is not None:
-            self.on_trial_end(result, record)
 
-    def save(self, result):
-        result.save(self.run_dir)
+class _Recorder:
+    """Job 2, recording: Keras Tuner's trials as `TrialRecord`s and a `TuneResult`."""
 
-    # -- results -------------------------------------------------------------------------
-    def trial_record(self, trial) -> dict:
+    def __init__(self, folder, splits, space, *, objective, epochs, run_dir, data_dir):
+        self.folder, self.splits, self.space = folder, splits, space
+        self.objective, self.epochs, self.run_dir = objective, epochs, run_dir
+        self.data_dir = data_dir
+        self._fitted = {}
+
+    def trial_record(self, trial) -> TrialRecord:
         values = trial.hyperparameters.values
         try:
             config = self.space.pipeline(trial.hyperparameters.copy()).get_config()
         except Exception:  # a space changed by hand; keep the raw values
             config = None
+        if config is not None and trial.metrics.exists(TAU_METRIC):
+            # The post-hoc adjustment's tau tuned on the trial's validation predictions.
+            config["imbalance"]["tau_"] = trial.metrics.get_last_value(TAU_METRIC)
         score = trial.score
-        return {
-            "trial_id": trial.trial_id,
-            "status": trial.status,
-            "score": None if score is None or not math.isfinite(score) else float(score),
-            "config": config,
-            "model_hyperparameters": {
-                k: v
-                for k, v in values.items()
+        return TrialRecord(
+            trial_id=trial.trial_id,
+            status=TrialStatus(trial.status),
+            score=None if score is None or not math.isfinite(score) else float(score),
+            config=config,
+            model_hyperparameters={
+                k: v for k, v in values.items()
                 if not k.startswith(PREFIX) and not k.startswith("tuner/")
             },
-            "message": trial.message,
-        }
+            message=trial.message,
+        )
 
-    def result(self, search, *, state) -> TuneResult:
-        trials = [
-            self.trial_record(t)
-            for t in search.oracle.trials.values()
-            if t.status in ("COMPLETED", "FAILED", "INVALID")
-        ]
-        scored = [t for t in trials if t["status"] == "COMPLETED" and t["score"] is not None]
-        best = None
-        if scored:
-            pick = max if objectives.OBJECTIVES[self.objective][0] == "max" else min
-            best = pick(scored, key=lambda t: t["score"])
+    def records(self, search) -> list:
+        return [self.trial_record(t) for t in search.oracle.trials.values()
+                if t.status in FINISHED]
+
+    def result(self, search, *, state, chosen=None) -> TuneResult:
+        """The search so far; its best trial, or `chosen` = (record, selection, mean, std)."""
+        trials = self.records(search)
+        best, selection, score, std = chosen or (self.best(trials), None, None, None)
         return TuneResult(
             best_config=None if best is None else self.fitted_config(best),
-            best_score=None if best is None else best["score"],
+            best_score=None if best is None else (best.score if score is None else score),
             objective=self.objective,
             trials=trials,
             data=self.data_facts(),
             epochs=self.epochs,
             state=state,
             run_dir=self.run_dir,
-            best_trial_id=None if best is None else best["trial_id"],
-            confusion={} if best is None else _load_confusion(search, best["trial_id"]),
+            best_trial_id=None if best is None else best.trial_id,
+            confusion={} if best is None else _load_confusion(search, best.trial_id),
+            best_score_std=std,
+            validation=self.splits.describe(),
+            selection=selection,
         )
+
+    def best(self, trials):
+        """The record with the best search score, or None."""
+        scored = [t for t in trials if t.completed]
+        if not scored:
+            return None
+        pick = max if objectives.OBJECTIVES[self.objective][0] == "max" else min
+        return pick(scored, key=lambda t: t.score)
 
     def fitted_config(self, record) -> dict:
         """The trial's pipeline with constants learned on the development split."""
-        key = json.dumps(record["config"], sort_keys=True)
+        key = json.dumps(record.config, sort_keys=True)
         if key not in self._fitted:
             development = self.splits.development
-            pipeline = Pipeline.from_config(record["config"])
+            pipeline = Pipeline.from_config(record.config)
             pipeline.fit(
                 Subset(self.folder.images)[development],  # read in chunks, not copied
                 self.folder.labels[development],
@@ -406,6 +417,97 @@ class _Run:
         }
 
 
+class _Reporter:
+    """Job 3, saving and reporting: results on disk, a progress line, the user's callback."""
+
+    def __init__(self, run_dir, *, verbose, on_trial_end):
+        self.run_dir = run_dir
+        self.on_trial_end = on_trial_end
+        self.prints = bool(verbose) and on_trial_end is None  # the caller reports otherwise
+
+    def save(self, result):
+        result.save(self.run_dir)
+
+    def say(self, text):
+        if self.prints:
+            print(text, file=sys.stderr, flush=True)
+
+    def trial_ended(self, result, record, clock):
+        self.save(result)
+        self.say(clock.line(result, record))
+        if self.on_trial_end is not None:
+            self.on_trial_end(result, record)
+
+
+class _Run:
+    """Follows a search: the tuner's two hooks, wired to the stopping, recording and saving jobs."""
+
+    def __init__(self, stopper, recorder, reporter):
+        self.stopper, self.recorder, self.reporter = stopper, recorder, reporter
+        self.worker = stopper.worker
+
+    def should_stop(self, search) -> bool:
+        return self.stopper.should_stop(search)
+
+    def trial_ended(self, search, trial):
+        self.stopper.clock.trial_ended()
+        _save_confusion(search, trial)
+        if self.worker:
+            self.reporter.say(f"{search.tuner_id}: trial {trial.trial_id} {trial.status} "
+                              f"score={trial.score}")
+            return
+        result = self.recorder.result(search, state="running")
+        record = next(t for t in result.trials if t.trial_id == trial.trial_id)
+        self.reporter.trial_ended(result, record, self.stopper.clock)
+
+
+def _choose(search, hypermodel, run, *, top, after, state) -> tuple:
+    """Re-evaluates the top configurations and the default one on reshuffled folds with fresh
+    seeds (as long as the time budget allows), then applies the one-standard-error rule.
+
+    Args:
+        top: How many of the best configurations are re-evaluated (0: none).
+        after: Trial-long trainings still to come after the choice (the test scores).
+
+    Returns:
+        (result, hp): the `TuneResult` with the chosen pipeline, and its hyperparameters.
+    """
+    recorder, stopper = run.recorder, run.stopper
+    records = recorder.records(search)
+    best = recorder.best(records)
+    direction = objectives.OBJECTIVES[recorder.objective][0]
+    default = recorder.space.pipeline(default_values(search.oracle.hyperparameters)).get_config()
+    pool = selection.candidates(records, top=top, direction=direction, default_config=default)
+    hps = {t.trial_id: t.hyperparameters for t in search.oracle.trials.values()}
+    if best is None or top < 1 or len(pool) < 2:
+        return recorder.result(search, state=state), None if best is None else hps[best.trial_id]
+    run.reporter.say(f"re-evaluating {len(pool)} configurations {selection.REPEATS} times "
+                     "on reshuffled folds...")
+    seed = hypermodel.seed
+    for repeat in range(1, selection.REPEATS + 1):
+        if not stopper.fits(len(pool) + after):
+            break
+        folds = recorder.splits.reshuffled(None if seed is None else seed + repeat)
+        for candidate in pool:
+            hp = hps[candidate.trial_id]
+            evaluation = hypermodel.evaluate(
+                Pipeline.from_config(candidate.config), hp, folds, epochs=recorder.epochs,
+                seed=None if seed is None else trial_seed(seed + repeat, hp),
+            )
+            candidate.scores.append(evaluation.score)
+    if not pool[0].scores:
+        run.reporter.say("no time left to re-evaluate: the best trial score wins")
+        return recorder.result(search, state=state), hps[best.trial_id]
+    winner, reason = selection.one_standard_error(pool, direction=direction)
+    run.reporter.say(f"chosen: {reason}")
+    record = next(r for r in records if r.trial_id == winner.trial_id)
+    chosen = (record, {"rule": "one_standard_error", "repeats": len(winner.scores),
+                       "reason": reason, "chosen_trial_id": winner.trial_id,
+                       "candidates": [c.to_dict() for c in pool]},
+              winner.mean, winner.std)
+    return recorder.result(search, state=state, chosen=chosen), hps[winner.trial_id]
+
+
 def _save_confusion(search, trial):
     """Keeps the trial's validation confusion matrix in its directory (read by `result`)."""
     matrix = getattr(search.hypermodel, "last_confusion", None)
@@ -423,10 +525,10 @@ def _load_confusion(search, trial_id) -> dict:
         return {"validation": json.load(handle)}
 
 
-def _final_scores(result, search, hypermodel, *, baseline, repeats, verbose) -> TuneResult:
+def _final_scores(result, hp, hypermodel, *, baseline, repeats, verbose) -> TuneResult:
     """Trains the best pipeline (and the raw baseline) on the development split `repeats` times
     with different seeds; their test scores and means go into the result."""
-    hp = search.oracle.trials[result.best_trial_id].hyperparameters.copy()
+    hp = hp.copy()
     if verbose:
         print("training the best pipeline on the development split for the test score...",
               file=sys.stderr, flush=True)
@@ -436,8 +538,10 @@ def _final_scores(result, search, hypermodel, *, baseline, repeats, verbose) -> 
     def scores(config, name):
         values, matrices = [], []
         for seed in seeds:
-            values.append(hypermodel.test_score(Pipeline.from_config(config).clone(), hp,
-                                                epochs=result.epochs, seed=seed))
+            values.append(hypermodel.test_score(
+                Pipeline.from_config(config).clone(), hp, epochs=result.epochs, seed=seed,
+                tau=config["imbalance"].get("tau_"),  # the tau chosen on validation
+            ))
             matrices.append(hypermodel.last_confusion)
         if None not in matrices:  # summed over the repeats
             result.confusion[name] = np.sum(matrices, axis=0).tolist()

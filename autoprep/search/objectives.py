@@ -1,7 +1,7 @@
-"""Objectives: scores computed on the full validation split after every epoch.
+"""Objectives: scores of the pooled validation predictions of a trial's last epochs.
 
-`hypermodel.ValidationMetrics` writes `val_balanced_accuracy`, `val_macro_f1` and
-`val_accuracy` into the epoch logs, so Keras Tuner (and the History) see them like any Keras metric.
+`hypermodel.PipelineHyperModel.evaluate` computes them (`score_predictions`) and reports the
+trial's score to Keras Tuner under `log_name(objective)`, e.g. `val_balanced_accuracy`.
 Balanced accuracy is the default: plain accuracy rewards a model that predicts only the
 majority class.
 """

@@ -27,17 +27,23 @@ class StopSearch(Exception):
     """Raised before a trial starts when `should_stop` says the search is over."""
 
 
+def default_values(hyperparameters) -> kt.HyperParameters:
+    """Every active hyperparameter of a space at its default value."""
+    values = kt.HyperParameters()
+    for hp in hyperparameters.space:
+        values.merge([hp])
+        if values.is_active(hp):
+            values.values[hp.name] = hp.default
+    return values
+
+
 class _DefaultsFirst:
     """An oracle mix-in whose first trial uses every hyperparameter's default value."""
 
     def populate_space(self, trial_id):
         if self.trials:
             return super().populate_space(trial_id)
-        values = kt.HyperParameters()
-        for hp in self.hyperparameters.space:
-            values.merge([hp])
-            if values.is_active(hp):
-                values.values[hp.name] = hp.default
+        values = default_values(self.hyperparameters)
         return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": values.values}
 
 
@@ -80,6 +86,9 @@ class _Hooks(AtomicTunerState):
             self._on_trial_end(self, trial)
 
     def run_trial(self, trial, *args, **kwargs):
+        seed_trial = getattr(self.hypermodel, "seed_trial", None)
+        if seed_trial is not None:  # before Keras Tuner builds the trial's model
+            seed_trial(trial.hyperparameters)
         with devices.out_of_memory_fails_trial(getattr(self.hypermodel, "batch_size", None)):
             return super().run_trial(trial, *args, **kwargs)
 

@@ -1,0 +1,67 @@
+"""Choosing the winner: top-k re-evaluation and the one-standard-error rule."""
+
+import pytest
+from helpers import tiny_model
+
+import autoprep
+from autoprep.run.trial import TrialRecord
+from autoprep.search.selection import Candidate, candidates, complexity, one_standard_error
+
+PLAIN = {"normalization": {"name": "rescale_01"}, "augmentation": [],
+         "imbalance": {"name": "none"}}
+RICH = {"normalization": {"name": "per_channel"},
+        "augmentation": [{"name": "rotation", "intensity": 0.1},
+                         {"name": "mixup", "intensity": 0.2}],
+        "imbalance": {"name": "oversample"}}
+
+
+def test_complexity_is_the_space_s_count():
+    assert complexity(PLAIN) == 0 and complexity(RICH) == 3  # rotation, mixup, oversample
+
+
+def test_the_simplest_configuration_within_one_standard_error_wins():
+    rich = Candidate("1", RICH, 0.95, scores=[0.90, 0.80])  # mean 0.85, SE 0.05
+    plain = Candidate("0", PLAIN, 0.80, scores=[0.82, 0.80])  # mean 0.81: within 1 SE
+    winner, reason = one_standard_error([rich, plain], direction="max")
+    assert winner is plain and "simplest" in reason and "trial 1" in reason
+
+
+def test_a_difference_beyond_one_standard_error_keeps_the_best():
+    rich = Candidate("1", RICH, 0.95, scores=[0.86, 0.84])  # mean 0.85, SE 0.01
+    plain = Candidate("0", PLAIN, 0.80, scores=[0.82, 0.80])
+    winner, _ = one_standard_error([rich, plain], direction="max")
+    assert winner is rich
+    low_loss = Candidate("1", RICH, 0.1, scores=[0.10, 0.12])
+    high_loss = Candidate("0", PLAIN, 0.3, scores=[0.30, 0.31])
+    assert one_standard_error([low_loss, high_loss], direction="min")[0] is low_loss
+
+
+def test_candidates_are_the_top_distinct_configurations_and_the_default():
+    def record(trial_id, config, score, status="COMPLETED"):
+        return TrialRecord(trial_id, status, score, config)
+
+    other = {**PLAIN, "imbalance": {"name": "oversample"}}
+    records = [record("0", PLAIN, 0.5), record("1", RICH, 0.9), record("2", RICH, 0.8),
+               record("3", other, 0.7), record("4", RICH, None, "FAILED")]
+    pool = candidates(records, top=2, direction="max", default_config=PLAIN)
+    assert [(c.trial_id, c.default) for c in pool] == [("1", False), ("3", False), ("0", True)]
+
+
+@pytest.mark.slow
+def test_tune_re_evaluates_the_top_configurations_and_reports_the_spread(make_folder, tmp_path):
+    data = make_folder([12, 12, 6])
+    space = autoprep.SearchSpace(normalization=["rescale_01", "per_channel"], flip="none",
+                                 rotation=0.0, zoom=0.0, translation=0.0, contrast=0.0,
+                                 brightness=(0.0, 0.3), policy="none", imbalance="none")
+    result = autoprep.tune(tiny_model, data, max_trials=3, epochs=1, tuner="random", seed=0,
+                           verbose=0, test_split=0, validation_split=0.25, reevaluate=2,
+                           space=space, directory=tmp_path / "runs")
+    selection = result.selection
+    pool = selection["candidates"]
+    assert 2 <= len(pool) <= 3 and sum(c["default"] for c in pool) == 1
+    assert all(len(c["scores"]) == 2 for c in pool)
+    chosen = next(c for c in pool if c["trial_id"] == result.best_trial_id)
+    assert result.best_score == pytest.approx(chosen["mean"])
+    assert result.best_score_std == pytest.approx(chosen["std"])
+    loaded = autoprep.load_result(tmp_path / "runs")
+    assert loaded.selection == selection and "re-evaluations" in loaded.summary()
