@@ -100,7 +100,7 @@ class TuneResult:
         state: "running", "finished", "interrupted" or "stopped" (by the time budget).
         best_trial_id: Keras Tuner's id of the best trial.
         confusion: Confusion matrices (rows: true class, columns: predicted) of the best
-            pipeline on "validation" (its trial's best epoch, summed over folds) and "test",
+            pipeline on "validation" (its trial's pooled predictions of the last epoch) and "test",
             and of the baseline on "baseline_test" (summed over the repeats); a key is absent
             when not recorded (runs of older versions have none).
         validation: How trials were validated: method ("holdout", "cv" or "auto_cv"), folds,
