@@ -28,3 +28,46 @@ def test_keras_tuner_state_files_are_written_atomically(make_folder, tmp_path, m
     for path in written:
         json.loads(open(path).read())
     assert not list(tmp_path.rglob("*.part"))
+
+
+def test_the_search_is_staged_seeds_then_augmentation_on_the_best_then_everything():
+    """Stage 1: the given first points, then the default; stage 2: the best one's
+    normalization and imbalance with drawn ops and no policy; stage 3: Keras Tuner's."""
+    import types
+
+    import keras_tuner as kt
+
+    from autoprep.search.space import SearchSpace
+    from autoprep.search.tuners import RandomSearchOracle
+
+    space = SearchSpace()
+    hyperparameters = kt.HyperParameters()
+    space.declare(hyperparameters)
+    oracle = RandomSearchOracle(objective=kt.Objective("score", "max"), max_trials=20, seed=0)
+    oracle.hyperparameters = hyperparameters
+    oracle.prior = space.random_values
+    oracle.first_points = [{"autoprep/normalization": "per_channel",
+                            "autoprep/imbalance": "oversample"}]
+    oracle.stage_trials = 2
+    picked = []
+
+    def next_values(score):
+        values = oracle.populate_space(str(len(oracle.trials)))["values"]
+        trial = types.SimpleNamespace(status="COMPLETED", score=score,
+                                      hyperparameters=types.SimpleNamespace(values=values))
+        oracle.trials[str(len(oracle.trials))] = trial
+        picked.append(values)
+        return values
+
+    first = next_values(0.9)
+    assert (first["autoprep/normalization"], first["autoprep/imbalance"]) == (
+        "per_channel", "oversample")
+    default = next_values(0.5)
+    assert default["autoprep/normalization"] == "rescale_01"
+    for _ in range(2):  # stage 2: on top of the best (the first), ops drawn, no policy
+        values = next_values(0.1)
+        assert values["autoprep/normalization"] == "per_channel"
+        assert values["autoprep/imbalance"] == "oversample"
+        assert values["autoprep/policy"] == "none"
+    assert len({str(sorted(v.items())) for v in picked}) == 4
+    next_values(0.2)  # stage 3: Keras Tuner's own draw

@@ -30,7 +30,7 @@ from autoprep.run.trial import FINISHED, TrialRecord, TrialStatus
 from autoprep.search import devices, kt_adapter, objectives, selection
 from autoprep.search.hypermodel import TAU_METRIC, PipelineHyperModel, call_model_fn, trial_seed
 from autoprep.search.names import check_tuner
-from autoprep.search.space import PREFIX, SearchSpace
+from autoprep.search.space import PREFIX, SearchSpace, data_facts
 from autoprep.search.tuners import StopSearch, default_values, make_tuner
 
 CONFUSION_FILE = "confusion.json"  # in a trial's directory: its validation confusion matrix
@@ -191,6 +191,7 @@ def tune(
             objective=kt.Objective(objectives.log_name(objective),
                                    objectives.OBJECTIVES[objective][0]),
             max_trials=max_trials, epochs=epochs, seed=seed,
+            first_points=_seed_points(folder, splits, space, seed),
             # open_run_dir already cleared the run directory for `overwrite`.
             directory=os.fspath(directory), project_name=project_name, overwrite=False,
             on_trial_end=run.trial_ended, should_stop=run.should_stop,
@@ -211,6 +212,15 @@ def tune(
             raise
         reporter.save(result)
         return result
+
+
+def _seed_points(folder, splits, space, seed) -> list:
+    """The data-seeded first configurations, from (at most 2000 of) the training images."""
+    train = splits.folds[0][0]
+    if len(train) > 2000:
+        train = np.sort(np.random.default_rng(seed).choice(train, 2000, replace=False))
+    facts = data_facts(folder.images[train], folder.labels[train], len(folder.class_names))
+    return [space.hyperparameter_values(point) for point in space.seed_configurations(facts)]
 
 
 def _print_plan(plan):

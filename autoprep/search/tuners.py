@@ -1,8 +1,14 @@
 """How to search: Keras Tuner's own oracles and tuners, with what autoprep adds.
 
-Random and Bayesian search first run the space's default configuration (rescaled pixels, no
-augmentation, inverse-frequency class weights), as SMAC and auto-sklearn start from their
-defaults: a sane reference point before random exploration. The tuners get two hooks:
+Random and Bayesian search are staged, as an expert explores (scale and imbalance first,
+augmentation after): (1) the data-seeded configurations (`SearchSpace.seed_configurations`:
+normalization and imbalance strategy from the training images, no or light augmentation),
+then the space's default configuration (rescaled pixels, no augmentation, inverse-frequency
+weights), as SMAC and auto-sklearn start from their defaults; (2) augmentation strength on top
+of the best of these (its normalization, imbalance strategy and model hyperparameters kept,
+ops drawn from the space's prior, no policy); (3) the whole space, policies included, by
+Keras Tuner's own random or Bayesian search (whose Gaussian process sees every finished
+trial). Hyperband keeps its own schedule. The tuners get two hooks:
 `on_trial_end` writes results after every trial; `should_stop` ends the search before a new
 trial starts (trial count or time budget). Keras Tuner's state files (oracle.json,
 trial.json, tuner0.json) are written through a temporary file and a rename, so a crash in the
@@ -37,24 +43,101 @@ def default_values(hyperparameters) -> kt.HyperParameters:
     return values
 
 
-class _DefaultsFirst:
-    """An oracle mix-in whose first trial uses every hyperparameter's default value."""
+def augmentation_stage_trials(max_trials: int) -> int:
+    """How many trials stage 2 (augmentation on top of the best) gets: a quarter, 2 or more."""
+    return max(2, max_trials // 4)
+
+
+class _Staged:
+    """An oracle mix-in running the staged search of this module's docstring.
+
+    `first_points` (set by `make_tuner`) are stage 1's {hyperparameter name: value} dicts;
+    `prior(hyperparameters, seed)` (the space's `random_values`) draws stage 2's ops;
+    `stage_trials` is stage 2's length. A point equal to an earlier trial's is skipped.
+    """
+
+    first_points = ()
+    stage_trials = 0
 
     def populate_space(self, trial_id):
-        if self.trials:
-            return super().populate_space(trial_id)
-        values = default_values(self.hyperparameters)
-        return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": values.values}
+        started = len(self.trials)
+        first = [*self.first_points, default_values(self.hyperparameters).values]
+        tried = [t.hyperparameters.values for t in self.trials.values()]
+        for point in first[started:]:  # stage 1, in order (resumed runs continue it)
+            values = _complete(self.hyperparameters, point)
+            if values not in tried:
+                return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": values}
+        best = self._best_values()
+        if best is not None and self.prior is not None and (
+            started < len(first) + self.stage_trials
+        ):
+            drawn = self.prior(self.hyperparameters, _stage_seed(self.seed, started))
+            values = _complete(self.hyperparameters, _augmented(self.hyperparameters, best,
+                                                                drawn))
+            if values not in tried:
+                return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": values}
+        return super().populate_space(trial_id)
+
+    def _best_values(self):
+        """The values of the best completed trial so far, or None."""
+        done = [t for t in self.trials.values()
+                if t.status == kt.engine.trial.TrialStatus.COMPLETED and t.score is not None]
+        if not done:
+            return None
+        sign = 1 if self.objective.direction == "max" else -1
+        return max(done, key=lambda t: sign * t.score).hyperparameters.values
+
+
+_KEPT = ("autoprep/normalization", "autoprep/imbalance")  # stage 2 keeps these (and children)
+_POLICY = "autoprep/policy"
+
+
+def _augmented(hyperparameters, best: dict, drawn: dict) -> dict:
+    """Stage 2's point: `best`'s normalization, imbalance strategy (with its parameters) and
+    model hyperparameters; `drawn`'s augmentation ops; no policy."""
+    from autoprep.choices.augmentation import POLICY_SELECTOR
+
+    values = {}
+    for hp in hyperparameters.space:
+        parents = [condition.name for condition in hp.conditions]
+        keep = (not hp.name.startswith("autoprep/") or hp.name in _KEPT
+                or any(parent in _KEPT for parent in parents))
+        if hp.name == _POLICY:
+            values[hp.name] = POLICY_SELECTOR.off
+        elif keep and hp.name in best:
+            values[hp.name] = best[hp.name]
+        elif hp.name in drawn:
+            values[hp.name] = drawn[hp.name]
+    return values
+
+
+def _complete(hyperparameters, point: dict) -> dict:
+    """`point` made a full, consistent set of values: active hyperparameters only, each from
+    `point` when given there (and allowed), else its default."""
+    filled = kt.HyperParameters()
+    for hp in hyperparameters.space:
+        filled.merge([hp])
+        if filled.is_active(hp):
+            value = point.get(hp.name, hp.default)
+            values = getattr(hp, "values", None)
+            if values is not None and value not in values:
+                value = hp.default
+            filled.values[hp.name] = value
+    return filled.values
+
+
+def _stage_seed(seed, trial_number) -> int:
+    return ((seed or 0) * 7919 + trial_number) % 2**31
 
 
 class RandomSearchOracle(
-    AtomicOracleState, _DefaultsFirst, PriorRandomValues, kt.oracles.RandomSearchOracle
+    AtomicOracleState, _Staged, PriorRandomValues, kt.oracles.RandomSearchOracle
 ):
     pass
 
 
 class BayesianOptimizationOracle(
-    AtomicOracleState, _DefaultsFirst, PriorRandomValues, kt.oracles.BayesianOptimizationOracle
+    AtomicOracleState, _Staged, PriorRandomValues, kt.oracles.BayesianOptimizationOracle
 ):
     pass
 
@@ -101,13 +184,15 @@ class Hyperband(_Hooks, GivenOracle, kt.Hyperband):
     pass
 
 
-def make_tuner(name, hypermodel, *, objective, max_trials, epochs, seed=None, **kwargs):
+def make_tuner(name, hypermodel, *, objective, max_trials, epochs, seed=None, first_points=(),
+               **kwargs):
     """A Keras Tuner tuner by name ("bayesian", "random" or "hyperband").
 
     Hyperband schedules its own trials from `epochs` (its `max_epochs`); autoprep stops it
     after `max_trials` through `should_stop`. Bayesian optimization fits its Gaussian process
     after a third of the trials (at least 3) instead of Keras Tuner's 3 x dimensions, which
-    would leave a short search purely random.
+    would leave a short search purely random. `first_points` are the configurations of stage
+    1 (see the module docstring), as {hyperparameter name: value} dicts.
     """
     check_tuner(name)
     if name == "hyperband":
@@ -122,4 +207,6 @@ def make_tuner(name, hypermodel, *, objective, max_trials, epochs, seed=None, **
         oracle = RandomSearchOracle(objective=objective, max_trials=max_trials, seed=seed)
     # Random points follow the space's prior (most ops off, light strengths first).
     oracle.prior = getattr(getattr(hypermodel, "space", None), "random_values", None)
+    oracle.first_points = list(first_points)
+    oracle.stage_trials = augmentation_stage_trials(max_trials)
     return Tuner(oracle=oracle, hypermodel=hypermodel, **kwargs)
