@@ -56,7 +56,7 @@ def synthetic_trials(n, rng) -> list:
 def write_run(run_dir, data_dir, trials, rng):
     """results.json of a finished run over `data_dir`, the best config fitted on its images."""
     from autoprep.choices.pipeline import Pipeline
-    from autoprep.data.folder import read_image_folder
+    from autoprep.data.decode import read_image_folder
     from autoprep.run.result import TuneResult
 
     folder = read_image_folder(data_dir)
