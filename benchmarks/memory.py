@@ -184,7 +184,7 @@ RssAnon is the anonymous resident memory of the whole process (TensorFlow, Keras
 model included); pages of the memory-mapped images are file cache and do not count. \
 "search s" runs from the call of `autoprep.tune` to its return: TensorFlow's import (autoprep \
 imports it lazily), indexing, decoding, {trials} trials and the final training.
-"""
+{result.get("notes", "")}"""
 
 
 if __name__ == "__main__":
