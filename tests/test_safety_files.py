@@ -1,5 +1,5 @@
 """What autoprep writes: printed text without control sequences, normal file permissions, no
-temporary files left behind, and no user file replaced by `export` without `--force`."""
+temporary files left behind, and no user file replaced by `export` or `report` without `--force`."""
 
 import json
 import os
@@ -24,7 +24,7 @@ ESCAPES = ["\x1b[2J", "\x1b]0;owned\x07", "\x1b]52;c;ZWNobyBvd25lZA==\x07", "\x9
 
 def hostile_results(run_dir, data_dir="/data/\x9b1A\rcats"):
     """A results.json whose strings (from someone else's run) carry terminal control codes."""
-    trial = {"trial_id": "7\x1b[2J", "status": "FAILED\x1b]0;owned\x07", "score": None,
+    trial = {"trial_id": "7\x1b[2J", "status": "FAILED", "score": None,
              "config": None, "model_hyperparameters": {"lr\x1b[31m": "0.1\x07"},
              "message": "Traceback\nValueError: boom\x1b]52;c;ZWNobyBvd25lZA==\x07 end"}
     result = TuneResult(
@@ -57,6 +57,20 @@ def test_show_prints_a_data_folder_name_that_is_not_utf8(tmp_path, capsys):
     hostile_results(run, data_dir=os.fsdecode(b"/data/caf\xe9"))
     assert cli.main(["show", run]) == 0
     assert "data: /data/caf\\xe9 (2 classes" in capsys.readouterr().out
+
+
+def test_show_refuses_an_unknown_trial_status_in_one_clean_line(tmp_path, capsys):
+    run = str(tmp_path / "run")
+    hostile_results(run)
+    saved = json.load(open(os.path.join(run, "results.json")))
+    saved["trials"][0]["status"] = "FAILED\x1b]0;owned\x07"
+    json.dump(saved, open(os.path.join(run, "results.json"), "w"))
+    assert cli.main(["show", run]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "has the status 'FAILED" in err[0], err
+    assert "results.json is not a results file" in err[0]
+    assert not any(escape in captured.err + captured.out for escape in ESCAPES)
 
 
 @pytest.fixture
@@ -174,6 +188,22 @@ def test_export_refuses_to_replace_a_file_it_did_not_write(run, tmp_path, capsys
     assert out.read_text().startswith('"""Preprocessing pipeline found by autoprep.')
     assert cli.main(["export", run, "-o", str(out)]) == 0  # its own module: replaced
     assert capsys.readouterr().out.count("wrote ") == 2
+
+
+def test_report_refuses_to_replace_a_file_it_did_not_write(run, tmp_path, capsys):
+    out = tmp_path / "index.html"
+    out.write_text("<p>my own page</p>\n")
+    assert cli.main(["report", run, "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"autoprep report: error: {str(out)!r} exists and is not a report autoprep "
+                   "wrote, so it is not replaced. Choose another file (-o FILE), or pass "
+                   "--force (force=True) to replace it."]
+    assert out.read_text() == "<p>my own page</p>\n"
+    assert cli.main(["report", run, "-o", str(out), "--force"]) == 0
+    assert out.read_text().startswith("<!DOCTYPE html>\n<!-- autoprep report -->")
+    assert cli.main(["report", run, "-o", str(out)]) == 0  # its own report: replaced
+    assert cli.main(["report", run, "-o", str(tmp_path)]) == 2
+    assert "it is a folder" in capsys.readouterr().err
 
 
 def test_export_prints_no_control_sequences_from_results(run, tmp_path, capsys):

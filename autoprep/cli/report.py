@@ -17,6 +17,8 @@ def add_parser(subparsers):
     report.add_argument("run_dir", metavar="RUN_DIR", help="the --out directory of a search")
     report.add_argument("-o", "--output", metavar="FILE",
                         help=f"the page to write (default: RUN_DIR/{REPORT_FILE})")
+    report.add_argument("--force", action="store_true",
+                        help="replace FILE even if it is not a report autoprep wrote")
     report.set_defaults(func=run_report)
 
 
@@ -24,6 +26,6 @@ def run_report(args) -> int:
     from autoprep.report import write_report
     from autoprep.run.result import load_result
 
-    path = write_report(load_result(args.run_dir), args.output)
+    path = write_report(load_result(args.run_dir), args.output, force=args.force)
     print(f"wrote {path}")
     return 0

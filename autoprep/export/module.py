@@ -10,7 +10,6 @@ arguments; learned constants are embedded as literals. Every string that comes f
 
 import datetime
 import json
-import os
 
 from autoprep.choices.augmentation import augment
 from autoprep.choices.base import function_source
@@ -18,38 +17,11 @@ from autoprep.choices.imbalance import DeferredReweighting, add_sample_weights
 from autoprep.choices.pipeline import Pipeline, build_eval_dataset, build_train_dataset
 from autoprep.data.decode import load_image
 from autoprep.data.index import IMAGE_EXTENSIONS, MAX_PIXELS, check_max_pixels
-from autoprep.errors import ArgumentError
 from autoprep.export.runtime import RUNTIME_FUNCTIONS
 from autoprep.run.result import summarize
 
 # How every module autoprep writes starts: `export` replaces only such files (or with force).
 GENERATED_MARK = '"""Preprocessing pipeline found by autoprep.'
-
-
-def check_replaceable(path, *, force=False):
-    """Refuses to write a module over a folder, or over a file autoprep did not write.
-
-    Raises:
-        ArgumentError: `path` is a folder, or (without `force`) an existing file that does
-            not start as the modules autoprep writes.
-    """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise ArgumentError(
-            f"Cannot export to {path!r}: it is a folder. Pass a file name, e.g. "
-            f"{os.path.join(path, 'pipeline.py')!r}."
-        )
-    if force or not os.path.lexists(path):
-        return
-    head = b""
-    if os.path.isfile(path):  # never opens a FIFO or device
-        with open(path, "rb") as handle:
-            head = handle.read(len(GENERATED_MARK.encode()))
-    if head != GENERATED_MARK.encode():
-        raise ArgumentError(
-            f"{path!r} exists and is not a module autoprep wrote, so it is not replaced. "
-            "Choose another file (-o FILE), or pass --force (force=True) to replace it."
-        )
 
 
 def _literal(value) -> str:

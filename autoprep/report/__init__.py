@@ -22,7 +22,7 @@ def report_path(run_dir) -> str:
     return os.path.join(os.fspath(run_dir), REPORT_FILE)
 
 
-def write_report(result, path=None, *, doctor="auto") -> str:
+def write_report(result, path=None, *, doctor="auto", force=False) -> str:
     """Builds the report of `result` and writes it (atomically) to `path`.
 
     Args:
@@ -30,11 +30,14 @@ def write_report(result, path=None, *, doctor="auto") -> str:
         path: Where to write; default `RUN_DIR/report.html`.
         doctor: "auto" runs the doctor's data checks when that is cheap (`doctor_report`);
             a `doctor.Report` is shown as is; None skips them.
+        force: Replace `path` even when it is a file autoprep did not write (the default
+            `RUN_DIR/report.html` is the run's own file and always replaced).
 
     Returns:
         The path written.
     """
-    from autoprep.run.result import atomic_write
+    from autoprep.report.page import REPORT_MARK
+    from autoprep.run.result import atomic_write, check_replaceable
 
     if path is None:
         if result.run_dir is None:
@@ -42,8 +45,9 @@ def write_report(result, path=None, *, doctor="auto") -> str:
 
             raise ArgumentError("`path` is required: this result has no run directory. "
                                 "Received: path=None")
-        path = report_path(result.run_dir)
+        path, force = report_path(result.run_dir), True
     path = os.fspath(path)
+    check_replaceable(path, mark=REPORT_MARK, what="report", force=force)
     atomic_write(path, build_report(result, doctor=doctor))
     return path
 

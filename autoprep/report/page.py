@@ -65,13 +65,17 @@ def section(anchor, title, body) -> str:
     return f'<section id="{esc(anchor)}"><h2>{esc(title)}</h2>{body}</section>'
 
 
+# How every report autoprep writes starts: `report -o` replaces only such files (or with force).
+REPORT_MARK = "<!DOCTYPE html>\n<!-- autoprep report -->\n"
+
+
 def page(title, meta, sections) -> str:
     """The whole document: title, meta lines, a table of contents, the sections."""
     nav = "".join(f'<a href="#{esc(anchor)}">{esc(name)}</a>' for anchor, name, _ in sections)
     body = "".join(section(anchor, name, content) for anchor, name, content in sections)
     meta_html = "".join(f'<div class="meta">{esc(line)}</div>' for line in meta)
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"{REPORT_MARK}<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{esc(title)}</title><style>{STYLE}</style></head>"
         f"<body><main><h1>{esc(title)}</h1>{meta_html}<nav>{nav}</nav>{body}</main></body></html>\n"
     )

@@ -26,6 +26,36 @@ _TEMP_PREFIX, _TEMP_SUFFIX = ".tmp-", ".part"
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
+def check_replaceable(path, *, mark: str, what: str, force=False):
+    """Refuses to write over a folder, or over a file autoprep did not write.
+
+    Args:
+        path: The file about to be written.
+        mark: How every file of this kind that autoprep writes starts.
+        what: The kind of file, for the message (e.g. "module").
+        force: Replace an existing file even when it does not start with `mark`.
+
+    Raises:
+        ArgumentError: `path` is a folder, or (without `force`) an existing file that does
+            not start with `mark`.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ArgumentError(f"Cannot write the {what} to {path!r}: it is a folder. Pass a file "
+                            "name (-o FILE).")
+    if force or not os.path.lexists(path):
+        return
+    head = b""
+    if os.path.isfile(path):  # never opens a FIFO or device
+        with open(path, "rb") as handle:
+            head = handle.read(len(mark.encode()))
+    if head != mark.encode():
+        raise ArgumentError(
+            f"{path!r} exists and is not a {what} autoprep wrote, so it is not replaced. "
+            "Choose another file (-o FILE), or pass --force (force=True) to replace it."
+        )
+
+
 def atomic_write(path, text: str):
     """Writes `text` to `path` through a temporary file and a rename: never half-written.
 
@@ -167,9 +197,9 @@ class TuneResult:
                 `force`).
         """
         from autoprep.data.index import MAX_PIXELS
-        from autoprep.export.module import check_replaceable, render_module
+        from autoprep.export.module import GENERATED_MARK, render_module
 
-        check_replaceable(path, force=force)
+        check_replaceable(path, mark=GENERATED_MARK, what="module", force=force)
 
         info = {
             "objective": self.objective,
@@ -194,18 +224,19 @@ class TuneResult:
         atomic_write(path, source)
         return path
 
-    def report(self, path=None) -> str:
+    def report(self, path=None, *, force: bool = False) -> str:
         """Writes the HTML report of this result: one self-contained page with plots.
 
         Args:
             path: The file to write; default `report.html` in the run directory.
+            force: Replace `path` even when it is a file autoprep did not write.
 
         Returns:
             The path written.
         """
         from autoprep.report import write_report
 
-        return write_report(self, path)
+        return write_report(self, path, force=force)
 
     def to_dict(self) -> dict:
         state = dataclasses.asdict(self)
@@ -364,4 +395,9 @@ def load_result(path) -> TuneResult:
             raise RunDirectoryError(
                 f"{run_dir}/{RESULTS_FILE} is not valid JSON: {error}"
             ) from None
-    return TuneResult.from_dict(state, run_dir=run_dir)
+    try:
+        return TuneResult.from_dict(state, run_dir=run_dir)
+    except (TypeError, ValueError, AttributeError) as error:  # a results.json edited by hand
+        raise RunDirectoryError(
+            f"{run_dir}/{RESULTS_FILE} is not a results file this autoprep can read: {error}"
+        ) from None

@@ -39,7 +39,13 @@ class TrialRecord:
     message: str = None
 
     def __post_init__(self):
-        self.status = TrialStatus(str(self.status))
+        try:
+            self.status = TrialStatus(str(self.status))
+        except ValueError:
+            raise ValueError(
+                f"trial {str(self.trial_id)[:40]!r} has the status {str(self.status)[:40]!r}; "
+                f"expected one of {', '.join(TrialStatus)}"
+            ) from None
 
     @property
     def completed(self) -> bool:
