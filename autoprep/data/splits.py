@@ -178,8 +178,9 @@ def make_splits(
 
             return Splits(test=test, folds=refold(seed), refold=refold)
         smallest = int(np.argmin(expected))
-        reason = (f"one validation split would hold {int(expected[smallest])} images of class "
-                  f"{class_names[smallest]!r} (fewer than {small_validation})")
+        count = int(expected[smallest])
+        reason = (f"one validation split would hold {count} image{'' if count == 1 else 's'} "
+                  f"of class {class_names[smallest]!r} (fewer than {small_validation})")
         method, cv = "auto_cv", AUTO_FOLDS
     else:
         method, reason = "cv", ""
