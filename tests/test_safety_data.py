@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import struct
 import sys
 import warnings
@@ -123,6 +124,24 @@ def test_fifo_socket_link_and_oversized_header_are_skipped_with_reasons(hostile)
         assert skipped[path] == reason
     assert set(READ) <= set(index.paths) and not set(SKIPPED) & set(index.paths)
     assert listing(hostile) == before
+
+
+def test_a_device_named_like_an_image_is_skipped_in_the_library_and_the_module(tmp_path,
+                                                                                module):
+    # Creating a device node needs root, as tests here and on CI run; elsewhere this fails
+    # loudly (PermissionError) rather than skipping.
+    data = tmp_path / "device_data"  # beside the `module` fixture's own folder
+    write_folder(data, [3, 3, 3])  # the module's three classes
+    device = data / "class_0" / "x.png"
+    os.mknod(device, 0o600 | stat.S_IFCHR, os.makedev(1, 3))  # the same device as /dev/null
+    reason = "not a regular file (a device; not opened)"
+    index = index_directory(str(data))
+    assert dict(index.skipped)["class_0/x.png"] == reason
+    assert "class_0/x.png" not in index.paths and len(index.paths) == 9
+    with pytest.warns(UserWarning, match=r"skipped 1 file\(s\)") as caught:
+        paths, _ = module.list_files(str(data))
+    assert f"'class_0/x.png': {reason}" in str(caught[0].message)
+    assert len(paths) == 9 and stat.S_ISCHR(os.stat(device).st_mode)
 
 
 def test_names_that_are_not_utf8_are_read_like_any_other(hostile):
