@@ -71,3 +71,30 @@ def test_the_search_is_staged_seeds_then_augmentation_on_the_best_then_everythin
         assert values["autoprep/policy"] == "none"
     assert len({str(sorted(v.items())) for v in picked}) == 4
     next_values(0.2)  # stage 3: Keras Tuner's own draw
+
+
+def test_a_proposal_that_repeats_a_tried_point_is_replaced_by_an_untried_draw():
+    """Stage 3: a repeated point would only repeat its (seeded) score and spend a trial."""
+    import types
+
+    import keras_tuner as kt
+
+    from autoprep.search.space import SearchSpace
+    from autoprep.search.tuners import BayesianOptimizationOracle
+
+    space = SearchSpace()
+    hyperparameters = kt.HyperParameters()
+    space.declare(hyperparameters)
+    oracle = BayesianOptimizationOracle(objective=kt.Objective("score", "max"), max_trials=20,
+                                        seed=0)
+    oracle.hyperparameters = hyperparameters
+    oracle.prior = space.random_values
+    tried = space.random_values(hyperparameters, 1)
+    oracle.trials["0"] = types.SimpleNamespace(
+        status="COMPLETED", score=0.9, hyperparameters=types.SimpleNamespace(values=tried))
+    repeat = {"status": kt.engine.trial.TrialStatus.RUNNING, "values": dict(tried)}
+    new = oracle._untried(repeat, [tried], started=1)
+    assert new["values"] != tried and new["status"] == kt.engine.trial.TrialStatus.RUNNING
+    fresh = {"status": kt.engine.trial.TrialStatus.RUNNING,
+             "values": space.random_values(hyperparameters, 2)}
+    assert oracle._untried(fresh, [tried], started=1) is fresh

@@ -53,7 +53,8 @@ class _Staged:
 
     `first_points` (set by `make_tuner`) are stage 1's {hyperparameter name: value} dicts;
     `prior(hyperparameters, seed)` (the space's `random_values`) draws stage 2's ops;
-    `stage_trials` is stage 2's length. A point equal to an earlier trial's is skipped.
+    `stage_trials` is stage 2's length. A point equal to an earlier trial's is skipped (in
+    stage 3, replaced by a draw from the prior).
     """
 
     first_points = ()
@@ -71,12 +72,29 @@ class _Staged:
         if best is not None and self.prior is not None and (
             started < len(first) + self.stage_trials
         ):
-            drawn = self.prior(self.hyperparameters, _stage_seed(self.seed, started))
-            values = _complete(self.hyperparameters, _augmented(self.hyperparameters, best,
-                                                                drawn))
-            if values not in tried:
-                return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": values}
-        return super().populate_space(trial_id)
+            for attempt in range(_REDRAWS):  # all ops off, say, may repeat a stage-1 point
+                drawn = self.prior(self.hyperparameters, _stage_seed(self.seed, started, attempt))
+                values = _complete(self.hyperparameters, _augmented(self.hyperparameters, best,
+                                                                    drawn))
+                if values not in tried:
+                    return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": values}
+        return self._untried(super().populate_space(trial_id), tried, started)
+
+    def _untried(self, proposal, tried, started):
+        """Keras Tuner's proposal, or a draw from the prior when it repeats a tried point.
+
+        A seeded trial repeats its score exactly, so a repeated point would only spend a trial
+        (Bayesian optimization proposes its best point again once the acquisition settles).
+        """
+        values = proposal.get("values")
+        if values is None or self.prior is None or values not in tried:
+            return proposal
+        for attempt in range(_REDRAWS):
+            drawn = _complete(self.hyperparameters, self.prior(
+                self.hyperparameters, _stage_seed(self.seed, started, attempt + 1)))
+            if drawn not in tried:
+                return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": drawn}
+        return proposal
 
     def _best_values(self):
         """The values of the best completed trial so far, or None."""
@@ -88,6 +106,7 @@ class _Staged:
         return max(done, key=lambda t: sign * t.score).hyperparameters.values
 
 
+_REDRAWS = 20  # draws from the prior to find an untried point before a repeat is accepted
 _KEPT = ("autoprep/normalization", "autoprep/imbalance")  # stage 2 keeps these (and children)
 _POLICY = "autoprep/policy"
 
@@ -126,8 +145,8 @@ def _complete(hyperparameters, point: dict) -> dict:
     return filled.values
 
 
-def _stage_seed(seed, trial_number) -> int:
-    return ((seed or 0) * 7919 + trial_number) % 2**31
+def _stage_seed(seed, trial_number, attempt=0) -> int:
+    return ((seed or 0) * 7919 + trial_number + attempt * 100_003) % 2**31
 
 
 class RandomSearchOracle(
@@ -195,6 +214,8 @@ def make_tuner(name, hypermodel, *, objective, max_trials, epochs, seed=None, fi
     1 (see the module docstring), as {hyperparameter name: value} dicts.
     """
     check_tuner(name)
+    if seed is not None:  # Keras Tuner's oracles take seed 0 for no seed (`seed or random...`)
+        seed += 1
     if name == "hyperband":
         oracle = HyperbandOracle(objective=objective, max_epochs=max(epochs, 2), seed=seed)
         return Hyperband(oracle=oracle, hypermodel=hypermodel, **kwargs)
