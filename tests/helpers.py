@@ -35,3 +35,16 @@ def tiny_model(input_shape, num_classes):
         keras.layers.Dense(16, activation="relu"),
         keras.layers.Dense(num_classes, activation="softmax"),
     ])
+
+
+# A model file for `autoprep tune --model model.py:build`, and the options of a one-trial search.
+MODEL_FILE = '''
+import keras
+
+
+def build(input_shape, num_classes):
+    return keras.Sequential([keras.Input(shape=input_shape), keras.layers.Flatten(),
+                             keras.layers.Dense(num_classes, activation="softmax")])
+'''
+FAST_TUNE = ["--max-trials", "1", "--epochs", "1", "--tuner", "random", "--seed", "0",
+        "--final-repeats", "1"]

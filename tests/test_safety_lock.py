@@ -14,20 +14,10 @@ import textwrap
 import time
 
 import pytest
-from helpers import write_folder
+from helpers import FAST_TUNE, MODEL_FILE, write_folder
 
 from autoprep import cli
 
-MODEL = '''
-import keras
-
-
-def build(input_shape, num_classes):
-    return keras.Sequential([keras.Input(shape=input_shape), keras.layers.Flatten(),
-                             keras.layers.Dense(num_classes, activation="softmax")])
-'''
-FAST = ["--max-trials", "1", "--epochs", "1", "--tuner", "random", "--seed", "0",
-        "--final-repeats", "1"]
 HOLDER = textwrap.dedent('''
     import sys
     from autoprep.run.lock import RunLock
@@ -41,9 +31,10 @@ HOLDER = textwrap.dedent('''
 @pytest.fixture
 def setup(tmp_path):
     data = write_folder(tmp_path / "data", [6, 6, 4])
-    (tmp_path / "model.py").write_text(MODEL)
+    (tmp_path / "model.py").write_text(MODEL_FILE)
     run = tmp_path / "runs" / "night"
-    argv = ["tune", data, "--model", f"{tmp_path / 'model.py'}:build", "--out", str(run), *FAST]
+    argv = ["tune", data, "--model", f"{tmp_path / 'model.py'}:build", "--out", str(run),
+            *FAST_TUNE]
     return argv, str(run)
 
 

@@ -10,21 +10,10 @@ import os
 
 import PIL.Image
 import pytest
-from helpers import write_folder
+from helpers import FAST_TUNE, MODEL_FILE, write_folder
 
 from autoprep import cli
 from autoprep.errors import RunDirectoryError
-
-MODEL = '''
-import keras
-
-
-def build(input_shape, num_classes):
-    return keras.Sequential([keras.Input(shape=input_shape), keras.layers.Flatten(),
-                             keras.layers.Dense(num_classes, activation="softmax")])
-'''
-FAST = ["--max-trials", "1", "--epochs", "1", "--tuner", "random", "--seed", "0",
-        "--final-repeats", "1"]
 
 
 def snapshot(root) -> dict:
@@ -57,7 +46,7 @@ def world(tmp_path, tmp_path_factory, monkeypatch):
     cwd = user_folder(tmp_path_factory.mktemp("cwd"))
     monkeypatch.chdir(cwd)
     data = write_folder(tmp_path / "data", [6, 6, 4])
-    (tmp_path / "model.py").write_text(MODEL)
+    (tmp_path / "model.py").write_text(MODEL_FILE)
     return {"home": home, "cwd": cwd, "data": data, "model": f"{tmp_path / 'model.py'}:build",
             "tmp": str(tmp_path)}
 
@@ -71,7 +60,7 @@ def no_decoding(monkeypatch):
 
 
 def tune(world, out, *extra) -> list:
-    return ["tune", world["data"], "--model", world["model"], "--out", out, *FAST, *extra]
+    return ["tune", world["data"], "--model", world["model"], "--out", out, *FAST_TUNE, *extra]
 
 
 def refused(capsys, argv, pattern) -> str:
