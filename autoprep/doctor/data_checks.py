@@ -5,6 +5,7 @@ Every check reads a `DataContext`, which indexes and decodes the folder once (wi
 """
 
 import functools
+import warnings
 
 import numpy as np
 
@@ -100,7 +101,9 @@ class DataContext:
     def split(self):
         """The `Splits` `tune` would make with this seed, or the DataError it would raise."""
         try:
-            return make_splits(self.folder.labels, self.class_names, seed=self.seed)
+            with warnings.catch_warnings():  # classes kept in training: `class_too_small` says it
+                warnings.simplefilter("ignore", UserWarning)
+                return make_splits(self.folder.labels, self.class_names, seed=self.seed)
         except DataError as error:
             return error
 
@@ -209,6 +212,19 @@ def check_class_too_small(ctx):
             "Add images to the named classes or remove them; `autoprep tune` cannot split "
             "the data otherwise.",
         )
+    else:
+        labels = ctx.folder.labels
+        untested = [name for c, name in enumerate(ctx.class_names)
+                    if len(ctx.split.test) and not np.any(labels[ctx.split.test] == c)]
+        if ctx.split.train_only or untested:
+            named = ", ".join(map(repr, dict.fromkeys([*ctx.split.train_only, *untested])))
+            yield Finding(
+                "class_too_small", "warning", "Some classes are too small to validate or test",
+                f"Classes {named}: `autoprep tune` can keep them in training only (never "
+                "validated) or has no test image of them, so neither the search nor the test "
+                "score can tell how well they are learned.",
+                "Add images to the named classes (a few dozen each), or remove them.",
+            )
 
 
 def _duplicate_groups(ctx):
