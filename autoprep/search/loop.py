@@ -219,7 +219,8 @@ def _seed_points(folder, splits, space, seed) -> list:
     train = splits.folds[0][0]
     if len(train) > 2000:
         train = np.sort(np.random.default_rng(seed).choice(train, 2000, replace=False))
-    facts = data_facts(folder.images[train], folder.labels[train], len(folder.class_names))
+    facts = data_facts(Subset(folder.images)[train], folder.labels[train],
+                       len(folder.class_names))
     return [space.hyperparameter_values(point) for point in space.seed_configurations(facts)]
 
 

@@ -360,33 +360,49 @@ class DataFacts(NamedTuple):
 def data_facts(images, labels, num_classes: int, *, max_images: int = 2000, seed: int = 0):
     """`DataFacts` of uint8 training images (n, h, w, c), on at most `max_images` of them.
 
-    An axis counts as symmetric when the mirror difference of the class mean images (in
-    units of the typical pixel std) exceeds what averaging n noisy images leaves
-    (sqrt(2 / n)) by less than 0.15, averaged over classes.
+    `images` may be an array, a memory map or a lazy `Subset`: they are read in chunks of
+    `stats.CHUNK_VALUES` pixel values, never copied whole. An axis counts as symmetric when
+    the mirror difference of the class mean images (in units of the typical pixel std) exceeds
+    what averaging n noisy images leaves (sqrt(2 / n)) by less than 0.15, averaged over classes.
     """
-    images, labels = np.asarray(images), np.asarray(labels)
-    if len(images) > max_images:
-        keep = np.sort(np.random.default_rng(seed).choice(len(images), max_images, replace=False))
+    from autoprep.data import stats
+    from autoprep.data.subset import Subset
+
+    images, labels = Subset.of(images), np.asarray(labels)
+    if len(labels) > max_images:
+        keep = np.sort(np.random.default_rng(seed).choice(len(labels), max_images, replace=False))
         images, labels = images[keep], labels[keep]
-    pixels = images.astype(np.float32)
-    stds = pixels.reshape(len(pixels), -1).std(axis=1)
-    scale = max(float(np.median(stds)), 1.0)
     counts = np.bincount(labels, minlength=num_classes)
+    class_sums = np.zeros((num_classes, *images.shape[1:]), np.float64)
+    histogram = np.zeros(256, np.int64)
+    stds, channel_gap = [], 0.0
+    step = max(1, stats.CHUNK_VALUES // max(1, int(np.prod(images.shape[1:]))))
+    for start in range(0, len(labels), step):
+        pixels = np.asarray(images[start:start + step]).astype(np.float32)
+        part = labels[start:start + step]
+        histogram += np.bincount(pixels.astype(np.uint8).ravel(), minlength=256)
+        stds.extend(pixels.reshape(len(pixels), -1).std(axis=1))
+        if pixels.shape[-1] > 1:
+            channel_gap += float(np.abs(np.diff(pixels, axis=-1)).sum())
+        np.add.at(class_sums, part, pixels)
+    scale = max(float(np.median(stds)), 1.0)
     present = counts[counts > 0]
-    channel_gap = np.abs(np.diff(pixels, axis=-1)).mean() if pixels.shape[-1] > 1 else 0.0
+    if images.shape[-1] > 1:
+        channel_gap /= len(labels) * int(np.prod(images.shape[1:-1])) * (images.shape[-1] - 1)
 
     def symmetric(axis):
         excess = []
         for c in np.flatnonzero(counts):
-            mean_image = pixels[labels == c].mean(axis=0)
+            mean_image = class_sums[c] / counts[c]
             gap = np.sqrt(np.mean((mean_image - np.flip(mean_image, axis=axis)) ** 2)) / scale
             excess.append(gap - np.sqrt(2.0 / counts[c]))
         return float(np.mean(excess)) < 0.15
 
     flips = [mode for mode, axis in (("horizontal", 1), ("vertical", 0)) if symmetric(axis)]
+    mean, _ = stats.histogram_mean_std(histogram[None])
     return DataFacts(
-        mean=float(pixels.mean()),
-        high=float(np.percentile(pixels, 99)),
+        mean=float(mean[0]),
+        high=float(stats.histogram_percentiles(histogram[None], [99])[0, 0]),
         median_std=float(np.median(stds)),
         imbalance_ratio=float(present.max() / present.min()),
         gray=bool(channel_gap < 2.0),
