@@ -51,7 +51,7 @@ def footer(result) -> str:
     """The machine, its load and the command, closing every results page."""
     m = result["machine"]
     load = m["load_average"]
-    busy = ("shared by other engineers' test runs: timings taken under load" if load[0] >= 2
+    busy = ("the machine was running other jobs: timings taken under load" if load[0] >= 2
             else "a quiet machine")
     return (f"\nMachine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, Python "
             f"{m['python']}; load average at the end {', '.join(f'{x:.1f}' for x in load)} "
