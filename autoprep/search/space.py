@@ -378,9 +378,10 @@ def data_facts(images, labels, num_classes: int, *, max_images: int = 2000, seed
     stds, channel_gap = [], 0.0
     step = max(1, stats.CHUNK_VALUES // max(1, int(np.prod(images.shape[1:]))))
     for start in range(0, len(labels), step):
-        pixels = np.asarray(images[start:start + step]).astype(np.float32)
+        chunk = np.asarray(images[start:start + step])
         part = labels[start:start + step]
-        histogram += np.bincount(pixels.astype(np.uint8).ravel(), minlength=256)
+        histogram += np.bincount(chunk.ravel(), minlength=256)
+        pixels = chunk.astype(np.float32)
         stds.extend(pixels.reshape(len(pixels), -1).std(axis=1))
         if pixels.shape[-1] > 1:
             channel_gap += float(np.abs(np.diff(pixels, axis=-1)).sum())
