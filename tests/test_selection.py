@@ -65,3 +65,49 @@ def test_tune_re_evaluates_the_top_configurations_and_reports_the_spread(make_fo
     assert result.best_score_std == pytest.approx(chosen["std"])
     loaded = autoprep.load_result(tmp_path / "runs")
     assert loaded.selection == selection and "re-evaluations" in loaded.summary()
+
+
+def _paired(per_class: int):
+    """Labels of 4 classes x `per_class` images and two prediction patterns that differ on
+    some images: in class 0, each is right where the other is wrong; in class 1,
+    the first is right on a third of the images the second gets wrong."""
+    import numpy as np
+
+    labels = np.repeat(np.arange(4), per_class)
+    a = np.ones(4 * per_class, bool)
+    b = np.ones(4 * per_class, bool)
+    third = per_class // 3
+    a[:third] = False  # class 0: a wrong on its first third, b on its second
+    b[third:2 * third] = False
+    b[per_class:per_class + third] = False  # class 1: b wrong on a third
+    return labels, a, b
+
+
+@pytest.mark.parametrize("per_class, simple_wins", [(3, True), (30, False)])
+def test_the_validation_sample_s_noise_comes_from_paired_predictions(per_class, simple_wins):
+    labels, a, b = _paired(per_class)
+    mean_a, mean_b = 1 - 1 / 12, 1 - 2 / 12  # balanced accuracies: 1/12 apart
+    rich = Candidate("1", RICH, 0.9, scores=[mean_a, mean_a], labels=[labels, labels],
+                     correct=[a, a])
+    plain = Candidate("0", PLAIN, 0.8, scores=[mean_b, mean_b], labels=[labels, labels],
+                      correct=[b, b])
+    # Equal re-evaluations: no training noise; 3 images a class leave the 1/12 within noise.
+    winner, _ = one_standard_error([rich, plain], direction="max", objective="balanced_accuracy")
+    assert (winner is plain) == simple_wins
+    assert plain.noise == pytest.approx(0.1667 if per_class == 3 else 0.0438, abs=1e-3)
+    # Without the images there is no noise at all: the best mean wins.
+    bare = [Candidate("1", RICH, 0.9, scores=[mean_a] * 2), Candidate("0", PLAIN, 0.8,
+                                                                       scores=[mean_b] * 2)]
+    assert one_standard_error(bare, direction="max")[0].trial_id == "1"
+
+
+def test_the_first_configuration_wins_within_noise_even_over_a_simpler_one():
+    first = {**PLAIN, "imbalance": {"name": "inverse_frequency"}}  # complexity 1
+    weighted = Candidate("0", first, 0.80, scores=[0.82, 0.86], default=True)
+    unweighted = Candidate("3", PLAIN, 0.82, scores=[0.83, 0.85])  # complexity 0
+    rich = Candidate("5", RICH, 0.90, scores=[0.86, 0.84])  # the best mean, 0.85
+    winner, reason = one_standard_error([rich, unweighted, weighted], direction="max")
+    assert winner is weighted and "first configuration" in reason and "trial 5" in reason
+    far = Candidate("0", first, 0.70, scores=[0.70, 0.71], default=True)
+    winner, reason = one_standard_error([rich, unweighted, far], direction="max")
+    assert winner is unweighted  # the first one is beyond the noise: the simplest near the best

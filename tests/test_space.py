@@ -428,6 +428,20 @@ def test_data_facts_find_range_imbalance_and_symmetry():
     assert data_facts(corner, labels, 2).flip == "none"
 
 
+def test_data_facts_propose_no_flip_from_classes_too_small_to_tell():
+    import numpy as np
+
+    from autoprep.search.space import data_facts
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 40, size=(46, 8, 8, 1), dtype=np.uint8)
+    images[:40, :, :4] += 150  # the large class: bright on the left, not mirror-symmetric
+    labels = np.array([0] * 40 + [1] * 3 + [2] * 3)
+    # The mean of 3 noisy images looks symmetric within its own noise; it is not evidence.
+    assert data_facts(images, labels, 3).flip == "vertical"
+    assert data_facts(images[40:], labels[40:] - 1, 2).flip == "none"
+
+
 def test_complexity_counts_ops_policy_and_imbalance():
     from autoprep.search.space import complexity
 

@@ -127,11 +127,17 @@ class Evaluation:
         folds: How many folds were pooled.
         tau: The post-hoc logit adjustment's tau, tuned on the pooled predictions (None for
             strategies without one).
+        labels: The labels of the pooled validation images.
+        correct: Whether the last epoch predicted each of them right (bool array; None for
+            the "loss" objective). Two configurations evaluated on the same folds are
+            compared image by image from these (`selection`).
     """
 
     score: float
     folds: int
     tau: float = None
+    labels: np.ndarray = None
+    correct: np.ndarray = None
 
 
 class PipelineHyperModel(kt.HyperModel):
@@ -247,8 +253,12 @@ class PipelineHyperModel(kt.HyperModel):
         self.last_confusion = confusion(labels, pooled[-1], self.num_classes)
         scores = [self.score(outputs, labels, loss, pipeline) for outputs in pooled]
         tau = getattr(strategy, "tau_", None)
+        correct = None
+        if self.objective != "loss":
+            correct = np.argmax(np.asarray(pooled[-1]), axis=-1) == labels
         return Evaluation(score=float(np.mean(scores)), folds=len(folds),
-                          tau=None if tau is None else float(tau))
+                          tau=None if tau is None else float(tau), labels=labels,
+                          correct=correct)
 
     def score(self, predictions, labels, loss, pipeline) -> float:
         """The objective of pooled predictions (the compiled loss for the "loss" objective)."""

@@ -31,7 +31,7 @@ from autoprep.search import devices, kt_adapter, objectives, selection
 from autoprep.search.hypermodel import TAU_METRIC, PipelineHyperModel, call_model_fn, trial_seed
 from autoprep.search.names import check_tuner
 from autoprep.search.space import PREFIX, SearchSpace, data_facts
-from autoprep.search.tuners import StopSearch, default_values, make_tuner
+from autoprep.search.tuners import StopSearch, first_values, make_tuner
 
 CONFUSION_FILE = "confusion.json"  # in a trial's directory: its validation confusion matrix
 TENSORBOARD_DIR = "tensorboard"  # TensorBoard logs with the HParams of every trial
@@ -99,9 +99,11 @@ def tune(
         baseline: Also train raw pixels / no augmentation / no balancing for comparison.
         final_repeats: How many times (seeds) the best pipeline and the baseline are trained
             for the test score, which is their mean: one training run is noisy.
-        reevaluate: How many of the best configurations (with the default one) are trained
-            again on reshuffled folds with fresh seeds before the winner is declared: the
-            simplest within one standard error of the best mean wins. 0 keeps the best trial.
+        reevaluate: How many of the best configurations (with the search's first,
+            data-seeded one) are trained again on reshuffled folds with fresh seeds before the
+            winner is declared: the first configuration wins unless another beats it by more
+            than one standard error of the difference (training noise plus the validation
+            sample's), else the simplest within that noise. 0 keeps the best trial.
         time_budget: Seconds; no trial starts that the budget cannot plausibly fit.
         max_pixels: Image files whose header declares more pixels (height x width) are
             skipped, with that reason, before decoding (default 40 million).
@@ -473,7 +475,7 @@ class _Run:
 
 
 def _choose(search, hypermodel, run, *, top, after, state) -> tuple:
-    """Re-evaluates the top configurations and the default one on reshuffled folds with fresh
+    """Re-evaluates the top configurations and the first one on reshuffled folds with fresh
     seeds (as long as the time budget allows), then applies the one-standard-error rule.
 
     Args:
@@ -487,8 +489,8 @@ def _choose(search, hypermodel, run, *, top, after, state) -> tuple:
     records = recorder.records(search)
     best = recorder.best(records)
     direction = objectives.OBJECTIVES[recorder.objective][0]
-    default = recorder.space.pipeline(default_values(search.oracle.hyperparameters)).get_config()
-    pool = selection.candidates(records, top=top, direction=direction, default_config=default)
+    first = recorder.space.pipeline(first_values(search.oracle)).get_config()
+    pool = selection.candidates(records, top=top, direction=direction, default_config=first)
     hps = {t.trial_id: t.hyperparameters for t in search.oracle.trials.values()}
     if best is None or top < 1 or len(pool) < 2:
         return recorder.result(search, state=state), None if best is None else hps[best.trial_id]
@@ -505,11 +507,12 @@ def _choose(search, hypermodel, run, *, top, after, state) -> tuple:
                 Pipeline.from_config(candidate.config), hp, folds, epochs=recorder.epochs,
                 seed=None if seed is None else trial_seed(seed + repeat, hp),
             )
-            candidate.scores.append(evaluation.score)
+            candidate.add(evaluation)
     if not pool[0].scores:
         run.reporter.say("no time left to re-evaluate: the best trial score wins")
         return recorder.result(search, state=state), hps[best.trial_id]
-    winner, reason = selection.one_standard_error(pool, direction=direction)
+    winner, reason = selection.one_standard_error(pool, direction=direction,
+                                                  objective=recorder.objective)
     run.reporter.say(f"chosen: {reason}")
     record = next(r for r in records if r.trial_id == winner.trial_id)
     chosen = (record, {"rule": "one_standard_error", "repeats": len(winner.scores),

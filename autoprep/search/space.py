@@ -38,6 +38,7 @@ _REBALANCED = ["inverse_frequency", "oversample", "effective_number", "deferred_
                "sqrt_inverse", "undersample"]
 _MILDLY_WEIGHTED = ["sqrt_inverse", "none", "inverse_frequency", "effective_number"]
 _UNWEIGHTED = ["none", "sqrt_inverse"]
+_FLIP_EVIDENCE = 10  # images a class needs for its mean image to tell whether it is symmetric
 
 
 class Declared(NamedTuple):
@@ -363,7 +364,9 @@ def data_facts(images, labels, num_classes: int, *, max_images: int = 2000, seed
     `images` may be an array, a memory map or a lazy `Subset`: they are read in chunks of
     `stats.CHUNK_VALUES` pixel values, never copied whole. An axis counts as symmetric when
     the mirror difference of the class mean images (in units of the typical pixel std) exceeds
-    what averaging n noisy images leaves (sqrt(2 / n)) by less than 0.15, averaged over classes.
+    what averaging n noisy images leaves (sqrt(2 / n)) by less than 0.15, averaged over the
+    classes with at least 10 images (the mean of 3 images is mirror-symmetric within its own
+    noise whatever they show); with no such class, no flip is proposed.
     """
     from autoprep.data import stats
     from autoprep.data.subset import Subset
@@ -393,11 +396,11 @@ def data_facts(images, labels, num_classes: int, *, max_images: int = 2000, seed
 
     def symmetric(axis):
         excess = []
-        for c in np.flatnonzero(counts):
+        for c in np.flatnonzero(counts >= _FLIP_EVIDENCE):
             mean_image = class_sums[c] / counts[c]
             gap = np.sqrt(np.mean((mean_image - np.flip(mean_image, axis=axis)) ** 2)) / scale
             excess.append(gap - np.sqrt(2.0 / counts[c]))
-        return float(np.mean(excess)) < 0.15
+        return bool(excess) and float(np.mean(excess)) < 0.15
 
     flips = [mode for mode, axis in (("horizontal", 1), ("vertical", 0)) if symmetric(axis)]
     mean, _ = stats.histogram_mean_std(histogram[None])

@@ -43,6 +43,19 @@ def default_values(hyperparameters) -> kt.HyperParameters:
     return values
 
 
+def first_values(oracle) -> kt.HyperParameters:
+    """The search's first configuration: stage 1's first (data-seeded) point, else the space's
+    default. It is the configuration the winner must beat by more than the noise."""
+    points = getattr(oracle, "first_points", ())
+    if not points:
+        return default_values(oracle.hyperparameters)
+    values = kt.HyperParameters()
+    for hp in oracle.hyperparameters.space:
+        values.merge([hp])
+    values.values = _complete(oracle.hyperparameters, points[0])
+    return values
+
+
 def augmentation_stage_trials(max_trials: int) -> int:
     """How many trials stage 2 (augmentation on top of the best) gets: a quarter, 2 or more."""
     return max(2, max_trials // 4)
