@@ -5,7 +5,7 @@ at imbalance 10 and 100, gray texture tiles and color patches cut from its two s
 For each folder an outer stratified train/test split is made here; autoprep only ever sees the
 training part. Every row trains the same small CNN for the same epochs on the whole training
 part and is scored on the test part (balanced accuracy and macro-F1, mean and std over
-several training seeds):
+several training seeds; training seed S starts every row from the same initial weights):
 
 - autoprep: `autoprep.tune` (search seeds 0 and 1), its exported module loaded from the file
   it wrote and used as a user would (`make_train_dataset`, `FIT_KWARGS`, `preprocess`);
@@ -194,10 +194,17 @@ def write_folder(root, images, labels, class_names) -> str:
 # ------------------------------------------------------------------------- model, scores
 
 
-def cnn(input_shape, num_classes):
-    """The one model of every row: two conv blocks, a small dense layer, softmax."""
+def cnn(input_shape, num_classes, seed=None):
+    """The one model of every row: two conv blocks, a small dense layer, softmax.
+
+    With a training seed, the global seed is set right before the weights are drawn, so every
+    row starts training seed S from the same initial weights (common random numbers: the rows
+    differ by their preprocessing, not by their initialization).
+    """
     import keras
 
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
     return keras.Sequential([
         keras.Input(input_shape),
         keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
@@ -336,7 +343,7 @@ def class_weights(labels, classes: int) -> dict:
     return {c: len(labels) / (classes * counts[c]) for c in range(classes)}
 
 
-def with_head(head, input_shape, num_classes):
+def with_head(head, input_shape, num_classes, seed=None):
     """The CNN behind preprocessing layers (augmentation is active in training only)."""
     import keras
 
@@ -345,7 +352,7 @@ def with_head(head, input_shape, num_classes):
     for layer in head:
         if layer is not None:
             x = layer(x)
-    return compile_model(keras.Model(inputs, cnn(input_shape, num_classes)(x)))
+    return compile_model(keras.Model(inputs, cnn(input_shape, num_classes, seed)(x)))
 
 
 HAND_SPECS = {  # row -> (normalization, class weights, augmentation)
@@ -372,7 +379,7 @@ def hand_row(row, data, settings) -> dict:
         elif augment == "trivial":
             head.append(TrivialAugment.layer(x_train.shape[-1], seed))
         head.append(normalization(norm, x_train))
-        model = with_head(head, x_train.shape[1:], classes)
+        model = with_head(head, x_train.shape[1:], classes, seed)
         model.fit(x_train, y_train, batch_size=BATCH_SIZE, epochs=settings.epochs, verbose=0,
                   class_weight=class_weights(y_train, classes) if weighted else None)
         runs.append(scores(y_test, predict(model, x_test)))
@@ -397,9 +404,9 @@ def hyper_image_augment(data, settings, workdir) -> dict:
     x_train, y_train, x_test, y_test, classes = data
     shape = x_train.shape[1:]
 
-    def build(hp):
+    def build(hp, seed=None):
         augment = HyperImageAugment(input_shape=shape, augment_layers=0).build(hp)
-        return with_head([augment, normalization("zscore", x_train)], shape, classes)
+        return with_head([augment, normalization("zscore", x_train)], shape, classes, seed)
 
     fit_idx, val_idx = train_test_split(np.arange(len(y_train)), test_size=0.2,
                                         stratify=y_train, random_state=0)
@@ -425,7 +432,7 @@ def hyper_image_augment(data, settings, workdir) -> dict:
     runs = []
     for seed in settings.train_seeds:
         keras.utils.set_random_seed(seed)
-        model = build(best)
+        model = build(best, seed)
         model.fit(x_train, y_train, batch_size=BATCH_SIZE, epochs=settings.epochs, verbose=0)
         runs.append(scores(y_test, predict(model, x_test)))
     out = summary(runs)
@@ -468,7 +475,7 @@ def autoprep_row(train_dir, data, settings, workdir, search_seed) -> dict:
         paths, labels = pipeline.list_files(train_dir)
         train_ds = pipeline.make_train_dataset(paths, labels, batch_size=BATCH_SIZE, seed=seed)
         make_loss = getattr(pipeline, "make_loss", None)  # a logit-adjusted loss, if chosen
-        model = compile_model(cnn(x_train.shape[1:], classes),
+        model = compile_model(cnn(x_train.shape[1:], classes, seed),
                               one_hot=bool(pipeline.ONE_HOT_LABELS),
                               loss=make_loss(from_logits=False) if make_loss else None)
         model.fit(train_ds, epochs=settings.epochs, verbose=0, **pipeline.FIT_KWARGS)
