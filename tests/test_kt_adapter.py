@@ -75,7 +75,12 @@ def test_pinned_range_is_the_one_in_pyproject():
     assert pins == [kt_adapter.TESTED_RANGE]
 
 
-def test_state_file_names(tmp_path):
+@pytest.mark.parametrize("tuner_id", [None, "chief"])
+def test_state_file_names(tmp_path, monkeypatch, tuner_id):
+    if tuner_id is not None:  # the chief of a distributed search has its own tuner file
+        monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+        monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "8000")
+        monkeypatch.setenv("KERASTUNER_TUNER_ID", tuner_id)
     tuner = _tuner(tmp_path)
     assert os.path.basename(tuner.oracle._get_oracle_fname()) == kt_adapter.ORACLE_FILE, moved(
         "file names")
@@ -183,3 +188,101 @@ def test_prior_random_values_draw_every_random_trial(tmp_path, base):
     values = [oracle.create_trial(f"tuner{i}").hyperparameters.values["x"] for i in range(3)]
     assert values == [1, 2, 3], moved("PriorRandomValues")
     assert len(set(seeds)) == 3, moved("PriorRandomValues")
+
+
+@pytest.fixture
+def chief(monkeypatch):
+    """This process is the chief of a distributed search; workers are lost after 0.2 s."""
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "8000")
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "chief")
+    monkeypatch.setenv(kt_adapter.WORKER_TIMEOUT_ENV, "0.2")
+    monkeypatch.setattr(kt_adapter, "IDLE_WAIT_SECONDS", 0)
+
+
+def _end(oracle, trial, status="COMPLETED"):
+    trial.status = status
+    if status == "COMPLETED":
+        oracle.update_trial(trial.trial_id, {"score": 1.0})
+    oracle.end_trial(trial)
+
+
+def test_worker_trials_records_the_worker_and_waits_for_running_trials(tmp_path, chief):
+    oracle = _oracle(tmp_path)
+    oracle.max_trials = 2
+    first, second = oracle.create_trial("tuner0"), oracle.create_trial("tuner1")
+    _end(oracle, first)
+    # tuner0 must wait (not stop): tuner1's trial may yet come back to the queue.
+    assert oracle.create_trial("tuner0").status == "IDLE", moved("WorkerTrials")
+    assert oracle.tuner_ids == {"tuner0", "tuner1"}, moved("WorkerTrials")
+    oracle.get_trial(second.trial_id)  # tuner1's heartbeat
+    _end(oracle, second)
+    assert oracle.create_trial("tuner0").status == "STOPPED", moved("WorkerTrials")
+    assert kt_adapter.trial_worker(oracle, first.trial_id) == "tuner0"
+    assert kt_adapter.trial_worker(oracle, second.trial_id) == "tuner1"
+    reloaded = _oracle(tmp_path)
+    reloaded.reload()
+    assert reloaded.trial_workers == oracle.trial_workers, moved("WorkerTrials")
+
+
+def test_worker_trials_requeues_a_lost_workers_trial_once_then_fails_it(tmp_path, chief):
+    import time
+
+    oracle = _oracle(tmp_path)
+    oracle.max_trials = 2
+    first, lost = oracle.create_trial("tuner0"), oracle.create_trial("tuner1")
+    _end(oracle, first)
+    time.sleep(0.3)  # tuner1 is silent: it died
+    again = oracle.create_trial("tuner0")
+    assert again.trial_id == lost.trial_id and again.status == "RUNNING", moved("WorkerTrials")
+    assert kt_adapter.trial_worker(oracle, lost.trial_id) == "tuner0"
+    time.sleep(0.3)  # tuner0 dies too, on the same trial
+    assert oracle.create_trial("tuner2").status == "STOPPED", moved("WorkerTrials")
+    saved = _saved_trial(tmp_path, lost.trial_id)
+    assert saved["status"] == "FAILED" and "second worker lost" in saved["message"]
+    # What Keras Tuner's chief waits for before it exits (`oracle_chief.exit_chief`).
+    assert not oracle.ongoing_trials and not oracle.tuner_ids, moved("WorkerTrials")
+
+
+def test_without_a_chief_worker_trials_records_nothing(tmp_path):
+    oracle = _oracle(tmp_path)
+    trial = oracle.create_trial("tuner0")
+    assert kt_adapter.trial_worker(oracle, trial.trial_id) is None
+
+
+def test_a_worker_beats_through_its_oracle_client_while_a_trial_runs(tmp_path, monkeypatch):
+    import time
+
+    from keras_tuner.src.distribute import oracle_client
+
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "1")
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner0")
+    monkeypatch.setattr(kt_adapter, "HEARTBEAT_SECONDS", 0.02)
+    beats = []
+
+    class Tuner(kt_adapter.AtomicTunerState, kt.Tuner):
+        pass
+
+    monkeypatch.setattr(kt.Tuner, "run_trial", lambda self, trial: time.sleep(0.3))
+    tuner = Tuner(oracle=_oracle(tmp_path), hypermodel=lambda hp: None,
+                  directory=str(tmp_path), project_name="project")
+    assert isinstance(tuner.oracle, oracle_client.OracleClient), moved("Heartbeat")
+    assert callable(tuner.oracle.get_trial), moved("Heartbeat")
+    tuner.oracle = type("Client", (), {"get_trial": lambda self, trial_id: beats.append(
+        trial_id)})()
+    tuner.run_trial(kt.engine.trial.Trial(kt.HyperParameters(), trial_id="03"))
+    assert len(beats) >= 3 and set(beats) == {"03"}
+    count = len(beats)
+    time.sleep(0.1)
+    assert len(beats) == count  # the beats stop with the trial
+
+
+def test_condition_protos_are_sent_without_a_print(capsys):
+    from keras_tuner.src.engine import conditions
+
+    parent = conditions.Parent("policy", ["mixup"])
+    kt_adapter.quiet_condition_protos()
+    proto = parent.to_proto()
+    assert capsys.readouterr().out == "", moved("quiet_condition_protos")
+    assert conditions.Parent.from_proto(proto) == parent

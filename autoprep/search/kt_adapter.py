@@ -2,8 +2,9 @@
 
 autoprep relies on Keras Tuner internals for a few things its public API does not offer:
 atomic state files, failing a trial that crashed the process twice, Hyperband with a given
-oracle, knowing whether this process is a distributed worker, recognizing the error that stops
-a search after consecutive failures, and hiding the tracebacks of failed trials. Each hook
+oracle, knowing whether this process is a distributed worker, running again the trial of a
+distributed worker that died, recognizing the error that stops a search after consecutive
+failures, and hiding the tracebacks of failed trials. Each hook
 below says what it relies on; `tests/test_kt_adapter.py` checks each one, so an upgrade that
 moves one fails there with a clear message instead of deep inside a search.
 
@@ -12,9 +13,13 @@ names below without loading TensorFlow.
 """
 
 import contextlib
+import io
 import json
 import os
 import re
+import sys
+import threading
+import time
 
 from autoprep.run.result import atomic_write
 
@@ -24,15 +29,208 @@ TESTED_RANGE = ">=1.4.7,<1.5"  # as pinned in pyproject.toml
 # `--overwrite`, see `autoprep.run.rundir`).
 # Relies on: `Oracle._get_oracle_fname()` -> `<project>/oracle.json`,
 # `Oracle._get_trial_dir(id)` -> `<project>/trial_<id>/` holding `trial.json`, and
-# `BaseTuner._get_tuner_fname()` -> `<project>/<tuner_id>.json` (`tuner0.json`).
+# `BaseTuner._get_tuner_fname()` -> `<project>/<tuner_id>.json` (`tuner0.json`; `chief.json` for
+# the chief of a distributed search).
 ORACLE_FILE = "oracle.json"
 TRIAL_FILE = "trial.json"
 TRIAL_DIR = re.compile(r"trial_\d+")
-TUNER_FILE = re.compile(r"tuner\d+\.json")
+TUNER_FILE = re.compile(r"(tuner\d+|chief)\.json")
 
 
-class AtomicOracleState:
-    """An oracle mix-in that writes `oracle.json` and each `trial.json` atomically.
+# A distributed worker tells the chief it is alive this often while it runs a trial, and the
+# chief counts a worker as lost after WORKER_TIMEOUT_ENV seconds (default 60) without a word.
+HEARTBEAT_SECONDS = 2.0
+WORKER_TIMEOUT_ENV = "AUTOPREP_WORKER_TIMEOUT"
+DEFAULT_WORKER_TIMEOUT = 60.0
+IDLE_WAIT_SECONDS = 1.0  # a worker told to wait asks again after this long
+
+
+def worker_timeout() -> float:
+    """Seconds of silence after which the chief counts a worker lost (AUTOPREP_WORKER_TIMEOUT)."""
+    text = os.environ.get(WORKER_TIMEOUT_ENV, "")
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    return value if value > 0 else DEFAULT_WORKER_TIMEOUT
+
+
+class WorkerTrials:
+    """An oracle mix-in: which worker ran which trial, and the trial of a lost worker run again.
+
+    On the chief of a distributed search only (elsewhere it records nothing). Keras Tuner 1.4
+    keeps a worker's trial in `ongoing_trials` until that worker ends it: when the worker
+    dies, the chief waits for it forever (`oracle_chief.exit_chief` waits until
+    `ongoing_trials` and `tuner_ids` are empty), and the other workers, told to stop once
+    `max_trials` trials were handed out, are gone. Here a worker is lost when the chief has
+    heard nothing from it for `worker_timeout()` seconds (a worker running a trial reports
+    every HEARTBEAT_SECONDS, see `Heartbeat`): it is forgotten, and its trial is queued for the
+    next worker that asks, the first time; the second time the trial is failed. A worker that
+    asks for a trial while others still run one is told to wait (IDLE) instead of to stop, so
+    that it is there to take over a lost trial.
+
+    `trial_workers` ({trial id: tuner id of the worker that ran it last}) is kept in
+    oracle.json. A worker counted as lost that comes back and ends its trial after another
+    worker took it over is not told apart from that worker (both end the same trial).
+
+    Relies on: `Oracle.create_trial(tuner_id)` taking `_retry_queue` (private list) first and
+    removing the tuner id from `tuner_ids` (a set) when it answers STOPPED; `ongoing_trials`
+    ({tuner id: trial}) and `tuner_ids` being what `exit_chief` reads; `get_trial` and
+    `update_trial` being the requests of a worker running a trial; `get_state` / `set_state`.
+    """
+
+    def __init__(self, *args, **kwargs):
+        quiet_condition_protos()
+        self.trial_workers = {}
+        self._lost = {}  # trial id: how many times the worker running it was lost
+        self._heard = {}  # tuner id: time.monotonic() of its last request
+        super().__init__(*args, **kwargs)
+
+    # `exit_chief` reads `tuner_ids` to decide that every worker has left: lost ones are
+    # dropped whenever it is read.
+    @property
+    def tuner_ids(self):
+        ids = self.__dict__.setdefault("_tuner_ids", set())
+        if _is_distributed_chief():
+            self._drop_lost_workers(ids)
+        return ids
+
+    @tuner_ids.setter
+    def tuner_ids(self, ids):
+        self.__dict__["_tuner_ids"] = ids
+
+    def create_trial(self, tuner_id):
+        trial = self._create_trial(tuner_id)
+        if trial.status == "IDLE" and _is_distributed_chief():
+            time.sleep(IDLE_WAIT_SECONDS)  # outside the oracle's lock: others keep reporting
+        return trial
+
+    def _create_trial(self, tuner_id):
+        with _oracle_lock(self):
+            if not _is_distributed_chief():
+                return super().create_trial(tuner_id)
+            self._heard[tuner_id] = time.monotonic()
+            trial = super().create_trial(tuner_id)
+            if trial.status == "RUNNING":
+                self.trial_workers[trial.trial_id] = tuner_id
+                self.save()
+            elif trial.status == "STOPPED" and self.ongoing_trials:
+                self.tuner_ids.add(tuner_id)  # waits: a running trial may come back
+                trial.status = "IDLE"
+            return trial
+
+    def get_trial(self, trial_id):
+        self._heard_from(trial_id)
+        return super().get_trial(trial_id)
+
+    def update_trial(self, trial_id, metrics, step=0):
+        self._heard_from(trial_id)
+        return super().update_trial(trial_id, metrics, step=step)
+
+    def end_trial(self, trial):
+        if trial.trial_id in self._retry_queue:  # a lost worker came back and finished it
+            self._retry_queue.remove(trial.trial_id)
+        return super().end_trial(trial)
+
+    def _heard_from(self, trial_id):
+        for tuner_id, trial in list(self.ongoing_trials.items()):
+            if trial.trial_id == trial_id:
+                self._heard[tuner_id] = time.monotonic()
+
+    def _drop_lost_workers(self, ids):
+        now, timeout = time.monotonic(), worker_timeout()
+        for tuner_id in list(ids):
+            silence = now - self._heard.get(tuner_id, now)
+            if silence <= timeout:
+                continue
+            ids.discard(tuner_id)
+            trial = self.ongoing_trials.pop(tuner_id, None)
+            if trial is not None:
+                self._lost_trial(trial.trial_id, tuner_id, silence)
+
+    def _lost_trial(self, trial_id, tuner_id, silence):
+        self._lost[trial_id] = self._lost.get(trial_id, 0) + 1
+        said = f"worker {tuner_id} sent nothing for {silence:.0f} s while running trial {trial_id}"
+        if self._lost[trial_id] > 1:
+            _fail_trial(self, trial_id, f"{said}, the second worker lost on this trial; it is "
+                        "not run again.")
+            print(f"autoprep: {said}: the trial failed (its second lost worker)",
+                  file=sys.stderr, flush=True)
+            return
+        self._retry_queue.append(trial_id)
+        self.save()
+        print(f"autoprep: {said}: the next worker that asks runs it again", file=sys.stderr,
+              flush=True)
+
+    def get_state(self):
+        state = super().get_state()
+        state["autoprep_trial_workers"] = dict(self.trial_workers)
+        state["autoprep_lost_workers"] = dict(self._lost)
+        return state
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.trial_workers = dict(state.get("autoprep_trial_workers", {}))
+        self._lost = dict(state.get("autoprep_lost_workers", {}))
+
+
+def quiet_condition_protos():
+    """Keeps Keras Tuner's distributed mode from printing a condition's first value (a left-over
+    debugging line) each time a trial with conditional hyperparameters is sent.
+
+    Relies on: `keras_tuner.src.engine.conditions.Parent.to_proto` (private module) printing
+    `self.values[0]` to stdout; replaced by the same method with stdout set aside.
+    """
+    from keras_tuner.src.engine import conditions
+
+    original = conditions.Parent.to_proto
+    if getattr(original, "quiet", False):
+        return
+
+    def to_proto(self):
+        with contextlib.redirect_stdout(io.StringIO()):
+            return original(self)
+
+    to_proto.quiet = True
+    conditions.Parent.to_proto = to_proto
+
+
+@contextlib.contextmanager
+def _oracle_lock(oracle):
+    """Holds the oracle's lock as Keras Tuner's `@synchronized` methods do (reentrant).
+
+    Relies on: `keras_tuner.src.engine.oracle.LOCKS` / `THREADS` (private), the lock per
+    oracle and the thread holding it.
+    """
+    from keras_tuner.src.engine import oracle as oracle_module
+
+    thread = threading.current_thread().name
+    acquire = oracle_module.THREADS[oracle] != thread
+    if acquire:
+        oracle_module.LOCKS[oracle].acquire()
+        oracle_module.THREADS[oracle] = thread
+    try:
+        yield
+    finally:
+        if acquire:
+            oracle_module.THREADS[oracle] = None
+            oracle_module.LOCKS[oracle].release()
+
+
+def _is_distributed_chief() -> bool:
+    from keras_tuner.src.distribute import utils
+
+    return utils.has_chief_oracle() and utils.is_chief_oracle()
+
+
+def trial_worker(oracle, trial_id):
+    """The tuner id of the distributed worker that ran a trial, or None (one process)."""
+    return getattr(oracle, "trial_workers", {}).get(trial_id)
+
+
+class AtomicOracleState(WorkerTrials):
+    """An oracle mix-in that writes `oracle.json` and each `trial.json` atomically (and, through
+    `WorkerTrials`, the mix-in of every autoprep oracle, keeps the trials of lost workers).
 
     Relies on: `Oracle.save()` writing `_get_oracle_fname()` from `get_state()`, and
     `Oracle._save_trial(trial)` (private) being the one place a trial's file is written.
@@ -69,8 +267,35 @@ class PriorRandomValues:
         return None
 
 
-class AtomicTunerState:
-    """A tuner mix-in that writes `tuner0.json` atomically (the chief also saves its oracle).
+class Heartbeat:
+    """A tuner mix-in: a distributed worker tells the chief every HEARTBEAT_SECONDS that it is
+    still running its trial (see `WorkerTrials`).
+
+    Relies on: a worker's `self.oracle` being Keras Tuner's `OracleClient`, whose
+    `get_trial(trial_id)` is a request to the chief's oracle (gRPC, callable from another
+    thread), and `run_trial` running the whole trial.
+    """
+
+    def run_trial(self, trial, *args, **kwargs):
+        if not is_distributed_worker():
+            return super().run_trial(trial, *args, **kwargs)
+        stop = threading.Event()
+
+        def beat():
+            while not stop.wait(HEARTBEAT_SECONDS):
+                with contextlib.suppress(Exception):  # the next beat may reach the chief
+                    self.oracle.get_trial(trial.trial_id)
+
+        threading.Thread(target=beat, name="autoprep-heartbeat", daemon=True).start()
+        try:
+            return super().run_trial(trial, *args, **kwargs)
+        finally:
+            stop.set()  # not joined: a beat may wait for an unreachable chief
+
+
+class AtomicTunerState(Heartbeat):
+    """A tuner mix-in that writes `tuner0.json` atomically (the chief also saves its oracle),
+    and, through `Heartbeat`, the mix-in of every autoprep tuner, keeps a worker heard.
 
     Relies on: `BaseTuner.save()` being "oracle.save() unless `_is_worker()`, then write
     `_get_tuner_fname()`"; both helpers are private.
@@ -112,9 +337,14 @@ def fail_interrupted_trial(oracle, trial_id, message):
     Relies on: `Oracle._retry_queue`, `Oracle._save_trial` (private) and `Oracle.end_order`
     (public attribute, the order in which trials ended, read by the consecutive-failures check).
     """
+    oracle._retry_queue.remove(trial_id)
+    _fail_trial(oracle, trial_id, message)
+
+
+def _fail_trial(oracle, trial_id, message):
+    """Records a trial as failed, on disk too, as Keras Tuner's `end_trial` would."""
     import keras_tuner as kt
 
-    oracle._retry_queue.remove(trial_id)
     trial = oracle.trials[trial_id]
     trial.status = kt.engine.trial.TrialStatus.FAILED
     trial.message = message
