@@ -33,12 +33,13 @@ def test_trials_csv_has_one_row_per_trial_with_its_reason():
     text = trials_csv([
         {"trial_id": "0", "status": "COMPLETED", "score": 0.5, "config": config},
         {"trial_id": "1", "status": "FAILED", "score": None, "config": None,
-         "message": KERAS_WRAPPED},
+         "message": KERAS_WRAPPED, "worker": "tuner1"},
     ])
     lines = text.splitlines()
-    assert lines[0] == "trial_id,status,score,pipeline,message"
-    assert lines[1] == "0,COMPLETED,0.5,robust | no augmentation | oversample,"
+    assert lines[0] == "trial_id,status,score,pipeline,message,worker"
+    assert lines[1] == "0,COMPLETED,0.5,robust | no augmentation | oversample,,"
     assert lines[2].startswith("1,FAILED,,,ValueError: Invalid channel size")
+    assert lines[2].endswith(",tuner1")
 
 
 def test_atomic_write_replaces_whole_files_and_leaves_nothing_on_failure(tmp_path, monkeypatch):

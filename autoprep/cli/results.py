@@ -23,7 +23,8 @@ def add_parser(subparsers):
         "show", allow_abbrev=False,
         help="table of a run's best trials and its state",
         description="Print the state of a finished or running search and a table of its best "
-        "trials: rank, trial id, status, score and pipeline (failed trials with their reason).",
+        "trials: rank, trial id, status, score, the worker that ran it (distributed search) "
+        "and pipeline (failed trials with their reason).",
     )
     show.add_argument("run_dir", metavar="RUN_DIR", help="the --out directory of a search")
     show.add_argument("--top", type=int, default=10, metavar="N",
@@ -62,10 +63,12 @@ def run_show(args) -> int:
     result = load_result(args.run_dir)
     for line in _header(result):
         print(printable(line))  # results.json may come from someone else: no control codes
-    rows = [tuple(printable(cell) for cell in row) for row in _ranked(result)]
+    distributed = any(t.worker for t in result.trials)
+    rows = [tuple(printable(cell) for cell in row) for row in _ranked(result, distributed)]
     top = rows if args.top <= 0 else rows[:args.top]
+    heading = ("rank", "trial", "status", "score") + (("worker",) if distributed else ())
     print()
-    print(_table([("rank", "trial", "status", "score", "pipeline")] + top))
+    print(_table([heading + ("pipeline",)] + top))
     if len(top) < len(rows):
         print(f"... {len(rows) - len(top)} more (--top 0 shows all)")
     return 0
@@ -98,6 +101,9 @@ def _header(result) -> list:
             lines.append(f"chosen: {result.selection['reason']}")
     if result.validation:
         lines.append(f"validation: {validation_text(result.validation)}")
+    workers = _workers(result.trials)
+    if workers:
+        lines.append(f"workers: {workers}")
     if result.test_score is not None:
         baseline = ("" if result.baseline_score is None
                     else f" (baseline, raw pixels: {result.baseline_score:.4f})")
@@ -117,8 +123,19 @@ def _report_line(result) -> str:
     return f"report: {path} (written {ago} ago; rewrite it with: autoprep report {result.run_dir})"
 
 
-def _ranked(result) -> list:
-    """Rows of the table: scored trials best first, then the failed ones with their reason."""
+def _workers(trials) -> str:
+    """`tuner0 ran 3 trials, tuner1 ran 1` for a distributed search, else ""."""
+    counts = {}
+    for trial in trials:
+        if trial.worker:
+            counts[trial.worker] = counts.get(trial.worker, 0) + 1
+    return ", ".join(f"{worker} ran {count} trial{'s' * (count > 1)}"
+                     for worker, count in sorted(counts.items()))
+
+
+def _ranked(result, distributed=False) -> list:
+    """Rows of the table: scored trials best first, then the failed ones with their reason;
+    with `distributed`, the worker that ran each trial."""
     lower_is_better = OBJECTIVES[result.objective][0] == "min"
     scored = sorted((t for t in result.trials if t["score"] is not None),
                     key=lambda t: t["score"], reverse=not lower_is_better)
@@ -130,8 +147,9 @@ def _ranked(result) -> list:
         if trial["score"] is None:
             config += f"  [{failure_reason(trial.get('message')) or trial['status']}]"
         score = "-" if trial["score"] is None else f"{trial['score']:.4f}"
+        worker = (trial.worker or "-",) if distributed else ()
         rows.append((str(rank) if trial["score"] is not None else "-", trial["trial_id"],
-                     trial["status"], score, config))
+                     trial["status"], score, *worker, config))
     return rows
 
 

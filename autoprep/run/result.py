@@ -123,7 +123,8 @@ class TuneResult:
         baseline_score: The same for raw pixels, no augmentation and no balancing.
         test_scores, baseline_scores: One score per training seed (`final_repeats`).
         objective: The objective's name.
-        trials: One `TrialRecord` per finished trial: trial_id, status, score, config, message.
+        trials: One `TrialRecord` per finished trial: trial_id, status, score, config, message,
+            worker (of a distributed search).
         data: Facts of the data: data_dir, class_names, class_counts, image_size, channels,
             skipped files.
         epochs: Epochs per trial.
@@ -335,7 +336,7 @@ def _mean_text(scores) -> str:
 def trials_csv(trials) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["trial_id", "status", "score", "pipeline", "message"])
+    writer.writerow(["trial_id", "status", "score", "pipeline", "message", "worker"])
     for trial in trials:
         config = trial.get("config")
         writer.writerow([
@@ -344,6 +345,7 @@ def trials_csv(trials) -> str:
             "" if trial.get("score") is None else trial["score"],
             summarize(config) if config else "",
             failure_reason(trial.get("message")),
+            trial.get("worker") or "",
         ])
     return buffer.getvalue()
 

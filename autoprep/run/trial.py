@@ -29,6 +29,8 @@ class TrialRecord:
         config: The pipeline config (unfitted), or None when the space was changed by hand.
         model_hyperparameters: The user's own hyperparameters of the trial.
         message: Keras Tuner's traceback of a failed trial, or None.
+        worker: The Keras Tuner id of the distributed worker that ran the trial (`tuner1` for
+            `--worker 1`), or None in a search of one process (and in runs of older versions).
     """
 
     trial_id: str
@@ -37,6 +39,7 @@ class TrialRecord:
     config: dict = None
     model_hyperparameters: dict = dataclasses.field(default_factory=dict)
     message: str = None
+    worker: str = None
 
     def __post_init__(self):
         try:

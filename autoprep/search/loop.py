@@ -347,7 +347,7 @@ class _Recorder:
         self.data_dir = data_dir
         self._fitted = {}
 
-    def trial_record(self, trial) -> TrialRecord:
+    def trial_record(self, trial, worker=None) -> TrialRecord:
         values = trial.hyperparameters.values
         try:
             config = self.space.pipeline(trial.hyperparameters.copy()).get_config()
@@ -367,11 +367,13 @@ class _Recorder:
                 if not k.startswith(PREFIX) and not k.startswith("tuner/")
             },
             message=trial.message,
+            worker=worker,
         )
 
     def records(self, search) -> list:
-        return [self.trial_record(t) for t in search.oracle.trials.values()
-                if t.status in FINISHED]
+        oracle = search.oracle
+        return [self.trial_record(t, kt_adapter.trial_worker(oracle, t.trial_id))
+                for t in oracle.trials.values() if t.status in FINISHED]
 
     def result(self, search, *, state, chosen=None) -> TuneResult:
         """The search so far; its best trial, or `chosen` = (record, selection, mean, std)."""
