@@ -13,7 +13,7 @@ from helpers import write_folder
 
 from autoprep import cli
 from autoprep.cli import progress as _cli_progress
-from autoprep.cli.tune import duration, image_size
+from autoprep.cli.tune import distributed_environment, duration, image_size, oracle_address
 
 # The user's model file: `build` is fine, the others fail in the ways the CLI must explain.
 MODEL_SOURCE = '''
@@ -144,6 +144,89 @@ def test_image_size_formats():
     assert image_size("64x48") == (64, 48) and image_size("32") == (32, 32)
     with pytest.raises(argparse.ArgumentTypeError, match="expected HxW"):
         image_size("64 by 48")
+
+
+@pytest.mark.parametrize("text, address", [
+    ("8000", ("127.0.0.1", 8000)), (":8000", ("127.0.0.1", 8000)),
+    ("10.0.0.5:9000", ("10.0.0.5", 9000)), ("chief.example.org:1", ("chief.example.org", 1)),
+    ("[::1]:8000", ("[::1]", 8000)),
+])
+def test_chief_addresses_default_to_loopback(text, address):
+    assert oracle_address(text) == address
+
+
+@pytest.mark.parametrize("text, message", [
+    ("chief.example.org", "expected HOST:PORT or PORT"), ("host:port", "expected HOST:PORT"),
+    ("a:b:8000", "expected HOST:PORT"), ("0", "between 1 and 65535"),
+    ("127.0.0.1:65536", "between 1 and 65535"),
+])
+def test_bad_chief_addresses_are_refused_in_one_line(text, message, capsys, setup):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(tune_args(setup, "build", "--chief", text))
+    assert exit_info.value.code == 2
+    assert re.search(rf"autoprep tune: error: argument --chief: .*{message}.*{re.escape(text)}",
+                     capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--worker", "1"], "--worker 1 needs the chief's address: add --chief HOST:PORT"),
+    (["--worker-timeout", "30s"], "--worker-timeout is an option of the chief"),
+    (["--worker", "0", "--chief", "8000", "--worker-timeout", "30s"],
+     "--worker-timeout is an option of the chief"),
+])
+def test_distributed_options_that_cannot_go_together(options, message, capsys, setup):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(tune_args(setup, "build", *options))
+    assert exit_info.value.code == 2
+    assert f"autoprep tune: error: {message}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options, environment", [
+    ([], {}),
+    (["--chief", "8000"], {"KERASTUNER_TUNER_ID": "chief", "KERASTUNER_ORACLE_IP": "127.0.0.1",
+                           "KERASTUNER_ORACLE_PORT": "8000"}),
+    (["--chief", "8000", "--worker-timeout", "2m"],
+     {"KERASTUNER_TUNER_ID": "chief", "KERASTUNER_ORACLE_IP": "127.0.0.1",
+      "KERASTUNER_ORACLE_PORT": "8000", "AUTOPREP_WORKER_TIMEOUT": "120.0"}),
+    (["--worker", "3", "--chief", "10.0.0.5:9000"],
+     {"KERASTUNER_TUNER_ID": "tuner3", "KERASTUNER_ORACLE_IP": "10.0.0.5",
+      "KERASTUNER_ORACLE_PORT": "9000"}),
+])
+def test_chief_and_worker_set_keras_tuners_variables(options, environment, setup):
+    args = cli.build_parser().parse_args(tune_args(setup, "build", *options))
+    assert distributed_environment(args) == environment
+
+
+def test_a_chief_port_in_use_is_refused_before_any_image_is_read(setup, capsys):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        code = cli.main(tune_args(setup, "build", "--chief", str(port)))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"autoprep tune: error: --chief 127.0.0.1:{port}: cannot listen there" in err
+    assert "KERASTUNER_TUNER_ID" not in os.environ
+    assert not os.path.exists(setup[2])
+
+
+def test_show_names_the_worker_of_each_trial_of_a_distributed_search(tmp_path, capsys):
+    from autoprep.run.result import TuneResult
+
+    config = {"normalization": {"name": "rescale_01"}, "augmentation": [],
+              "imbalance": {"name": "none"}}
+    trials = [{"trial_id": str(i), "status": "COMPLETED", "score": 0.5 + i / 10,
+               "config": config, "worker": worker}
+              for i, worker in enumerate(["tuner1", "tuner0", "tuner1"])]
+    data = {"data_dir": "data", "class_names": ["a", "b"], "class_counts": [4, 4],
+            "image_size": [8, 8], "channels": 1}
+    TuneResult(best_config=None, best_score=None, objective="balanced_accuracy", trials=trials,
+               data=data, epochs=1).save(tmp_path)
+    assert cli.main(["show", str(tmp_path)]) == 0
+    shown = capsys.readouterr().out
+    assert "workers: tuner0 ran 1 trial, tuner1 ran 2 trials" in shown
+    assert re.search(r"rank +trial +status +score +worker +pipeline", shown)
+    assert re.search(r"1 +2 +COMPLETED +0\.7000 +tuner1 +rescale_01", shown)
 
 
 def test_overwrite_is_dropped_from_the_resume_command():

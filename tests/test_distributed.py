@@ -1,78 +1,75 @@
 """GPU and multi-machine code paths, exercised on CPU.
 
 `tf.distribute.MirroredStrategy` runs over two logical CPU devices (as it would over two
-GPUs), and Keras Tuner's distributed mode runs a chief and a worker process on localhost.
+GPUs), and Keras Tuner's distributed mode runs a chief and workers as processes on localhost.
 Both need a fresh process: logical devices and the tuner's role are fixed at start-up.
 """
 
+import dataclasses
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from helpers import write_folder
 
-SCRIPT = textwrap.dedent('''
-    import json, sys
+from autoprep.cli import main
+from autoprep.run.result import TuneResult, trials_csv
+from autoprep.run.trial import TrialRecord
+
+# `autoprep tune --strategy mirrored` with two logical CPU devices, as it would run on two GPUs.
+MIRRORED = textwrap.dedent('''
+    import sys
     import tensorflow as tf
 
-    if sys.argv[3] == "mirrored":
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from autoprep.cli import main
+
+    sys.exit(main(sys.argv[1:]))
+''')
+
+# Writes the number of replicas of the strategy each model is built under to replicas.txt.
+MIRRORED_MODEL = textwrap.dedent('''
     import keras
-    import autoprep
+    import tensorflow as tf
 
-    fits = []  # every training in this process
-    keras_fit = keras.Model.fit
-    keras.Model.fit = lambda self, *a, **k: fits.append(1) or keras_fit(self, *a, **k)
 
-    def model_fn(input_shape, num_classes):
-        return keras.Sequential([keras.Input(input_shape), keras.layers.Flatten(),
+    def build(input_shape, num_classes):
+        with open("replicas.txt", "a") as out:
+            out.write(f"{tf.distribute.get_strategy().num_replicas_in_sync}\\n")
+        return keras.Sequential([keras.Input(shape=input_shape), keras.layers.Flatten(),
                                  keras.layers.Dense(num_classes, activation="softmax")])
-
-    strategy = None
-    if sys.argv[3] == "mirrored":
-        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    space = autoprep.SearchSpace(flip="none", policy="none")
-    result = autoprep.tune(model_fn, sys.argv[1], directory=sys.argv[2], max_trials=2,
-                           epochs=1, tuner="random", seed=0, verbose=0, space=space,
-                           cv=2 if strategy else None, distribution_strategy=strategy,
-                           validation_split=0.25, reevaluate=0)  # one training per trial
-    print("RESULT " + json.dumps({
-        "state": result.state, "trials": len(result.trials), "test_score": result.test_score,
-        "fits": len(fits),
-        "replicas": strategy.num_replicas_in_sync if strategy else None}))
 ''')
 
 
-def _run(tmp_path, role, env=None, **popen):
-    script = tmp_path / "search.py"
-    script.write_text(SCRIPT)
-    return subprocess.Popen(
-        [sys.executable, str(script), str(tmp_path / "data"), str(tmp_path / "runs"), role],
-        cwd=tmp_path, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {})),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen,
-    )
-
-
-def _result(process, timeout=300):
-    out, err = process.communicate(timeout=timeout)
-    assert process.returncode == 0, err[-3000:]
-    line = next(line for line in out.splitlines() if line.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
-
-
 @pytest.mark.slow
-def test_mirrored_strategy_over_two_devices_runs_folds_and_final_training(tmp_path):
+def test_strategy_mirrored_runs_every_training_over_two_devices(tmp_path):
     write_folder(tmp_path / "data", [12, 12, 6])
-    result = _result(_run(tmp_path, "mirrored"))
-    assert result["replicas"] == 2
-    assert result["state"] == "finished" and result["trials"] == 2
-    assert 0 <= result["test_score"] <= 1
+    (tmp_path / "search.py").write_text(MIRRORED)
+    (tmp_path / "model.py").write_text(MIRRORED_MODEL)
+    done = subprocess.run(
+        [sys.executable, "search.py", "tune", "data", "--model", "model.py:build", "--out",
+         "runs/search", "--strategy", "mirrored", "--max-trials", "2", "--epochs", "1",
+         "--tuner", "random", "--seed", "0", "--cv", "2", "--final-repeats", "1",
+         "--reevaluate", "0"],
+        cwd=tmp_path, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), capture_output=True,
+        text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "strategy: each trial mirrored over 2 devices" in done.stdout
+    results = json.loads((tmp_path / "runs" / "search" / "results.json").read_text())
+    assert results["state"] == "finished"
+    assert [trial["status"] for trial in results["trials"]] == ["COMPLETED"] * 2
+    assert 0 <= results["test_score"] <= 1 and 0 <= results["baseline_score"] <= 1
+    # Two trials of two folds, then the best pipeline and the baseline, each on two replicas
+    # (the models built before, to check the model and declare the space, are not trained).
+    built = (tmp_path / "replicas.txt").read_text().split()
+    assert built[-6:] == ["2"] * 6 and built.count("2") == 6
 
 
 def _free_port():
@@ -81,22 +78,103 @@ def _free_port():
         return sock.getsockname()[1]
 
 
+# The model file of the workers: with WAIT_FOR set, the first call waits for that file; with
+# HANG_IF set, every training batch checks for that file and, once it exists, writes
+# HANG_IF.hung and sleeps (the test then kills the process in the middle of its trial).
+WORKER_MODEL = textwrap.dedent('''
+    import os, time
+    import keras
+    import tensorflow as tf
+
+    _waited = []
+
+
+    class Hang(keras.layers.Layer):
+        def call(self, x):
+            def check():
+                if os.path.exists(os.environ["HANG_IF"]):
+                    open(os.environ["HANG_IF"] + ".hung", "w").close()
+                    time.sleep(600)
+                return 0.0
+            return x + tf.reshape(tf.py_function(check, [], tf.float32), [])
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+
+    def build(input_shape, num_classes):
+        while os.environ.get("WAIT_FOR") and not _waited:
+            if os.path.exists(os.environ["WAIT_FOR"]):
+                _waited.append(True)
+            time.sleep(0.1)
+        layers = [keras.Input(shape=input_shape), keras.layers.Flatten()]
+        if os.environ.get("HANG_IF"):
+            layers.append(Hang())
+        return keras.Sequential(layers + [keras.layers.Dense(num_classes, activation="softmax")])
+''')
+
+
+def _wait_for(condition, process, what, timeout=240):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, f"{what}: the process ended first"
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(0.1)
+
+
 @pytest.mark.slow
-def test_keras_tuner_distributed_mode_with_a_chief_and_a_worker(tmp_path):
-    write_folder(tmp_path / "data", [12, 12, 6])
-    oracle = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(_free_port())}
-    chief = _run(tmp_path, "chief", {**oracle, "KERASTUNER_TUNER_ID": "chief"})
-    worker = _run(tmp_path, "worker", {**oracle, "KERASTUNER_TUNER_ID": "tuner0"})
+def test_a_worker_killed_mid_trial_has_its_trial_run_by_the_other(tmp_path, capsys):
+    write_folder(tmp_path / "data", [8, 8])
+    (tmp_path / "model.py").write_text(WORKER_MODEL)
+    run_dir, go, hang = tmp_path / "runs" / "search", tmp_path / "go", tmp_path / "hang"
+    address = f"127.0.0.1:{_free_port()}"
+    command = [sys.executable, "-m", "autoprep", "tune", str(tmp_path / "data"), "--model",
+               "model.py:build", "--out", str(run_dir), "--chief", address, "--max-trials", "4",
+               "--epochs", "1", "--tuner", "random", "--seed", "0", "--cv", "2",
+               "--final-repeats", "1", "--reevaluate", "0"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    roles = {"chief": (["--worker-timeout", "6s"], {}),
+             "tuner0": (["--worker", "0"], {"WAIT_FOR": str(go)}),  # starts after tuner1's kill
+             "tuner1": (["--worker", "1"], {"HANG_IF": str(hang)})}
+    processes = {}
     try:
-        worker_result = _result(worker)
-        chief_result = _result(chief)
+        for role, (options, extra) in roles.items():
+            with open(tmp_path / f"{role}.out", "w") as out:
+                processes[role] = subprocess.Popen(
+                    command + options, cwd=tmp_path, env={**env, **extra}, stdout=out,
+                    stderr=subprocess.STDOUT)
+        oracle_file = run_dir / "oracle.json"
+
+        def oracle():
+            return json.loads(oracle_file.read_text()) if oracle_file.exists() else {}
+
+        # tuner1 finishes its first trial alone, then hangs inside the next one and is killed.
+        _wait_for(lambda: oracle().get("end_order"), processes["tuner1"], "tuner1's first trial")
+        hang.touch()
+        _wait_for((tmp_path / "hang.hung").exists, processes["tuner1"], "tuner1 in a trial")
+        processes["tuner1"].send_signal(signal.SIGKILL)
+        cut_off = oracle()["ongoing_trials"]["tuner1"]
+        go.touch()
+        assert processes["chief"].wait(timeout=300) == 0, (tmp_path / "chief.out").read_text()
+        assert processes["tuner0"].wait(timeout=60) == 0, (tmp_path / "tuner0.out").read_text()
     finally:
-        for process in (chief, worker):
-            process.kill()
-    assert worker_result["state"] == "worker finished" and worker_result["trials"] == 0
-    assert chief_result["state"] == "finished" and chief_result["trials"] == 2
-    # The worker trained both trials; the chief only the final 3 + 3 test-score trainings.
-    assert worker_result["fits"] == 2 and chief_result["fits"] == 2 * 3
-    assert 0 <= chief_result["test_score"] <= 1
-    on_disk = json.loads((tmp_path / "runs" / "data" / "results.json").read_text())
-    assert len(on_disk["trials"]) == 2
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    results = json.loads((run_dir / "results.json").read_text())
+    trials = results["trials"]
+    assert results["state"] == "finished" and len(trials) == 4
+    assert all(trial["status"] == "COMPLETED" for trial in trials)
+    workers = {trial["trial_id"]: trial["worker"] for trial in trials}
+    assert workers[cut_off] == "tuner0"  # run again by the other worker
+    assert sorted(workers.values()) == ["tuner0", "tuner0", "tuner0", "tuner1"]
+    assert "runs it again" in (tmp_path / "chief.out").read_text()
+    assert main(["show", str(run_dir)]) == 0
+    assert "workers: tuner0 ran 3 trials, tuner1 ran 1 trial" in capsys.readouterr().out
+    # The same files as a search of one process.
+    assert set(results) == {f.name for f in dataclasses.fields(TuneResult)} - {"run_dir"}
+    assert all(set(trial) == {f.name for f in dataclasses.fields(TrialRecord)}
+               for trial in trials)
+    header = (run_dir / "trials.csv").read_text().splitlines()[0]
+    assert header == trials_csv([]).splitlines()[0]

@@ -11,7 +11,8 @@ from autoprep.errors import AutoprepError
 
 # Modules that each add sub-commands through `add_parser(subparsers)`; every sub-parser they add
 # has `func=run(args) -> exit code` as a default, and `tensorflow=False` when it never needs
-# TensorFlow (otherwise TensorFlow is imported first, without its start-up lines).
+# TensorFlow (otherwise TensorFlow is imported first, without its start-up lines); `check=
+# check(args) -> message or None` refuses options that cannot go together, before TensorFlow.
 _COMMAND_MODULES = (
     "autoprep.cli.tune", "autoprep.cli.results", "autoprep.cli.report", "autoprep.cli.doctor",
 )
@@ -33,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         if module is not None:
             module.add_parser(subparsers)
     for subparser in subparsers.choices.values():
-        subparser.set_defaults(tensorflow=subparser.get_default("tensorflow") is not False)
+        subparser.set_defaults(tensorflow=subparser.get_default("tensorflow") is not False,
+                               parser=subparser)
         if "--debug" not in subparser._option_string_actions:  # `autoprep tune ... --debug`
             subparser.add_argument(
                 "--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP
@@ -56,6 +58,9 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)  # --help and argument errors exit here, without TensorFlow
+    problem = args.check(args) if getattr(args, "check", None) else None
+    if problem:  # options that cannot go together
+        args.parser.error(problem)
     args.argv = argv
     try:
         if args.tensorflow:

@@ -22,6 +22,7 @@ DEMO_OUT = os.path.join("autoprep_runs", "demo")
 # The report is rewritten after a trial when this long has passed since the last one (each
 # rewrite takes a few seconds; see the `report:` lines of the run's log).
 REPORT_REFRESH_SECONDS = 300
+LOOPBACK = "127.0.0.1"  # the chief's default address: reachable from this machine only
 MAX_PIXELS_HELP = ("skip image files whose header declares more than N pixels (height x "
                    "width), e.g. 100M (default: 40M)")
 
@@ -64,7 +65,8 @@ def add_parser(subparsers):
     tune.add_argument("--batch-size", type=_count(1), default=32, metavar="B",
                       help="training batch size (default: %(default)s)")
     tune.add_argument("--max-pixels", type=max_pixels, metavar="N", help=MAX_PIXELS_HELP)
-    tune.set_defaults(func=run_tune)
+    _add_distributed_options(tune)
+    tune.set_defaults(func=run_tune, check=check_distributed)
 
     demo = subparsers.add_parser(
         "demo", allow_abbrev=False,
@@ -77,6 +79,76 @@ def add_parser(subparsers):
                       "RUN_DIR_data beside it")
     _add_search_options(demo, max_trials=16, epochs=8)
     demo.set_defaults(func=run_demo, seed=0)
+
+
+def _add_distributed_options(parser):
+    group = parser.add_argument_group(
+        "distributed search", "Keras Tuner's chief and workers: start the same command on "
+        "every machine (the same DATA_DIR path on each), one with --chief, the others with "
+        "--worker N too. The chief's port has no authentication: see the README.")
+    group.add_argument("--chief", type=oracle_address, metavar="HOST:PORT",
+                       help="alone: this process is the chief, keeps the results in RUN_DIR and "
+                       "hands out trials on HOST:PORT; with --worker: the chief's address. "
+                       f"PORT alone means {LOOPBACK}:PORT")
+    group.add_argument("--worker", type=_count(0), metavar="N",
+                       help="this process is worker N (0, 1, ...): it runs the chief's trials "
+                       "and keeps no results")
+    group.add_argument("--worker-timeout", type=duration, metavar="TIME",
+                       help="(chief) a worker silent for TIME is counted as lost and its trial "
+                       "runs again on another worker, once (default: 60s)")
+
+
+def check_distributed(args):
+    """The message of a --chief / --worker combination that cannot work, or None."""
+    if args.worker is not None and args.chief is None:
+        return (f"--worker {args.worker} needs the chief's address: add --chief HOST:PORT, "
+                f"e.g. --chief {LOOPBACK}:8000")
+    if args.worker_timeout is not None and (args.chief is None or args.worker is not None):
+        return "--worker-timeout is an option of the chief (--chief without --worker)"
+    return None
+
+
+def distributed_environment(args) -> dict:
+    """Keras Tuner's KERASTUNER_* variables for --chief / --worker N ({} without them), and
+    autoprep's AUTOPREP_WORKER_TIMEOUT for --worker-timeout."""
+    if args.chief is None:
+        return {}
+    host, port = args.chief
+    environment = {"KERASTUNER_ORACLE_IP": host, "KERASTUNER_ORACLE_PORT": str(port),
+                   "KERASTUNER_TUNER_ID": "chief" if args.worker is None else f"tuner{args.worker}"}
+    if args.worker_timeout is not None:
+        environment["AUTOPREP_WORKER_TIMEOUT"] = str(args.worker_timeout)
+    return environment
+
+
+def oracle_address(text) -> tuple:
+    """(host, port) from `HOST:PORT`, `[IPv6]:PORT` or `PORT` (host 127.0.0.1)."""
+    match = re.fullmatch(r"(?:(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]*):)?(\d+)", text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"expected HOST:PORT or PORT, e.g. {LOOPBACK}:8000 or 8000. Received: {text!r}")
+    port = int(match.group(2))
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"the port must be between 1 and 65535. Received: {text!r}")
+    return match.group(1) or LOOPBACK, port
+
+
+def _check_port_free(host, port):
+    """Refuses, before any image is read, a chief address this machine cannot listen on."""
+    import socket
+
+    from autoprep.errors import ArgumentError
+
+    try:
+        socket.create_server((host.strip("[]"), port),
+                             family=socket.AF_INET6 if host.startswith("[") else socket.AF_INET
+                             ).close()
+    except OSError as error:
+        raise ArgumentError(
+            f"--chief {host}:{port}: cannot listen there ({error.strerror or error}). Choose "
+            "another port, or an address of this machine."
+        ) from None
 
 
 def _add_search_options(parser, *, max_trials, epochs):
@@ -102,6 +174,10 @@ def _add_search_options(parser, *, max_trials, epochs):
                         help="keep decoded images larger than SIZE (e.g. 512M, 2G) in a "
                         "memory-mapped file in RUN_DIR/cache, reused on resume, instead of RAM "
                         "(default: a quarter of the RAM)")
+    parser.add_argument("--strategy", choices=["none", "mirrored"], default="none",
+                        help="mirrored: train each trial on all local GPUs at once "
+                        "(tf.distribute.MirroredStrategy; all CPU devices when there is no "
+                        "GPU); none: TensorFlow's default device (default: %(default)s)")
     parser.add_argument("--mixed-precision", action="store_true",
                         help="build models with Keras' mixed_float16 policy (float16 compute on "
                         "GPUs; give your model's last layer dtype='float32')")
@@ -181,6 +257,10 @@ def _count(minimum):
 def run_tune(args) -> int:
     from autoprep.search.model_spec import load_model_fn
 
+    environment = distributed_environment(args)
+    if environment.get("KERASTUNER_TUNER_ID") == "chief":
+        _check_port_free(*args.chief)
+    os.environ.update(environment)  # Keras Tuner reads them when the search starts
     model_fn = load_model_fn(args.model)
     return search(args, model_fn, args.data_dir, tuner=args.tuner, objective=args.objective,
                   cv=args.cv, image_size=args.image_size, batch_size=args.batch_size,
@@ -224,6 +304,15 @@ def search(args, model_fn, data_dir, **options) -> int:
     note = exposed_oracle_note(os.environ)
     if note:
         progress.say(note, error=True)
+    role = _distributed_role(args)
+    if role:
+        progress.say(role)
+    if args.strategy == "mirrored":
+        from autoprep.search.devices import mirrored_strategy
+
+        options["distribution_strategy"] = strategy = mirrored_strategy()
+        progress.say(f"strategy: each trial mirrored over {strategy.num_replicas_in_sync} "
+                     f"devices ({', '.join(strategy.extended.worker_devices)})")
     refresher = Refresher(interval=REPORT_REFRESH_SECONDS)
 
     def trial_ended(result, record):
@@ -260,9 +349,25 @@ def search(args, model_fn, data_dir, **options) -> int:
         code = _too_many_failures(args, error, failures, progress, run_dir, resume)
         _final_report(progress, refresher, run_dir)
         return code
+    if result.state.startswith("worker"):
+        progress.say(f"worker done ({result.state[len('worker '):]}): the results are in the "
+                     "chief's run directory")
+        progress.flush()
+        return 0
     progress.finished(result)
     _final_report(progress, refresher, run_dir, result)
     return 0
+
+
+def _distributed_role(args) -> str:
+    """The line that says this process's part in a distributed search, or ""."""
+    if getattr(args, "chief", None) is None:
+        return ""
+    address = "{}:{}".format(*args.chief)
+    if args.worker is not None:
+        return f"worker {args.worker} (tuner{args.worker}) of the chief at {address}"
+    return (f"chief of a distributed search, handing out trials on {address}: start each worker "
+            f"with the same command and --worker N --chief {address} (N = 0, 1, ...)")
 
 
 def _final_report(progress, refresher, run_dir, result=None):
@@ -304,7 +409,7 @@ def exposed_oracle_note(environ) -> str:
     if environ.get("KERASTUNER_TUNER_ID") != "chief" or not address:
         return ""
     try:
-        loopback = address == "localhost" or ipaddress.ip_address(address).is_loopback
+        loopback = address == "localhost" or ipaddress.ip_address(address.strip("[]")).is_loopback
     except ValueError:  # a host name
         loopback = False
     if loopback:

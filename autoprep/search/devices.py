@@ -27,6 +27,15 @@ def enable_memory_growth() -> list:
     return names
 
 
+def mirrored_strategy() -> tf.distribute.MirroredStrategy:
+    """A MirroredStrategy over every local GPU, or over every CPU device when there is no GPU
+    (one, unless logical CPU devices were configured). Memory growth is set first: listing the
+    devices initializes them."""
+    enable_memory_growth()
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy([device.name for device in devices])
+
+
 @contextlib.contextmanager
 def mixed_precision(enabled: bool):
     """Inside, Keras builds models with the "mixed_float16" policy (float16 compute, float32
