@@ -56,3 +56,75 @@ def test_tune_digits_runs_with_a_smaller_budget(tmp_path, monkeypatch):
     assert (tmp_path / "autoprep_runs" / "example_pipeline.py").exists()
     result = autoprep.load_result(tmp_path / "autoprep_runs" / "example")
     assert result.state == "finished" and result.test_score is not None
+
+
+# A stand-in for the `autoprep` command: records its GPU and its arguments, one line a call.
+FAKE_AUTOPREP = """#!/bin/sh
+echo "${CUDA_VISIBLE_DEVICES:-}|$*" >> "$CALLS"
+"""
+
+
+@pytest.fixture
+def fake_autoprep(tmp_path):
+    """Runs a recipe with the stand-in on PATH; returns [(gpu, parsed args)] of its calls."""
+    import shlex
+    import subprocess
+
+    from autoprep import cli
+
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "autoprep").write_text(FAKE_AUTOPREP)
+    (tmp_path / "bin" / "autoprep").chmod(0o755)
+
+    def run(command, **env):
+        calls = tmp_path / "calls.txt"
+        calls.unlink(missing_ok=True)
+        path = f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"
+        subprocess.run(command, cwd=tmp_path, check=True, timeout=60, capture_output=True,
+                       env=dict(os.environ, PATH=path, CALLS=str(calls), **env))
+        parsed = []
+        for line in sorted(calls.read_text().splitlines()):
+            gpu, _, argv = line.partition("|")
+            args = cli.build_parser().parse_args(shlex.split(argv))
+            assert args.check(args) is None
+            parsed.append((gpu, args))
+        return parsed
+
+    return run
+
+
+def test_one_worker_per_gpu_starts_a_chief_and_a_worker_on_each_gpu(fake_autoprep):
+    from autoprep.cli.tune import distributed_environment
+
+    calls = fake_autoprep(["bash", f"{EXAMPLES}/one_worker_per_gpu.sh", "data", "m.py:f",
+                           "runs/big", "--max-trials", "9"], GPUS="2", PORT="8123")
+    roles = [(gpu, distributed_environment(args)["KERASTUNER_TUNER_ID"]) for gpu, args in calls]
+    assert sorted(roles) == [("0", "chief"), ("0", "tuner0"), ("1", "tuner1")]
+    for _, args in calls:
+        assert (args.data_dir, args.out, args.max_trials) == ("data", "runs/big", 9)
+        assert args.chief == ("127.0.0.1", 8123)
+
+
+@pytest.mark.parametrize("index, role, chief, out", [
+    ("0", "chief", ("0.0.0.0", 8000), "/runs/search"),
+    ("3", "tuner2", ("autoprep-0.autoprep", 8000), "/runs/worker2"),
+])
+def test_kubernetes_pods_take_their_role_from_the_job_index(fake_autoprep, index, role, chief,
+                                                             out):
+    from autoprep.cli.tune import distributed_environment
+
+    [(_, args)] = fake_autoprep(["sh", f"{EXAMPLES}/kubernetes/autoprep-role.sh"],
+                                JOB_COMPLETION_INDEX=index, OPTIONS="--max-trials 100")
+    assert distributed_environment(args)["KERASTUNER_TUNER_ID"] == role
+    assert (args.chief, args.out, args.max_trials) == (chief, out, 100)
+    assert (args.data_dir, args.model) == ("/data/images", "/recipe/model.py:build_model")
+
+
+def test_kubernetes_job_matches_the_role_script():
+    with open(f"{EXAMPLES}/kubernetes/autoprep-job.yaml", encoding="utf-8") as handle:
+        job = handle.read()
+    assert "completionMode: Indexed" in job
+    assert "subdomain: autoprep " in job and "\n  name: autoprep\n" in job  # autoprep-0.autoprep
+    assert 'command: ["sh", "/recipe/autoprep-role.sh"]' in job
+    assert "mountPath: /recipe}" in job and "mountPath: /data, readOnly: true}" in job
+    assert job.count("port: 8000") == 2  # the Service and the NetworkPolicy

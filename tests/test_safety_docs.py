@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from autoprep.cli.tune import exposed_oracle_note
+from autoprep.cli.tune import exposed_oracle_note, oracle_address
 from autoprep.run import rundir
 
 README = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()
@@ -32,8 +32,10 @@ def test_readme_warns_that_the_oracle_port_has_no_authentication():
 
 
 def test_documented_distributed_commands_bind_loopback():
+    chiefs = [oracle_address(text)[0] for text in re.findall(r"--chief ([\w.:\[\]]+)", README)
+              if text != "HOST:PORT"]
     addresses = re.findall(r"KERASTUNER_ORACLE_IP=(\S+)", README)
-    assert len(addresses) >= 2 and set(addresses) == {"127.0.0.1"}
+    assert len(chiefs) >= 4 and set(chiefs + addresses) == {"127.0.0.1"}
     assert "ssh -N -L 8000:127.0.0.1:8000" in README
 
 
