@@ -64,6 +64,20 @@ def test_make_datasets_decodes_batches_and_caches_to_files(folder, tmp_path):
     assert any(name.startswith("cache_val_eval") for name in os.listdir(tmp_path))
 
 
+def test_make_train_dataset_decodes_once_into_memory_as_per_file_decoding_does(folder):
+    paths, labels = runtime.list_files(folder)
+    per_file = runtime.make_train_dataset(paths, labels, batch_size=4, seed=0, cache=False)
+    expected = [(x.numpy(), y.numpy()) for _ in range(2) for x, y in per_file]
+    in_memory = runtime.make_train_dataset(paths, labels, batch_size=4, seed=0, cache=True)
+    for path in paths:
+        os.remove(path)  # decoded once, when the dataset was made: no file is read again
+    batches = [(x.numpy(), y.numpy()) for _ in range(2) for x, y in in_memory]
+    assert len(batches) == len(expected) == 8
+    for (images, labels_), (want_images, want_labels) in zip(batches, expected):
+        np.testing.assert_array_equal(images, want_images)
+        np.testing.assert_array_equal(labels_, want_labels)
+
+
 def test_make_eval_dataset_without_labels_and_with_one_hot_labels(folder, monkeypatch):
     paths, labels = runtime.list_files(folder)
     images = next(iter(runtime.make_eval_dataset(paths, batch_size=20, cache=False)))

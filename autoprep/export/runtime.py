@@ -110,21 +110,37 @@ def _cache(dataset, cache, suffix):
     return dataset.cache("" if cache is True else f"{cache}{suffix}")
 
 
+def _decoded(paths):
+    """Every image of `paths`, decoded once with one parallel map, as one uint8 tensor."""
+    dataset = tf.data.Dataset.from_tensor_slices(_path_tensor(paths)).map(
+        lambda path: load_image(path, IMAGE_SIZE, CHANNELS), num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.batch(max(len(paths), 1)).get_single_element()
+
+
 def make_train_dataset(paths, labels, *, batch_size=32, seed=None, cache=True):
     """Training batches: decoded once and cached, resampled, augmented and normalized.
 
-    A listed file that cannot be read any more (deleted, changed) stops the iteration with
-    TensorFlow's error naming it: list the files again.
+    A listed file that cannot be read any more (deleted, changed) raises TensorFlow's error
+    naming it (here with `cache=True`, else when the dataset reaches it): list the files again.
 
-    `cache=True` keeps decoded images in memory; pass a file prefix when they do not fit.
+    `cache=True` decodes every image once, with one parallel map, into a tensor in memory, and
+    each batch is gathered from it by position (as in the search's trials); pass a file prefix
+    when the images do not fit in memory (decoded and cached per class in files), or False to
+    decode them every epoch.
     """
+    images = _decoded(paths) if cache is True else None
     class_datasets = []
     for label in sorted(set(labels)):
-        members = [p for p, y in zip(paths, labels) if y == label]
-        dataset = tf.data.Dataset.from_tensor_slices(
-            (_path_tensor(members), [label] * len(members)))
-        dataset = dataset.map(_decode, num_parallel_calls=tf.data.AUTOTUNE)
-        class_datasets.append(_cache(dataset, cache, f"_train_{label}"))
+        if images is None:
+            members = [p for p, y in zip(paths, labels) if y == label]
+            dataset = tf.data.Dataset.from_tensor_slices(
+                (_path_tensor(members), [label] * len(members)))
+            dataset = dataset.map(_decode, num_parallel_calls=tf.data.AUTOTUNE)
+            class_datasets.append(_cache(dataset, cache, f"_train_{label}"))
+        else:
+            positions = [i for i, y in enumerate(labels) if y == label]
+            class_datasets.append(
+                tf.data.Dataset.from_tensor_slices((positions, [label] * len(positions))))
     return build_train_dataset(
         class_datasets,
         sampler=sample,
@@ -136,6 +152,7 @@ def make_train_dataset(paths, labels, *, batch_size=32, seed=None, cache=True):
         num_classes=len(CLASS_NAMES),
         class_weights=DATASET_CLASS_WEIGHTS,
         gate=CLASS_WEIGHT_GATE,
+        load=None if images is None else (lambda indices: tf.gather(images, indices)),
     )
 
 
@@ -177,5 +194,5 @@ def make_datasets(data_dir, *, validation_split=0.2, batch_size=32, seed=0, cach
 RUNTIME_FUNCTIONS = (
     walk_class_files, _walk_folder, _link_problem, _file_problem, image_header_size,
     _jpeg_size, header_problem, list_files, split_files, _decode, _path_tensor, _cache,
-    make_train_dataset, make_eval_dataset, make_datasets,
+    _decoded, make_train_dataset, make_eval_dataset, make_datasets,
 )
