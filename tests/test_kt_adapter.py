@@ -119,6 +119,38 @@ def test_hyperband_given_its_oracle_is_keras_tuners_hyperband(tmp_path):
     assert sorted(vars(ours)) == sorted(vars(theirs)), moved("GivenOracle")
 
 
+class _Recording(kt.HyperModel):
+    """Records the callbacks Keras Tuner passes to `fit`."""
+
+    def __init__(self):
+        super().__init__()
+        self.callbacks = None
+
+    def build(self, hp):
+        import keras
+
+        hp.Int("x", 0, 3)
+        return keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+
+    def fit(self, hp, model, *args, callbacks=(), **kwargs):
+        self.callbacks = list(callbacks)
+        return {"score": 1.0}
+
+
+def test_weight_checkpoints_are_dropped_except_for_hyperband(tmp_path):
+    hypermodel = _Recording()
+    tuner = kt.RandomSearch(hypermodel, objective=kt.Objective("score", "max"), max_trials=1,
+                            directory=str(tmp_path))
+    tuner.search()
+    passed = hypermodel.callbacks
+    kept = kt_adapter.without_weight_checkpoints(passed, kt.HyperParameters())
+    assert len(kept) == len(passed) - 1, moved("without_weight_checkpoints")
+    assert not any("SaveBestEpoch" in type(c).__name__ for c in kept)
+    hyperband = kt.HyperParameters()
+    hyperband.Fixed("tuner/epochs", 2)
+    assert kt_adapter.without_weight_checkpoints(passed, hyperband) == passed
+
+
 def test_interrupted_trial_is_retried_then_failed_on_disk(tmp_path):
     crashed = _oracle(tmp_path)
     trial = crashed.create_trial("tuner0")

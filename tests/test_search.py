@@ -52,6 +52,7 @@ def test_tune_writes_results_and_scores_the_best_on_the_test_split(folder, tmp_p
     rows = list(csv.DictReader(open(run_dir / "trials.csv")))
     assert [r["trial_id"] for r in rows] == [t["trial_id"] for t in result.trials]
     assert (run_dir / "best_pipeline.py").exists()
+    assert not list(run_dir.glob("trial_*/checkpoint*"))  # no weights written per epoch
     # The first trial is the first data-seeded configuration: no augmentation.
     assert result.trials[0]["config"]["augmentation"] == []
     loaded = autoprep.load_result(tmp_path / "runs")
@@ -184,6 +185,8 @@ def test_hyperband_respects_max_trials_and_prints_a_line_per_trial(folder, tmp_p
         **{**FAST, "tuner": "hyperband", "epochs": 2, "verbose": 1},
     )
     assert len(result.trials) == 2
+    # Hyperband's later rounds start from these weights.
+    assert list((tmp_path / "runs").glob("*/trial_*/checkpoint*"))
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("trial ")]
     assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
     assert all(" ETA " in line and "best=" in line for line in lines)

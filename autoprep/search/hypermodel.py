@@ -19,6 +19,7 @@ import numpy as np
 
 from autoprep.data.subset import Subset
 from autoprep.errors import ModelError
+from autoprep.search import kt_adapter
 from autoprep.search.objectives import confusion, log_name, score_predictions
 
 
@@ -200,7 +201,8 @@ class PipelineHyperModel(kt.HyperModel):
         seed = None if self.seed is None else trial_seed(self.seed, hp)
         evaluation = self.evaluate(
             self.space.pipeline(hp), hp, self.splits.folds, epochs=epochs, seed=seed,
-            model=model, callbacks=callbacks, verbose=verbose, **kwargs,
+            model=model, callbacks=kt_adapter.without_weight_checkpoints(callbacks, hp),
+            verbose=verbose, **kwargs,
         )
         metrics = {log_name(self.objective): evaluation.score}
         if evaluation.tau is not None:

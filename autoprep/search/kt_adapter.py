@@ -2,11 +2,12 @@
 
 autoprep relies on Keras Tuner internals for a few things its public API does not offer:
 atomic state files, failing a trial that crashed the process twice, Hyperband with a given
-oracle, knowing whether this process is a distributed worker, running again the trial of a
-distributed worker that died, recognizing the error that stops a search after consecutive
-failures, and hiding the tracebacks of failed trials. Each hook
-below says what it relies on; `tests/test_kt_adapter.py` checks each one, so an upgrade that
-moves one fails there with a clear message instead of deep inside a search.
+oracle, no weights checkpoint per epoch of a trial that nothing reloads, knowing whether this
+process is a distributed worker, running again the trial of a distributed worker that died,
+recognizing the error that stops a search after consecutive failures, and hiding the
+tracebacks of failed trials. Each hook below says what it relies on; `tests/test_kt_adapter.py`
+checks each one, so an upgrade that moves one fails there with a clear message instead of deep
+inside a search.
 
 Keras Tuner is imported inside the functions that need it: the run directory reads the file
 names below without loading TensorFlow.
@@ -320,6 +321,22 @@ class GivenOracle:
         import keras_tuner as kt
 
         super(kt.Hyperband, self).__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+
+
+def without_weight_checkpoints(callbacks, hyperparameters) -> list:
+    """A trial's callbacks without Keras Tuner's weights checkpoint, unless the trial is
+    Hyperband's (whose later rounds start from its weights).
+
+    autoprep never loads a trial's model, and with an objective computed after `fit` the
+    checkpoint writes the weights after every epoch (of the first fold).
+    Relies on: `Tuner.run_trial` adding a `tuner_utils.SaveBestEpoch` (private module) to the
+    callbacks, and Hyperband's trials holding `tuner/epochs` in their values.
+    """
+    if "tuner/epochs" in hyperparameters.values:
+        return list(callbacks)
+    from keras_tuner.src.engine import tuner_utils
+
+    return [c for c in callbacks if not isinstance(c, tuner_utils.SaveBestEpoch)]
 
 
 def retry_queue(oracle) -> list:
