@@ -1,0 +1,505 @@
+"""What a search costs beside its training, how fast the exported module feeds a model, and how
+soon each tuner gets near its best (issue 10, section 3). One run measures every figure.
+
+Usage:
+    python benchmarks/search_cost.py [--trials 16] [--epochs 8]
+                                     [--tuners bayesian random hyperband] [--images 4000]
+                                     [--repeats 3] [--dir DIR] [--out results/search_cost]
+    python benchmarks/search_cost.py --smoke --out /tmp/smoke   # seconds: checks the script
+
+1. Search overhead. The demo's search (the embedded digits, the demo model, `--trials` x
+   `--epochs`, seed 0) runs once per tuner with timing wrappers installed around
+   `keras.Model.fit`, `keras.Model.predict` (the validation predictions), and the search's
+   other steps: building the trial's pipeline and model, its validation metrics, saving
+   results (autoprep's files, Keras Tuner's state, its per-epoch checkpoint and TensorBoard
+   logs), and Keras Tuner's choice of the next trial. Time is charged to the innermost wrapped
+   call (a profiler's exclusive time), so the parts add up to the search's wall time.
+2. The exported module's training dataset (`make_datasets(..., seed=0)`, batch 32), with the
+   search's chosen augmentation and with augmentation off, in images/s for the first epoch
+   (listing, decoding and caching included) and in steady state, against two limits measured
+   in the same run on the same training files: tf.data decode-only (list + read + decode, a
+   parallel map) and cached uint8 tensors with no work (batches of the decoded array). The
+   per-element pipeline of the article in /work/shared/seed/ (decode, standardize and augment
+   one image per map call, no cache, no parallelism) is the slow reference. Measured on the
+   demo's digits (the search's module) and on `--images` synthetic 64x64 RGB PNGs (the same
+   configuration fitted on them).
+3. Time to 95 % of the best score: from the search runs of part 1, the seconds (and trials)
+   after which each tuner's best trial reached 95 % of the best score of all of them.
+"""
+
+import argparse
+import functools
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from synthetic import command, machine, save, write_folder  # noqa: E402
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import autoprep  # noqa: E402
+from autoprep.choices import imbalance  # noqa: E402
+from autoprep.choices.pipeline import Pipeline  # noqa: E402
+from autoprep.data.decode import read_image_folder  # noqa: E402
+from autoprep.data.demo import demo_model, write_digits_folder  # noqa: E402
+from autoprep.export.module import render_module  # noqa: E402
+from autoprep.run.result import validation_text  # noqa: E402
+from autoprep.search import hypermodel, loop, tuners  # noqa: E402
+from autoprep.search.space import SearchSpace  # noqa: E402
+
+BATCH = 32
+TARGET_RATIO = 1.10  # search wall time / training and evaluation
+TARGET_STEADY = 0.9  # exported module, augmentation off / cached tensors
+TARGET_FIRST = 0.8  # exported module's first epoch / decode-only
+NEAR_BEST = 0.95
+# What the search's time is charged to; every other second of the search is Keras Tuner's loop.
+PARTS = ("training", "evaluation", "pipeline", "model", "metrics", "saving", "proposal",
+         "search loop")
+OVERHEAD = PARTS[2:]
+
+
+class Clock:
+    """Charges the time inside wrapped callables to their part, innermost call first.
+
+    `install(owner, attribute, part)` wraps `owner.attribute`; `restore()` undoes every wrap.
+    Time is counted only inside the search (the "search loop" part, outermost), so work before
+    and after it (decoding, the final training) is left out. Calls made while saving (e.g.
+    rebuilding each trial's pipeline for results.json) stay charged to saving.
+    `fit_seconds` is the whole time inside `keras.Model.fit`, callbacks included.
+    """
+
+    def __init__(self):
+        self.seconds = dict.fromkeys(PARTS, 0.0)
+        self.calls = dict.fromkeys(PARTS, 0)
+        self.fit_seconds, self.started, self.proposals = 0.0, None, []
+        self._stack, self._mark, self._undo = [], 0.0, []
+
+    def install(self, owner, attribute, part):
+        original = getattr(owner, attribute)
+        self._undo.append((owner, attribute, owner.__dict__.get(attribute)))
+        clock = self
+
+        @functools.wraps(original)
+        def timed(*args, **kwargs):
+            if not clock._stack and part != "search loop":
+                return original(*args, **kwargs)
+            outermost_fit = attribute == "fit" and part == "training" and (
+                "training" not in clock._stack)
+            clock._enter("saving" if clock._stack and clock._stack[-1] == "saving" else part)
+            start = clock._mark
+            try:
+                return original(*args, **kwargs)
+            finally:
+                clock._leave()
+                if outermost_fit:
+                    clock.fit_seconds += clock._mark - start
+                if part == "proposal":
+                    clock.proposals.append(clock._mark - start)
+
+        setattr(owner, attribute, timed)
+
+    def _enter(self, part):
+        now = time.perf_counter()
+        if self._stack:
+            self.seconds[self._stack[-1]] += now - self._mark
+        else:
+            self.started = self.started or now
+        self._stack.append(part)
+        self.calls[part] += 1
+        self._mark = now
+
+    def _leave(self):
+        now = time.perf_counter()
+        self.seconds[self._stack.pop()] += now - self._mark
+        self._mark = now
+
+    def restore(self):
+        for owner, attribute, original in reversed(self._undo):
+            if original is None:
+                delattr(owner, attribute)
+            else:
+                setattr(owner, attribute, original)
+        self._undo = []
+
+
+def install_wrappers(clock):
+    """Wraps the search's steps (see the module docstring) with `clock`."""
+    from keras_tuner.src.engine import oracle, tuner, tuner_utils
+    from tensorboard.plugins.hparams import api as hparams_api
+
+    logs = [(board, name) for board in (keras.callbacks.TensorBoard, hparams_api.KerasCallback)
+            for name in ("set_model", "on_train_begin", "on_train_end", "on_epoch_begin",
+                         "on_epoch_end", "on_train_batch_begin", "on_train_batch_end")
+            if name in board.__dict__]
+    model_hooks = [(tuner.Tuner, "_try_build"), (hypermodel.PipelineHyperModel, "build_with"),
+                   (hypermodel.PipelineHyperModel, "seed_trial")]
+    pipeline_hooks = [(Pipeline, "fit"), (Pipeline, "train_dataset"), (Pipeline, "eval_dataset"),
+                      (SearchSpace, "pipeline"),
+                      (hypermodel.PipelineHyperModel, "train_and_predict")]
+    metric_hooks = [(hypermodel.PipelineHyperModel, "fit"),
+                    (hypermodel.PipelineHyperModel, "evaluate"),
+                    (hypermodel.PipelineHyperModel, "score"), (hypermodel, "confusion"),
+                    (imbalance.ImbalanceStrategy, "adjust"),
+                    (imbalance.PosthocLogitAdjustment, "adjust")]
+    saving_hooks = [(tuners._Hooks, "on_trial_end"), (tuners._Hooks, "on_search_begin"),
+                    (tuner_utils.SaveBestEpoch, "on_epoch_end"), *logs]
+    hooks = {"training": [(keras.Model, "fit")], "evaluation": [(keras.Model, "predict")],
+             "model": model_hooks, "pipeline": pipeline_hooks, "metrics": metric_hooks,
+             "saving": saving_hooks, "proposal": [(oracle.Oracle, "create_trial")],
+             "search loop": [(loop, "_search")]}
+    for part, places in hooks.items():
+        for owner, attribute in places:
+            clock.install(owner, attribute, part)
+
+
+def instrumented_search(data_dir, run_dir, *, tuner, trials, epochs, **options):
+    """One demo-sized search with the clock installed: its parts, trials and whole time.
+    `options` go to `autoprep.tune` (the smoke run validates on one split)."""
+    clock = Clock()
+    install_wrappers(clock)
+    ended = []
+    try:
+        start = time.perf_counter()
+        result = autoprep.tune(
+            demo_model, data_dir, max_trials=trials, epochs=epochs, tuner=tuner, seed=0,
+            directory=run_dir, project_name=tuner, verbose=0, baseline=False, final_repeats=1,
+            reevaluate=0, on_trial_end=lambda result, record: ended.append(
+                (time.perf_counter(), record.score, record.status.value)), **options,
+        )
+        whole = time.perf_counter() - start
+    finally:
+        clock.restore()
+    return result, {
+        "tuner": tuner, "trials": len(ended), "epochs": epochs,
+        "validation": validation_text(result.validation),
+        "search_seconds": sum(clock.seconds.values()), "tune_seconds": whole,
+        "fit_inclusive_seconds": clock.fit_seconds, "proposal_seconds": clock.proposals,
+        "parts_seconds": dict(clock.seconds), "calls": dict(clock.calls),
+        "trial_ends": [(t - clock.started, score, status) for t, score, status in ended],
+    }
+
+
+def figures_of(run):
+    """Ratio and per-trial overhead of one instrumented search."""
+    parts, trials = run["parts_seconds"], max(run["trials"], 1)
+    trained = parts["training"] + parts["evaluation"]
+    overhead = sum(parts[name] for name in OVERHEAD)
+    return {"ratio": run["search_seconds"] / trained,
+            "overhead_per_trial": overhead / trials,
+            "per_trial": {name: parts[name] / trials for name in PARTS}}
+
+
+# -- 2. The exported module's training dataset -----------------------------------------------
+def load_module(path):
+    spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def epoch_seconds(dataset, epochs):
+    """Wall seconds of each full pass over `dataset`, and the images of the last pass."""
+    times, images = [], 0
+    for _ in range(epochs):
+        start, images = time.perf_counter(), 0
+        for batch in dataset:
+            images += int(tf.shape(batch[0] if isinstance(batch, tuple) else batch)[0])
+        times.append(time.perf_counter() - start)
+    return times, images
+
+
+def rates(build, epochs):
+    """(first-epoch images/s, steady images/s) of the dataset `build()` returns; the first
+    epoch includes `build()` (listing files for the exported module)."""
+    start = time.perf_counter()
+    dataset = build()
+    setup = time.perf_counter() - start
+    times, images = epoch_seconds(dataset, epochs)
+    steady = statistics.median(times[1:]) if len(times) > 1 else times[0]
+    return images / (setup + times[0]), images / steady
+
+
+def article_dataset(paths, labels, *, channels, image_size, mean, std, augmented):
+    """The article's per-element pipeline: one image per map call, no cache, no parallelism.
+
+    Its Example 1 standardizes with the training split's mean and std (its `normalize`
+    returns the whole array by mistake; the intended per-image version is used), its Example 2
+    is the augmentation (RandomFlip, RandomRotation(0.2), RandomZoom(0.2)) applied per image.
+    """
+    augmentation = keras.Sequential([keras.layers.RandomFlip("horizontal"),
+                                     keras.layers.RandomRotation(0.2),
+                                     keras.layers.RandomZoom(0.2)])
+
+    def decode(path, label):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=channels,
+                                   expand_animations=False)
+        return tf.image.resize(image, image_size), label
+
+    def normalize(image, label):
+        return (tf.cast(image, tf.float32) - mean) / std, label
+
+    dataset = tf.data.Dataset.from_tensor_slices((paths, labels)).map(decode).map(normalize)
+    if augmented:
+        dataset = dataset.map(lambda image, label: (augmentation(image, training=True), label))
+    return dataset.batch(BATCH)
+
+
+def decode_only(root):
+    """tf.data list + read + decode of every image file under `root`, a parallel map."""
+    files = tf.data.Dataset.list_files(os.path.join(root, "*", "*"), shuffle=False)
+    return files.map(lambda path: tf.io.decode_image(tf.io.read_file(path),
+                                                     expand_animations=False),
+                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=False
+                     ).batch(BATCH).prefetch(tf.data.AUTOTUNE)
+
+
+def write_module(path, config, folder, *, augmentation=True, epochs):
+    """Renders the exported module of `config` fitted on `folder` (augmentation off: none)."""
+    config = dict(config, augmentation=config["augmentation"] if augmentation else [])
+    pipeline = Pipeline.from_config(config).clone()
+    pipeline.fit(folder.images, folder.labels, len(folder.class_names))
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(render_module(pipeline, class_names=folder.class_names,
+                                   image_size=folder.image_size, channels=folder.channels,
+                                   epochs=epochs))
+    return load_module(path)
+
+
+def throughput(root, config, workdir, name, *, epochs, repeats, search_epochs):
+    """Images/s of the exported module's training dataset and of the limits, on `root`."""
+    folder = read_image_folder(root)
+    chosen = write_module(os.path.join(workdir, f"{name}_chosen.py"), config, folder,
+                          epochs=search_epochs)
+    plain = write_module(os.path.join(workdir, f"{name}_plain.py"), config, folder,
+                         augmentation=False, epochs=search_epochs)
+    paths, labels = plain.list_files(root)
+    train, _ = plain.split_files(paths, labels, validation_split=0.2, seed=0)
+    train_paths, train_labels = [p for p, _ in train], [y for _, y in train]
+    index = {path: i for i, path in enumerate(os.path.join(root, p) for p in folder.paths)}
+    cached = folder.images[[index[p] for p in train_paths]]
+    mean = cached.mean(axis=(0, 1, 2)).astype("float32")
+    std = cached.std(axis=(0, 1, 2)).astype("float32") + 1e-6
+    article = functools.partial(article_dataset, train_paths, train_labels,
+                                channels=folder.channels, image_size=folder.image_size,
+                                mean=mean, std=std)
+    builders = {
+        "decode-only (tf.data list + read + decode)": lambda: decode_only(root),
+        "cached uint8 tensors, no work": lambda: tf.data.Dataset.from_tensor_slices(
+            (cached, train_labels)).batch(BATCH).prefetch(tf.data.AUTOTUNE),
+        "exported module, augmentation off": lambda: plain.make_datasets(
+            root, validation_split=0.2, batch_size=BATCH, seed=0)[0],
+        "exported module, chosen augmentation": lambda: chosen.make_datasets(
+            root, validation_split=0.2, batch_size=BATCH, seed=0)[0],
+        "article, per element, augmentation off": lambda: article(augmented=False),
+        "article, per element, its augmentation": lambda: article(augmented=True),
+    }
+    decode_only(root)  # warm-up: the files in the page cache, tf.data started once
+    measured = {key: [] for key in builders}
+    for _ in range(repeats):
+        for key, build in builders.items():
+            measured[key].append(rates(build, epochs if "article" not in key else 2))
+    best = {key: [max(first for first, _ in values), max(steady for _, steady in values)]
+            for key, values in measured.items()}
+    return {"folder": name, "images": len(folder.paths), "train_images": len(train_paths),
+            "image_shape": list(folder.images.shape[1:]), "augmentation": config["augmentation"],
+            "runs": measured, "best": best}
+
+
+# -- 3. Time to 95 % of the best score -------------------------------------------------------
+def time_to_near_best(runs):
+    """For each tuner, the seconds and trials after which its best reached 95 % of the best
+    score of all runs (None if never)."""
+    scores = [score for run in runs for _, score, _ in run["trial_ends"] if score is not None]
+    best = max(scores) if scores else None
+    reached = {}
+    for run in runs:
+        hit = next(((seconds, trial + 1) for trial, (seconds, score, _) in
+                    enumerate(run["trial_ends"])
+                    if best is not None and score is not None and score >= NEAR_BEST * best),
+                   None)
+        own = max((s for _, s, _ in run["trial_ends"] if s is not None), default=None)
+        reached[run["tuner"]] = {"seconds": None if hit is None else hit[0],
+                                 "trials": None if hit is None else hit[1], "own_best": own,
+                                 "search_seconds": run["search_seconds"],
+                                 "trials_run": run["trials"]}
+    return best, reached
+
+
+# -- The page --------------------------------------------------------------------------------
+def git_commit() -> str:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--", "autoprep"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" with uncommitted changes in autoprep/" if dirty else "")
+
+
+def verdict(value, target, *, at_most=False) -> str:
+    met = value <= target if at_most else value >= target
+    return "met" if met else "**missed**"
+
+
+def search_section(runs) -> str:
+    rows = []
+    for run in runs:
+        figures = figures_of(run)
+        per = figures["per_trial"]
+        rows.append(f"| {run['tuner']} | {run['trials']} | {run['search_seconds']:.1f} | "
+                    f"{per['training'] * run['trials']:.1f} | "
+                    f"{per['evaluation'] * run['trials']:.1f} | **{figures['ratio']:.3f}** | "
+                    f"{figures['overhead_per_trial']:.2f} | "
+                    + " | ".join(f"{per[name]:.2f}" for name in OVERHEAD) + " |")
+    main = figures_of(runs[0])
+    return f"""## 1. Search wall time against training and evaluation
+
+The demo's search ({runs[0]['trials']} trials x {runs[0]['epochs']} epochs on the embedded \
+digits, the demo model, seed 0; validation: {runs[0]['validation']}), \
+timed by wrappers around `keras.Model.fit` and `keras.Model.predict` and around every other \
+step of the search. "training" is the time inside `model.fit` that no inner wrapper claims \
+(Keras' own set-up included); "evaluation" is `model.predict` of the validation images after \
+each scored epoch (inside `fit`, through a callback). Overhead per trial, in seconds: \
+"pipeline" builds the trial's pipeline and datasets (statistics, class weights, tf.data); \
+"model" builds and compiles the model (Keras Tuner's `clear_session` and `gc.collect` \
+included); "metrics" pools the predictions and scores them; "saving" writes autoprep's results, \
+Keras Tuner's state, its per-epoch weights checkpoint and the TensorBoard logs (these two run \
+inside `fit`, as callbacks, and are charged here, not to training); "proposal" is Keras \
+Tuner's choice of the next trial; "search loop" is the rest of Keras Tuner's loop.
+
+| tuner | trials | search s | training s | evaluation s | search / (training + evaluation) \
+| overhead s per trial | {' | '.join(OVERHEAD)} |
+|---|---|---|---|---|---|---|{'---|' * len(OVERHEAD)}
+{chr(10).join(rows)}
+
+Target: search wall time / (training + evaluation) <= {TARGET_RATIO} for the demo's search \
+({runs[0]['tuner']}): **{main['ratio']:.3f}**, \
+{verdict(main['ratio'], TARGET_RATIO, at_most=True)}. \
+Counting the whole time inside `model.fit` as training (the checkpoint and TensorBoard \
+callbacks included), the ratio is \
+{runs[0]['search_seconds'] / (runs[0]['fit_inclusive_seconds']):.3f}.
+"""
+
+
+def throughput_section(measured) -> str:
+    parts = []
+    for figures in measured:
+        best = figures["best"]
+        decode = best["decode-only (tf.data list + read + decode)"][0]
+        cached = best["cached uint8 tensors, no work"][1]
+        rows = "\n".join(f"| {key} | {first:,.0f} | {steady:,.0f} | {first / decode:.2f}x | "
+                         f"{steady / cached:.2f}x |" for key, (first, steady) in best.items())
+        off = best["exported module, augmentation off"]
+        shape = "x".join(map(str, figures["image_shape"]))
+        parts.append(f"""### {figures['folder']}: {figures['images']:,} images of {shape}, \
+{figures['train_images']:,} in the training split
+
+| training dataset | first epoch, images/s | steady state, images/s | first epoch / \
+decode-only | steady / cached tensors |
+|---|---|---|---|---|
+{rows}
+
+Targets: steady state with augmentation off >= {TARGET_STEADY}x the cached tensors: \
+**{off[1] / cached:.2f}x**, {verdict(off[1] / cached, TARGET_STEADY)}; first epoch >= \
+{TARGET_FIRST}x decode-only: **{off[0] / decode:.2f}x**, {verdict(off[0] / decode, TARGET_FIRST)}.
+The chosen augmentation: `{json.dumps(figures['augmentation'])}`.
+""")
+    return """## 2. The exported module's training dataset
+
+`make_datasets(folder, validation_split=0.2, batch_size=32, seed=0)[0]` of the module \
+exported for the search's winner, iterated in Python (`for batch in dataset`). "First \
+epoch" includes `make_datasets` (listing the files, reading their headers) and the decoding \
+into its cache; "steady state" is the median of the later epochs. Decode-only lists, reads and \
+decodes every image of the folder with a parallel map (no resize, no cache); the cached \
+tensors are batches of the decoded training images (`from_tensor_slices(...).batch(32)`, no \
+shuffle, no work). The article's pipeline decodes every epoch (no cache), so its two figures \
+differ only by noise. Best of the repeats for every figure.
+
+""" + "\n".join(parts)
+
+
+def near_best_section(best, reached) -> str:
+    rows = "\n".join(
+        f"| {tuner} | {r['trials_run']} | {r['search_seconds']:.0f} | {r['own_best']:.3f} | "
+        + ("not reached | |" if r["seconds"] is None else
+           f"{r['seconds']:.0f} | {r['trials']} |")
+        for tuner, r in reached.items())
+    return f"""## 3. Time to 95 % of the best score
+
+The best validation score over every trial of the runs of part 1 (balanced accuracy, same \
+splits and seed for every tuner): {best:.3f}; 95 % of it: {NEAR_BEST * best:.3f}. Seconds are \
+counted from the start of the search to the end of the first trial that reached it.
+
+| tuner | trials run | search s | its best score | seconds to 95 % | trials to 95 % |
+|---|---|---|---|---|---|
+{rows}
+
+Hyperband schedules its own trials (most of them shorter than `--epochs`) and stops after \
+its brackets; the trial budget caps it, not fills it.
+"""
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=16)
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--tuners", nargs="+", default=["bayesian", "random", "hyperband"])
+    parser.add_argument("--images", type=int, default=4000,
+                        help="synthetic 64x64 PNGs for part 2 (0: the digits only)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--throughput-epochs", type=int, default=6)
+    parser.add_argument("--dir", help="folder for the synthetic images (kept)")
+    parser.add_argument("--out", default="results/search_cost")
+    parser.add_argument("--smoke", action="store_true",
+                        help="1 trial of 1 epoch on one validation split, one tuner, the digits "
+                        "only: checks the script")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.trials, args.epochs, args.tuners, args.images = 1, 1, args.tuners[:1], 0
+        args.repeats, args.throughput_epochs = 1, 2
+    load_start = os.getloadavg()
+    with tempfile.TemporaryDirectory() as workdir:
+        digits = write_digits_folder(os.path.join(workdir, "digits"))
+        runs, results = [], []
+        for tuner in args.tuners:
+            result, run = instrumented_search(
+                digits, os.path.join(workdir, "runs"), tuner=tuner, trials=args.trials,
+                epochs=args.epochs,
+                **({"validation_split": 0.2, "test_split": 0} if args.smoke else {}))
+            runs.append(run)
+            results.append(result)
+        config = results[0].best_config
+        measured = [throughput(digits, config, workdir, "the demo's digits",
+                               epochs=args.throughput_epochs, repeats=args.repeats,
+                               search_epochs=args.epochs)]
+        if args.images:
+            root = write_folder(args.dir or os.path.join(workdir, "synthetic"), args.images)
+            measured.append(throughput(root, config, workdir, "synthetic PNGs",
+                                       epochs=args.throughput_epochs, repeats=args.repeats,
+                                       search_epochs=args.epochs))
+    best, reached = time_to_near_best(runs)
+    result = {"benchmark": "search_cost", "commit": git_commit(), "settings": vars(args),
+              "search": [dict(run, **figures_of(run)) for run in runs],
+              "throughput": measured, "best_score": best, "time_to_95": reached,
+              "load_average_start": list(load_start), "machine": machine(),
+              "command": command()}
+    markdown = (f"# What a search costs beside its training (issue 10, section 3)\n\n"
+                f"Measured at commit {result['commit']}; load average at the start "
+                f"{', '.join(f'{x:.1f}' for x in load_start)}.\n\n"
+                + search_section(runs) + "\n" + throughput_section(measured) + "\n"
+                + near_best_section(best, reached))
+    print(save(args.out, result, markdown))
+
+
+if __name__ == "__main__":
+    main()

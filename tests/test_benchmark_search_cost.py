@@ -1,0 +1,66 @@
+"""The search-cost benchmark (benchmarks/search_cost.py): its clock, and a smoke run."""
+
+import importlib.util
+import json
+import os
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def search_cost():
+    spec = importlib.util.spec_from_file_location(
+        "benchmark_search_cost", os.path.join(ROOT, "benchmarks", "search_cost.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class Work:
+    def search(self):
+        time.sleep(0.02)
+        self.train()
+        self.save()
+
+    def train(self):
+        time.sleep(0.05)
+
+    def save(self):
+        time.sleep(0.01)
+        self.train()  # called while saving: charged to saving
+
+
+def test_clock_charges_the_innermost_part_and_only_inside_the_search(search_cost):
+    clock = search_cost.Clock()
+    for attribute, part in (("search", "search loop"), ("train", "training"),
+                            ("save", "saving")):
+        clock.install(Work, attribute, part)
+    try:
+        Work().train()  # outside the search: not counted
+        Work().search()
+    finally:
+        clock.restore()
+    assert Work.train.__qualname__ == "Work.train"  # restored
+    seconds = clock.seconds  # sleeps last at least as asked; the bounds above allow for load
+    assert 0.05 <= seconds["training"] < 0.05 + 0.3
+    assert 0.06 <= seconds["saving"] < 0.06 + 0.3
+    assert 0.02 <= seconds["search loop"] < 0.02 + 0.3
+    assert clock.calls["training"] == 1 and clock.fit_seconds == 0.0
+
+
+def test_smoke_run_writes_every_figure(search_cost, tmp_path):
+    out = str(tmp_path / "search_cost")
+    search_cost.main(["--smoke", "--out", out])
+    result = json.loads(open(out + ".json", encoding="utf-8").read())
+    run = result["search"][0]
+    assert run["trials"] == 1 and run["ratio"] > 1
+    assert sum(run["parts_seconds"].values()) == pytest.approx(run["search_seconds"])
+    assert run["parts_seconds"]["training"] > 0 and run["parts_seconds"]["evaluation"] > 0
+    rates = result["throughput"][0]["best"]
+    assert len(rates) == 6 and all(first > 0 and steady > 0 for first, steady in rates.values())
+    assert result["time_to_95"][run["tuner"]]["trials"] == 1
+    page = open(out + ".md", encoding="utf-8").read()
+    assert "search / (training + evaluation)" in page and "Command:" in page
