@@ -1,5 +1,7 @@
-"""Helpers the tests import: tiny synthetic image folders made with PIL, and a tiny model."""
+"""Helpers the tests import: tiny synthetic image folders made with PIL, a tiny model, and the
+benchmark scripts as modules."""
 
+import importlib.util
 import os
 
 import numpy as np
@@ -23,6 +25,16 @@ def write_folder(root, counts, *, size=(8, 8), mode="L", seed=0, fmt="png"):
                 image = image.convert(mode)
             image.save(os.path.join(class_dir, f"img_{i:03d}.{fmt}"))
     return str(root)
+
+
+def load_benchmark(name):
+    """The script `benchmarks/NAME.py`, imported as a module (it is not a package)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location(
+        f"benchmark_{name}", os.path.join(root, "benchmarks", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tiny_model(input_shape, num_classes):

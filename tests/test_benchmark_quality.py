@@ -1,22 +1,16 @@
 """The quality benchmark (benchmarks/quality.py): its folders, its verdicts, and a smoke run."""
 
-import importlib.util
 import json
 import os
 
 import numpy as np
 import pytest
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def quality():
-    spec = importlib.util.spec_from_file_location(
-        "benchmark_quality", os.path.join(ROOT, "benchmarks", "quality.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("quality")
 
 
 def test_folders_are_imbalanced_and_one_has_a_minority_of_at_most_15(quality):

@@ -1,22 +1,15 @@
 """The search-cost benchmark (benchmarks/search_cost.py): its clock, and a smoke run."""
 
-import importlib.util
 import json
-import os
 import time
 
 import pytest
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def search_cost():
-    spec = importlib.util.spec_from_file_location(
-        "benchmark_search_cost", os.path.join(ROOT, "benchmarks", "search_cost.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("search_cost")
 
 
 class Work:
