@@ -136,7 +136,8 @@ def test_robust_falls_back_to_std_when_the_iqr_is_zero():
 def test_exported_normalize_agrees_with_live_stage(name, train_images, other_images):
     normalization = fitted(name, train_images)
     namespace = {"tf": tf}
-    exec(normalization.source(), namespace)
+    for source in [*normalization.module_sources(), normalization.source()]:
+        exec(source, namespace)  # as the exported module defines them
     exported = namespace["normalize"](other_images, **normalization.constants)
     np.testing.assert_allclose(exported.numpy(), normalization(other_images).numpy(), rtol=1e-6)
     one_image = namespace["normalize"](other_images[0], **normalization.constants)

@@ -18,6 +18,20 @@ SELECTOR = Selector("normalization", NORMALIZATIONS, default="rescale_01")
 _EPSILON = 1e-6
 
 
+def standardize_channels(images, center, scale):
+    """(images - center) / scale per channel, for a batch or one image, as float32.
+
+    TensorFlow's CPU kernels broadcast a per-channel vector over a batch slowly (an inner
+    dimension of 3: 130 ms for 256 images of 128x128x3); tiled to one image's shape first,
+    the same arithmetic runs about 4x faster (benchmarks/trial_input_rate.py).
+    """
+    images = tf.cast(images, tf.float32)
+    tiles = tf.concat([tf.shape(images)[-3:-1], [1]], axis=0)
+    center = tf.tile(tf.reshape(tf.constant(center, tf.float32), [1, 1, -1]), tiles)
+    scale = tf.tile(tf.reshape(tf.constant(scale, tf.float32), [1, 1, -1]), tiles)
+    return (images - center) / scale
+
+
 class Normalization(Choice):
     """Base class: `fit` learns constants from training images, `transform` applies them."""
 
@@ -44,6 +58,13 @@ class Normalization(Choice):
     def source(self) -> str:
         """The `normalize` function of the exported module."""
         return function_source(self.transform, "normalize")
+
+
+class _ChannelwiseNormalization(Normalization):
+    """Base class: (pixels - a learned center) / a learned scale per channel."""
+
+    def module_sources(self):
+        return [function_source(standardize_channels)]
 
 
 @NORMALIZATIONS.register("none")
@@ -77,7 +98,7 @@ class RescalePlusMinus1(Normalization):
 
 
 @NORMALIZATIONS.register("per_channel")
-class PerChannelStandardization(Normalization):
+class PerChannelStandardization(_ChannelwiseNormalization):
     """Each channel standardized with the training split's mean and standard deviation.
 
     Attributes:
@@ -96,7 +117,7 @@ class PerChannelStandardization(Normalization):
     @staticmethod
     def transform(images, mean, std):
         """Standardizes each channel with the mean and std of the training split."""
-        return (tf.cast(images, tf.float32) - mean) / std
+        return standardize_channels(images, mean, std)
 
 
 @NORMALIZATIONS.register("per_image")
@@ -110,7 +131,7 @@ class PerImageStandardization(Normalization):
 
 
 @NORMALIZATIONS.register("robust")
-class RobustScaling(Normalization):
+class RobustScaling(_ChannelwiseNormalization):
     """Each channel centred on the training split's median and divided by its IQR.
 
     Attributes:
@@ -132,4 +153,4 @@ class RobustScaling(Normalization):
     @staticmethod
     def transform(images, median, iqr):
         """Centres each channel on the training median and divides by its interquartile range."""
-        return (tf.cast(images, tf.float32) - median) / iqr
+        return standardize_channels(images, median, iqr)
