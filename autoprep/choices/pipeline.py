@@ -36,7 +36,8 @@ def build_train_dataset(
         dataset = dataset.map(lambda image, label: (image, tf.one_hot(label, num_classes)))
     dataset = dataset.batch(batch_size)
     if load is not None:
-        dataset = dataset.map(lambda indices, labels: (load(indices), labels))
+        dataset = dataset.map(lambda indices, labels: (load(indices), labels),
+                              num_parallel_calls=tf.data.AUTOTUNE)
 
     def augment_and_normalize(images, labels):
         images, labels = augment(tf.cast(images, tf.float32), labels, layers, mix)
@@ -44,7 +45,9 @@ def build_train_dataset(
 
     # Random layers advance one shared seed state per call: with a seed, batches are augmented
     # in order (a parallel map would advance it in thread order, changing the draws per run).
-    parallel = tf.data.AUTOTUNE if seed is None else None
+    # Without random layers the map draws nothing: it runs in parallel, keeping the order.
+    draws = bool(layers) or mix is not None
+    parallel = tf.data.AUTOTUNE if seed is None or not draws else None
     dataset = dataset.map(augment_and_normalize, num_parallel_calls=parallel)
     if gate is not None:
         dataset = dataset.map(
