@@ -29,7 +29,8 @@ def build_train_dataset(
     """Samples, batches, augments (training only) and normalizes (image, label) pairs.
 
     With `load`, the class datasets hold (index, label) pairs and `load` reads a batch of
-    images from a batch of indices.
+    images from a batch of indices; with `normalize` None, batches of indices are left as they
+    are (a layer reads them on the device: `autoprep.search.device_input`).
     """
     dataset = sampler(class_datasets, seed)
     if mix is not None:
@@ -48,7 +49,8 @@ def build_train_dataset(
     # Without random layers the map draws nothing: it runs in parallel, keeping the order.
     draws = bool(layers) or mix is not None
     parallel = tf.data.AUTOTUNE if seed is None or not draws else None
-    dataset = dataset.map(augment_and_normalize, num_parallel_calls=parallel)
+    if normalize is not None:
+        dataset = dataset.map(augment_and_normalize, num_parallel_calls=parallel)
     if gate is not None:
         dataset = dataset.map(
             lambda images, labels: add_sample_weights(images, labels, class_weights, gate)
@@ -155,6 +157,10 @@ class Pipeline:
     def plain_ops(self) -> list:
         return [op for op in self.augmentation if not op.mixes_labels]
 
+    def augmentation_layers(self) -> list:
+        """Fresh Keras layers of the ops that do not mix labels."""
+        return [layer for op in self.plain_ops for layer in op.build_layers()]
+
     # -- learning from the training split ------------------------------------------------
     def fit(self, images, labels, num_classes: int) -> "Pipeline":
         """Learns normalization statistics and class weights from the training split only.
@@ -187,11 +193,14 @@ class Pipeline:
         """`fit_kwargs` as Python source for the exported module."""
         return repr(_render(self.fit_arguments(epochs), lambda call: _Source(call.source())))
 
-    def train_dataset(self, images, labels, *, num_classes, batch_size, epochs, seed=None):
+    def train_dataset(self, images, labels, *, num_classes, batch_size, epochs, seed=None,
+                      indices_only=False):
         """The training `tf.data.Dataset` and the `fit` kwargs that go with it.
 
         The dataset samples indices of `images` (an array or a `Subset` of one) and reads
-        each batch of images from the array: the images are not copied.
+        each batch of images from the array: the images are not copied. With `indices_only`,
+        it yields the batches of indices (positions in the full array) and labels, for
+        `autoprep.search.device_input.DeviceBatches` to read, augment and normalize.
         """
         images, labels = Subset.of(images), np.asarray(labels)
         class_datasets = [
@@ -200,18 +209,21 @@ class Pipeline:
         ]
         gate = tf.Variable(0.0, trainable=False) if self.imbalance.deferred else None
         mix = self.mix_op
+        if indices_only and mix is not None:
+            raise ArgumentError(f"`indices_only` yields the labels as sampled, and {mix.name} "
+                                "mixes them with the images: read this pipeline's images here.")
         dataset = build_train_dataset(
             [d for d in class_datasets if int(d.cardinality()) > 0],
             sampler=self.imbalance.sampler,
             batch_size=batch_size,
             seed=seed,
-            normalize=self.normalization,
-            layers=[layer for op in self.plain_ops for layer in op.build_layers()],
+            normalize=None if indices_only else self.normalization,
+            layers=[] if indices_only else self.augmentation_layers(),
             mix=None if mix is None else mix.build_layers()[0],
             num_classes=num_classes,
             class_weights=self.imbalance.dataset_class_weights(),
             gate=gate,
-            load=images.load_batch,
+            load=None if indices_only else images.load_batch,
         )
         return dataset, self.fit_kwargs(epochs, gate)
 

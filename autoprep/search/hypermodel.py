@@ -11,14 +11,17 @@ import dataclasses
 import inspect
 import json
 import math
+import warnings
 import zlib
 
 import keras
 import keras_tuner as kt
 import numpy as np
+import tensorflow as tf
 
 from autoprep.data.subset import Subset
-from autoprep.errors import ModelError
+from autoprep.errors import ArgumentError, ModelError
+from autoprep.search import device_input as device
 from autoprep.search import kt_adapter
 from autoprep.search.objectives import confusion, log_name, score_predictions
 
@@ -160,11 +163,23 @@ class PipelineHyperModel(kt.HyperModel):
         batch_size: Training batch size.
         seed: Seeds every trial (see `trial_seed`) and the trial datasets.
         distribution_strategy: The `tf.distribute.Strategy` models are built under.
+        device_input: Place the images on the device once and make each training batch in
+            the training step (`autoprep.search.device_input`); a trial whose pipeline
+            mixes labels uses tf.data, with a warning.
+
+    Raises:
+        ArgumentError: `device_input` with memory-mapped images or a distribution strategy.
     """
 
     def __init__(self, model_fn, folder, splits, space, *, objective, batch_size, seed=None,
-                 distribution_strategy=None):
+                 distribution_strategy=None, device_input=False):
         super().__init__(name="autoprep")
+        reason = device_input and device.refusal(None, folder.images,
+                                                        distribution_strategy)
+        if reason:
+            raise ArgumentError(f"`device_input` cannot be used here: {reason}.")
+        self.device_input = device_input
+        self._device_images = None  # placed on the device at the first trial that reads it
         self.distribution_strategy = distribution_strategy
         self.model_fn = model_fn
         self.folder = folder
@@ -281,14 +296,20 @@ class PipelineHyperModel(kt.HyperModel):
         images, labels = Subset(self.folder.images), self.folder.labels  # images[i]: no copy
         pipeline.fit(images[train], labels[train], self.num_classes)
         _prepare(model, pipeline)
+        on_device = self._on_device(pipeline)
         train_ds, fit_kwargs = pipeline.train_dataset(
             images[train], labels[train], num_classes=self.num_classes,
-            batch_size=self.batch_size, epochs=epochs, seed=seed,
+            batch_size=self.batch_size, epochs=epochs, seed=seed, indices_only=on_device,
         )
-        recorder = EpochPredictions(
-            pipeline.eval_dataset(images[evaluate], batch_size=self.batch_size),
-            first_epoch=epochs - keep,
-        )
+        if on_device:  # the model of index batches, read and normalized in its step
+            model = device.Trainer(model, device.DeviceBatches(
+                self._device_images, normalize=pipeline.normalization,
+                layers=pipeline.augmentation_layers()))
+            eval_ds = tf.data.Dataset.from_tensor_slices(np.asarray(evaluate))
+            eval_ds = eval_ds.batch(self.batch_size)
+        else:
+            eval_ds = pipeline.eval_dataset(images[evaluate], batch_size=self.batch_size)
+        recorder = EpochPredictions(eval_ds, first_epoch=epochs - keep)
         callbacks = [recorder, keras.callbacks.TerminateOnNaN(), *callbacks,
                      *fit_kwargs.pop("callbacks", [])]
         history = model.fit(
@@ -297,6 +318,18 @@ class PipelineHyperModel(kt.HyperModel):
         )
         _check_finite(history)
         return recorder.predictions
+
+    def _on_device(self, pipeline) -> bool:
+        """Whether this trial reads its batches on the device (placing the images once)."""
+        if not self.device_input:
+            return False
+        reason = device.refusal(pipeline, self.folder.images)
+        if reason:
+            warnings.warn(f"This trial reads its batches with tf.data: {reason}.", stacklevel=2)
+            return False
+        if self._device_images is None:
+            self._device_images = device.place(self.folder.images)
+        return True
 
     def test_score(self, pipeline, hp, *, epochs, seed=None, tau=None) -> float:
         """Trains a fresh model with `pipeline` on the development split; scores the test
