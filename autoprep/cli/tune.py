@@ -181,6 +181,9 @@ def _add_search_options(parser, *, max_trials, epochs):
     parser.add_argument("--mixed-precision", action="store_true",
                         help="build models with Keras' mixed_float16 policy (float16 compute on "
                         "GPUs; give your model's last layer dtype='float32')")
+    parser.add_argument("--device-input", action="store_true",
+                        help="on a GPU: keep the decoded images on it and make each training "
+                        "batch in the training step, not in tf.data on the CPU cores")
     parser.add_argument("--overwrite", action="store_true",
                         help="delete RUN_DIR's results and start over instead of resuming")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -332,6 +335,7 @@ def search(args, model_fn, data_dir, **options) -> int:
                 seed=args.seed, overwrite=args.overwrite,
                 directory=directory, project_name=project, verbose=2 if args.verbose else 0,
                 on_trial_end=trial_ended, memory_limit=args.memory_limit,
+                device_input=args.device_input,
                 on_plan=lambda plan: progress.say(plan.describe()), **options,
             )
     except KeyboardInterrupt as interrupt:

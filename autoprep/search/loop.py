@@ -66,6 +66,7 @@ def tune(
     on_trial_end=None,
     memory_limit=None,
     on_plan=None,
+    device_input: bool = False,
 ) -> TuneResult:
     """Searches normalization, augmentation and class-imbalance handling for `model_fn`.
 
@@ -115,6 +116,10 @@ def tune(
             of held in RAM. Default: a quarter of the machine's RAM.
         on_plan: Called with the `DecodePlan` (image size, estimated decoded bytes, in RAM or
             memory-mapped) before decoding; replaces the first progress line.
+        device_input: For a GPU: place the decoded images on it once and gather, augment and
+            normalize each training batch inside the training step, instead of in a tf.data
+            pipeline on the CPU cores (refused for memory-mapped images and with a
+            `distribution_strategy`; trials with MixUp or CutMix keep tf.data).
 
     Returns:
         A `TuneResult`.
@@ -173,7 +178,7 @@ def tune(
 
         hypermodel = PipelineHyperModel(
             model_fn, folder, splits, space, objective=objective, batch_size=batch_size, seed=seed,
-            distribution_strategy=distribution_strategy,
+            distribution_strategy=distribution_strategy, device_input=device_input,
         )
         after = final_repeats * (1 + bool(baseline)) if test_split > 0 else 0
         stopper = _Stopper(
