@@ -94,3 +94,18 @@ def test_a_trial_out_of_device_memory_fails_and_the_search_goes_on(tmp_path):
     assert first["status"] == "FAILED"
     assert "Out of device memory" in first["message"] and "now 4" in first["message"]
     assert second["status"] == "COMPLETED" and result.best_trial_id == second["trial_id"]
+
+
+def test_mirrored_strategy_sets_memory_growth_before_it_lists_the_devices(monkeypatch):
+    calls = []
+    monkeypatch.setattr(devices, "enable_memory_growth", lambda: calls.append("growth"))
+    listed = tf.config.list_logical_devices
+
+    def list_logical_devices(kind=None):
+        calls.append(kind)
+        return listed(kind)
+
+    monkeypatch.setattr(tf.config, "list_logical_devices", list_logical_devices)
+    strategy = devices.mirrored_strategy()
+    assert calls[:2] == ["growth", "GPU"]  # GPUs first; without one, every CPU device
+    assert strategy.num_replicas_in_sync == len(listed("GPU") or listed("CPU"))

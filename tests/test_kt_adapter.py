@@ -229,7 +229,6 @@ def chief(monkeypatch):
     monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "8000")
     monkeypatch.setenv("KERASTUNER_TUNER_ID", "chief")
     monkeypatch.setenv(kt_adapter.WORKER_TIMEOUT_ENV, "0.2")
-    monkeypatch.setattr(kt_adapter, "IDLE_WAIT_SECONDS", 0)
 
 
 def _end(oracle, trial, status="COMPLETED"):
@@ -282,25 +281,31 @@ def test_without_a_chief_worker_trials_records_nothing(tmp_path):
     assert kt_adapter.trial_worker(oracle, trial.trial_id) is None
 
 
-def test_a_worker_beats_through_its_oracle_client_while_a_trial_runs(tmp_path, monkeypatch):
+class _WorkerTuner(kt_adapter.AtomicTunerState, kt.Tuner):
+    pass
+
+
+@pytest.fixture
+def worker_tuner(tmp_path, monkeypatch):
+    """A tuner in worker process `tuner0` of a distributed search (its chief never answers)."""
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "1")
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner0")
+    return _WorkerTuner(oracle=_oracle(tmp_path), hypermodel=lambda hp: None,
+                        directory=str(tmp_path), project_name="project")
+
+
+def test_a_worker_beats_through_its_oracle_client_while_a_trial_runs(worker_tuner, monkeypatch):
     import time
 
     from keras_tuner.src.distribute import oracle_client
 
-    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
-    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "1")
-    monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner0")
     monkeypatch.setattr(kt_adapter, "HEARTBEAT_SECONDS", 0.02)
-    beats = []
-
-    class Tuner(kt_adapter.AtomicTunerState, kt.Tuner):
-        pass
-
     monkeypatch.setattr(kt.Tuner, "run_trial", lambda self, trial: time.sleep(0.3))
-    tuner = Tuner(oracle=_oracle(tmp_path), hypermodel=lambda hp: None,
-                  directory=str(tmp_path), project_name="project")
-    assert isinstance(tuner.oracle, oracle_client.OracleClient), moved("Heartbeat")
-    assert callable(tuner.oracle.get_trial), moved("Heartbeat")
+    beats = []
+    tuner = worker_tuner
+    assert isinstance(tuner.oracle, oracle_client.OracleClient), moved("DistributedWorker")
+    assert callable(tuner.oracle.get_trial), moved("DistributedWorker")
     tuner.oracle = type("Client", (), {"get_trial": lambda self, trial_id: beats.append(
         trial_id)})()
     tuner.run_trial(kt.engine.trial.Trial(kt.HyperParameters(), trial_id="03"))
@@ -318,3 +323,22 @@ def test_condition_protos_are_sent_without_a_print(capsys):
     proto = parent.to_proto()
     assert capsys.readouterr().out == "", moved("quiet_condition_protos")
     assert conditions.Parent.from_proto(proto) == parent
+
+
+def test_a_worker_told_to_wait_asks_its_chief_again_after_a_while(worker_tuner, monkeypatch):
+    import time
+
+    monkeypatch.setattr(kt_adapter, "IDLE_WAIT_SECONDS", 0.2)
+    asked = []
+
+    def create_trial(tuner_id):  # the chief: wait twice, then stop
+        asked.append(time.monotonic())
+        status = "IDLE" if len(asked) < 3 else "STOPPED"
+        return kt.engine.trial.Trial(kt.HyperParameters(), trial_id="1", status=status)
+
+    tuner = worker_tuner
+    monkeypatch.setattr(tuner.oracle, "create_trial", create_trial)
+    monkeypatch.setattr(_WorkerTuner, "save", lambda self: None)  # the chief's business
+    tuner.search()
+    assert len(asked) == 3, moved("DistributedWorker")
+    assert min(b - a for a, b in zip(asked, asked[1:])) >= 0.2, moved("DistributedWorker")

@@ -43,7 +43,7 @@ TUNER_FILE = re.compile(r"(tuner\d+|chief)\.json")
 HEARTBEAT_SECONDS = 2.0
 WORKER_TIMEOUT_ENV = "AUTOPREP_WORKER_TIMEOUT"
 DEFAULT_WORKER_TIMEOUT = 60.0
-IDLE_WAIT_SECONDS = 1.0  # a worker told to wait asks again after this long
+IDLE_WAIT_SECONDS = 1.0  # a worker told to wait asks the chief again after this long
 
 
 def worker_timeout() -> float:
@@ -65,10 +65,10 @@ class WorkerTrials:
     `ongoing_trials` and `tuner_ids` are empty), and the other workers, told to stop once
     `max_trials` trials were handed out, are gone. Here a worker is lost when the chief has
     heard nothing from it for `worker_timeout()` seconds (a worker running a trial reports
-    every HEARTBEAT_SECONDS, see `Heartbeat`): it is forgotten, and its trial is queued for the
-    next worker that asks, the first time; the second time the trial is failed. A worker that
-    asks for a trial while others still run one is told to wait (IDLE) instead of to stop, so
-    that it is there to take over a lost trial.
+    every HEARTBEAT_SECONDS, see `DistributedWorker`): it is forgotten, and its trial is queued
+    for the next worker that asks, the first time; the second time the trial is failed. A
+    worker that asks for a trial while others still run one is told to wait (IDLE) instead of
+    to stop, so that it is there to take over a lost trial.
 
     `trial_workers` ({trial id: tuner id of the worker that ran it last}) is kept in
     oracle.json. A worker counted as lost that comes back and ends its trial after another
@@ -101,12 +101,6 @@ class WorkerTrials:
         self.__dict__["_tuner_ids"] = ids
 
     def create_trial(self, tuner_id):
-        trial = self._create_trial(tuner_id)
-        if trial.status == "IDLE" and _is_distributed_chief():
-            time.sleep(IDLE_WAIT_SECONDS)  # outside the oracle's lock: others keep reporting
-        return trial
-
-    def _create_trial(self, tuner_id):
         with _oracle_lock(self):
             if not _is_distributed_chief():
                 return super().create_trial(tuner_id)
@@ -268,14 +262,30 @@ class PriorRandomValues:
         return None
 
 
-class Heartbeat:
-    """A tuner mix-in: a distributed worker tells the chief every HEARTBEAT_SECONDS that it is
-    still running its trial (see `WorkerTrials`).
+class DistributedWorker:
+    """A tuner mix-in for a distributed worker: it tells the chief every HEARTBEAT_SECONDS that
+    it is still running its trial, and, told to wait (IDLE), asks again after
+    IDLE_WAIT_SECONDS instead of at once (see `WorkerTrials`). Elsewhere it does nothing.
 
     Relies on: a worker's `self.oracle` being Keras Tuner's `OracleClient`, whose
     `get_trial(trial_id)` is a request to the chief's oracle (gRPC, callable from another
-    thread), and `run_trial` running the whole trial.
+    thread) and whose `create_trial` `BaseTuner.search` calls in its loop, asking again at once
+    after IDLE; `run_trial` running the whole trial.
     """
+
+    def on_search_begin(self):
+        super().on_search_begin()
+        if not is_distributed_worker():
+            return
+        ask = self.oracle.create_trial
+
+        def create_trial(tuner_id):
+            trial = ask(tuner_id)
+            if trial.status == "IDLE":
+                time.sleep(IDLE_WAIT_SECONDS)
+            return trial
+
+        self.oracle.create_trial = create_trial
 
     def run_trial(self, trial, *args, **kwargs):
         if not is_distributed_worker():
@@ -294,9 +304,9 @@ class Heartbeat:
             stop.set()  # not joined: a beat may wait for an unreachable chief
 
 
-class AtomicTunerState(Heartbeat):
+class AtomicTunerState(DistributedWorker):
     """A tuner mix-in that writes `tuner0.json` atomically (the chief also saves its oracle),
-    and, through `Heartbeat`, the mix-in of every autoprep tuner, keeps a worker heard.
+    and, through `DistributedWorker`, the mix-in of every autoprep tuner, keeps a worker heard.
 
     Relies on: `BaseTuner.save()` being "oracle.save() unless `_is_worker()`, then write
     `_get_tuner_fname()`"; both helpers are private.
