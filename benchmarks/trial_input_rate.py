@@ -77,8 +77,9 @@ On this CPU the path is slower than tf.data: the input work runs in series with 
 instead of on the other core. It is opt-in because it was never run on a GPU: not measured
 there are the step rate with the augmentation layers inside the compiled step (the issue
 measured Keras' augmentation layers inside a model on an H100 with JAX at 1,400-1,700
-images/s), XLA, mixed precision, and an array larger than the device's memory (its size
-is not checked before it is placed).
+images/s), XLA (Keras compiles the step with it on a GPU when every layer supports it),
+mixed precision (it runs on CPU), and an array larger than the device's memory (its size is
+not checked before it is placed).
 """
 
 
