@@ -111,3 +111,9 @@ def test_the_first_configuration_wins_within_noise_even_over_a_simpler_one():
     far = Candidate("0", first, 0.70, scores=[0.70, 0.71], default=True)
     winner, reason = one_standard_error([rich, unweighted, far], direction="max")
     assert winner is unweighted  # the first one is beyond the noise: the simplest near the best
+    assert "simplest" in reason
+    equal = Candidate("3", RICH, 0.82, scores=[0.83, 0.85])  # as complex as the best
+    winner, reason = one_standard_error([rich, equal, far], direction="max")
+    assert winner is rich and reason.startswith("trial 5: the best mean")
+    assert "first configuration (trial 0, 0.7050) is beyond the noise" in reason
+    assert "none within the noise is simpler" in reason

@@ -122,11 +122,12 @@ def one_standard_error(candidates, *, direction: str, objective: str = "accuracy
     if winner is best:
         reason = (f"trial {best.trial_id}: the best mean of {len(best.scores)} re-evaluations "
                   f"({best.mean:.4f} ± {best.std:.4f})")
-        runner_up = [c for c in candidates if c is not best]
-        if runner_up:
-            closest = min(runner_up, key=lambda c: sign * (best.mean - c.mean))
-            reason += (f", ahead of trial {closest.trial_id} ({closest.mean:.4f}) by more than "
-                       f"the noise ({closest.noise:.4f})")
+        beaten = next((c for c in candidates if c.default and c is not best), None)
+        if beaten is not None:
+            reason += (f"; the search's first configuration (trial {beaten.trial_id}, "
+                       f"{beaten.mean:.4f}) is beyond the noise ({beaten.noise:.4f})")
+        if any(c is not best for c in near):
+            reason += "; none within the noise is simpler"
     else:
         which = ("the search's first configuration" if winner is first
                  else "the simplest configuration")
