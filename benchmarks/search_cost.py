@@ -187,6 +187,31 @@ def instrumented_search(data_dir, run_dir, *, tuner, trials, epochs, **options):
     }
 
 
+def child_search(tuner, data_dir, out, *, trials, epochs):
+    """Runs one search in this process and writes its figures (and the winner) to `out`."""
+    result, run = instrumented_search(data_dir, os.path.join(os.path.dirname(out), "runs"),
+                                      tuner=tuner, trials=trials, epochs=epochs)
+    run.update(best_config=result.best_config, load_average_end=list(os.getloadavg()))
+    with open(out, "w", encoding="utf-8") as handle:
+        json.dump(run, handle)
+
+
+def search_run(tuner, digits, workdir, args) -> dict:
+    """One search's figures: in a fresh process, so that no search pays for the objects an
+    earlier one left (Keras Tuner collects garbage before every trial); the smoke run searches
+    in this process, on one validation split."""
+    if args.smoke:
+        result, run = instrumented_search(digits, os.path.join(workdir, "runs"), tuner=tuner,
+                                          trials=args.trials, epochs=args.epochs,
+                                          validation_split=0.2, test_split=0)
+        return dict(run, best_config=result.best_config)
+    out = os.path.join(workdir, f"{tuner}.json")
+    subprocess.run([sys.executable, os.path.abspath(__file__), "--trials", str(args.trials),
+                    "--epochs", str(args.epochs), "--child", tuner, digits, out], check=True)
+    with open(out, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
 def figures_of(run):
     """Ratio and per-trial overhead of one instrumented search."""
     parts, trials = run["parts_seconds"], max(run["trials"], 1)
@@ -296,8 +321,9 @@ def throughput(root, config, workdir, name, *, epochs, repeats, search_epochs):
             (cached, train_labels)).batch(BATCH).prefetch(tf.data.AUTOTUNE),
         "exported module, augmentation off": lambda: plain.make_datasets(
             root, validation_split=0.2, batch_size=BATCH, seed=0)[0],
-        "exported module, chosen augmentation": lambda: chosen.make_datasets(
-            root, validation_split=0.2, batch_size=BATCH, seed=0)[0],
+        **({"exported module, chosen augmentation": lambda: chosen.make_datasets(
+            root, validation_split=0.2, batch_size=BATCH, seed=0)[0]}
+           if config["augmentation"] else {}),
         "article, per element, augmentation off": lambda: article(augmented=False),
         "article, per element, its augmentation": lambda: article(augmented=True),
     }
@@ -309,7 +335,9 @@ def throughput(root, config, workdir, name, *, epochs, repeats, search_epochs):
     best = {key: [max(first for first, _ in values), max(steady for _, steady in values)]
             for key, values in measured.items()}
     return {"folder": name, "images": len(folder.paths), "train_images": len(train_paths),
+            "load_average_end": list(os.getloadavg()),
             "image_shape": list(folder.images.shape[1:]), "augmentation": config["augmentation"],
+            "config": config,
             "runs": measured, "best": best}
 
 
@@ -351,6 +379,11 @@ def verdict(value, target, *, at_most=False) -> str:
     return "met" if met else "**missed**"
 
 
+def load(run) -> str:
+    """The 1-minute load average when a search ended (each runs in its own process)."""
+    return f"{run['load_average_end'][0]:.1f}" if "load_average_end" in run else ""
+
+
 def search_section(runs) -> str:
     rows = []
     for run in runs:
@@ -360,26 +393,28 @@ def search_section(runs) -> str:
                     f"{per['training'] * run['trials']:.1f} | "
                     f"{per['evaluation'] * run['trials']:.1f} | **{figures['ratio']:.3f}** | "
                     f"{figures['overhead_per_trial']:.2f} | "
-                    + " | ".join(f"{per[name]:.2f}" for name in OVERHEAD) + " |")
+                    + " | ".join(f"{per[name]:.2f}" for name in OVERHEAD)
+                    + f" | {load(run)} |")
     main = figures_of(runs[0])
     return f"""## 1. Search wall time against training and evaluation
 
 The demo's search ({runs[0]['trials']} trials x {runs[0]['epochs']} epochs on the embedded \
-digits, the demo model, seed 0; validation: {runs[0]['validation']}), \
-timed by wrappers around `keras.Model.fit` and `keras.Model.predict` and around every other \
-step of the search. "training" is the time inside `model.fit` that no inner wrapper claims \
-(Keras' own set-up included); "evaluation" is `model.predict` of the validation images after \
-each scored epoch (inside `fit`, through a callback). Overhead per trial, in seconds: \
+digits, the demo model, seed 0; validation: {runs[0]['validation']}), each tuner in a fresh \
+process, timed by wrappers around `keras.Model.fit` and `keras.Model.predict` and around every \
+other step of the search. "training" is the time inside `model.fit` that no inner wrapper \
+claims (Keras' own set-up included); "evaluation" is `model.predict` of the validation images \
+after each scored epoch (inside `fit`, through a callback). Overhead per trial, in seconds: \
 "pipeline" builds the trial's pipeline and datasets (statistics, class weights, tf.data); \
 "model" builds and compiles the model (Keras Tuner's `clear_session` and `gc.collect` \
-included); "metrics" pools the predictions and scores them; "saving" writes autoprep's results, \
-Keras Tuner's state, its per-epoch weights checkpoint and the TensorBoard logs (these two run \
-inside `fit`, as callbacks, and are charged here, not to training); "proposal" is Keras \
-Tuner's choice of the next trial; "search loop" is the rest of Keras Tuner's loop.
+included); "metrics" pools the predictions and scores them; "saving" writes autoprep's \
+results, Keras Tuner's state, its weights checkpoint (Hyperband's trials only) and the \
+TensorBoard logs (these two run inside `fit`, as callbacks, and are charged here, not to \
+training); "proposal" is Keras Tuner's choice of the next trial; "search loop" is the rest of \
+Keras Tuner's loop.
 
 | tuner | trials | search s | training s | evaluation s | search / (training + evaluation) \
-| overhead s per trial | {' | '.join(OVERHEAD)} |
-|---|---|---|---|---|---|---|{'---|' * len(OVERHEAD)}
+| overhead s per trial | {' | '.join(OVERHEAD)} | load at the end |
+|---|---|---|---|---|---|---|{'---|' * len(OVERHEAD)}---|
 {chr(10).join(rows)}
 
 Target: search wall time / (training + evaluation) <= {TARGET_RATIO} for the demo's search \
@@ -389,6 +424,12 @@ Counting the whole time inside `model.fit` as training (the checkpoint and Tenso
 callbacks included), the ratio is \
 {runs[0]['search_seconds'] / (runs[0]['fit_inclusive_seconds']):.3f}.
 """
+
+
+def chosen_text(augmentation) -> str:
+    if not augmentation:
+        return "The search chose no augmentation: its module is the augmentation-off one."
+    return f"The chosen augmentation: `{json.dumps(augmentation)}`."
 
 
 def throughput_section(measured) -> str:
@@ -412,7 +453,8 @@ decode-only | steady / cached tensors |
 Targets: steady state with augmentation off >= {TARGET_STEADY}x the cached tensors: \
 **{off[1] / cached:.2f}x**, {verdict(off[1] / cached, TARGET_STEADY)}; first epoch >= \
 {TARGET_FIRST}x decode-only: **{off[0] / decode:.2f}x**, {verdict(off[0] / decode, TARGET_FIRST)}.
-The chosen augmentation: `{json.dumps(figures['augmentation'])}`.
+{chosen_text(figures['augmentation'])} Load average (1 minute) at the end: \
+{figures['load_average_end'][0]:.1f}.
 """)
     return """## 2. The exported module's training dataset
 
@@ -463,22 +505,19 @@ def main(argv=None):
     parser.add_argument("--smoke", action="store_true",
                         help="1 trial of 1 epoch on one validation split, one tuner, the digits "
                         "only: checks the script")
+    parser.add_argument("--child", nargs=3, metavar=("TUNER", "DATA", "OUT"),
+                        help=argparse.SUPPRESS)  # one search in this process, for the parent
     args = parser.parse_args(argv)
     if args.smoke:
         args.trials, args.epochs, args.tuners, args.images = 1, 1, args.tuners[:1], 0
         args.repeats, args.throughput_epochs = 1, 2
+    if args.child:
+        return child_search(*args.child, trials=args.trials, epochs=args.epochs)
     load_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as workdir:
         digits = write_digits_folder(os.path.join(workdir, "digits"))
-        runs, results = [], []
-        for tuner in args.tuners:
-            result, run = instrumented_search(
-                digits, os.path.join(workdir, "runs"), tuner=tuner, trials=args.trials,
-                epochs=args.epochs,
-                **({"validation_split": 0.2, "test_split": 0} if args.smoke else {}))
-            runs.append(run)
-            results.append(result)
-        config = results[0].best_config
+        runs = [search_run(tuner, digits, workdir, args) for tuner in args.tuners]
+        config = runs[0].pop("best_config")
         measured = [throughput(digits, config, workdir, "the demo's digits",
                                epochs=args.throughput_epochs, repeats=args.repeats,
                                search_epochs=args.epochs)]
