@@ -6,6 +6,7 @@ Usage:
                                      [--tuners bayesian random hyperband] [--images 4000]
                                      [--repeats 3] [--dir DIR] [--out results/search_cost]
     python benchmarks/search_cost.py --smoke --out /tmp/smoke   # seconds: checks the script
+    python benchmarks/search_cost.py --render results/search_cost  # the page again from its JSON
 
 1. Search overhead. The demo's search (the embedded digits, the demo model, `--trials` x
    `--epochs`, seed 0) runs once per tuner with timing wrappers installed around
@@ -458,14 +459,15 @@ Targets: steady state with augmentation off >= {TARGET_STEADY}x the cached tenso
 """)
     return """## 2. The exported module's training dataset
 
-`make_datasets(folder, validation_split=0.2, batch_size=32, seed=0)[0]` of the module \
-exported for the search's winner, iterated in Python (`for batch in dataset`). "First \
-epoch" includes `make_datasets` (listing the files, reading their headers) and the decoding \
-into its cache; "steady state" is the median of the later epochs. Decode-only lists, reads and \
+`make_datasets(folder, validation_split=0.2, batch_size=32, seed=0)[0]` of the module exported \
+for the search's winner, iterated in Python (`for batch in dataset`). "First epoch" includes \
+`make_datasets` (listing the files, reading their headers, decoding the training images once \
+into memory); "steady state" is the median of the later epochs. Decode-only lists, reads and \
 decodes every image of the folder with a parallel map (no resize, no cache); the cached \
 tensors are batches of the decoded training images (`from_tensor_slices(...).batch(32)`, no \
-shuffle, no work). The article's pipeline decodes every epoch (no cache), so its two figures \
-differ only by noise. Best of the repeats for every figure.
+shuffle, no work). The article's pipeline decodes every epoch (no cache): its first epoch \
+differs from the later ones only by its set-up (tracing) and noise. Best of the repeats for \
+every figure.
 
 """ + "\n".join(parts)
 
@@ -486,8 +488,8 @@ counted from the start of the search to the end of the first trial that reached 
 |---|---|---|---|---|---|
 {rows}
 
-Hyperband schedules its own trials (most of them shorter than `--epochs`) and stops after \
-its brackets; the trial budget caps it, not fills it.
+Hyperband schedules its own trials (`--epochs` is its maximum per trial) and stops when its \
+brackets are done: the trial budget caps it, it does not fill it.
 """
 
 
@@ -505,12 +507,18 @@ def main(argv=None):
     parser.add_argument("--smoke", action="store_true",
                         help="1 trial of 1 epoch on one validation split, one tuner, the digits "
                         "only: checks the script")
+    parser.add_argument("--render", metavar="OUT",
+                        help="write OUT.md again from OUT.json (the page's text, same figures)")
     parser.add_argument("--child", nargs=3, metavar=("TUNER", "DATA", "OUT"),
                         help=argparse.SUPPRESS)  # one search in this process, for the parent
     args = parser.parse_args(argv)
     if args.smoke:
         args.trials, args.epochs, args.tuners, args.images = 1, 1, args.tuners[:1], 0
         args.repeats, args.throughput_epochs = 1, 2
+    if args.render:
+        with open(args.render + ".json", encoding="utf-8") as handle:
+            result = json.load(handle)
+        return print(save(args.render, result, page(result)))
     if args.child:
         return child_search(*args.child, trials=args.trials, epochs=args.epochs)
     load_start = os.getloadavg()
@@ -532,12 +540,16 @@ def main(argv=None):
               "throughput": measured, "best_score": best, "time_to_95": reached,
               "load_average_start": list(load_start), "machine": machine(),
               "command": command()}
-    markdown = (f"# What a search costs beside its training (issue 10, section 3)\n\n"
-                f"Measured at commit {result['commit']}; load average at the start "
-                f"{', '.join(f'{x:.1f}' for x in load_start)}.\n\n"
-                + search_section(runs) + "\n" + throughput_section(measured) + "\n"
-                + near_best_section(best, reached))
-    print(save(args.out, result, markdown))
+    print(save(args.out, result, page(result)))
+
+
+def page(result) -> str:
+    """The results page of `result` (the JSON the run wrote)."""
+    load_start = ", ".join(f"{x:.1f}" for x in result["load_average_start"])
+    return (f"# What a search costs beside its training (issue 10, section 3)\n\n"
+            f"Measured at commit {result['commit']}; load average at the start {load_start}.\n\n"
+            + search_section(result["search"]) + "\n" + throughput_section(result["throughput"])
+            + "\n" + near_best_section(result["best_score"], result["time_to_95"]))
 
 
 if __name__ == "__main__":
