@@ -22,8 +22,8 @@ def standardize_channels(images, center, scale):
     """(images - center) / scale per channel, for a batch or one image, as float32.
 
     TensorFlow's CPU kernels broadcast a per-channel vector over a batch slowly (an inner
-    dimension of 3); tiled to one image's shape first, the same arithmetic ran 3.7x to 8x
-    faster for batches of 128x128x3 (the profile rows of results/trial_input_rate.md).
+    dimension of 3); tiled to one image's shape first, the same arithmetic ran 3.9x as fast
+    on batches of 128x128x3 (the profile rows of results/trial_input_rate.md).
     """
     images = tf.cast(images, tf.float32)
     tiles = tf.concat([tf.shape(images)[-3:-1], [1]], axis=0)
