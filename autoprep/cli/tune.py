@@ -165,9 +165,10 @@ def _add_search_options(parser, *, max_trials, epochs):
                         "test score, their mean (default: %(default)s)")
     parser.add_argument("--reevaluate", type=_count(0), default=3, metavar="K",
                         help="before declaring the winner, train the K best configurations and "
-                        "the default one again on reshuffled folds; the simplest within one "
-                        "standard error of the best mean wins; 0: the best trial wins "
-                        "(default: %(default)s)")
+                        "the search's first (data-seeded) one again on reshuffled folds; the "
+                        "first one wins unless another beats it by more than one standard "
+                        "error of the difference, else the simplest within it; 0: the best "
+                        "trial wins (default: %(default)s)")
     parser.add_argument("--seed", type=int, metavar="S",
                         help="fixes splits, trial sampling and weight initialization")
     parser.add_argument("--memory-limit", type=memory_size, metavar="SIZE",
