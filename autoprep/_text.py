@@ -3,7 +3,8 @@
 A file name, a class folder or a value in a shared `results.json` can hold terminal control
 sequences (which can rewrite the screen, the window title or the clipboard) and bytes that are
 not valid UTF-8 (which Python keeps as lone surrogates, and which a UTF-8 terminal cannot
-print). `printable` removes the first and writes the second as `\\xNN`.
+print). `printable` removes the first and writes the second as `\\xNN`. `counted` writes a
+count with its noun in the singular or plural.
 """
 
 import re
@@ -33,3 +34,8 @@ def printable(text, *, newlines=False) -> str:
 def _escape_surrogate(match) -> str:
     code = ord(match.group())
     return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+def counted(count: int, noun: str) -> str:
+    """"1 epoch", "8 epochs": `count` and `noun`, plural unless the count is 1."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

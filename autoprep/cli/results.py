@@ -3,7 +3,7 @@
 import os
 import time
 
-from autoprep._text import printable
+from autoprep._text import counted, printable
 from autoprep.cli.progress import LOG_FILE
 from autoprep.errors import RunDirectoryError
 from autoprep.run.progress import clock
@@ -89,7 +89,7 @@ def _header(result) -> list:
         f"data: {data['data_dir']} ({len(data['class_names'])} classes, "
         f"{sum(data['class_counts'])} images, {data['image_size'][0]}x{data['image_size'][1]})",
         f"trials: {len(result.trials)} ({completed} completed, "
-        f"{len(result.trials) - completed} failed), {result.epochs} epochs each",
+        f"{len(result.trials) - completed} failed), {counted(result.epochs, 'epoch')} each",
     ]
     if result.best_config is not None:
         spread = "" if result.best_score_std is None else (

@@ -14,6 +14,8 @@ import datetime
 import os
 import time
 
+from autoprep._text import counted
+
 REPORT_FILE = "report.html"
 DOCTOR_MAX_IMAGES = 3000  # above this, the doctor is not run for the report (seconds per 1,000)
 
@@ -139,7 +141,7 @@ def _meta(result) -> list:
     lines = [
         f"run {result.run_dir or '?'} · search {state} · "
         f"{len(result.trials)} trials ({completed} completed, "
-        f"{len(result.trials) - completed} failed), {result.epochs} epochs each · "
+        f"{len(result.trials) - completed} failed), {counted(result.epochs, 'epoch')} each · "
         f"objective: {result.objective}",
         f"data {data.get('data_dir', '?')}: {len(data.get('class_names', []))} classes, "
         f"{sum(data.get('class_counts', []))} images"
