@@ -108,6 +108,9 @@ def test_tune_writes_a_complete_offline_report_with_inert_class_names(run, capsy
     result = autoprep.load_result(run)
     assert set(result.confusion) == {"validation", "test", "baseline_test"}
     assert np.sum(result.confusion["test"]) == 2 * result.data["test_size"]
+    # The winner was chosen after re-evaluations: the page gives their mean and the reason.
+    assert result.selection and "validation (chosen)" in text
+    assert "re-evaluations; chosen: trial" in text
     assert sections.NOT_RECORDED not in text
     # The hostile class name is text, never markup.
     assert HOSTILE not in text and "&lt;script&gt;" in text
@@ -176,6 +179,10 @@ def _old_format(state):
     del state["confusion"]
 
 
+def _not_re_evaluated(state):
+    state["selection"] = None
+
+
 def _augmenting_winner(state):
     state["best_config"]["augmentation"] = [{"name": "rotation", "intensity": 0.2},
                                            {"name": "mixup", "intensity": 0.4}]
@@ -190,6 +197,7 @@ def _augmenting_winner(state):
     (_nothing_completed, ["No trial has completed yet", "Failed trials (2)"]),
     (_old_format, ["Confusion matrix not recorded: best pipeline, validation split"]),
     (_augmenting_winner, ["beside 5 random draws", "images drawn in one epoch"]),
+    (_not_re_evaluated, ["validation (best trial)", "the best of 2"]),
 ])
 def test_the_report_still_builds_for_unusual_runs(run, change, expected):
     text = build_report(_variant(run, change), doctor=None)
@@ -310,3 +318,16 @@ def test_chromium_renders_the_report_with_its_plots_and_no_console_error(run, tm
     pixels, console = chromium(bad, tmp_path)
     assert any('"boom"' in line for line in console)
     assert not plot_blue(pixels).any()
+
+
+def test_every_choice_is_described_by_its_whole_summary():
+    from autoprep.choices import AUGMENTATIONS, IMBALANCE_STRATEGIES, NORMALIZATIONS
+    from autoprep.report.sections import _first_line
+
+    for registry in (NORMALIZATIONS, AUGMENTATIONS, IMBALANCE_STRATEGIES):
+        for name in registry:
+            summary = _first_line(registry, name)
+            assert summary.endswith(".") and "\n" not in summary, (name, summary)
+    # A summary over several docstring lines comes whole, not cut after its first line.
+    assert _first_line(IMBALANCE_STRATEGIES, "posthoc_logit_adjustment").endswith(
+        "the exported module applies it in `adjust` and `predict`.")

@@ -55,8 +55,14 @@ def answer(ctx) -> str:
              f"<ul>{''.join(f'<li>{esc(line)}</li>' for line in _words(result.best_config))}"
              "</ul></div>"]
     tuned, base = facts.spread(result.test_scores), facts.spread(result.baseline_scores)
-    rows = [("validation (best trial)", num(result.best_score),
-             f"trial id {result.best_trial_id}, the best of {len(result.trials)}")]
+    if isinstance(result.selection, dict):  # chosen after re-evaluating the top ones
+        rows = [("validation (chosen)", num(result.best_score),
+                 f"trial id {result.best_trial_id}, mean of "
+                 f"{result.selection.get('repeats', '?')} re-evaluations; chosen: "
+                 f"{result.selection.get('reason', '')}")]
+    else:
+        rows = [("validation (best trial)", num(result.best_score),
+                 f"trial id {result.best_trial_id}, the best of {len(result.trials)}")]
     for label, stats in (("test, best pipeline", tuned), ("test, raw-pixel baseline", base)):
         rows.append((label, num(stats.get("mean")), _spread_text(stats)))
     if tuned and base:
@@ -102,11 +108,12 @@ def _words(config) -> list:
 
 
 def _first_line(registry, name) -> str:
+    """The summary of a registered choice's docstring (its first paragraph) on one line."""
     try:
         doc = registry.get(name).__doc__ or ""
     except Exception:  # a name from another version of autoprep
         return ""
-    return doc.strip().splitlines()[0] if doc.strip() else ""
+    return " ".join(doc.strip().split("\n\n")[0].split())
 
 
 def _snippet(ctx) -> str:
