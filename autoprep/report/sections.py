@@ -57,9 +57,7 @@ def answer(ctx) -> str:
     tuned, base = facts.spread(result.test_scores), facts.spread(result.baseline_scores)
     if isinstance(result.selection, dict):  # chosen after re-evaluating the top ones
         rows = [("validation (chosen)", num(result.best_score),
-                 f"trial id {result.best_trial_id}, mean of "
-                 f"{result.selection.get('repeats', '?')} re-evaluations; chosen: "
-                 f"{result.selection.get('reason', '')}")]
+                 f"chosen: {result.selection.get('reason', '')}")]
     else:
         rows = [("validation (best trial)", num(result.best_score),
                  f"trial id {result.best_trial_id}, the best of {len(result.trials)}")]
