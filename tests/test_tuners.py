@@ -73,6 +73,26 @@ def test_the_search_is_staged_seeds_then_augmentation_on_the_best_then_everythin
     next_values(0.2)  # stage 3: Keras Tuner's own draw
 
 
+def test_the_first_configuration_is_stage_one_s_first_point_else_the_default():
+    import keras_tuner as kt
+
+    from autoprep.search.space import SearchSpace
+    from autoprep.search.tuners import RandomSearchOracle, first_values
+
+    space = SearchSpace()
+    hyperparameters = kt.HyperParameters()
+    space.declare(hyperparameters)
+    oracle = RandomSearchOracle(objective=kt.Objective("score", "max"), max_trials=5, seed=0)
+    oracle.hyperparameters = hyperparameters
+    assert space.pipeline(first_values(oracle)).get_config() == space.pipeline(
+        hyperparameters).get_config()  # no stage 1: the space's default
+    oracle.first_points = [{"autoprep/normalization": "per_channel",
+                            "autoprep/imbalance": "effective_number"}]
+    first = space.pipeline(first_values(oracle)).get_config()
+    assert first["normalization"] == {"name": "per_channel"}
+    assert first["imbalance"]["name"] == "effective_number" and first["augmentation"] == []
+
+
 def test_a_proposal_that_repeats_a_tried_point_is_replaced_by_an_untried_draw():
     """Stage 3: a repeated point would only repeat its (seeded) score and spend a trial."""
     import types
