@@ -67,10 +67,6 @@ class Candidate:
         """Sample standard deviation of the re-evaluations (0 for one)."""
         return float(np.std(self.scores, ddof=1)) if len(self.scores) > 1 else 0.0
 
-    @property
-    def standard_error(self) -> float:
-        return self.std / math.sqrt(len(self.scores))
-
     def to_dict(self) -> dict:
         return {"trial_id": self.trial_id, "default": self.default, "config": self.config,
                 "search_score": self.search_score, "scores": self.scores,
