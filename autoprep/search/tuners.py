@@ -47,12 +47,9 @@ def first_values(oracle) -> kt.HyperParameters:
     """The search's first configuration: stage 1's first (data-seeded) point, else the space's
     default. It is the configuration the winner must beat by more than the noise."""
     points = getattr(oracle, "first_points", ())
-    if not points:
-        return default_values(oracle.hyperparameters)
-    values = kt.HyperParameters()
-    for hp in oracle.hyperparameters.space:
-        values.merge([hp])
-    values.values = _complete(oracle.hyperparameters, points[0])
+    values = default_values(oracle.hyperparameters)
+    if points:
+        values.values = _complete(oracle.hyperparameters, points[0])
     return values
 
 
