@@ -322,12 +322,12 @@ def test_chromium_renders_the_report_with_its_plots_and_no_console_error(run, tm
 
 def test_every_choice_is_described_by_its_whole_summary():
     from autoprep.choices import AUGMENTATIONS, IMBALANCE_STRATEGIES, NORMALIZATIONS
-    from autoprep.report.sections import _first_line
+    from autoprep.report.sections import _summary
 
     for registry in (NORMALIZATIONS, AUGMENTATIONS, IMBALANCE_STRATEGIES):
         for name in registry:
-            summary = _first_line(registry, name)
+            summary = _summary(registry, name)
             assert summary.endswith(".") and "\n" not in summary, (name, summary)
     # A summary over several docstring lines comes whole, not cut after its first line.
-    assert _first_line(IMBALANCE_STRATEGIES, "posthoc_logit_adjustment").endswith(
+    assert _summary(IMBALANCE_STRATEGIES, "posthoc_logit_adjustment").endswith(
         "the exported module applies it in `adjust` and `predict`.")

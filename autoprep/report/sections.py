@@ -93,7 +93,7 @@ def _words(config) -> list:
     def described(registry, part):
         settings = ", ".join(f"{k}={v}" for k, v in part.items()
                              if k != "name" and not k.endswith("_"))
-        doc = _first_line(registry, part["name"])
+        doc = _summary(registry, part["name"])
         return part["name"] + (f" ({settings})" if settings else "") + (f": {doc}" if doc else "")
 
     lines = ["normalization " + described(NORMALIZATIONS, config["normalization"])]
@@ -105,7 +105,7 @@ def _words(config) -> list:
     return lines
 
 
-def _first_line(registry, name) -> str:
+def _summary(registry, name) -> str:
     """The summary of a registered choice's docstring (its first paragraph) on one line."""
     try:
         doc = registry.get(name).__doc__ or ""
