@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from autoprep.run.result import atomic_write, failure_reason, trials_csv
+from autoprep._files import atomic_write
+from autoprep.run.result import failure_reason, trials_csv
 
 KERAS_WRAPPED = """Traceback (most recent call last):
   File "x.py", line 1, in fit

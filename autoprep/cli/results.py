@@ -4,11 +4,10 @@ import os
 import time
 
 from autoprep._text import counted, printable
-from autoprep.cli.progress import LOG_FILE
 from autoprep.errors import RunDirectoryError
+from autoprep.run.files import LOG_FILE, RESULTS_FILE
 from autoprep.run.progress import clock
 from autoprep.run.result import (
-    RESULTS_FILE,
     failure_reason,
     load_result,
     summarize,

@@ -13,8 +13,9 @@ import shlex
 import signal
 import warnings
 
-from autoprep.cli.progress import LOG_FILE, Progress
+from autoprep.cli.progress import Progress
 from autoprep.report import Refresher
+from autoprep.run.files import LOG_FILE
 from autoprep.search.names import TUNERS
 from autoprep.search.objectives import OBJECTIVES
 

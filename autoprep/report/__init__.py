@@ -15,8 +15,8 @@ import os
 import time
 
 from autoprep._text import counted
+from autoprep.run.files import REPORT_FILE
 
-REPORT_FILE = "report.html"
 DOCTOR_MAX_IMAGES = 3000  # above this, the doctor is not run for the report (seconds per 1,000)
 
 
@@ -38,8 +38,8 @@ def write_report(result, path=None, *, doctor="auto", force=False) -> str:
     Returns:
         The path written.
     """
+    from autoprep._files import atomic_write, check_replaceable
     from autoprep.report.page import REPORT_MARK
-    from autoprep.run.result import atomic_write, check_replaceable
 
     if path is None:
         if result.run_dir is None:

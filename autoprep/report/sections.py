@@ -6,6 +6,7 @@ import traceback
 
 from autoprep.report import facts, figures
 from autoprep.report.page import code, esc, image, num, para, table
+from autoprep.run.files import TENSORBOARD_DIR
 from autoprep.run.result import summarize
 
 NOT_RECORDED = "not recorded"
@@ -153,7 +154,7 @@ def search_history(ctx) -> str:
     parts.append(f"<details><summary>All {len(rows)} trials</summary>"
                  + table(["trial", "id", "status", result.objective, "pipeline"], rows,
                          numeric=(0, 3), row_classes=classes) + "</details>")
-    board = os.path.join(result.run_dir or "", "tensorboard")
+    board = os.path.join(result.run_dir or "", TENSORBOARD_DIR)
     if result.run_dir and os.path.isdir(board):
         parts.append(para(f"Every trial's training curves and hyperparameters are in TensorBoard: "
                           f"tensorboard --logdir {board}  (then the HParams tab).", "note"))

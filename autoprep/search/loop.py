@@ -17,6 +17,7 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
+from autoprep._files import atomic_write
 from autoprep.choices.pipeline import Pipeline
 from autoprep.data.decode import read_image_folder
 from autoprep.data.index import MAX_PIXELS
@@ -24,8 +25,9 @@ from autoprep.data.splits import SMALL_VALIDATION, make_splits
 from autoprep.data.subset import Subset
 from autoprep.errors import ArgumentError
 from autoprep.run import rundir
+from autoprep.run.files import CONFUSION_FILE, TENSORBOARD_DIR
 from autoprep.run.progress import TrialClock
-from autoprep.run.result import TuneResult, atomic_write, validation_text
+from autoprep.run.result import TuneResult, validation_text
 from autoprep.run.trial import FINISHED, TrialRecord, TrialStatus
 from autoprep.search import devices, kt_adapter, objectives, selection
 from autoprep.search.hypermodel import TAU_METRIC, PipelineHyperModel, call_model_fn, trial_seed
@@ -33,8 +35,6 @@ from autoprep.search.names import check_tuner
 from autoprep.search.space import PREFIX, SearchSpace, data_facts
 from autoprep.search.tuners import StopSearch, first_values, make_tuner
 
-CONFUSION_FILE = "confusion.json"  # in a trial's directory: its validation confusion matrix
-TENSORBOARD_DIR = "tensorboard"  # TensorBoard logs with the HParams of every trial
 BASELINE = {"normalization": "none", "augmentation": [], "imbalance": "none"}
 
 
