@@ -3,16 +3,12 @@
 import os
 import time
 
-from autoprep._text import counted, printable
+from autoprep._text import counted, printable, summarize
 from autoprep.errors import RunDirectoryError
 from autoprep.run.files import LOG_FILE, RESULTS_FILE
 from autoprep.run.progress import clock
-from autoprep.run.result import (
-    failure_reason,
-    load_result,
-    summarize,
-    validation_text,
-)
+from autoprep.run.result import load_result, validation_text
+from autoprep.run.trial import failure_text, trial_text
 from autoprep.search.objectives import OBJECTIVES
 
 
@@ -141,10 +137,9 @@ def _ranked(result, distributed=False) -> list:
     unscored = [t for t in result.trials if t["score"] is None]
     rows = []
     for rank, trial in enumerate(scored + unscored, start=1):
-        config = summarize(trial["config"]) if trial["config"] else "?"
-        config += "".join(f", {k}={v}" for k, v in trial.get("model_hyperparameters", {}).items())
+        config = trial_text(trial)
         if trial["score"] is None:
-            config += f"  [{failure_reason(trial.get('message')) or trial['status']}]"
+            config += f"  [{failure_text(trial)}]"
         score = "-" if trial["score"] is None else f"{trial['score']:.4f}"
         worker = (trial.worker or "-",) if distributed else ()
         rows.append((str(rank) if trial["score"] is not None else "-", trial["trial_id"],

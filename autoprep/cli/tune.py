@@ -391,7 +391,7 @@ def _final_report(progress, refresher, run_dir, result=None):
 
 def _too_many_failures(args, error, failures, progress, run_dir, resume) -> int:
     from autoprep.cli import report_error
-    from autoprep.run.result import failure_reason
+    from autoprep.run.trial import failure_reason
 
     limit, message = failures
     reason = failure_reason(message) or "unknown"

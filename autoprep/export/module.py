@@ -11,6 +11,7 @@ arguments; learned constants are embedded as literals. Every string that comes f
 import datetime
 import json
 
+from autoprep._text import summarize
 from autoprep.choices.augmentation import augment
 from autoprep.choices.base import function_source
 from autoprep.choices.imbalance import DeferredReweighting, add_sample_weights
@@ -18,7 +19,6 @@ from autoprep.choices.pipeline import Pipeline, build_eval_dataset, build_train_
 from autoprep.data.decode import load_image
 from autoprep.data.index import IMAGE_EXTENSIONS, MAX_PIXELS, check_max_pixels
 from autoprep.export.runtime import RUNTIME_FUNCTIONS
-from autoprep.run.result import summarize
 
 # How every module autoprep writes starts: `export` replaces only such files (or with force).
 GENERATED_MARK = '"""Preprocessing pipeline found by autoprep.'

@@ -9,7 +9,7 @@ import dataclasses
 
 import numpy as np
 
-from autoprep.run.result import failure_reason
+from autoprep.run.trial import failure_text
 from autoprep.search.objectives import OBJECTIVES
 
 # Below this many completed trials, or this out-of-bag R^2, the ranking is called uncertain.
@@ -112,8 +112,8 @@ def history(trials, objective) -> History:
         if score is not None:
             current = score if current is None else pick(current, score)
         else:
-            reason = failure_reason(trial.get("message")) or trial.get("status", "")
-            failures.append((number, trial["trial_id"], trial.get("status", ""), reason))
+            failures.append((number, trial["trial_id"], trial.get("status", ""),
+                             failure_text(trial)))
         best.append(current)
     return History(scores, best, failures)
 

@@ -4,10 +4,11 @@ import functools
 import os
 import traceback
 
+from autoprep._text import summarize
 from autoprep.report import facts, figures
 from autoprep.report.page import code, esc, image, num, para, table
 from autoprep.run.files import TENSORBOARD_DIR
-from autoprep.run.result import summarize
+from autoprep.run.trial import trial_text
 
 NOT_RECORDED = "not recorded"
 
@@ -146,10 +147,8 @@ def search_history(ctx) -> str:
         parts.append(para("No trial failed.", "note"))
     rows, classes = [], []
     for number, trial in enumerate(result.trials, start=1):
-        config = summarize(trial["config"]) if trial.get("config") else "?"
-        config += "".join(f", {k}={v}" for k, v in trial.get("model_hyperparameters", {}).items())
         rows.append((number, trial["trial_id"], trial.get("status", ""),
-                     num(trial.get("score")), config))
+                     num(trial.get("score")), trial_text(trial)))
         classes.append("failed" if trial.get("score") is None else "")
     parts.append(f"<details><summary>All {len(rows)} trials</summary>"
                  + table(["trial", "id", "status", result.objective, "pipeline"], rows,

@@ -5,12 +5,12 @@ import dataclasses
 import io
 import json
 import os
-import re
 
 from autoprep._files import atomic_write, check_replaceable
+from autoprep._text import summarize
 from autoprep.errors import ArgumentError, RunDirectoryError
 from autoprep.run.files import PIPELINE_FILE, RESULTS_FILE, TRIALS_FILE
-from autoprep.run.trial import TrialRecord
+from autoprep.run.trial import TrialRecord, failure_reason
 
 
 @dataclasses.dataclass
@@ -197,40 +197,6 @@ def validation_text(validation: dict) -> str:
         text += ("; not validated (kept in training): "
                  + ", ".join(validation["train_only_classes"]))
     return text
-
-
-_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit|Failure)\b.*?:")
-
-
-def summarize(config: dict) -> str:
-    """A one-line summary of a pipeline config, e.g. `per_channel | rotation=0.1 | oversample`."""
-    ops = ", ".join(
-        f"{op['name']}={op.get('mode', op.get('intensity'))}" for op in config["augmentation"]
-    )
-    imbalance = config["imbalance"]
-    extras = ", ".join(
-        f"{k}={v}" for k, v in imbalance.items() if k != "name" and not k.endswith("_")
-    )
-    imbalance_text = imbalance["name"] + (f"({extras})" if extras else "")
-    return f"{config['normalization']['name']} | {ops or 'no augmentation'} | {imbalance_text}"
-
-
-def failure_reason(message) -> str:
-    """The reason of a failed trial from its traceback: the exception line, unwrapped.
-
-    Keras wraps an error raised inside a layer as `Exception encountered when calling X.call().`
-    followed by the original message; the reason is then that message.
-    """
-    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in (message or "").splitlines()]
-    lines = [line for line in lines if line]
-    exception_lines = [i for i, line in enumerate(lines) if _EXCEPTION_LINE.match(line)]
-    if not exception_lines:
-        return lines[-1] if lines else ""
-    index = exception_lines[-1]
-    reason = lines[index]
-    if "Exception encountered when calling" in reason and index + 1 < len(lines):
-        reason = reason.split(":", 1)[0] + ": " + lines[index + 1]
-    return reason
 
 
 def _mean_text(scores) -> str:
