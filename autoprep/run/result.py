@@ -6,7 +6,7 @@ import io
 import json
 import os
 
-from autoprep._files import atomic_write, check_replaceable
+from autoprep._files import atomic_write
 from autoprep._text import summarize
 from autoprep.errors import ArgumentError, RunDirectoryError
 from autoprep.run.files import PIPELINE_FILE, RESULTS_FILE, TRIALS_FILE
@@ -91,6 +91,10 @@ class TuneResult:
                 "Rerun the search or restore the file."
             ) from None
 
+    # The record's one seam to its consumers. `export` and `report` are conveniences of the
+    # public API that hand the record to the exporter and the report; those read this module,
+    # so they are imported on call, here and nowhere else (tests/test_imports.py allows
+    # exactly these two imports, and `save` writes best_pipeline.py through `export`).
     def export(self, path, *, force: bool = False) -> str:
         """Writes the best pipeline as a standalone module that imports only TensorFlow.
 
@@ -105,33 +109,9 @@ class TuneResult:
             ArgumentError: `path` is a folder, or a file autoprep did not write (without
                 `force`).
         """
-        from autoprep.data.index import MAX_PIXELS
-        from autoprep.export.module import GENERATED_MARK, render_module
+        from autoprep.export.module import write_module
 
-        check_replaceable(path, mark=GENERATED_MARK, what="module", force=force)
-
-        info = {
-            "objective": self.objective,
-            "best_validation_score": self.best_score,
-            "test_score": self.test_score,
-            "baseline_test_score": self.baseline_score,
-            "trials": len(self.trials),
-            "epochs": self.epochs,
-            "data_dir": self.data.get("data_dir"),
-        }
-        source = render_module(
-            self.pipeline,
-            class_names=self.data["class_names"],
-            image_size=self.data["image_size"],
-            channels=self.data["channels"],
-            epochs=self.epochs,
-            skipped_files=[path for path, _ in self.data.get("skipped", [])],
-            max_pixels=self.data.get("max_pixels", MAX_PIXELS),
-            info=info,
-        )
-        path = os.fspath(path)
-        atomic_write(path, source)
-        return path
+        return write_module(self, path, force=force)
 
     def report(self, path=None, *, force: bool = False) -> str:
         """Writes the HTML report of this result: one self-contained page with plots.
