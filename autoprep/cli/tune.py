@@ -14,10 +14,10 @@ import signal
 import warnings
 
 from autoprep.cli.progress import Progress
+from autoprep.objectives import OBJECTIVES
 from autoprep.report import Refresher
 from autoprep.run.files import LOG_FILE
 from autoprep.search.names import TUNERS
-from autoprep.search.objectives import OBJECTIVES
 
 DEMO_OUT = os.path.join("autoprep_runs", "demo")
 # The report is rewritten after a trial when this long has passed since the last one (each

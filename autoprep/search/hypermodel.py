@@ -21,9 +21,9 @@ import tensorflow as tf
 
 from autoprep.data.subset import Subset
 from autoprep.errors import ArgumentError, ModelError
+from autoprep.objectives import confusion, log_name, score_predictions
 from autoprep.search import device_input as device
 from autoprep.search import kt_adapter
-from autoprep.search.objectives import confusion, log_name, score_predictions
 
 
 def call_model_fn(model_fn, input_shape, num_classes, hp=None):

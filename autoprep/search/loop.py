@@ -17,6 +17,7 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
+from autoprep import objectives
 from autoprep._files import atomic_write
 from autoprep.choices.pipeline import Pipeline
 from autoprep.data.decode import read_image_folder
@@ -29,7 +30,7 @@ from autoprep.run.files import CONFUSION_FILE, TENSORBOARD_DIR
 from autoprep.run.progress import TrialClock
 from autoprep.run.result import TuneResult, validation_text
 from autoprep.run.trial import FINISHED, TrialRecord, TrialStatus
-from autoprep.search import devices, kt_adapter, objectives, selection
+from autoprep.search import devices, kt_adapter, selection
 from autoprep.search.hypermodel import TAU_METRIC, PipelineHyperModel, call_model_fn, trial_seed
 from autoprep.search.names import check_tuner
 from autoprep.search.space import PREFIX, SearchSpace, data_facts
@@ -196,7 +197,7 @@ def tune(
         search = make_tuner(
             tuner, hypermodel,
             objective=kt.Objective(objectives.log_name(objective),
-                                   objectives.OBJECTIVES[objective][0]),
+                                   objectives.direction(objective)),
             max_trials=max_trials, epochs=epochs, seed=seed,
             first_points=_seed_points(folder, splits, space, seed),
             # open_run_dir already cleared the run directory for `overwrite`.
@@ -405,8 +406,8 @@ class _Recorder:
         scored = [t for t in trials if t.completed]
         if not scored:
             return None
-        pick = max if objectives.OBJECTIVES[self.objective][0] == "max" else min
-        return pick(scored, key=lambda t: t.score)
+        return objectives.best(scored, objectives.direction(self.objective),
+                               key=lambda t: t.score)
 
     def fitted_config(self, record) -> dict:
         """The trial's pipeline with constants learned on the development split."""
@@ -495,7 +496,7 @@ def _choose(search, hypermodel, run, *, top, after, state) -> tuple:
     recorder, stopper = run.recorder, run.stopper
     records = recorder.records(search)
     best = recorder.best(records)
-    direction = objectives.OBJECTIVES[recorder.objective][0]
+    direction = objectives.direction(recorder.objective)
     first = recorder.space.pipeline(first_values(search.oracle)).get_config()
     pool = selection.candidates(records, top=top, direction=direction, default_config=first)
     hps = {t.trial_id: t.hyperparameters for t in search.oracle.trials.values()}

@@ -19,6 +19,7 @@ mode and resuming from its project directory, is Keras Tuner's.
 
 import keras_tuner as kt
 
+from autoprep import objectives
 from autoprep.search import devices
 from autoprep.search.kt_adapter import (
     AtomicOracleState,
@@ -112,8 +113,8 @@ class _Staged:
                 if t.status == kt.engine.trial.TrialStatus.COMPLETED and t.score is not None]
         if not done:
             return None
-        sign = 1 if self.objective.direction == "max" else -1
-        return max(done, key=lambda t: sign * t.score).hyperparameters.values
+        return objectives.best(done, self.objective.direction,
+                               key=lambda t: t.score).hyperparameters.values
 
 
 _REDRAWS = 20  # draws from the prior to find an untried point before a repeat is accepted
