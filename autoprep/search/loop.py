@@ -20,6 +20,7 @@ import numpy as np
 from autoprep import objectives
 from autoprep._files import atomic_write
 from autoprep.choices.pipeline import Pipeline
+from autoprep.data import stats
 from autoprep.data.decode import read_image_folder
 from autoprep.data.index import MAX_PIXELS
 from autoprep.data.splits import SMALL_VALIDATION, make_splits
@@ -223,10 +224,9 @@ def tune(
 
 
 def _seed_points(folder, splits, space, seed) -> list:
-    """The data-seeded first configurations, from (at most 2000 of) the training images."""
-    train = splits.folds[0][0]
-    if len(train) > 2000:
-        train = np.sort(np.random.default_rng(seed).choice(train, 2000, replace=False))
+    """The data-seeded first configurations, from (at most `STATS_IMAGES` of) the training
+    images."""
+    train = stats.subsample(splits.folds[0][0], seed)
     facts = data_facts(Subset(folder.images)[train], folder.labels[train],
                        len(folder.class_names))
     return [space.hyperparameter_values(point) for point in space.seed_configurations(facts)]
