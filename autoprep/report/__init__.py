@@ -15,9 +15,8 @@ import os
 import time
 
 from autoprep._text import counted
+from autoprep.report.findings import doctor_report
 from autoprep.run.files import REPORT_FILE
-
-DOCTOR_MAX_IMAGES = 3000  # above this, the doctor is not run for the report (seconds per 1,000)
 
 
 def report_path(run_dir) -> str:
@@ -52,21 +51,6 @@ def write_report(result, path=None, *, doctor="auto", force=False) -> str:
     check_replaceable(path, mark=REPORT_MARK, what="report", force=force)
     atomic_write(path, build_report(result, doctor=doctor))
     return path
-
-
-def doctor_report(result):
-    """The doctor's data findings for the result's folder, or None when that is not cheap.
-
-    Cheap means the folder exists and has at most `DOCTOR_MAX_IMAGES` images.
-    """
-    data = result.data or {}
-    folder = data.get("data_dir")
-    if not folder or not os.path.isdir(folder) or sum(data.get("class_counts", [])) > \
-            DOCTOR_MAX_IMAGES:
-        return None
-    from autoprep.doctor import diagnose
-
-    return diagnose(folder)
 
 
 class Refresher:

@@ -6,6 +6,7 @@ import traceback
 
 from autoprep._text import summarize
 from autoprep.report import facts, figures
+from autoprep.report.findings import DOCTOR_MAX_IMAGES, doctor_report
 from autoprep.report.page import code, esc, image, num, para, table
 from autoprep.run.files import TENSORBOARD_DIR
 from autoprep.run.trial import trial_text
@@ -291,8 +292,6 @@ def classes(ctx) -> str:
 
 # -- the doctor ----------------------------------------------------------------------------
 def doctor(ctx) -> str:
-    from autoprep.report import DOCTOR_MAX_IMAGES, doctor_report
-
     found = doctor_report(ctx.result) if ctx.doctor == "auto" else ctx.doctor
     if found is None:
         return para(f"Not computed for this report (only folders of at most {DOCTOR_MAX_IMAGES} "
