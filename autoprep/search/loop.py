@@ -470,9 +470,9 @@ class _Run:
     def should_stop(self, search) -> bool:
         return self.stopper.should_stop(search)
 
-    def trial_ended(self, search, trial):
+    def trial_ended(self, search, trial, evaluation):
         self.stopper.clock.trial_ended()
-        _save_confusion(search, trial)
+        _save_confusion(search, trial, evaluation)
         if self.worker:
             self.reporter.say(f"{search.tuner_id}: trial {trial.trial_id} {trial.status} "
                               f"score={trial.score}")
@@ -530,12 +530,11 @@ def _choose(search, hypermodel, run, *, top, after, state) -> tuple:
     return recorder.result(search, state=state, chosen=chosen), hps[winner.trial_id]
 
 
-def _save_confusion(search, trial):
+def _save_confusion(search, trial, evaluation):
     """Keeps the trial's validation confusion matrix in its directory (read by `result`)."""
-    matrix = getattr(search.hypermodel, "last_confusion", None)
-    if trial.status == "COMPLETED" and matrix is not None:
+    if trial.status == "COMPLETED" and evaluation is not None and evaluation.confusion is not None:
         path = os.path.join(search.get_trial_dir(trial.trial_id), CONFUSION_FILE)
-        atomic_write(path, json.dumps(matrix))
+        atomic_write(path, json.dumps(evaluation.confusion))
 
 
 def _load_confusion(search, trial_id) -> dict:
@@ -558,16 +557,14 @@ def _final_scores(result, hp, hypermodel, *, baseline, repeats, verbose) -> Tune
     seeds = [None if start is None else start + repeat for repeat in range(repeats)]
 
     def scores(config, name):
-        values, matrices = [], []
-        for seed in seeds:
-            values.append(hypermodel.test_score(
-                Pipeline.from_config(config).clone(), hp, epochs=result.epochs, seed=seed,
-                tau=config["imbalance"].get("tau_"),  # the tau chosen on validation
-            ))
-            matrices.append(hypermodel.last_confusion)
+        evaluations = [hypermodel.test_evaluation(
+            Pipeline.from_config(config).clone(), hp, epochs=result.epochs, seed=seed,
+            tau=config["imbalance"].get("tau_"),  # the tau chosen on validation
+        ) for seed in seeds]
+        matrices = [evaluation.confusion for evaluation in evaluations]
         if None not in matrices:  # summed over the repeats
             result.confusion[name] = np.sum(matrices, axis=0).tolist()
-        return values
+        return [evaluation.score for evaluation in evaluations]
 
     result.test_scores = scores(result.best_config, "test")
     result.test_score = float(np.mean(result.test_scores))
