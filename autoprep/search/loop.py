@@ -27,7 +27,7 @@ from autoprep.data.splits import SMALL_VALIDATION, make_splits
 from autoprep.data.subset import Subset
 from autoprep.errors import ArgumentError
 from autoprep.run import rundir
-from autoprep.run.files import CONFUSION_FILE, TENSORBOARD_DIR
+from autoprep.run.files import CACHE_DIR, CONFUSION_FILE, TENSORBOARD_DIR
 from autoprep.run.progress import TrialClock
 from autoprep.run.result import TuneResult, validation_text
 from autoprep.run.trial import FINISHED, TrialRecord, TrialStatus
@@ -159,7 +159,7 @@ def tune(
     if on_plan is None and verbose and on_trial_end is None:
         on_plan = _print_plan
     # A worker maps its own temporary copy: only the chief writes into the run directory.
-    cache_dir = None if worker else os.path.join(run_dir, rundir.CACHE_DIR)
+    cache_dir = None if worker else os.path.join(run_dir, CACHE_DIR)
     with rundir.locked(run_dir, worker=worker):  # released when tune returns or raises
         folder = read_image_folder(data_dir, image_size=image_size, memory_limit=memory_limit,
                                    cache_dir=cache_dir, on_plan=on_plan, max_pixels=max_pixels)
@@ -170,23 +170,21 @@ def tune(
         )
         call_model_fn(model_fn, folder.images.shape[1:], len(folder.class_names),
                       kt.HyperParameters())
-        settings = {
-            "data": _data_fingerprint(folder), "space": space.get_config(), "objective": objective,
-            "tuner": tuner, "epochs": epochs, "image_size": list(folder.image_size),
-            "validation_split": validation_split, "test_split": test_split, "cv": repr(cv),
-            "seed": seed, "batch_size": batch_size,
-        }
+        settings = _settings(folder, space, objective=objective, tuner=tuner, epochs=epochs,
+                             validation_split=validation_split, test_split=test_split, cv=cv,
+                             seed=seed, batch_size=batch_size)
         run_state = None if worker else rundir.open_run_dir(run_dir, settings, overwrite)
 
         hypermodel = PipelineHyperModel(
             model_fn, folder, splits, space, objective=objective, batch_size=batch_size, seed=seed,
             distribution_strategy=distribution_strategy, device_input=device_input,
         )
-        after = final_repeats * (1 + bool(baseline)) if test_split > 0 else 0
+        after = _test_trainings(test_split=test_split, final_repeats=final_repeats,
+                                baseline=baseline)
         stopper = _Stopper(
             TrialClock(max_trials=max_trials, time_budget=time_budget, started=started),
             max_trials=max_trials, time_budget=time_budget, worker=worker,
-            reserve=after + ((reevaluate + 1) * selection.REPEATS if reevaluate else 0),
+            reserve=_reserve(after, reevaluate=reevaluate),
         )
         recorder = _Recorder(folder, splits, space, objective=objective, epochs=epochs,
                              run_dir=run_dir, data_dir=data_dir)
@@ -286,7 +284,31 @@ def _default_project_name(data_dir) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "autoprep"
 
 
+def _settings(folder, space, *, objective, tuner, epochs, validation_split, test_split, cv,
+              seed, batch_size) -> dict:
+    """The settings a resumed search must share with the run it resumes (in the run marker)."""
+    return {
+        "data": _data_fingerprint(folder), "space": space.get_config(), "objective": objective,
+        "tuner": tuner, "epochs": epochs, "image_size": list(folder.image_size),
+        "validation_split": validation_split, "test_split": test_split, "cv": repr(cv),
+        "seed": seed, "batch_size": batch_size,
+    }
+
+
+def _test_trainings(*, test_split, final_repeats, baseline) -> int:
+    """Trial-long trainings after the choice: the test scores of the chosen pipeline and of
+    the baseline, `final_repeats` each (none without a test split)."""
+    return final_repeats * (1 + bool(baseline)) if test_split > 0 else 0
+
+
+def _reserve(after, *, reevaluate) -> int:
+    """Trial-long trainings the time budget keeps for after the search: the re-evaluations of
+    the `reevaluate` best configurations and the first one, then the `after` test trainings."""
+    return after + ((reevaluate + 1) * selection.REPEATS if reevaluate else 0)
+
+
 def _data_fingerprint(folder) -> dict:
+    """The images of a search: folder, classes and a digest of every file's name and label."""
     digest = hashlib.sha256()
     for path, label in zip(folder.paths, folder.labels):
         digest.update(os.fsencode(f"{label}:{path}\n"))  # names need not be UTF-8
