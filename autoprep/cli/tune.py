@@ -16,7 +16,7 @@ import warnings
 from autoprep.cli.progress import Progress
 from autoprep.objectives import OBJECTIVES
 from autoprep.report import Refresher
-from autoprep.run.files import LOG_FILE
+from autoprep.run.files import LOG_FILE, PIPELINE_FILE, RESULTS_FILE, TRIALS_FILE
 from autoprep.search.names import TUNERS
 
 DEMO_OUT = os.path.join("autoprep_runs", "demo")
@@ -50,7 +50,7 @@ def add_parser(subparsers):
                       "`package.module:function`, called as function(input_shape, num_classes"
                       "[, hp]) and returning a Keras model (compiled or not)")
     tune.add_argument("--out", required=True, metavar="RUN_DIR",
-                      help="run directory for results.json, trials.csv, best_pipeline.py, "
+                      help=f"run directory for {RESULTS_FILE}, {TRIALS_FILE}, {PIPELINE_FILE}, "
                       f"{LOG_FILE} and the tuner's state; an existing one is resumed")
     _add_search_options(tune, max_trials=20, epochs=10)
     tune.add_argument("--tuner", choices=sorted(TUNERS), default="bayesian",
