@@ -12,6 +12,7 @@ import sys
 import keras_tuner as kt
 import pytest
 
+from autoprep.run import files
 from autoprep.search import kt_adapter
 
 UPGRADE = "Keras Tuner {} changed: kt_adapter hook '{}' needs updating (see its comment)"
@@ -82,11 +83,11 @@ def test_state_file_names(tmp_path, monkeypatch, tuner_id):
         monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "8000")
         monkeypatch.setenv("KERASTUNER_TUNER_ID", tuner_id)
     tuner = _tuner(tmp_path)
-    assert os.path.basename(tuner.oracle._get_oracle_fname()) == kt_adapter.ORACLE_FILE, moved(
+    assert os.path.basename(tuner.oracle._get_oracle_fname()) == files.ORACLE_FILE, moved(
         "file names")
-    assert kt_adapter.TRIAL_DIR.fullmatch(
+    assert files.TRIAL_DIR.fullmatch(
         os.path.basename(tuner.oracle._get_trial_dir("7"))), moved("file names")
-    assert kt_adapter.TUNER_FILE.fullmatch(os.path.basename(tuner._get_tuner_fname())), moved(
+    assert files.TUNER_FILE.fullmatch(os.path.basename(tuner._get_tuner_fname())), moved(
         "file names")
 
 
@@ -96,7 +97,7 @@ def test_atomic_oracle_state_writes_every_oracle_and_trial_file(tmp_path, writes
     trial.status = "COMPLETED"
     oracle.update_trial(trial.trial_id, {"score": 1.0})
     oracle.end_trial(trial)
-    assert set(writes) == {"oracle.json", kt_adapter.TRIAL_FILE}, moved("AtomicOracleState")
+    assert set(writes) == {"oracle.json", files.TRIAL_FILE}, moved("AtomicOracleState")
     saved = _saved_trial(tmp_path, trial.trial_id)
     assert saved["status"] == "COMPLETED", moved("AtomicOracleState")
 

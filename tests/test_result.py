@@ -4,7 +4,9 @@ import os
 
 import pytest
 
-from autoprep.run.result import atomic_write, failure_reason, trials_csv
+from autoprep._files import atomic_write
+from autoprep.run.result import trials_csv
+from autoprep.run.trial import failure_reason
 
 KERAS_WRAPPED = """Traceback (most recent call last):
   File "x.py", line 1, in fit

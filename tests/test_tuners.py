@@ -118,3 +118,31 @@ def test_a_proposal_that_repeats_a_tried_point_is_replaced_by_an_untried_draw():
     fresh = {"status": kt.engine.trial.TrialStatus.RUNNING,
              "values": space.random_values(hyperparameters, 2)}
     assert oracle._untried(fresh, [tried], started=1) is fresh
+
+
+def test_a_trial_s_evaluation_reaches_the_trial_end_hook(tmp_path):
+    import keras
+    import keras_tuner as kt
+
+    from autoprep.search.hypermodel import Evaluation, TrialMetrics
+    from autoprep.search.tuners import make_tuner
+
+    class Stub(kt.HyperModel):
+        def build(self, hp):
+            hp.Choice("x", [1, 2])
+            return keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+
+        def fit(self, hp, model, *args, **kwargs):
+            score = float(hp.values["x"])
+            return TrialMetrics({"val_score": score},
+                                Evaluation(score=score, folds=1, confusion=[[hp.values["x"]]]))
+
+    ended = []
+    search = make_tuner("random", Stub(), objective=kt.Objective("val_score", "max"),
+                        max_trials=2, epochs=1, seed=0, directory=tmp_path, project_name="p",
+                        on_trial_end=lambda tuner, trial, evaluation: ended.append(
+                            (trial.hyperparameters.values["x"], trial.status, evaluation)))
+    search.search(verbose=0)
+    assert len(ended) == 2
+    for x, status, evaluation in ended:
+        assert status == "COMPLETED" and evaluation.confusion == [[x]]

@@ -13,6 +13,7 @@ import tensorflow as tf
 from autoprep._registry import Registry
 from autoprep.choices.base import Choice, Dimension, Selector, function_source
 from autoprep.errors import ArgumentError
+from autoprep.objectives import OBJECTIVES, score_predictions
 
 IMBALANCE_STRATEGIES = Registry("imbalance strategy")
 # The `imbalance` search dimension: every registered strategy, inverse-frequency weights first.
@@ -348,7 +349,7 @@ def best_tau(outputs, labels, class_prior, objective="balanced_accuracy", grid=T
     """The tau of `grid` whose adjusted outputs score best on `labels` (ties: closest to 1).
 
     A pure function of validation predictions: no training. `objective` names a score of
-    `autoprep.search.objectives` (the loss objective uses balanced accuracy).
+    `autoprep.objectives` (the loss objective uses balanced accuracy).
 
     Args:
         outputs: Model outputs (probabilities or logits), shape (n, classes).
@@ -357,8 +358,6 @@ def best_tau(outputs, labels, class_prior, objective="balanced_accuracy", grid=T
         objective: What to maximize.
         grid: The taus to try.
     """
-    from autoprep.search.objectives import OBJECTIVES, score_predictions
-
     objective = objective if OBJECTIVES.get(objective, (None, None))[1] else "balanced_accuracy"
     logits = _as_logits(outputs).numpy()
     log_prior = np.log(np.asarray(class_prior, np.float64))

@@ -4,10 +4,9 @@ import os
 import sys
 import time
 
+from autoprep.run.files import LOG_FILE, PIPELINE_FILE
 from autoprep.run.progress import TrialClock, clock
-from autoprep.run.result import PIPELINE_FILE, validation_text
-
-LOG_FILE = "autoprep.log"
+from autoprep.run.result import validation_text
 
 
 class Progress:

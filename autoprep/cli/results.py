@@ -3,18 +3,13 @@
 import os
 import time
 
-from autoprep._text import counted, printable
-from autoprep.cli.progress import LOG_FILE
+from autoprep import objectives
+from autoprep._text import counted, printable, summarize
 from autoprep.errors import RunDirectoryError
+from autoprep.run.files import LOG_FILE, RESULTS_FILE
 from autoprep.run.progress import clock
-from autoprep.run.result import (
-    RESULTS_FILE,
-    failure_reason,
-    load_result,
-    summarize,
-    validation_text,
-)
-from autoprep.search.objectives import OBJECTIVES
+from autoprep.run.result import load_result, validation_text
+from autoprep.run.trial import failure_text, trial_text
 
 
 def add_parser(subparsers):
@@ -136,16 +131,14 @@ def _workers(trials) -> str:
 def _ranked(result, distributed=False) -> list:
     """Rows of the table: scored trials best first, then the failed ones with their reason;
     with `distributed`, the worker that ran each trial."""
-    lower_is_better = OBJECTIVES[result.objective][0] == "min"
-    scored = sorted((t for t in result.trials if t["score"] is not None),
-                    key=lambda t: t["score"], reverse=not lower_is_better)
+    scored = objectives.ranked([t for t in result.trials if t["score"] is not None],
+                               objectives.direction(result.objective), key=lambda t: t["score"])
     unscored = [t for t in result.trials if t["score"] is None]
     rows = []
     for rank, trial in enumerate(scored + unscored, start=1):
-        config = summarize(trial["config"]) if trial["config"] else "?"
-        config += "".join(f", {k}={v}" for k, v in trial.get("model_hyperparameters", {}).items())
+        config = trial_text(trial)
         if trial["score"] is None:
-            config += f"  [{failure_reason(trial.get('message')) or trial['status']}]"
+            config += f"  [{failure_text(trial)}]"
         score = "-" if trial["score"] is None else f"{trial['score']:.4f}"
         worker = (trial.worker or "-",) if distributed else ()
         rows.append((str(rank) if trial["score"] is not None else "-", trial["trial_id"],

@@ -13,10 +13,11 @@ import shlex
 import signal
 import warnings
 
-from autoprep.cli.progress import LOG_FILE, Progress
+from autoprep.cli.progress import Progress
+from autoprep.objectives import OBJECTIVES
 from autoprep.report import Refresher
+from autoprep.run.files import LOG_FILE, PIPELINE_FILE, RESULTS_FILE, TRIALS_FILE
 from autoprep.search.names import TUNERS
-from autoprep.search.objectives import OBJECTIVES
 
 DEMO_OUT = os.path.join("autoprep_runs", "demo")
 # The report is rewritten after a trial when this long has passed since the last one (each
@@ -49,7 +50,7 @@ def add_parser(subparsers):
                       "`package.module:function`, called as function(input_shape, num_classes"
                       "[, hp]) and returning a Keras model (compiled or not)")
     tune.add_argument("--out", required=True, metavar="RUN_DIR",
-                      help="run directory for results.json, trials.csv, best_pipeline.py, "
+                      help=f"run directory for {RESULTS_FILE}, {TRIALS_FILE}, {PIPELINE_FILE}, "
                       f"{LOG_FILE} and the tuner's state; an existing one is resumed")
     _add_search_options(tune, max_trials=20, epochs=10)
     tune.add_argument("--tuner", choices=sorted(TUNERS), default="bayesian",
@@ -390,7 +391,7 @@ def _final_report(progress, refresher, run_dir, result=None):
 
 def _too_many_failures(args, error, failures, progress, run_dir, resume) -> int:
     from autoprep.cli import report_error
-    from autoprep.run.result import failure_reason
+    from autoprep.run.trial import failure_reason
 
     limit, message = failures
     reason = failure_reason(message) or "unknown"

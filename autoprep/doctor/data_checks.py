@@ -18,15 +18,13 @@ from autoprep.data.index import (
     index_directory,
 )
 from autoprep.data.splits import make_splits
+from autoprep.data.stats import DARK_MEAN, IMBALANCE_RATIO, LOW_CONTRAST_STD
 from autoprep.doctor._checks import DATA_CHECKS, register
 from autoprep.doctor._hashing import content_digests, near_duplicate_pairs, perceptual_hashes
 from autoprep.doctor.report import Finding
 from autoprep.errors import DataError
 
 NEAR_CONSTANT_STD = 1.0  # per-image pixel std (0-255 scale) below which an image is blank
-DARK_MEAN = 40.0  # mean pixel value (0-255) below which the data set is dark
-LOW_CONTRAST_STD = 12.0  # median per-image std below which the data set is low-contrast
-IMBALANCE_RATIO = 4.0  # largest / smallest class count that deserves a warning
 MAX_HASH_DISTANCE = 4  # pHash bits two near-duplicate images may differ in
 _LISTED = 5  # how many paths or pairs an evidence line names
 

@@ -14,8 +14,9 @@ import keras_tuner as kt
 import numpy as np
 import tensorflow as tf
 
+from autoprep.data.stats import IMBALANCE_RATIO
 from autoprep.doctor._checks import MODEL_CHECKS, register
-from autoprep.doctor.data_checks import IMBALANCE_RATIO, listing
+from autoprep.doctor.data_checks import listing
 from autoprep.doctor.report import Finding
 from autoprep.search.hypermodel import accepts_hp, ensure_compiled, loss_description
 from autoprep.search.model_spec import load_model_fn

@@ -10,7 +10,10 @@ arguments; learned constants are embedded as literals. Every string that comes f
 
 import datetime
 import json
+import os
 
+from autoprep._files import atomic_write, check_replaceable
+from autoprep._text import summarize
 from autoprep.choices.augmentation import augment
 from autoprep.choices.base import function_source
 from autoprep.choices.imbalance import DeferredReweighting, add_sample_weights
@@ -18,7 +21,6 @@ from autoprep.choices.pipeline import Pipeline, build_eval_dataset, build_train_
 from autoprep.data.decode import load_image
 from autoprep.data.index import IMAGE_EXTENSIONS, MAX_PIXELS, check_max_pixels
 from autoprep.export.runtime import RUNTIME_FUNCTIONS
-from autoprep.run.result import summarize
 
 # How every module autoprep writes starts: `export` replaces only such files (or with force).
 GENERATED_MARK = '"""Preprocessing pipeline found by autoprep.'
@@ -119,3 +121,44 @@ def render_module(pipeline: Pipeline, *, class_names, image_size, channels, epoc
         f"FIT_KWARGS = {pipeline.fit_kwargs_source(epochs)}\n",
     ]
     return "\n".join(parts)
+
+
+def write_module(result, path, *, force: bool = False) -> str:
+    """Writes the best pipeline of `result` (a `TuneResult`) as a standalone module.
+
+    `TuneResult.export` calls this.
+
+    Args:
+        result: The result whose best pipeline is written.
+        path: The module file to write.
+        force: Replace `path` even when it is a file autoprep did not write.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ArgumentError: `path` is a folder, or a file autoprep did not write (without `force`).
+    """
+    check_replaceable(path, mark=GENERATED_MARK, what="module", force=force)
+    info = {
+        "objective": result.objective,
+        "best_validation_score": result.best_score,
+        "test_score": result.test_score,
+        "baseline_test_score": result.baseline_score,
+        "trials": len(result.trials),
+        "epochs": result.epochs,
+        "data_dir": result.data.get("data_dir"),
+    }
+    source = render_module(
+        result.pipeline,
+        class_names=result.data["class_names"],
+        image_size=result.data["image_size"],
+        channels=result.data["channels"],
+        epochs=result.epochs,
+        skipped_files=[path for path, _ in result.data.get("skipped", [])],
+        max_pixels=result.data.get("max_pixels", MAX_PIXELS),
+        info=info,
+    )
+    path = os.fspath(path)
+    atomic_write(path, source)
+    return path

@@ -15,9 +15,8 @@ import os
 import time
 
 from autoprep._text import counted
-
-REPORT_FILE = "report.html"
-DOCTOR_MAX_IMAGES = 3000  # above this, the doctor is not run for the report (seconds per 1,000)
+from autoprep.report.findings import doctor_report
+from autoprep.run.files import REPORT_FILE
 
 
 def report_path(run_dir) -> str:
@@ -38,8 +37,8 @@ def write_report(result, path=None, *, doctor="auto", force=False) -> str:
     Returns:
         The path written.
     """
+    from autoprep._files import atomic_write, check_replaceable
     from autoprep.report.page import REPORT_MARK
-    from autoprep.run.result import atomic_write, check_replaceable
 
     if path is None:
         if result.run_dir is None:
@@ -52,21 +51,6 @@ def write_report(result, path=None, *, doctor="auto", force=False) -> str:
     check_replaceable(path, mark=REPORT_MARK, what="report", force=force)
     atomic_write(path, build_report(result, doctor=doctor))
     return path
-
-
-def doctor_report(result):
-    """The doctor's data findings for the result's folder, or None when that is not cheap.
-
-    Cheap means the folder exists and has at most `DOCTOR_MAX_IMAGES` images.
-    """
-    data = result.data or {}
-    folder = data.get("data_dir")
-    if not folder or not os.path.isdir(folder) or sum(data.get("class_counts", [])) > \
-            DOCTOR_MAX_IMAGES:
-        return None
-    from autoprep.doctor import diagnose
-
-    return diagnose(folder)
 
 
 class Refresher:

@@ -4,9 +4,12 @@ import functools
 import os
 import traceback
 
+from autoprep._text import summarize
 from autoprep.report import facts, figures
+from autoprep.report.findings import DOCTOR_MAX_IMAGES, doctor_report
 from autoprep.report.page import code, esc, image, num, para, table
-from autoprep.run.result import summarize
+from autoprep.run.files import TENSORBOARD_DIR
+from autoprep.run.trial import trial_text
 
 NOT_RECORDED = "not recorded"
 
@@ -145,15 +148,13 @@ def search_history(ctx) -> str:
         parts.append(para("No trial failed.", "note"))
     rows, classes = [], []
     for number, trial in enumerate(result.trials, start=1):
-        config = summarize(trial["config"]) if trial.get("config") else "?"
-        config += "".join(f", {k}={v}" for k, v in trial.get("model_hyperparameters", {}).items())
         rows.append((number, trial["trial_id"], trial.get("status", ""),
-                     num(trial.get("score")), config))
+                     num(trial.get("score")), trial_text(trial)))
         classes.append("failed" if trial.get("score") is None else "")
     parts.append(f"<details><summary>All {len(rows)} trials</summary>"
                  + table(["trial", "id", "status", result.objective, "pipeline"], rows,
                          numeric=(0, 3), row_classes=classes) + "</details>")
-    board = os.path.join(result.run_dir or "", "tensorboard")
+    board = os.path.join(result.run_dir or "", TENSORBOARD_DIR)
     if result.run_dir and os.path.isdir(board):
         parts.append(para(f"Every trial's training curves and hyperparameters are in TensorBoard: "
                           f"tensorboard --logdir {board}  (then the HParams tab).", "note"))
@@ -291,8 +292,6 @@ def classes(ctx) -> str:
 
 # -- the doctor ----------------------------------------------------------------------------
 def doctor(ctx) -> str:
-    from autoprep.report import DOCTOR_MAX_IMAGES, doctor_report
-
     found = doctor_report(ctx.result) if ctx.doctor == "auto" else ctx.doctor
     if found is None:
         return para(f"Not computed for this report (only folders of at most {DOCTOR_MAX_IMAGES} "

@@ -1,108 +1,16 @@
 """Result: what a search found, on disk after every trial, and how to load and export it."""
 
-import contextlib
 import csv
 import dataclasses
-import glob
-import hashlib
 import io
 import json
 import os
-import re
-import secrets
-import socket
-import stat
 
+from autoprep._files import atomic_write
+from autoprep._text import summarize
 from autoprep.errors import ArgumentError, RunDirectoryError
-from autoprep.run.trial import TrialRecord
-
-RESULTS_FILE = "results.json"
-TRIALS_FILE = "trials.csv"
-PIPELINE_FILE = "best_pipeline.py"
-
-
-# A temporary file of `atomic_write`: `.tmp-HOST-PID-TOKEN-NAME.part` beside the file NAME.
-_TEMP_PREFIX, _TEMP_SUFFIX = ".tmp-", ".part"
-_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
-
-
-def check_replaceable(path, *, mark: str, what: str, force=False):
-    """Refuses to write over a folder, or over a file autoprep did not write.
-
-    Args:
-        path: The file about to be written.
-        mark: How every file of this kind that autoprep writes starts.
-        what: The kind of file, for the message (e.g. "module").
-        force: Replace an existing file even when it does not start with `mark`.
-
-    Raises:
-        ArgumentError: `path` is a folder, or (without `force`) an existing file that does
-            not start with `mark`.
-    """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise ArgumentError(f"Cannot write the {what} to {path!r}: it is a folder. Pass a file "
-                            "name (-o FILE).")
-    if force or not os.path.lexists(path):
-        return
-    head = b""
-    if os.path.isfile(path):  # never opens a FIFO or device
-        with open(path, "rb") as handle:
-            head = handle.read(len(mark.encode()))
-    if head != mark.encode():
-        raise ArgumentError(
-            f"{path!r} exists and is not a {what} autoprep wrote, so it is not replaced. "
-            "Choose another file (-o FILE), or pass --force (force=True) to replace it."
-        )
-
-
-def atomic_write(path, text: str):
-    """Writes `text` to `path` through a temporary file and a rename: never half-written.
-
-    The file gets the permissions of the file it replaces, or the usual ones (0666 less the
-    umask) when new. Temporary files that a killed process left for `path` are removed.
-    """
-    directory, name = os.path.split(os.path.abspath(path))
-    remove_stale_temporaries(directory, name)
-    temporary = os.path.join(directory, f"{_TEMP_PREFIX}{_HOST}-{os.getpid()}-"
-                                        f"{secrets.token_hex(4)}-{name}{_TEMP_SUFFIX}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
-    try:
-        try:
-            os.fchmod(fd, stat.S_IMODE(os.stat(path).st_mode))
-        except FileNotFoundError:
-            pass
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
-def remove_stale_temporaries(directory, name=None):
-    """Removes the temporary files of `atomic_write` in `directory` (for file `name`, or all)
-    whose process is gone: a process of this host that no longer runs."""
-    pattern = _TEMP_PREFIX + "*-" + ("*" if name is None else glob.escape(name)) + _TEMP_SUFFIX
-    for path in glob.glob(os.path.join(glob.escape(os.fspath(directory)), pattern)):
-        fields = os.path.basename(path)[len(_TEMP_PREFIX):].split("-", 3)
-        host, pid = fields[0], fields[1] if len(fields) == 4 else ""
-        if host == _HOST and pid.isdigit() and not _running(int(pid)):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
-
-
-def _running(pid) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
+from autoprep.run.files import PIPELINE_FILE, RESULTS_FILE, TRIALS_FILE
+from autoprep.run.trial import TrialRecord, failure_reason
 
 
 @dataclasses.dataclass
@@ -183,6 +91,10 @@ class TuneResult:
                 "Rerun the search or restore the file."
             ) from None
 
+    # The record's one seam to its consumers. `export` and `report` are conveniences of the
+    # public API that hand the record to the exporter and the report; those read this module,
+    # so they are imported on call, here and nowhere else (tests/test_imports.py allows
+    # exactly these two imports, and `save` writes best_pipeline.py through `export`).
     def export(self, path, *, force: bool = False) -> str:
         """Writes the best pipeline as a standalone module that imports only TensorFlow.
 
@@ -197,33 +109,9 @@ class TuneResult:
             ArgumentError: `path` is a folder, or a file autoprep did not write (without
                 `force`).
         """
-        from autoprep.data.index import MAX_PIXELS
-        from autoprep.export.module import GENERATED_MARK, render_module
+        from autoprep.export.module import write_module
 
-        check_replaceable(path, mark=GENERATED_MARK, what="module", force=force)
-
-        info = {
-            "objective": self.objective,
-            "best_validation_score": self.best_score,
-            "test_score": self.test_score,
-            "baseline_test_score": self.baseline_score,
-            "trials": len(self.trials),
-            "epochs": self.epochs,
-            "data_dir": self.data.get("data_dir"),
-        }
-        source = render_module(
-            self.pipeline,
-            class_names=self.data["class_names"],
-            image_size=self.data["image_size"],
-            channels=self.data["channels"],
-            epochs=self.epochs,
-            skipped_files=[path for path, _ in self.data.get("skipped", [])],
-            max_pixels=self.data.get("max_pixels", MAX_PIXELS),
-            info=info,
-        )
-        path = os.fspath(path)
-        atomic_write(path, source)
-        return path
+        return write_module(self, path, force=force)
 
     def report(self, path=None, *, force: bool = False) -> str:
         """Writes the HTML report of this result: one self-contained page with plots.
@@ -289,40 +177,6 @@ def validation_text(validation: dict) -> str:
         text += ("; not validated (kept in training): "
                  + ", ".join(validation["train_only_classes"]))
     return text
-
-
-_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit|Failure)\b.*?:")
-
-
-def summarize(config: dict) -> str:
-    """A one-line summary of a pipeline config, e.g. `per_channel | rotation=0.1 | oversample`."""
-    ops = ", ".join(
-        f"{op['name']}={op.get('mode', op.get('intensity'))}" for op in config["augmentation"]
-    )
-    imbalance = config["imbalance"]
-    extras = ", ".join(
-        f"{k}={v}" for k, v in imbalance.items() if k != "name" and not k.endswith("_")
-    )
-    imbalance_text = imbalance["name"] + (f"({extras})" if extras else "")
-    return f"{config['normalization']['name']} | {ops or 'no augmentation'} | {imbalance_text}"
-
-
-def failure_reason(message) -> str:
-    """The reason of a failed trial from its traceback: the exception line, unwrapped.
-
-    Keras wraps an error raised inside a layer as `Exception encountered when calling X.call().`
-    followed by the original message; the reason is then that message.
-    """
-    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in (message or "").splitlines()]
-    lines = [line for line in lines if line]
-    exception_lines = [i for i, line in enumerate(lines) if _EXCEPTION_LINE.match(line)]
-    if not exception_lines:
-        return lines[-1] if lines else ""
-    index = exception_lines[-1]
-    reason = lines[index]
-    if "Exception encountered when calling" in reason and index + 1 < len(lines):
-        reason = reason.split(":", 1)[0] + ": " + lines[index + 1]
-    return reason
 
 
 def _mean_text(scores) -> str:

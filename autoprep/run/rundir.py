@@ -15,29 +15,17 @@ neither lock nor clear it: the chief does.
 import contextlib
 import json
 import os
-import re
 import shutil
 
+from autoprep._files import atomic_write, remove_stale_temporaries
 from autoprep.errors import RunDirectoryError
-from autoprep.run.lock import LOCK_FILE, RunLock
-from autoprep.run.result import remove_stale_temporaries
-from autoprep.search import kt_adapter
-
-RUN_FILE = "autoprep.json"  # the run marker, with the search settings and interrupted trials
-CACHE_DIR = "cache"  # memory-mapped decoded images, keyed by the files: kept by `overwrite`
-# What autoprep (and Keras Tuner, for the search state) writes at the top of a run directory.
-OWN_FILES = (RUN_FILE, LOCK_FILE, CACHE_DIR, "autoprep.log", "results.json", "trials.csv",
-             "best_pipeline.py", kt_adapter.ORACLE_FILE, "tensorboard", "report.html")
-_OWN_PATTERNS = (
-    kt_adapter.TUNER_FILE,  # a Keras Tuner tuner's state
-    kt_adapter.TRIAL_DIR,  # a Keras Tuner trial folder (trial.json, weights)
-    re.compile(r"\.tmp-.*\.part"),  # a temporary file of an atomic write
-)
+from autoprep.run.files import CACHE_DIR, LOCK_FILE, OWN_FILES, OWN_PATTERNS, RUN_FILE, TRIAL_DIR
+from autoprep.run.lock import RunLock
 
 
 def is_own_file(name) -> bool:
     """True for a name that autoprep or Keras Tuner writes at the top of a run directory."""
-    return name in OWN_FILES or any(pattern.fullmatch(name) for pattern in _OWN_PATTERNS)
+    return name in OWN_FILES or any(pattern.fullmatch(name) for pattern in OWN_PATTERNS)
 
 
 def is_run_dir(path) -> bool:
@@ -154,15 +142,13 @@ def remove_left_temporaries(run_dir):
         return
     with os.scandir(run_dir) as entries:
         trials = [e.path for e in entries
-                  if kt_adapter.TRIAL_DIR.fullmatch(e.name) and e.is_dir(follow_symlinks=False)]
+                  if TRIAL_DIR.fullmatch(e.name) and e.is_dir(follow_symlinks=False)]
     for folder in [run_dir, *trials]:
         remove_stale_temporaries(folder)
 
 
 def write_run_state(run_dir, state):
     """Writes the run marker with the run's state (settings, interrupted trials)."""
-    from autoprep.run.result import atomic_write
-
     atomic_write(os.path.join(run_dir, RUN_FILE), json.dumps(state, indent=2))
 
 

@@ -1,7 +1,12 @@
-"""Trial records: what one finished trial of a search was, as stored in results.json."""
+"""Trial records: what one finished trial of a search was, as stored in results.json, and the
+text that shows one (its configuration, the reason it failed) in the log, `show` and the report.
+"""
 
 import dataclasses
 import enum
+import re
+
+from autoprep._text import summarize
 
 
 class TrialStatus(str, enum.Enum):
@@ -74,3 +79,37 @@ class TrialRecord:
 
     def get(self, key, default=None):
         return getattr(self, key, default)
+
+
+def trial_text(trial) -> str:
+    """A trial's configuration on one line: its pipeline ("?" when not recorded) and the values
+    of the model's own hyperparameters, e.g. `per_channel | flip=horizontal | none, units=32`."""
+    config = summarize(trial["config"]) if trial.get("config") else "?"
+    return config + "".join(f", {k}={v}"
+                            for k, v in trial.get("model_hyperparameters", {}).items())
+
+
+def failure_text(trial) -> str:
+    """Why a trial has no score: the reason of its traceback, else its status."""
+    return failure_reason(trial.get("message")) or trial.get("status", "")
+
+
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit|Failure)\b.*?:")
+
+
+def failure_reason(message) -> str:
+    """The reason of a failed trial from its traceback: the exception line, unwrapped.
+
+    Keras wraps an error raised inside a layer as `Exception encountered when calling X.call().`
+    followed by the original message; the reason is then that message.
+    """
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in (message or "").splitlines()]
+    lines = [line for line in lines if line]
+    exception_lines = [i for i, line in enumerate(lines) if _EXCEPTION_LINE.match(line)]
+    if not exception_lines:
+        return lines[-1] if lines else ""
+    index = exception_lines[-1]
+    reason = lines[index]
+    if "Exception encountered when calling" in reason and index + 1 < len(lines):
+        reason = reason.split(":", 1)[0] + ": " + lines[index + 1]
+    return reason

@@ -17,25 +17,22 @@ import contextlib
 import io
 import json
 import os
-import re
 import sys
 import threading
 import time
 
-from autoprep.run.result import atomic_write
+from autoprep._files import atomic_write
+from autoprep.run.files import TRIAL_FILE
 
 TESTED_RANGE = ">=1.4.7,<1.5"  # as pinned in pyproject.toml
 
-# Hook: the file names of Keras Tuner's project directory (the run directory keeps them on
-# `--overwrite`, see `autoprep.run.rundir`).
+# Hook: the file names of Keras Tuner's project directory (the run directory deletes them on
+# `--overwrite`, see `autoprep.run.rundir`): ORACLE_FILE, TRIAL_FILE, TRIAL_DIR and TUNER_FILE
+# in the table of `autoprep.run.files`.
 # Relies on: `Oracle._get_oracle_fname()` -> `<project>/oracle.json`,
 # `Oracle._get_trial_dir(id)` -> `<project>/trial_<id>/` holding `trial.json`, and
 # `BaseTuner._get_tuner_fname()` -> `<project>/<tuner_id>.json` (`tuner0.json`; `chief.json` for
 # the chief of a distributed search).
-ORACLE_FILE = "oracle.json"
-TRIAL_FILE = "trial.json"
-TRIAL_DIR = re.compile(r"trial_\d+")
-TUNER_FILE = re.compile(r"(tuner\d+|chief)\.json")
 
 
 # A distributed worker tells the chief it is alive this often while it runs a trial, and the

@@ -17,24 +17,26 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
+from autoprep import objectives
+from autoprep._files import atomic_write
 from autoprep.choices.pipeline import Pipeline
+from autoprep.data import stats
 from autoprep.data.decode import read_image_folder
 from autoprep.data.index import MAX_PIXELS
 from autoprep.data.splits import SMALL_VALIDATION, make_splits
 from autoprep.data.subset import Subset
 from autoprep.errors import ArgumentError
 from autoprep.run import rundir
+from autoprep.run.files import CACHE_DIR, CONFUSION_FILE, TENSORBOARD_DIR
 from autoprep.run.progress import TrialClock
-from autoprep.run.result import TuneResult, atomic_write, validation_text
+from autoprep.run.result import TuneResult, validation_text
 from autoprep.run.trial import FINISHED, TrialRecord, TrialStatus
-from autoprep.search import devices, kt_adapter, objectives, selection
+from autoprep.search import devices, kt_adapter, selection
 from autoprep.search.hypermodel import TAU_METRIC, PipelineHyperModel, call_model_fn, trial_seed
 from autoprep.search.names import check_tuner
 from autoprep.search.space import PREFIX, SearchSpace, data_facts
 from autoprep.search.tuners import StopSearch, first_values, make_tuner
 
-CONFUSION_FILE = "confusion.json"  # in a trial's directory: its validation confusion matrix
-TENSORBOARD_DIR = "tensorboard"  # TensorBoard logs with the HParams of every trial
 BASELINE = {"normalization": "none", "augmentation": [], "imbalance": "none"}
 
 
@@ -157,7 +159,7 @@ def tune(
     if on_plan is None and verbose and on_trial_end is None:
         on_plan = _print_plan
     # A worker maps its own temporary copy: only the chief writes into the run directory.
-    cache_dir = None if worker else os.path.join(run_dir, rundir.CACHE_DIR)
+    cache_dir = None if worker else os.path.join(run_dir, CACHE_DIR)
     with rundir.locked(run_dir, worker=worker):  # released when tune returns or raises
         folder = read_image_folder(data_dir, image_size=image_size, memory_limit=memory_limit,
                                    cache_dir=cache_dir, on_plan=on_plan, max_pixels=max_pixels)
@@ -168,23 +170,21 @@ def tune(
         )
         call_model_fn(model_fn, folder.images.shape[1:], len(folder.class_names),
                       kt.HyperParameters())
-        settings = {
-            "data": _data_fingerprint(folder), "space": space.get_config(), "objective": objective,
-            "tuner": tuner, "epochs": epochs, "image_size": list(folder.image_size),
-            "validation_split": validation_split, "test_split": test_split, "cv": repr(cv),
-            "seed": seed, "batch_size": batch_size,
-        }
+        settings = _settings(folder, space, objective=objective, tuner=tuner, epochs=epochs,
+                             validation_split=validation_split, test_split=test_split, cv=cv,
+                             seed=seed, batch_size=batch_size)
         run_state = None if worker else rundir.open_run_dir(run_dir, settings, overwrite)
 
         hypermodel = PipelineHyperModel(
             model_fn, folder, splits, space, objective=objective, batch_size=batch_size, seed=seed,
             distribution_strategy=distribution_strategy, device_input=device_input,
         )
-        after = final_repeats * (1 + bool(baseline)) if test_split > 0 else 0
+        after = _test_trainings(test_split=test_split, final_repeats=final_repeats,
+                                baseline=baseline)
         stopper = _Stopper(
             TrialClock(max_trials=max_trials, time_budget=time_budget, started=started),
             max_trials=max_trials, time_budget=time_budget, worker=worker,
-            reserve=after + ((reevaluate + 1) * selection.REPEATS if reevaluate else 0),
+            reserve=_reserve(after, reevaluate=reevaluate),
         )
         recorder = _Recorder(folder, splits, space, objective=objective, epochs=epochs,
                              run_dir=run_dir, data_dir=data_dir)
@@ -196,7 +196,7 @@ def tune(
         search = make_tuner(
             tuner, hypermodel,
             objective=kt.Objective(objectives.log_name(objective),
-                                   objectives.OBJECTIVES[objective][0]),
+                                   objectives.direction(objective)),
             max_trials=max_trials, epochs=epochs, seed=seed,
             first_points=_seed_points(folder, splits, space, seed),
             # open_run_dir already cleared the run directory for `overwrite`.
@@ -222,10 +222,9 @@ def tune(
 
 
 def _seed_points(folder, splits, space, seed) -> list:
-    """The data-seeded first configurations, from (at most 2000 of) the training images."""
-    train = splits.folds[0][0]
-    if len(train) > 2000:
-        train = np.sort(np.random.default_rng(seed).choice(train, 2000, replace=False))
+    """The data-seeded first configurations, from (at most `STATS_IMAGES` of) the training
+    images."""
+    train = stats.subsample(splits.folds[0][0], seed)
     facts = data_facts(Subset(folder.images)[train], folder.labels[train],
                        len(folder.class_names))
     return [space.hyperparameter_values(point) for point in space.seed_configurations(facts)]
@@ -285,7 +284,31 @@ def _default_project_name(data_dir) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "autoprep"
 
 
+def _settings(folder, space, *, objective, tuner, epochs, validation_split, test_split, cv,
+              seed, batch_size) -> dict:
+    """The settings a resumed search must share with the run it resumes (in the run marker)."""
+    return {
+        "data": _data_fingerprint(folder), "space": space.get_config(), "objective": objective,
+        "tuner": tuner, "epochs": epochs, "image_size": list(folder.image_size),
+        "validation_split": validation_split, "test_split": test_split, "cv": repr(cv),
+        "seed": seed, "batch_size": batch_size,
+    }
+
+
+def _test_trainings(*, test_split, final_repeats, baseline) -> int:
+    """Trial-long trainings after the choice: the test scores of the chosen pipeline and of
+    the baseline, `final_repeats` each (none without a test split)."""
+    return final_repeats * (1 + bool(baseline)) if test_split > 0 else 0
+
+
+def _reserve(after, *, reevaluate) -> int:
+    """Trial-long trainings the time budget keeps for after the search: the re-evaluations of
+    the `reevaluate` best configurations and the first one, then the `after` test trainings."""
+    return after + ((reevaluate + 1) * selection.REPEATS if reevaluate else 0)
+
+
 def _data_fingerprint(folder) -> dict:
+    """The images of a search: folder, classes and a digest of every file's name and label."""
     digest = hashlib.sha256()
     for path, label in zip(folder.paths, folder.labels):
         digest.update(os.fsencode(f"{label}:{path}\n"))  # names need not be UTF-8
@@ -405,8 +428,8 @@ class _Recorder:
         scored = [t for t in trials if t.completed]
         if not scored:
             return None
-        pick = max if objectives.OBJECTIVES[self.objective][0] == "max" else min
-        return pick(scored, key=lambda t: t.score)
+        return objectives.best(scored, objectives.direction(self.objective),
+                               key=lambda t: t.score)
 
     def fitted_config(self, record) -> dict:
         """The trial's pipeline with constants learned on the development split."""
@@ -469,9 +492,9 @@ class _Run:
     def should_stop(self, search) -> bool:
         return self.stopper.should_stop(search)
 
-    def trial_ended(self, search, trial):
+    def trial_ended(self, search, trial, evaluation):
         self.stopper.clock.trial_ended()
-        _save_confusion(search, trial)
+        _save_confusion(search, trial, evaluation)
         if self.worker:
             self.reporter.say(f"{search.tuner_id}: trial {trial.trial_id} {trial.status} "
                               f"score={trial.score}")
@@ -495,7 +518,7 @@ def _choose(search, hypermodel, run, *, top, after, state) -> tuple:
     recorder, stopper = run.recorder, run.stopper
     records = recorder.records(search)
     best = recorder.best(records)
-    direction = objectives.OBJECTIVES[recorder.objective][0]
+    direction = objectives.direction(recorder.objective)
     first = recorder.space.pipeline(first_values(search.oracle)).get_config()
     pool = selection.candidates(records, top=top, direction=direction, default_config=first)
     hps = {t.trial_id: t.hyperparameters for t in search.oracle.trials.values()}
@@ -529,12 +552,11 @@ def _choose(search, hypermodel, run, *, top, after, state) -> tuple:
     return recorder.result(search, state=state, chosen=chosen), hps[winner.trial_id]
 
 
-def _save_confusion(search, trial):
+def _save_confusion(search, trial, evaluation):
     """Keeps the trial's validation confusion matrix in its directory (read by `result`)."""
-    matrix = getattr(search.hypermodel, "last_confusion", None)
-    if trial.status == "COMPLETED" and matrix is not None:
+    if trial.status == "COMPLETED" and evaluation is not None and evaluation.confusion is not None:
         path = os.path.join(search.get_trial_dir(trial.trial_id), CONFUSION_FILE)
-        atomic_write(path, json.dumps(matrix))
+        atomic_write(path, json.dumps(evaluation.confusion))
 
 
 def _load_confusion(search, trial_id) -> dict:
@@ -557,16 +579,14 @@ def _final_scores(result, hp, hypermodel, *, baseline, repeats, verbose) -> Tune
     seeds = [None if start is None else start + repeat for repeat in range(repeats)]
 
     def scores(config, name):
-        values, matrices = [], []
-        for seed in seeds:
-            values.append(hypermodel.test_score(
-                Pipeline.from_config(config).clone(), hp, epochs=result.epochs, seed=seed,
-                tau=config["imbalance"].get("tau_"),  # the tau chosen on validation
-            ))
-            matrices.append(hypermodel.last_confusion)
+        evaluations = [hypermodel.test_evaluation(
+            Pipeline.from_config(config).clone(), hp, epochs=result.epochs, seed=seed,
+            tau=config["imbalance"].get("tau_"),  # the tau chosen on validation
+        ) for seed in seeds]
+        matrices = [evaluation.confusion for evaluation in evaluations]
         if None not in matrices:  # summed over the repeats
             result.confusion[name] = np.sum(matrices, axis=0).tolist()
-        return values
+        return [evaluation.score for evaluation in evaluations]
 
     result.test_scores = scores(result.best_config, "test")
     result.test_score = float(np.mean(result.test_scores))

@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 
+from autoprep import objectives
 from autoprep.search.space import complexity
 
 REPEATS = 2  # re-evaluations of each candidate
@@ -76,9 +77,8 @@ class Candidate:
 
 def candidates(records, *, top: int, direction: str, default_config=None) -> list:
     """The `top` best-scoring distinct configurations, and the default one if it was tried."""
-    sign = -1 if direction == "max" else 1
-    scored = sorted((r for r in records if r.completed and r.config is not None),
-                    key=lambda r: sign * r.score)
+    scored = objectives.ranked((r for r in records if r.completed and r.config is not None),
+                               direction, key=lambda r: r.score)
     chosen, seen = [], set()
     for record in scored:
         key = _key(record.config)
@@ -107,8 +107,8 @@ def one_standard_error(candidates, *, direction: str, objective: str = "accuracy
     Returns:
         (winner, reason): the chosen `Candidate` and a sentence saying why.
     """
-    sign = 1 if direction == "max" else -1
-    best = max(candidates, key=lambda c: sign * c.mean)
+    sign = objectives.sign(direction)
+    best = objectives.best(candidates, direction, key=lambda c: c.mean)
     training = pooled_variance(candidates)
     for candidate in candidates:
         candidate.noise = difference_noise(best, candidate, training, objective)

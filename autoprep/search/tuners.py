@@ -19,7 +19,9 @@ mode and resuming from its project directory, is Keras Tuner's.
 
 import keras_tuner as kt
 
+from autoprep import objectives
 from autoprep.search import devices
+from autoprep.search.hypermodel import TrialMetrics
 from autoprep.search.kt_adapter import (
     AtomicOracleState,
     AtomicTunerState,
@@ -112,8 +114,8 @@ class _Staged:
                 if t.status == kt.engine.trial.TrialStatus.COMPLETED and t.score is not None]
         if not done:
             return None
-        sign = 1 if self.objective.direction == "max" else -1
-        return max(done, key=lambda t: sign * t.score).hyperparameters.values
+        return objectives.best(done, self.objective.direction,
+                               key=lambda t: t.score).hyperparameters.values
 
 
 _REDRAWS = 20  # draws from the prior to find an untried point before a repeat is accepted
@@ -179,6 +181,7 @@ class _Hooks(AtomicTunerState):
     def __init__(self, *args, on_trial_end=None, should_stop=None, **kwargs):
         self._on_trial_end = on_trial_end
         self._should_stop = should_stop
+        self._evaluations = {}  # trial id -> the `Evaluation` its run returned, until it ends
         super().__init__(*args, **kwargs)
 
     def on_search_begin(self):
@@ -194,15 +197,21 @@ class _Hooks(AtomicTunerState):
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
+        evaluation = self._evaluations.pop(trial.trial_id, None)
         if self._on_trial_end is not None:
-            self._on_trial_end(self, trial)
+            self._on_trial_end(self, trial, evaluation)
 
     def run_trial(self, trial, *args, **kwargs):
         seed_trial = getattr(self.hypermodel, "seed_trial", None)
         if seed_trial is not None:  # before Keras Tuner builds the trial's model
             seed_trial(trial.hyperparameters)
         with devices.out_of_memory_fails_trial(getattr(self.hypermodel, "batch_size", None)):
-            return super().run_trial(trial, *args, **kwargs)
+            results = super().run_trial(trial, *args, **kwargs)
+        # `Tuner.run_trial` returns what `HyperModel.fit` returned, one per execution.
+        evaluations = [r.evaluation for r in results if isinstance(r, TrialMetrics)]
+        if evaluations:
+            self._evaluations[trial.trial_id] = evaluations[-1]
+        return results
 
 
 class Tuner(_Hooks, kt.Tuner):
