@@ -401,3 +401,37 @@ def test_memory_limit_takes_sizes_and_refuses_others_by_name(setup, capsys):
         cli.main(tune_args(setup, "build", "--memory-limit", "lots"))
     assert exit_info.value.code == 2
     assert "--memory-limit: expected a size such as 512M, 2G" in capsys.readouterr().err
+
+
+# -- the version and a bare `autoprep` ---------------------------------------------------------
+def test_version_is_the_installed_distributions(capsys):
+    from importlib.metadata import version
+
+    import autoprep
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"autoprep {version('autoprep')}\n"
+    assert autoprep.__version__ == version("autoprep") and "__version__" in dir(autoprep)
+
+
+def test_version_without_package_metadata(monkeypatch):
+    import importlib.metadata
+
+    import autoprep
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    assert autoprep._version() == "0+unknown"
+
+
+@pytest.mark.parametrize("argv", [[], ["--debug"]])
+def test_a_bare_autoprep_lists_the_commands(argv, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: autoprep")
+    for name in _subparsers(cli.build_parser()).choices:
+        assert re.search(rf"^ +{name} +\S", err, re.M), name
