@@ -170,9 +170,8 @@ def test_bad_chief_addresses_are_refused_in_one_line(text, message, capsys, setu
 
 @pytest.mark.parametrize("options, message", [
     (["--worker", "1"], "--worker 1 needs the chief's address: add --chief HOST:PORT"),
-    (["--worker-timeout", "30s"], "--worker-timeout is an option of the chief"),
-    (["--worker", "0", "--chief", "8000", "--worker-timeout", "30s"],
-     "--worker-timeout is an option of the chief"),
+    (["--worker-timeout", "30s"],
+     "--worker-timeout is an option of a distributed search's chief: add --chief HOST:PORT"),
 ])
 def test_distributed_options_that_cannot_go_together(options, message, capsys, setup):
     with pytest.raises(SystemExit) as exit_info:
@@ -189,6 +188,9 @@ def test_distributed_options_that_cannot_go_together(options, message, capsys, s
      {"KERASTUNER_TUNER_ID": "chief", "KERASTUNER_ORACLE_IP": "127.0.0.1",
       "KERASTUNER_ORACLE_PORT": "8000", "AUTOPREP_WORKER_TIMEOUT": "120.0"}),
     (["--worker", "3", "--chief", "10.0.0.5:9000"],
+     {"KERASTUNER_TUNER_ID": "tuner3", "KERASTUNER_ORACLE_IP": "10.0.0.5",
+      "KERASTUNER_ORACLE_PORT": "9000"}),
+    (["--worker", "3", "--chief", "10.0.0.5:9000", "--worker-timeout", "2m"],  # ignored
      {"KERASTUNER_TUNER_ID": "tuner3", "KERASTUNER_ORACLE_IP": "10.0.0.5",
       "KERASTUNER_ORACLE_PORT": "9000"}),
 ])
@@ -435,3 +437,75 @@ def test_a_bare_autoprep_lists_the_commands(argv, capsys):
     assert err.startswith("usage: autoprep")
     for name in _subparsers(cli.build_parser()).choices:
         assert re.search(rf"^ +{name} +\S", err, re.M), name
+
+
+# -- what the CLI passes to autoprep.tune (stubbed: no training) --------------------------------
+class _Stub(Exception):
+    """Raised by the stub of `autoprep.tune` once it has recorded its arguments."""
+
+
+@pytest.fixture
+def tune_calls(monkeypatch):
+    """The keyword arguments of each `autoprep.tune` call; the call itself raises `_Stub`."""
+    import autoprep
+
+    calls = []
+
+    def tune(model_fn, data_dir, **kwargs):
+        calls.append(kwargs)
+        raise _Stub("stopped before any training")
+
+    monkeypatch.setattr(autoprep, "tune", tune)
+    for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT",
+                 "AUTOPREP_WORKER_TIMEOUT"):  # a worker's command sets them in this process
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    return calls
+
+
+def _tuned(setup, tune_calls, *options) -> dict:
+    assert cli.main(tune_args(setup, "build", *options)) == 1  # the stub's exception
+    (kwargs,) = tune_calls
+    return kwargs
+
+
+# -- a distributed search: the chief's banner, and its command plus --worker N --------------------
+def _chief_argv(setup):
+    return tune_args(setup, "build", "--max-trials", "4", "--chief", "8000",
+                     "--worker-timeout", "30s", "--overwrite")
+
+
+def test_the_chiefs_banner_prints_the_workers_command(setup):
+    from autoprep.cli.tune import _distributed_role
+
+    args = cli.build_parser().parse_args(_chief_argv(setup))
+    args.argv = _chief_argv(setup)
+    command = shlex.join(["autoprep", *_chief_argv(setup)[:-1]]) + " --worker N"
+    assert _distributed_role(args) == (
+        "chief of a distributed search, handing out trials on 127.0.0.1:8000: start each "
+        f"worker (N = 0, 1, ...) with the same command plus --worker N:\n  {command}")
+
+
+def test_the_chiefs_command_plus_worker_n_runs_as_a_worker(setup, tune_calls, capsys):
+    assert cli.main([*_chief_argv(setup), "--worker", "0"]) == 1  # reached the stub
+    assert len(tune_calls) == 1
+    assert os.environ["KERASTUNER_TUNER_ID"] == "tuner0"
+    assert "AUTOPREP_WORKER_TIMEOUT" not in os.environ
+    out = capsys.readouterr().out
+    assert "worker 0 (tuner0) of the chief at 127.0.0.1:8000\n" in out
+    assert "note: --worker-timeout is the chief's option: this worker ignores it" in out
+
+
+def test_distributed_help_and_warning_point_to_the_distributed_page(capsys):
+    from autoprep.cli.tune import exposed_oracle_note
+
+    page = os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs", "distributed.md")
+    assert os.path.isfile(page)
+    note = exposed_oracle_note({"KERASTUNER_TUNER_ID": "chief",
+                                "KERASTUNER_ORACLE_IP": "10.0.0.5",
+                                "KERASTUNER_ORACLE_PORT": "8000"})
+    assert "docs/distributed.md" in note and "README" not in note
+    with pytest.raises(SystemExit):
+        cli.main(["tune", "--help"])
+    text = capsys.readouterr().out
+    assert "docs/distributed.md" in text and "README" not in text

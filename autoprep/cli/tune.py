@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import signal
+import textwrap
 import warnings
 
 from autoprep.cli.progress import LOG_FILE, Progress
@@ -82,10 +83,10 @@ def add_parser(subparsers):
 
 
 def _add_distributed_options(parser):
-    group = parser.add_argument_group(
-        "distributed search", "Keras Tuner's chief and workers: start the same command on "
-        "every machine (the same DATA_DIR path on each), one with --chief, the others with "
-        "--worker N too. The chief's port has no authentication: see the README.")
+    group = parser.add_argument_group("distributed search", textwrap.fill(
+        "Keras Tuner's chief and workers: start the same command on every machine (the same "
+        "DATA_DIR path on each), one with --chief, the others with --worker N too. The "
+        "chief's port has no authentication: see docs/distributed.md.", width=78))
     group.add_argument("--chief", type=oracle_address, metavar="HOST:PORT",
                        help="alone: this process is the chief, keeps the results in RUN_DIR and "
                        "hands out trials on HOST:PORT; with --worker: the chief's address. "
@@ -95,7 +96,8 @@ def _add_distributed_options(parser):
                        "and keeps no results")
     group.add_argument("--worker-timeout", type=duration, metavar="TIME",
                        help="(chief) a worker silent for TIME is counted as lost and its trial "
-                       "runs again on another worker, once (default: 60s)")
+                       "runs again on another worker, once (default: 60s); a worker ignores "
+                       "it, so that it can run the chief's command plus --worker N")
 
 
 def check_distributed(args):
@@ -103,8 +105,9 @@ def check_distributed(args):
     if args.worker is not None and args.chief is None:
         return (f"--worker {args.worker} needs the chief's address: add --chief HOST:PORT, "
                 f"e.g. --chief {LOOPBACK}:8000")
-    if args.worker_timeout is not None and (args.chief is None or args.worker is not None):
-        return "--worker-timeout is an option of the chief (--chief without --worker)"
+    if args.worker_timeout is not None and args.chief is None:
+        return ("--worker-timeout is an option of a distributed search's chief: add --chief "
+                f"HOST:PORT, e.g. --chief {LOOPBACK}:8000")
     return None
 
 
@@ -116,7 +119,7 @@ def distributed_environment(args) -> dict:
     host, port = args.chief
     environment = {"KERASTUNER_ORACLE_IP": host, "KERASTUNER_ORACLE_PORT": str(port),
                    "KERASTUNER_TUNER_ID": "chief" if args.worker is None else f"tuner{args.worker}"}
-    if args.worker_timeout is not None:
+    if args.worker_timeout is not None and args.worker is None:
         environment["AUTOPREP_WORKER_TIMEOUT"] = str(args.worker_timeout)
     return environment
 
@@ -370,9 +373,17 @@ def _distributed_role(args) -> str:
         return ""
     address = "{}:{}".format(*args.chief)
     if args.worker is not None:
-        return f"worker {args.worker} (tuner{args.worker}) of the chief at {address}"
+        role = f"worker {args.worker} (tuner{args.worker}) of the chief at {address}"
+        if args.worker_timeout is not None:
+            role += "\nnote: --worker-timeout is the chief's option: this worker ignores it"
+        return role
     return (f"chief of a distributed search, handing out trials on {address}: start each worker "
-            f"with the same command and --worker N --chief {address} (N = 0, 1, ...)")
+            f"(N = 0, 1, ...) with the same command plus --worker N:\n  {worker_command(args)}")
+
+
+def worker_command(args) -> str:
+    """The chief's command (without --overwrite) plus `--worker N`: a worker's command."""
+    return resume_command(args) + " --worker N"
 
 
 def _final_report(progress, refresher, run_dir, result=None):
@@ -421,8 +432,8 @@ def exposed_oracle_note(environ) -> str:
         return ""
     return (f"note: Keras Tuner's oracle listens on {address}:"
             f"{environ.get('KERASTUNER_ORACLE_PORT', '?')} without authentication: keep that "
-            "address on a private network, or use 127.0.0.1 with SSH tunnels (see the README, "
-            "GPUs and distributed search)")
+            "address on a private network, or use 127.0.0.1 with SSH tunnels (see "
+            "docs/distributed.md)")
 
 
 def split_run_dir(out) -> tuple:
