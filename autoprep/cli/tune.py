@@ -15,13 +15,14 @@ import textwrap
 import warnings
 
 from autoprep.cli.progress import LOG_FILE, Progress
+from autoprep.cli.space import add_space_options, search_space
 from autoprep.report import Refresher
 from autoprep.search.names import TUNERS
 from autoprep.search.objectives import OBJECTIVES
 
 DEMO_OUT = os.path.join("autoprep_runs", "demo")
 # The report is rewritten after a trial when this long has passed since the last one (each
-# rewrite takes a few seconds; see the `report:` lines of the run's log).
+# rewrite takes a few seconds; see the `report:` lines of the run's log): --report-every.
 REPORT_REFRESH_SECONDS = 300
 LOOPBACK = "127.0.0.1"  # the chief's default address: reachable from this machine only
 MAX_PIXELS_HELP = ("skip image files whose header declares more than N pixels (height x "
@@ -66,8 +67,20 @@ def add_parser(subparsers):
     tune.add_argument("--batch-size", type=_count(1), default=32, metavar="B",
                       help="training batch size (default: %(default)s)")
     tune.add_argument("--max-pixels", type=max_pixels, metavar="N", help=MAX_PIXELS_HELP)
+    tune.add_argument("--validation-split", type=fraction(), metavar="F",
+                      help="score each trial on one stratified validation split of this "
+                      "fraction of all images, e.g. 0.2, even when a class would have few "
+                      "images in it (default: 0.2, or 3-fold cross-validation when a class "
+                      "would get fewer than 20 validation images)")
+    tune.add_argument("--test-split", type=fraction(zero=True), default=0.2, metavar="F",
+                      help="fraction of all images held out for the final test score; 0 for "
+                      "none (default: %(default)s)")
+    tune.add_argument("--no-baseline", dest="baseline", action="store_false",
+                      help="do not train the raw-pixel baseline for comparison with the test "
+                      "score (saves --final-repeats trainings)")
     _add_distributed_options(tune)
-    tune.set_defaults(func=run_tune, check=check_distributed)
+    add_space_options(tune)
+    tune.set_defaults(func=run_tune, check=check_tune)
 
     demo = subparsers.add_parser(
         "demo", allow_abbrev=False,
@@ -100,14 +113,20 @@ def _add_distributed_options(parser):
                        "it, so that it can run the chief's command plus --worker N")
 
 
-def check_distributed(args):
-    """The message of a --chief / --worker combination that cannot work, or None."""
+def check_tune(args):
+    """The message of `tune` options that cannot go together, or None."""
     if args.worker is not None and args.chief is None:
         return (f"--worker {args.worker} needs the chief's address: add --chief HOST:PORT, "
                 f"e.g. --chief {LOOPBACK}:8000")
     if args.worker_timeout is not None and args.chief is None:
         return ("--worker-timeout is an option of a distributed search's chief: add --chief "
                 f"HOST:PORT, e.g. --chief {LOOPBACK}:8000")
+    if args.validation_split is not None and args.cv is not None:
+        return ("--validation-split and --cv cannot go together: --cv K validates on K folds "
+                "instead of one split")
+    if args.validation_split is not None and args.validation_split + args.test_split >= 1:
+        return (f"--validation-split {args.validation_split} and --test-split "
+                f"{args.test_split} leave no training images: their sum must be below 1")
     return None
 
 
@@ -188,6 +207,10 @@ def _add_search_options(parser, *, max_trials, epochs):
     parser.add_argument("--device-input", action="store_true",
                         help="on a GPU: keep the decoded images on it and make each training "
                         "batch in the training step, not in tf.data on the CPU cores")
+    parser.add_argument("--report-every", type=duration, default=REPORT_REFRESH_SECONDS,
+                        metavar="TIME", help="rewrite RUN_DIR/report.html after a trial when "
+                        "TIME has passed since the last time (each takes a few seconds; "
+                        "default: 5m)")
     parser.add_argument("--overwrite", action="store_true",
                         help="delete RUN_DIR's results and start over instead of resuming")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -241,6 +264,23 @@ def max_pixels(text) -> int:
     return int(value)
 
 
+def fraction(*, zero=False):
+    """An argparse type: a number in (0, 1), or [0, 1) with `zero`."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not (0 <= value < 1 if zero else 0 < value < 1):
+            raise argparse.ArgumentTypeError(
+                f"expected a fraction {'>= 0' if zero else '> 0'} and < 1, e.g. 0.2. "
+                f"Received: {text!r}")
+        return value
+
+    parse.__name__ = "fraction"
+    return parse
+
+
 def pixel_limit(args) -> dict:
     """`max_pixels=N` for the library when --max-pixels is given (else its default)."""
     return {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
@@ -264,6 +304,7 @@ def _count(minimum):
 def run_tune(args) -> int:
     from autoprep.search.model_spec import load_model_fn
 
+    space = search_space(args)  # a bad name fails here, before any image is read
     environment = distributed_environment(args)
     if environment.get("KERASTUNER_TUNER_ID") == "chief":
         _check_port_free(*args.chief)
@@ -271,7 +312,8 @@ def run_tune(args) -> int:
     model_fn = load_model_fn(args.model)
     return search(args, model_fn, args.data_dir, tuner=args.tuner, objective=args.objective,
                   cv=args.cv, image_size=args.image_size, batch_size=args.batch_size,
-                  **pixel_limit(args))
+                  space=space, validation_split=args.validation_split,
+                  test_split=args.test_split, baseline=args.baseline, **pixel_limit(args))
 
 
 def run_demo(args) -> int:
@@ -305,7 +347,8 @@ def search(args, model_fn, data_dir, **options) -> int:
 
     directory, project = split_run_dir(args.out)
     run_dir = os.path.join(directory, project)
-    progress = Progress(run_dir, max_trials=args.max_trials, time_budget=args.time_budget)
+    progress = Progress(run_dir, max_trials=args.max_trials, time_budget=args.time_budget,
+                        after=after_search(args.reevaluate, options))
     resume = resume_command(args)
     progress.say(f"autoprep {args.command} in {os.getcwd()}: {resume}", console=False)
     note = exposed_oracle_note(os.environ)
@@ -320,7 +363,7 @@ def search(args, model_fn, data_dir, **options) -> int:
         options["distribution_strategy"] = strategy = mirrored_strategy()
         progress.say(f"strategy: each trial mirrored over {strategy.num_replicas_in_sync} "
                      f"devices ({', '.join(strategy.extended.worker_devices)})")
-    refresher = Refresher(interval=REPORT_REFRESH_SECONDS)
+    refresher = Refresher(interval=args.report_every)
 
     def trial_ended(result, record):
         progress.trial_ended(result, record)
@@ -365,6 +408,16 @@ def search(args, model_fn, data_dir, **options) -> int:
     progress.finished(result)
     _final_report(progress, refresher, run_dir, result)
     return 0
+
+
+def after_search(reevaluate, options) -> str:
+    """What `autoprep.tune` does after the last trial with these options, in words."""
+    steps = ["re-evaluating the best configurations"] if reevaluate else []
+    if options.get("test_split", 0.2) > 0:
+        chosen = "the chosen pipeline" + (" and the baseline" if options.get("baseline", True)
+                                          else "")
+        steps.append(f"training {chosen} on the development split for the test score")
+    return ", then ".join(steps)
 
 
 def _distributed_role(args) -> str:
