@@ -27,8 +27,6 @@ from autoprep.errors import (
 
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-__version__ = "0.1.0"
-
 # Public name -> the module that defines it.
 _LAZY = {
     "AUGMENTATIONS": "autoprep.choices",
@@ -63,6 +61,7 @@ __all__ = [
     "SearchSpace",
     "TuneResult",
     "UnknownChoiceError",
+    "__version__",
     "diagnose",
     "load_result",
     "read_image_folder",
@@ -71,6 +70,9 @@ __all__ = [
 
 
 def __getattr__(name):
+    if name == "__version__":
+        globals()[name] = _version()
+        return globals()[name]
     if name not in _LAZY:
         raise AttributeError(f"module 'autoprep' has no attribute {name!r}")
     value = getattr(_importlib.import_module(_LAZY[name]), name)
@@ -79,4 +81,15 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | {"__version__"})
+
+
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml's), read on first use of
+    `autoprep.__version__`; "0+unknown" when autoprep runs from a source tree not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("autoprep")
+    except PackageNotFoundError:
+        return "0+unknown"

@@ -8,6 +8,9 @@ from autoprep.run.files import LOG_FILE, PIPELINE_FILE
 from autoprep.run.progress import TrialClock, clock
 from autoprep.run.result import validation_text
 
+AFTER_SEARCH = ("re-evaluating the best configurations, then training the chosen pipeline and "
+                "the baseline on the development split for the test score")
+
 
 class Progress:
     """Prints progress lines and appends them, time-stamped, to the run's log file.
@@ -21,12 +24,15 @@ class Progress:
         max_trials: The trial budget, for `trial n/N` and the ETA.
         time_budget: Seconds or None; caps the ETA.
         stream: Where the lines are printed (default stdout).
+        after: What follows the last trial, for the line printed then ("": no line).
     """
 
-    def __init__(self, run_dir, *, max_trials, time_budget=None, stream=None):
+    def __init__(self, run_dir, *, max_trials, time_budget=None, stream=None,
+                 after=AFTER_SEARCH):
         self.run_dir = run_dir
         self.max_trials = max_trials
         self.stream = stream
+        self.after = after
         self.clock = TrialClock(max_trials=max_trials, time_budget=time_budget)
         self._pending = []
         self._told_validation = False
@@ -55,10 +61,8 @@ class Progress:
         self._told_validation = True
         self.say(self.clock.line(result, record))
         done = len(result.trials)
-        if done >= self.max_trials and result.best_config is not None:
-            self.say("search done; re-evaluating the best configurations, then training the "
-                     "chosen pipeline and the baseline on the development split for the test "
-                     "score...")
+        if done >= self.max_trials and result.best_config is not None and self.after:
+            self.say(f"search done; {self.after}...")
         self.flush()
 
     def finished(self, result):
