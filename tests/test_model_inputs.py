@@ -20,13 +20,12 @@ import pytest
 
 from autoprep.choices.normalization import NORMALIZATIONS
 from autoprep.choices.pipeline import Pipeline
-from autoprep.errors import ModelError
+from autoprep.errors import InputConventionWarning, ModelError
 from autoprep.export.module import render_module
 from autoprep.run.convention import FIXED, GIVEN, InputConvention, recorded
 from autoprep.search import model_inputs
 from autoprep.search.model_inputs import (
     FAMILIES,
-    InputConventionWarning,
     contradictions,
     family_of,
     fit_space,
@@ -270,7 +269,9 @@ def test_a_model_without_any_convention_is_searched():
 def test_scaling_before_a_model_that_scales_is_double_scaling(normalization):
     [problem] = contradictions(rescaling_model(), normalization)
     assert problem.id == "double_scaling"
-    assert f"normalization {normalization!r} feeds Rescaling" in problem.evidence
+    assert f"Normalization {normalization!r} feeds Rescaling" in problem.evidence
+    assert problem.sentence().startswith("Double scaling: the pipeline scales pixels that "
+                                         "the model scales again. Normalization")
     assert "use normalization 'none'" in problem.fix
     assert contradictions(rescaling_model(), "none") == []
 
@@ -419,3 +420,14 @@ def test_the_record_round_trips_and_old_results_have_none():
     assert recorded({"input_convention": {**record.to_dict(), "later_key": 1}}) == record
     assert recorded({"class_names": ["a"]}) is None
     assert recorded({"input_convention": "garbage"}) is None
+
+
+def test_efficientnetv2_variants_differ_and_a_renamed_one_is_not_guessed():
+    family = family_named("EfficientNetV2")
+    assert family.normalization_of("efficientnetv2-b2") == "torch_imagenet"
+    assert family.normalization_of("efficientnetv2-s") == "rescale_128"
+    assert family.normalization_of("features") is None
+    record = InputConvention("backbone", None, "EfficientNetV2 backbone 'features'",
+                             "variant not recognized")
+    assert record.describe() == ("normalization searched: EfficientNetV2 backbone 'features': "
+                                 "variant not recognized")

@@ -64,6 +64,11 @@ def add_parser(subparsers):
                       "the median size, at most 256 on the long side)")
     tune.add_argument("--batch-size", type=_count(1), default=32, metavar="B",
                       help="training batch size (default: %(default)s)")
+    tune.add_argument("--normalization", type=normalization_names, metavar="NAME[,NAME]",
+                      help="normalization(s) to search instead of the default: by default it "
+                      "is fixed to what the model expects when the model says (preprocessing "
+                      "layers inside it, a Keras Applications backbone), else searched among "
+                      "none, rescale_01, rescale_pm1, per_channel, per_image, robust")
     tune.add_argument("--max-pixels", type=max_pixels, metavar="N", help=MAX_PIXELS_HELP)
     _add_distributed_options(tune)
     tune.set_defaults(func=run_tune, check=check_distributed)
@@ -226,6 +231,14 @@ def image_size(text) -> tuple:
     return height, int(match.group(2) or height)
 
 
+def normalization_names(text) -> list:
+    """`rescale_pm1` or `rescale_01,per_channel`: names checked when the space is built."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected normalization names, got {text!r}")
+    return names
+
+
 def max_pixels(text) -> int:
     """A pixel count from `40000000`, `40M` or `40e6`."""
     try:
@@ -266,9 +279,14 @@ def run_tune(args) -> int:
         _check_port_free(*args.chief)
     os.environ.update(environment)  # Keras Tuner reads them when the search starts
     model_fn = load_model_fn(args.model)
+    space = {}
+    if args.normalization:
+        import autoprep
+
+        space["space"] = autoprep.SearchSpace(normalization=args.normalization)
     return search(args, model_fn, args.data_dir, tuner=args.tuner, objective=args.objective,
                   cv=args.cv, image_size=args.image_size, batch_size=args.batch_size,
-                  **pixel_limit(args))
+                  **space, **pixel_limit(args))
 
 
 def run_demo(args) -> int:
@@ -328,7 +346,7 @@ def search(args, model_fn, data_dir, **options) -> int:
 
     try:
         with sigterm_raises(), _quiet(not (args.verbose or args.debug)), \
-                mixed_precision(args.mixed_precision):
+                mixed_precision(args.mixed_precision), _convention_warnings(progress):
             result = autoprep.tune(
                 model_fn, data_dir, max_trials=args.max_trials, epochs=args.epochs,
                 time_budget=args.time_budget, final_repeats=args.final_repeats,
@@ -458,6 +476,26 @@ def _quiet(quiet):
             yield
     finally:
         logger.setLevel(previous)
+
+
+@contextlib.contextmanager
+def _convention_warnings(progress):
+    """Says an `InputConventionWarning` (a normalization that contradicts the model) as a
+    progress line, also in the log, instead of Python's warning text."""
+    from autoprep.errors import InputConventionWarning
+
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, category, *args, **kwargs):
+            if issubclass(category, InputConventionWarning):
+                progress.say(f"warning: {message}", error=True)
+            else:
+                shown(message, category, *args, **kwargs)
+
+        warnings.simplefilter("always", InputConventionWarning)
+        warnings.showwarning = show
+        yield
 
 
 @contextlib.contextmanager

@@ -45,14 +45,17 @@ class InputConvention:
 
     def describe(self) -> str:
         """One line for a terminal or the report: the normalization and why."""
-        if self.normalization is None:
-            text = "normalization searched: the model shows no input convention"
-            return text + (f" ({self.reason})" if self.reason else "")
+        given = ", ".join(self.given or ())
+        if self.normalization is None:  # nothing to fix (a backbone variant may be unknown)
+            why = (f"{self.source}: {self.reason}" if self.source else
+                   "the model shows no input convention"
+                   + (f" ({self.reason})" if self.reason else ""))
+            return (f"normalization {given} as given; " if self.given
+                    else "normalization searched: ") + why
         expects = f"{self.source}: {self.reason}" if self.reason else self.source
         if self.search == FIXED:
             return (f"normalization fixed to {self.normalization} by the model ({expects}); "
                     "the trials search augmentation and class imbalance")
-        given = ", ".join(self.given or ())
         if self.contradicted:
             return (f"normalization {given} as given in the search space, although the model "
                     f"expects {self.normalization} ({expects})")

@@ -35,19 +35,15 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
-from autoprep.choices.normalization import NORMALIZATIONS
-from autoprep.errors import ModelError
+from autoprep.choices.normalization import NORMALIZATIONS, SELECTOR
+from autoprep.data.decode import plan_decoding
+from autoprep.errors import InputConventionWarning, ModelError
 from autoprep.run.convention import FIXED, GIVEN, InputConvention
 from autoprep.search.hypermodel import call_model_fn
 
 _SCALING_LAYERS = (keras.layers.Rescaling, keras.layers.Normalization)
 _PREPROCESSING_MODULE = "keras.src.layers.preprocessing"
 RANGE_TOLERANCE = 0.1  # a fed range this far (share of the expected span) from the expected
-
-
-class InputConventionWarning(UserWarning):
-    """The user's normalization contradicts what the model expects, or the model feeds its
-    backbone a range it was not trained on."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -282,7 +278,7 @@ class Contradiction(NamedTuple):
     fix: str
 
     def sentence(self) -> str:
-        return f"{self.evidence} Fix: {self.fix}"
+        return f"{self.title}. {self.evidence} Fix: {self.fix}"
 
 
 def contradictions(model, normalization=None) -> list:
@@ -297,17 +293,19 @@ def contradictions(model, normalization=None) -> list:
     channels = _input_channels(model)
     pixels = _probe_pixels(channels).astype(np.float32)
     fed_name = "raw 0-255 pixels"
-    if normalization is not None:
-        if isinstance(normalization, str):
-            normalization = NORMALIZATIONS.get(normalization)()
+    if isinstance(normalization, str):
+        normalization = NORMALIZATIONS.get(normalization)()
+    if normalization is not None and normalization.name != "none":
         pixels, fed_name = normalization(pixels), f"normalization {normalization.name!r}"
     stem = _stem(model)
     if stem.scaling and normalization is not None and normalization.name != "none":
         first = stem.scaling[0]
         return [Contradiction(
-            "double_scaling", "The pipeline scales pixels that the model scales again",
-            f"{fed_name} feeds {_layer_text(first)} inside the model, which expects raw 0-255 "
-            f"pixels: they arrive in [{_range_text(value_range(pixels))}].",
+            "double_scaling",
+            "Double scaling: the pipeline scales pixels that the model scales again",
+            f"Normalization {normalization.name!r} feeds {_layer_text(first)} inside the "
+            "model, which expects raw 0-255 pixels: they arrive in "
+            f"[{_range_text(value_range(pixels))}].",
             "use normalization 'none' (raw pixels; `autoprep tune` does so by default for "
             "this model), or remove the scaling layer from the model.",
         )]
@@ -375,6 +373,20 @@ class ModelInputs(NamedTuple):
     channels: int
     set_by_model: str
     convention: InputConvention
+
+    def decode_arguments(self, planned_shape) -> dict:
+        """`image_size` and `channels` for `read_image_folder`: None where the model set
+        nothing, so that decoding says why it chose its size."""
+        return {
+            "image_size": None if self.image_size == tuple(planned_shape[:2]) else self.image_size,
+            "channels": None if self.channels == planned_shape[2] else self.channels,
+        }
+
+
+def planned_shape(index, image_size=None) -> tuple:
+    """(height, width, channels) the images of a `FileIndex` would be decoded at."""
+    plan = plan_decoding(index, image_size=image_size)
+    return (*plan.image_size, plan.channels)
 
 
 _EXPECTED_SHAPE = re.compile(r"expected shape=\(None, (\d+), (\d+), (\d+)\)")
@@ -448,16 +460,19 @@ def _size_message(model_fn, fixed, planned) -> str:
 
 
 # -- the search space ------------------------------------------------------------------------
-def fit_space(space, convention: InputConvention):
+def fit_space(space, convention: InputConvention, model=None):
     """The search space with its normalization fixed to what the model expects.
 
     A normalization the user gave in `space` (anything but the default candidates) wins; when
-    it contradicts the model, an `InputConventionWarning` says so.
+    it contradicts the model, an `InputConventionWarning` says so. With `model`, what the
+    pipeline will feed it is checked too (`contradictions`): such problems are recorded in
+    the convention and warned about instead.
 
     Returns:
-        (space, convention): the space to search and the convention with `search` and `given`.
+        (space, convention): the space to search and the convention with `search`, `given`
+        and `problems`.
     """
-    from autoprep.choices.normalization import SELECTOR
+    # Imported here: `space` imports the doctor's thresholds, whose model checks import this.
     from autoprep.search.space import SearchSpace
 
     chosen = space.dimensions["normalization"]
@@ -465,10 +480,25 @@ def fit_space(space, convention: InputConvention):
         tuple(chosen) if isinstance(chosen, list) else (chosen,))
     if given is not None:
         convention = dataclasses.replace(convention, search=GIVEN, given=given)
-        if convention.contradicted:
-            warnings.warn(convention.describe() + ".", InputConventionWarning, stacklevel=3)
-        return space, convention
-    if convention.normalization is None:
-        return space, convention
-    config = dict(space.get_config(), normalization=convention.normalization)
-    return SearchSpace.from_config(config), dataclasses.replace(convention, search=FIXED)
+    elif convention.normalization is not None:
+        config = dict(space.get_config(), normalization=convention.normalization)
+        space = SearchSpace.from_config(config)
+        convention = dataclasses.replace(convention, search=FIXED)
+    problems = () if model is None else _problems(model, given or [convention.normalization])
+    convention = dataclasses.replace(convention, problems=problems)
+    if not problems and convention.contradicted:
+        problems = (convention.describe() + ".",)
+    for problem in problems:
+        warnings.warn(problem, InputConventionWarning, stacklevel=3)
+    return space, convention
+
+
+def _problems(model, names) -> tuple:
+    """The contradictions of feeding `model` each of these normalizations, as sentences."""
+    problems = []
+    for name in names:
+        # A normalization with learned constants is judged by its name alone.
+        if name is not None and NORMALIZATIONS.get(name)().fitted:
+            problems += [p.sentence() for p in contradictions(model, name)
+                         if p.sentence() not in problems]
+    return tuple(problems)
