@@ -3,6 +3,7 @@
 import importlib.util
 import os
 
+import keras
 import keras_tuner as kt
 import pytest
 from helpers import write_folder
@@ -56,6 +57,45 @@ def test_tune_digits_runs_with_a_smaller_budget(tmp_path, monkeypatch):
     assert (tmp_path / "autoprep_runs" / "example_pipeline.py").exists()
     result = autoprep.load_result(tmp_path / "autoprep_runs" / "example")
     assert result.state == "finished" and result.test_score is not None
+
+
+@pytest.fixture
+def transfer_learning(monkeypatch):
+    """examples/transfer_learning.py with weights=None (no download) at 32x32."""
+    monkeypatch.setenv("AUTOPREP_EXAMPLE_WEIGHTS", "none")
+    monkeypatch.setenv("AUTOPREP_EXAMPLE_SIZE", "32")
+    return load("transfer_learning")
+
+
+def test_transfer_learning_builds_a_frozen_backbone_autoprep_recognizes(transfer_learning):
+    hp = kt.HyperParameters()
+    model = transfer_learning.build_model((8, 8, 1), 3, hp)
+    assert set(hp.values) == {"dropout", "learning_rate"}
+    assert model.input_shape == (None, 32, 32, 3) and model.output_shape == (None, 3)
+    base = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    assert not base.trainable_weights and model.trainable_weights  # only the head trains
+    convention = autoprep.inspect_model(model)
+    assert (convention.kind, convention.normalization) == ("backbone", "rescale_pm1")
+
+
+@pytest.mark.slow
+def test_transfer_learning_runs_tune_then_fine_tunes(transfer_learning, tmp_path, monkeypatch):
+    tune = autoprep.tune
+
+    def small_tune(*args, **kwargs):  # the example's own call, with fewer trainings
+        return tune(*args, **{**kwargs, "max_trials": 1, "test_split": 0, "reevaluate": 0,
+                              "validation_split": 0.25, "verbose": 0})
+
+    monkeypatch.setattr(autoprep, "tune", small_tune)
+    data_dir = write_folder(tmp_path / "data", [6, 6], size=(16, 16))
+    result, model = transfer_learning.main(data_dir, directory=str(tmp_path / "runs"),
+                                           epochs=1, fine_tune_epochs=1)
+    assert result.data["input_convention"]["normalization"] == "rescale_pm1"
+    assert result.data["image_size"] == [32, 32] and result.data["channels"] == 3
+    base = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    trainable = [layer.name for layer in base.layers if layer.trainable_weights]
+    assert trainable and not any("bn" in name.lower() for name in trainable)
+    assert (tmp_path / "runs" / "transfer_model.keras").exists()
 
 
 # A stand-in for the `autoprep` command: records its GPU and its arguments, one line a call.

@@ -4,6 +4,7 @@ import os
 import sys
 import time
 
+from autoprep.run.convention import recorded
 from autoprep.run.files import LOG_FILE, PIPELINE_FILE
 from autoprep.run.progress import TrialClock, clock
 from autoprep.run.result import validation_text
@@ -56,8 +57,12 @@ class Progress:
         """The `on_trial_end` hook of `autoprep.tune`: one line per finished trial."""
         self.clock.trial_ended()
         validation = result.validation or {}
-        if not self._told_validation and validation.get("method", "holdout") != "holdout":
-            self.say(f"validation: {validation_text(validation)}")
+        if not self._told_validation:
+            if validation.get("method", "holdout") != "holdout":
+                self.say(f"validation: {validation_text(validation)}")
+            convention = recorded(result.data)
+            if convention is not None and (convention.normalization or convention.given):
+                self.say(f"model input: {convention.describe()}")
         self._told_validation = True
         self.say(self.clock.line(result, record))
         done = len(result.trials)

@@ -6,6 +6,7 @@ import time
 from autoprep import objectives
 from autoprep._text import counted, printable, summarize
 from autoprep.errors import RunDirectoryError
+from autoprep.run.convention import recorded
 from autoprep.run.files import LOG_FILE, RESULTS_FILE
 from autoprep.run.progress import clock
 from autoprep.run.result import load_result, validation_text
@@ -86,6 +87,10 @@ def _header(result) -> list:
         f"trials: {len(result.trials)} ({completed} completed, "
         f"{len(result.trials) - completed} failed), {counted(result.epochs, 'epoch')} each",
     ]
+    convention = recorded(data)  # None for runs of older versions
+    if convention is not None:
+        lines.append(f"model input: {convention.describe()}")
+        lines += [f"warning: {problem}" for problem in convention.problems]
     if result.best_config is not None:
         spread = "" if result.best_score_std is None else (
             f" ± {result.best_score_std:.4f} std over {result.selection['repeats']} "

@@ -44,8 +44,10 @@ def add_space_options(parser):
         "Fix or narrow what is searched (autoprep.SearchSpace). --space reads a JSON or TOML "
         "file of its arguments; each option below overrides one of them. One value fixes a "
         "dimension, comma-separated values are searched among, LOW:HIGH is a range of numbers "
-        "(both ends included). The names and default candidates: docs/search.md; the file "
-        "format: docs/cli.md.", width=78))
+        "(both ends included). The normalization is fixed to what the model expects when the "
+        "model says (preprocessing layers inside it, a Keras Applications backbone); "
+        "--normalization overrides that, with a warning. The names and default candidates: "
+        "docs/search.md; the file format: docs/cli.md.", width=78))
     group.add_argument("--space", type=space_file, metavar="FILE",
                        help="a .json or .toml file of SearchSpace arguments, e.g. "
                        '{"normalization": ["per_channel", "rescale_01"], '

@@ -375,7 +375,7 @@ def search(args, model_fn, data_dir, **options) -> int:
 
     try:
         with sigterm_raises(), _quiet(not (args.verbose or args.debug)), \
-                mixed_precision(args.mixed_precision):
+                mixed_precision(args.mixed_precision), _convention_warnings(progress):
             result = autoprep.tune(
                 model_fn, data_dir, max_trials=args.max_trials, epochs=args.epochs,
                 time_budget=args.time_budget, final_repeats=args.final_repeats,
@@ -523,6 +523,26 @@ def _quiet(quiet):
             yield
     finally:
         logger.setLevel(previous)
+
+
+@contextlib.contextmanager
+def _convention_warnings(progress):
+    """Says an `InputConventionWarning` (a normalization that contradicts the model) as a
+    progress line, also in the log, instead of Python's warning text."""
+    from autoprep.errors import InputConventionWarning
+
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, category, *args, **kwargs):
+            if issubclass(category, InputConventionWarning):
+                progress.say(f"warning: {message}", error=True)
+            else:
+                shown(message, category, *args, **kwargs)
+
+        warnings.simplefilter("always", InputConventionWarning)
+        warnings.showwarning = show
+        yield
 
 
 @contextlib.contextmanager

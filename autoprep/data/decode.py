@@ -189,7 +189,8 @@ def _size_reason(sizes) -> str:
 
 
 def read_image_folder(data_dir, *, image_size=None, channels=None, memory_limit=None,
-                      cache_dir=None, on_plan=None, max_pixels=MAX_PIXELS) -> ImageFolder:
+                      cache_dir=None, on_plan=None, max_pixels=MAX_PIXELS,
+                      index=None) -> ImageFolder:
     """Indexes `data_dir` and decodes every image once into one uint8 array.
 
     Args:
@@ -204,6 +205,8 @@ def read_image_folder(data_dir, *, image_size=None, channels=None, memory_limit=
         on_plan: Called with the `DecodePlan` (size, estimated bytes) before decoding starts.
         max_pixels: Files whose header declares more pixels (height x width) are skipped
             before decoding. Default 40 million.
+        index: The `FileIndex` of `data_dir` when the caller made it already (it is not
+            made again; `max_pixels` is then the index's).
 
     Returns:
         An `ImageFolder`.
@@ -218,7 +221,8 @@ def read_image_folder(data_dir, *, image_size=None, channels=None, memory_limit=
     """
     if channels not in (None, 1, 3):
         raise ArgumentError(f"`channels` must be None, 1 or 3. Received: channels={channels!r}")
-    index = index_directory(data_dir, max_pixels=max_pixels)
+    if index is None:
+        index = index_directory(data_dir, max_pixels=max_pixels)
     folder = decode_index(index, image_size=image_size, channels=channels,
                           memory_limit=memory_limit, cache_dir=cache_dir, on_plan=on_plan)
     _warn_skipped(folder.skipped)

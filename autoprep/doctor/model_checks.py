@@ -18,6 +18,7 @@ from autoprep.data.stats import IMBALANCE_RATIO
 from autoprep.doctor._checks import MODEL_CHECKS, register
 from autoprep.doctor.data_checks import listing
 from autoprep.doctor.report import Finding
+from autoprep.search import model_inputs
 from autoprep.search.hypermodel import accepts_hp, ensure_compiled, loss_description
 from autoprep.search.model_spec import load_model_fn
 
@@ -38,10 +39,12 @@ class ModelContext:
         data: The `DataContext` of the folder.
         model_fn: `model_fn(input_shape, num_classes[, hp])`, or a `"file.py:function"` spec.
         seed: Seeds weight initialization and the sampled batches.
+        normalization: The name of the normalization that will feed the model, when the user
+            gave one (`convention_checks.py` checks it against the model).
     """
 
-    def __init__(self, data, model_fn, *, seed=0):
-        self.data = data
+    def __init__(self, data, model_fn, *, seed=0, normalization=None):
+        self.data, self.normalization = data, normalization
         self.model_fn = load_model_fn(model_fn) if isinstance(model_fn, str) else model_fn
         self.name = getattr(self.model_fn, "__name__", repr(self.model_fn))
         self.seed = seed
@@ -249,11 +252,11 @@ def check_input_scale(ctx):
         yield Finding(
             "input_scale", "info", "The model normalizes its own input",
             f"It receives pixels in [{low:g}, {high:g}] and contains {names}.",
-            "Nothing to do; drop these layers if you use autoprep's exported pipeline, "
-            "which normalizes already.",
+            "Nothing to do: `autoprep tune` feeds such a model raw pixels (normalization "
+            "'none'), so they are not scaled twice.",
             dimension="normalization",
         )
-    elif ctx.raw_input:
+    elif ctx.raw_input and model_inputs.inspect_model(ctx.model).kind != "backbone":
         yield Finding(
             "unscaled_input", "warning", "The model sees raw pixel values (0-255)",
             f"Inputs range over [{low:g}, {high:g}] (mean {ctx.images.mean():.1f}) and the "

@@ -8,6 +8,7 @@ from autoprep._text import summarize
 from autoprep.report import facts, figures
 from autoprep.report.findings import DOCTOR_MAX_IMAGES, doctor_report
 from autoprep.report.page import code, esc, image, num, para, table
+from autoprep.run.convention import recorded
 from autoprep.run.files import TENSORBOARD_DIR
 from autoprep.run.trial import trial_text
 
@@ -57,6 +58,7 @@ def answer(ctx) -> str:
     parts = [f'<div class="answer"><b>Best pipeline:</b> {esc(summarize(result.best_config))}'
              f"<ul>{''.join(f'<li>{esc(line)}</li>' for line in _words(result.best_config))}"
              "</ul></div>"]
+    parts.append(_convention(result))
     tuned, base = facts.spread(result.test_scores), facts.spread(result.baseline_scores)
     if isinstance(result.selection, dict):  # chosen after re-evaluating the top ones
         rows = [("validation (chosen)", num(result.best_score),
@@ -78,6 +80,15 @@ def answer(ctx) -> str:
                           f"(this run is {result.state}), and only with a test split.", "note"))
     parts.append(_snippet(ctx))
     return "".join(parts)
+
+
+def _convention(result) -> str:
+    """What the model expects of its pixels and what the search did with it ("" if unknown)."""
+    convention = recorded(result.data)  # None for runs of older versions
+    if convention is None:
+        return ""
+    text = para("Model input: " + convention.describe() + ".", "note")
+    return text + "".join(para("Warning: " + problem, "warn") for problem in convention.problems)
 
 
 def _spread_text(stats) -> str:

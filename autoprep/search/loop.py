@@ -6,6 +6,7 @@ on the development split and score both on the untouched test split. Results are
 the run directory after every trial, so a crash never costs finished trials.
 """
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -22,7 +23,7 @@ from autoprep._files import atomic_write
 from autoprep.choices.pipeline import Pipeline
 from autoprep.data import stats
 from autoprep.data.decode import read_image_folder
-from autoprep.data.index import MAX_PIXELS
+from autoprep.data.index import MAX_PIXELS, index_directory
 from autoprep.data.splits import SMALL_VALIDATION, make_splits
 from autoprep.data.subset import Subset
 from autoprep.errors import ArgumentError
@@ -31,7 +32,7 @@ from autoprep.run.files import CACHE_DIR, CONFUSION_FILE, TENSORBOARD_DIR
 from autoprep.run.progress import TrialClock
 from autoprep.run.result import TuneResult, validation_text
 from autoprep.run.trial import FINISHED, TrialRecord, TrialStatus
-from autoprep.search import devices, kt_adapter, selection
+from autoprep.search import devices, kt_adapter, model_inputs, selection
 from autoprep.search.hypermodel import TAU_METRIC, PipelineHyperModel, call_model_fn, trial_seed
 from autoprep.search.names import check_tuner
 from autoprep.search.space import PREFIX, SearchSpace, data_facts
@@ -81,8 +82,11 @@ def tune(
         epochs: Training epochs per trial (and for the final refits).
         tuner: "bayesian", "random" or "hyperband".
         objective: "balanced_accuracy", "macro_f1", "accuracy" or "loss", on validation data.
-        image_size: (height, width); default the images' common size, or their median,
-            scaled down to at most 256 pixels on the long side.
+        image_size: (height, width); default the model's input size when it is fixed (an
+            `Input((224, 224, 3))`, a backbone built for one size, a KerasHub image
+            converter's size), else the images' common size, or their median, scaled down to
+            at most 256 pixels on the long side. A model fixed to another size than a given
+            one is a `ModelError`.
         batch_size: Training batch size.
         validation_split: Fraction of all images in one validation split (without `cv`).
             Default: 0.2, or cross-validation when that split would be small (see `cv`).
@@ -92,7 +96,12 @@ def tune(
             validation images in one split of 0.2; an int k for stratified
             k-fold cross-validation; or a scikit-learn splitter. The predictions of all folds
             are pooled and scored once.
-        space: An `autoprep.SearchSpace` to fix or narrow dimensions.
+        space: An `autoprep.SearchSpace` to fix or narrow dimensions. When the model says
+            what it expects of its pixels (preprocessing layers inside it, a Keras
+            Applications backbone, a KerasHub image converter), the normalization is fixed to
+            that (`result.data["input_convention"]`; see `autoprep.search.model_inputs`)
+            unless `space` gives one: then the user's choice wins, with an
+            `InputConventionWarning` when it contradicts the model.
         directory, project_name: The run directory is `directory/project_name`; the project
             name defaults to the data directory's name.
         overwrite: Start over instead of resuming an existing run directory.
@@ -161,15 +170,23 @@ def tune(
     # A worker maps its own temporary copy: only the chief writes into the run directory.
     cache_dir = None if worker else os.path.join(run_dir, CACHE_DIR)
     with rundir.locked(run_dir, worker=worker):  # released when tune returns or raises
-        folder = read_image_folder(data_dir, image_size=image_size, memory_limit=memory_limit,
-                                   cache_dir=cache_dir, on_plan=on_plan, max_pixels=max_pixels)
+        # The model is built before decoding: a fixed input shape sets the image size.
+        index = index_directory(data_dir, max_pixels=max_pixels)
+        planned = model_inputs.planned_shape(index, image_size)
+        probe = model_inputs.probe_model(model_fn, planned, len(index.class_names),
+                                         size_given=image_size is not None)
+        folder = read_image_folder(data_dir, **probe.decode_arguments(planned), index=index,
+                                   memory_limit=memory_limit, cache_dir=cache_dir,
+                                   on_plan=_plan_reporter(on_plan, probe))
         splits = make_splits(
             folder.labels, folder.class_names, test_split=test_split, cv=cv, seed=seed,
             validation_split=0.2 if validation_split is None else validation_split,
             small_validation=SMALL_VALIDATION if validation_split is None else 0,
         )
-        call_model_fn(model_fn, folder.images.shape[1:], len(folder.class_names),
-                      kt.HyperParameters())
+        if folder.images.shape[1:] != probe.input_shape:
+            call_model_fn(model_fn, folder.images.shape[1:], len(folder.class_names),
+                          kt.HyperParameters())
+        space, convention = model_inputs.fit_space(space, probe.convention, probe.model)
         settings = _settings(folder, space, objective=objective, tuner=tuner, epochs=epochs,
                              validation_split=validation_split, test_split=test_split, cv=cv,
                              seed=seed, batch_size=batch_size)
@@ -187,8 +204,10 @@ def tune(
             reserve=_reserve(after, reevaluate=reevaluate),
         )
         recorder = _Recorder(folder, splits, space, objective=objective, epochs=epochs,
-                             run_dir=run_dir, data_dir=data_dir)
+                             run_dir=run_dir, data_dir=data_dir, input_convention=convention)
         reporter = _Reporter(run_dir, verbose=verbose, on_trial_end=on_trial_end)
+        if convention.normalization is not None or convention.given:
+            reporter.say(f"model input: {convention.describe()}")
         run = _Run(stopper, recorder, reporter)
         if splits.method != "holdout" and verbose and not worker:
             print(f"validation: {validation_text(splits.describe())}", file=sys.stderr,
@@ -232,6 +251,13 @@ def _seed_points(folder, splits, space, seed) -> list:
 
 def _print_plan(plan):
     print(plan.describe(), file=sys.stderr, flush=True)
+
+
+def _plan_reporter(on_plan, probe):
+    """`on_plan`, told that the model set the image size or channels when it did."""
+    if on_plan is None or not probe.set_by_model:
+        return on_plan
+    return lambda plan: on_plan(dataclasses.replace(plan, size_reason=probe.set_by_model))
 
 
 def _search(search, run, epochs, verbose) -> str:
@@ -369,10 +395,11 @@ class _Stopper:
 class _Recorder:
     """Job 2, recording: Keras Tuner's trials as `TrialRecord`s and a `TuneResult`."""
 
-    def __init__(self, folder, splits, space, *, objective, epochs, run_dir, data_dir):
+    def __init__(self, folder, splits, space, *, objective, epochs, run_dir, data_dir,
+                 input_convention=None):
         self.folder, self.splits, self.space = folder, splits, space
         self.objective, self.epochs, self.run_dir = objective, epochs, run_dir
-        self.data_dir = data_dir
+        self.data_dir, self.input_convention = data_dir, input_convention
         self._fitted = {}
 
     def trial_record(self, trial, worker=None) -> TrialRecord:
@@ -457,6 +484,9 @@ class _Recorder:
             "max_pixels": folder.max_pixels,
             "test_size": int(len(self.splits.test)),
             "folds": len(self.splits.folds),
+            # What the model expects of its pixels (absent in runs of older versions).
+            "input_convention": None if self.input_convention is None
+            else self.input_convention.to_dict(),
         }
 
 

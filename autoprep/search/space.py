@@ -91,8 +91,11 @@ class SearchSpace:
     those of the built-in choices are:
 
     Args:
-        normalization: Names from `autoprep.NORMALIZATIONS`
-            (none, rescale_01, rescale_pm1, per_channel, per_image, robust).
+        normalization: Names from `autoprep.NORMALIZATIONS`: searched by default none,
+            rescale_01, rescale_pm1, per_channel, per_image, robust; also valid when given,
+            a backbone's own convention: caffe_bgr, torch_imagenet, rescale_128. By
+            default `tune` fixes it to what the model expects when the model says
+            (`autoprep.search.model_inputs`).
         flip: none, horizontal, vertical or horizontal_and_vertical.
         rotation, zoom, translation, contrast, brightness: Augmentation intensities.
         policy: none, rand_augment, mixup, cutmix or trivial_augment: a policy used on top.
@@ -464,7 +467,7 @@ def _validate(dimension: Dimension, value):
 
 
 def _validate_names(dimension: Dimension, value):
-    name, valid = dimension.name, list(dimension.values)
+    name, valid = dimension.name, [*dimension.values, *dimension.accepted]
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, (list, tuple)) or not names:
         raise ArgumentError(
