@@ -286,14 +286,9 @@ def run_demo(args) -> int:
 
 def _write_demo_data(data_dir):
     """Writes the digits folder through a temporary name, so a crash leaves no half folder."""
-    import shutil
+    from autoprep.data.demo import write_demo_folder
 
-    from autoprep.data.demo import write_digits_folder
-
-    partial = data_dir + ".part"
-    shutil.rmtree(partial, ignore_errors=True)
-    write_digits_folder(partial)
-    os.replace(partial, data_dir)
+    write_demo_folder(data_dir)
 
 
 def search(args, model_fn, data_dir, **options) -> int:
