@@ -118,18 +118,15 @@ def _summary(registry, name) -> str:
 
 
 def _snippet(ctx) -> str:
+    """How to use the chosen pipeline: the export command, and the lines of a training script
+    for this pipeline (its loss, fit arguments and prediction)."""
+    from autoprep.export.module import usage
+
     result = ctx.result
     run_dir = result.run_dir or "RUN_DIR"
-    usage = (
-        "import pipeline\n"
-        f"train_ds, val_ds = pipeline.make_datasets({ctx.data_dir!r}, validation_split=0.2,\n"
-        "                                          batch_size=32, seed=0)\n"
-        f"model.fit(train_ds, validation_data=val_ds, epochs={result.epochs}, "
-        "**pipeline.FIT_KWARGS)\n"
-        "probabilities = model.predict(pipeline.preprocess(uint8_images))"
-    )
+    lines = usage(result.pipeline, data_dir=repr(ctx.data_dir), epochs=result.epochs)
     _, source = ctx.module
-    return ("<h3>Use it</h3>" + code(f"autoprep export {run_dir} -o pipeline.py") + code(usage)
+    return ("<h3>Use it</h3>" + code(f"autoprep export {run_dir} -o pipeline.py") + code(lines)
             + f"<details><summary>The exported module ({len(source.splitlines())} lines, "
             "imports only TensorFlow)</summary>" + code(source) + "</details>")
 
