@@ -8,6 +8,7 @@ Both need a fresh process: logical devices and the tuner's role are fixed at sta
 import dataclasses
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -150,6 +151,12 @@ def test_a_worker_killed_mid_trial_has_its_trial_run_by_the_other(tmp_path, caps
 
         # tuner1 finishes its first trial alone, then hangs inside the next one and is killed.
         _wait_for(lambda: oracle().get("end_order"), processes["tuner1"], "tuner1's first trial")
+        # The chief records and reports the trial as it ends, as a search of one process does.
+        results_file = run_dir / "results.json"
+        _wait_for(lambda: results_file.exists() and json.loads(results_file.read_text())["trials"],
+                  processes["chief"], "the chief's record of tuner1's first trial", timeout=60)
+        first = json.loads(results_file.read_text())
+        assert first["state"] == "running" and first["trials"][0]["worker"] == "tuner1"
         hang.touch()
         _wait_for((tmp_path / "hang.hung").exists, processes["tuner1"], "tuner1 in a trial")
         processes["tuner1"].send_signal(signal.SIGKILL)
@@ -169,7 +176,12 @@ def test_a_worker_killed_mid_trial_has_its_trial_run_by_the_other(tmp_path, caps
     workers = {trial["trial_id"]: trial["worker"] for trial in trials}
     assert workers[cut_off] == "tuner0"  # run again by the other worker
     assert sorted(workers.values()) == ["tuner0", "tuner0", "tuner0", "tuner1"]
-    assert "runs it again" in (tmp_path / "chief.out").read_text()
+    chief_out = (tmp_path / "chief.out").read_text()
+    assert "runs it again" in chief_out
+    # One progress line per trial, named by the trial's number, in the chief's output and log.
+    numbers = sorted(int(n) for n in re.findall(r"^trial (\d+)/4  ", chief_out, re.M))
+    assert numbers == [trial["number"] for trial in trials] == [1, 2, 3, 4]
+    assert len(re.findall(r"  trial \d+/4  ", (run_dir / "autoprep.log").read_text())) == 4
     assert main(["show", str(run_dir)]) == 0
     assert "workers: tuner0 ran 3 trials, tuner1 ran 1 trial" in capsys.readouterr().out
     # The same files as a search of one process.

@@ -110,7 +110,7 @@ def test_tune_writes_a_complete_offline_report_with_inert_class_names(run, capsy
     assert np.sum(result.confusion["test"]) == 2 * result.data["test_size"]
     # The winner was chosen after re-evaluations: the page gives their mean and the reason.
     assert result.selection and "validation (chosen)" in text
-    assert f"chosen: trial {result.best_trial_id}" in text
+    assert f"chosen: trial {result.best_trial}" in text
     assert sections.NOT_RECORDED not in text
     # The hostile class name is text, never markup.
     assert HOSTILE not in text and "&lt;script&gt;" in text
@@ -325,7 +325,8 @@ def test_trial_table_history_and_recall():
     beta = table.columns["imbalance beta"]
     assert np.isnan(beta[0]) and beta[2] == 0.99
     hist = facts.history(trials, "accuracy")
-    assert hist.failures == [(4, "3", "FAILED", "ValueError: nan loss")]
+    assert hist.failures == [(4, "FAILED", "ValueError: nan loss")]  # trial id "3": trial 4
+    assert hist.numbers == [1, 2, 3, 4]
     assert hist.best_so_far == sorted(hist.best_so_far)
     assert facts.recall([[3, 1], [0, 0]]) == [0.75, None]
 

@@ -6,15 +6,16 @@ import time
 
 from autoprep.run.files import LOG_FILE, PIPELINE_FILE
 from autoprep.run.progress import TrialClock, clock
-from autoprep.run.result import validation_text
+from autoprep.run.result import seed_text, validation_text
+from autoprep.run.rundir import is_run_dir
 
 
 class Progress:
     """Prints progress lines and appends them, time-stamped, to the run's log file.
 
-    Lines wait in memory until the run directory exists and the search has opened it (an
-    `--overwrite` run deletes the old log with autoprep's other files first), then every
-    `flush` appends them.
+    Lines wait in memory until the run directory exists with its run marker and the search
+    has opened it (an `--overwrite` run deletes the old log with autoprep's other files
+    first), then every `flush` appends them: a folder autoprep refused gets no log.
 
     Args:
         run_dir: The run directory, holding the log file.
@@ -29,7 +30,7 @@ class Progress:
         self.stream = stream
         self.clock = TrialClock(max_trials=max_trials, time_budget=time_budget)
         self._pending = []
-        self._told_validation = False
+        self._told_setup = False
 
     def say(self, text, *, console=True, error=False):
         """Prints `text` (to stderr when `error`) and queues it for the log file."""
@@ -40,7 +41,7 @@ class Progress:
 
     def flush(self):
         """Appends the queued lines to RUN_DIR/autoprep.log (when the run directory exists)."""
-        if not self._pending or not os.path.isdir(self.run_dir):
+        if not self._pending or not is_run_dir(self.run_dir):
             return
         with open(os.path.join(self.run_dir, LOG_FILE), "a", encoding="utf-8") as handle:
             handle.write("\n".join(self._pending) + "\n")
@@ -50,9 +51,11 @@ class Progress:
         """The `on_trial_end` hook of `autoprep.tune`: one line per finished trial."""
         self.clock.trial_ended()
         validation = result.validation or {}
-        if not self._told_validation and validation.get("method", "holdout") != "holdout":
+        if not self._told_setup and validation.get("method", "holdout") != "holdout":
             self.say(f"validation: {validation_text(validation)}")
-        self._told_validation = True
+        if not self._told_setup and result.seed is not None:
+            self.say(seed_text(result.seed))
+        self._told_setup = True
         self.say(self.clock.line(result, record))
         done = len(result.trials)
         if done >= self.max_trials and result.best_config is not None:

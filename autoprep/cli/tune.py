@@ -171,7 +171,9 @@ def _add_search_options(parser, *, max_trials, epochs):
                         "error of the difference, else the simplest within it; 0: the best "
                         "trial wins (default: %(default)s)")
     parser.add_argument("--seed", type=int, metavar="S",
-                        help="fixes splits, trial sampling and weight initialization")
+                        help="fixes splits, trial sampling and weight initialization (default: "
+                        "the resumed run's, else one drawn and shown; required with --chief "
+                        "and --worker)")
     parser.add_argument("--memory-limit", type=memory_size, metavar="SIZE",
                         help="keep decoded images larger than SIZE (e.g. 512M, 2G) in a "
                         "memory-mapped file in RUN_DIR/cache, reused on resume, instead of RAM "
