@@ -151,14 +151,15 @@ def test_a_worker_killed_mid_trial_has_its_trial_run_by_the_other(tmp_path, caps
 
         # tuner1 finishes its first trial alone, then hangs inside the next one and is killed.
         _wait_for(lambda: oracle().get("end_order"), processes["tuner1"], "tuner1's first trial")
-        # The chief records and reports the trial as it ends, as a search of one process does.
+        hang.touch()
+        _wait_for((tmp_path / "hang.hung").exists, processes["tuner1"], "tuner1 in a trial")
+        # The chief has recorded the first trial as it ended, as a search of one process does,
+        # though the search cannot end yet (tuner1 hangs, tuner0 waits).
         results_file = run_dir / "results.json"
         _wait_for(lambda: results_file.exists() and json.loads(results_file.read_text())["trials"],
                   processes["chief"], "the chief's record of tuner1's first trial", timeout=60)
         first = json.loads(results_file.read_text())
         assert first["state"] == "running" and first["trials"][0]["worker"] == "tuner1"
-        hang.touch()
-        _wait_for((tmp_path / "hang.hung").exists, processes["tuner1"], "tuner1 in a trial")
         processes["tuner1"].send_signal(signal.SIGKILL)
         cut_off = oracle()["ongoing_trials"]["tuner1"]
         go.touch()
