@@ -79,6 +79,36 @@ def atomic_write(path, text: str):
         raise
 
 
+def atomic_create(path, text: str) -> bool:
+    """Writes `text` to `path` whole (as `atomic_write`) unless `path` exists: of processes
+    creating the same file at once, one wins and the others leave it as it is.
+
+    Returns:
+        True when this call created the file.
+    """
+    directory, name = os.path.split(os.path.abspath(path))
+    temporary = os.path.join(directory, f"{_TEMP_PREFIX}{_HOST}-{os.getpid()}-"
+                                        f"{secrets.token_hex(4)}-{name}{_TEMP_SUFFIX}")
+    with open(temporary, "x", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        os.link(temporary, path)  # fails when `path` exists: never replaces it
+        return True
+    except FileExistsError:
+        return False
+    except OSError:  # a file system without hard links: create it in place, exclusively
+        try:
+            with open(path, "x", encoding="utf-8") as handle:
+                handle.write(text)
+            return True
+        except FileExistsError:
+            return False
+    finally:
+        os.remove(temporary)
+
+
 def remove_stale_temporaries(directory, name=None):
     """Removes the temporary files of `atomic_write` in `directory` (for file `name`, or all)
     whose process is gone: a process of this host that no longer runs."""

@@ -226,12 +226,15 @@ def test_show_names_the_worker_of_each_trial_of_a_distributed_search(tmp_path, c
     data = {"data_dir": "data", "class_names": ["a", "b"], "class_counts": [4, 4],
             "image_size": [8, 8], "channels": 1}
     TuneResult(best_config=None, best_score=None, objective="balanced_accuracy", trials=trials,
-               data=data, epochs=1).save(tmp_path)
+               data=data, epochs=1, seed=482913).save(tmp_path)
+    assert json.loads((tmp_path / "results.json").read_text())["seed"] == 482913
     assert cli.main(["show", str(tmp_path)]) == 0
     shown = capsys.readouterr().out
+    assert "\nseed: 482913 (--seed 482913, or tune(seed=482913), repeats this search)\n" in shown
     assert "workers: tuner0 ran 1 trial, tuner1 ran 2 trials" in shown
     assert re.search(r"rank +trial +status +score +worker +pipeline", shown)
-    assert re.search(r"1 +2 +COMPLETED +0\.7000 +tuner1 +rescale_01", shown)
+    # Trial id "2" is trial 3, as in the log, the report and trials.csv.
+    assert re.search(r"1 +3 +COMPLETED +0\.7000 +tuner1 +rescale_01", shown)
 
 
 def test_overwrite_is_dropped_from_the_resume_command():

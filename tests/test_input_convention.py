@@ -18,6 +18,7 @@ from autoprep.doctor import data_checks, diagnose, model_checks
 from autoprep.doctor._checks import MODEL_CHECKS, run_checks
 from autoprep.errors import InputConventionWarning, ModelError, UnknownChoiceError
 from autoprep.report import sections
+from autoprep.run import rundir
 from autoprep.run.convention import InputConvention
 from autoprep.run.result import load_result
 
@@ -152,6 +153,7 @@ def test_show_says_the_normalization_is_fixed_and_old_runs_say_nothing(old_run, 
 
 def test_the_progress_line_says_it_once(old_run, capsys):
     result = load_result(with_convention(old_run, FIXED_RECORD))
+    rundir.write_run_state(str(old_run), {"settings": {}, "interrupted": {}})  # a run's marker
     progress = Progress(str(old_run), max_trials=3)
     progress.trial_ended(result, result.trials[0])
     progress.trial_ended(result, result.trials[1])

@@ -178,6 +178,7 @@ def test_distributed_worker_is_read_from_the_environment(monkeypatch, tuner_id, 
         monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "8000")
         monkeypatch.setenv("KERASTUNER_TUNER_ID", tuner_id)
     assert kt_adapter.is_distributed_worker() is worker, moved("is_distributed_worker")
+    assert kt_adapter.is_distributed() is (tuner_id is not None), moved("is_distributed")
 
 
 def test_consecutive_failures_error_is_recognized(tmp_path):
@@ -274,6 +275,48 @@ def test_worker_trials_requeues_a_lost_workers_trial_once_then_fails_it(tmp_path
     assert saved["status"] == "FAILED" and "second worker lost" in saved["message"]
     # What Keras Tuner's chief waits for before it exits (`oracle_chief.exit_chief`).
     assert not oracle.ongoing_trials and not oracle.tuner_ids, moved("WorkerTrials")
+
+
+def _end_from_a_worker(oracle, trial):
+    """Ends `trial` as a worker's request does on the chief: through Keras Tuner's server."""
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute import oracle_chief
+
+    request = protos.get_service().EndTrialRequest(trial=trial.to_proto())
+    oracle_chief.OracleServicer(oracle).EndTrial(request, None)
+
+
+def test_the_chief_is_told_of_each_trial_as_a_worker_ends_it(tmp_path, chief, monkeypatch):
+    import time
+
+    oracle = _oracle(tmp_path)
+    ended = []
+
+    def record(trial):  # what the search's recorder reads: the oracle's trial, ended
+        ended.append((trial.trial_id, str(trial.status), trial.score,
+                      trial.trial_id in oracle.ongoing_trials.values()))
+        time.sleep(0.3)  # longer than the workers' timeout: the chief heard nobody meanwhile
+
+    oracle.chief_trial_ended = record
+    first, second = oracle.create_trial("tuner0"), oracle.create_trial("tuner1")
+    oracle.update_trial(first.trial_id, {"score": 0.5})
+    first.status = "COMPLETED"
+    _end_from_a_worker(oracle, first)
+    assert ended == [(first.trial_id, "COMPLETED", 0.5, False)], moved("chief_trial_ended")
+    # tuner1, running its trial, was silent only while the chief was busy recording: not lost
+    # (its trial is not handed to tuner0).
+    again = oracle.create_trial("tuner0")
+    assert again.trial_id != second.trial_id, moved("chief_trial_ended")
+    assert "tuner1" in oracle.tuner_ids, moved("chief_trial_ended")
+
+
+def test_outside_a_chief_the_oracle_tells_no_one(tmp_path):
+    oracle = _oracle(tmp_path)
+    ended = []
+    oracle.chief_trial_ended = ended.append
+    trial = oracle.create_trial("tuner0")
+    _end(oracle, trial)  # the tuner of a single process reports the trial itself
+    assert ended == []
 
 
 def test_without_a_chief_worker_trials_records_nothing(tmp_path):

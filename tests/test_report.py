@@ -110,7 +110,7 @@ def test_tune_writes_a_complete_offline_report_with_inert_class_names(run, capsy
     assert np.sum(result.confusion["test"]) == 2 * result.data["test_size"]
     # The winner was chosen after re-evaluations: the page gives their mean and the reason.
     assert result.selection and "validation (chosen)" in text
-    assert f"chosen: trial {result.best_trial_id}" in text
+    assert f"chosen: trial {result.best_trial}" in text
     assert sections.NOT_RECORDED not in text
     # The hostile class name is text, never markup.
     assert HOSTILE not in text and "&lt;script&gt;" in text
@@ -252,6 +252,68 @@ def test_importance_ranks_the_dimension_that_drives_the_score_first():
     assert few.uncertain and few.ranking
 
 
+# Winners whose "Use it" lines differ from the plain ones: one-hot labels and a callback in
+# FIT_KWARGS, the search's loss, the post-hoc adjusted prediction.
+USE_IT = [
+    {"normalization": "rescale_01", "augmentation": [{"name": "mixup", "intensity": 0.2}],
+     "imbalance": {"name": "deferred_reweighting", "beta": 0.99, "start": 0.5}},
+    {"normalization": "per_channel", "augmentation": [{"name": "cutmix", "intensity": 0.5}],
+     "imbalance": {"name": "logit_adjusted_loss", "tau": 1.5}},
+    {"normalization": "robust", "augmentation": [], "imbalance": "posthoc_logit_adjustment"},
+]
+
+
+@pytest.mark.parametrize("config", USE_IT, ids=lambda c: c["imbalance"].get("name", c["imbalance"])
+                         if isinstance(c["imbalance"], dict) else c["imbalance"])
+def test_the_use_it_lines_run_with_the_exported_module(tmp_path, monkeypatch, config):
+    import importlib.util
+    import sys
+
+    import keras
+
+    from autoprep.choices.pipeline import Pipeline
+    from autoprep.data.decode import read_image_folder
+
+    data_dir = write_folder(tmp_path / "data", [6, 6, 3])
+    folder = read_image_folder(data_dir)
+    pipeline = Pipeline(**config).fit(folder.images, folder.labels, 3)
+    if hasattr(pipeline.imbalance, "tau_"):
+        pipeline.imbalance.tau_ = 2.5  # as tuned on validation predictions: a large shift
+    data = {"data_dir": data_dir, "class_names": folder.class_names, "class_counts": [6, 6, 3],
+            "image_size": [8, 8], "channels": 1}
+    result = autoprep.TuneResult(best_config=pipeline.get_config(), best_score=0.5,
+                                 objective="balanced_accuracy", trials=[], data=data, epochs=1,
+                                 run_dir=str(tmp_path / "run"))
+    page = sections.answer(sections.Context(result, doctor=None))
+    export_command, lines = [html.unescape(block) for block in
+                             re.findall(r"<pre><code>(.*?)</code></pre>", page, re.S)[:2]]
+    assert export_command.endswith("-o pipeline.py")
+    path = result.export(tmp_path / "pipeline.py")
+    spec = importlib.util.spec_from_file_location("pipeline", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "pipeline", module)  # what `import pipeline` finds
+    spec.loader.exec_module(module)
+    # The user's model, compiled as usual for integer labels.
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    images = folder.images[:5]
+    namespace = {"model": model, "uint8_images": images}
+    exec(lines, namespace)  # noqa: S102 (the lines the report tells users to run)
+    name = pipeline.imbalance.name
+    if name == "posthoc_logit_adjustment":
+        predicted = np.argmax(pipeline.imbalance.adjust(
+            model.predict(module.preprocess(images), verbose=0)), axis=-1)
+        np.testing.assert_array_equal(namespace["predicted"], predicted)
+    else:
+        assert namespace["probabilities"].shape == (5, 3)
+    if name == "logit_adjusted_loss":
+        assert type(model.loss).__name__ == "LogitAdjustedLoss" and model.loss.tau == 1.5
+    # The module's own docstring shows the same lines (but for the data folder and epochs).
+    same = [line for line in lines.splitlines() if "compile" in line or "predict" in line]
+    assert same and all(f"    {line}\n" in module.__doc__ for line in same)
+
+
 def test_trial_table_history_and_recall():
     trials = _trials(3)
     trials[1]["config"]["augmentation"] = []  # rotation off
@@ -263,7 +325,8 @@ def test_trial_table_history_and_recall():
     beta = table.columns["imbalance beta"]
     assert np.isnan(beta[0]) and beta[2] == 0.99
     hist = facts.history(trials, "accuracy")
-    assert hist.failures == [(4, "3", "FAILED", "ValueError: nan loss")]
+    assert hist.failures == [(4, "FAILED", "ValueError: nan loss")]  # trial id "3": trial 4
+    assert hist.numbers == [1, 2, 3, 4]
     assert hist.best_so_far == sorted(hist.best_so_far)
     assert facts.recall([[3, 1], [0, 0]]) == [0.75, None]
 

@@ -50,7 +50,7 @@ def test_tune_writes_results_and_scores_the_best_on_the_test_split(folder, tmp_p
     assert on_disk["best_config"] == result.best_config
     assert on_disk["test_score"] == result.test_score
     rows = list(csv.DictReader(open(run_dir / "trials.csv")))
-    assert [r["trial_id"] for r in rows] == [t["trial_id"] for t in result.trials]
+    assert [int(r["trial"]) for r in rows] == [t.number for t in result.trials] == [1, 2]
     assert (run_dir / "best_pipeline.py").exists()
     assert not list(run_dir.glob("trial_*/checkpoint*"))  # no weights written per epoch
     # The first trial is the first data-seeded configuration: no augmentation.

@@ -36,6 +36,15 @@ def test_a_difference_beyond_one_standard_error_keeps_the_best():
     assert one_standard_error([low_loss, high_loss], direction="min")[0] is low_loss
 
 
+def test_the_reason_names_trials_by_the_numbers_the_log_shows():
+    # Keras Tuner's trial id "13" is the 14th trial: the log prints it as "trial 14/16".
+    best = Candidate("13", RICH, 0.95, scores=[0.95, 0.94])
+    first = Candidate("0", PLAIN, 0.70, scores=[0.70, 0.71], default=True)
+    winner, reason = one_standard_error([best, first], direction="max")
+    assert winner is best and reason.startswith("trial 14: ") and "(trial 1, " in reason
+    assert "trial 13" not in reason and best.to_dict()["number"] == 14
+
+
 def test_candidates_are_the_top_distinct_configurations_and_the_default():
     def record(trial_id, config, score, status="COMPLETED"):
         return TrialRecord(trial_id, status, score, config)
@@ -107,13 +116,15 @@ def test_the_first_configuration_wins_within_noise_even_over_a_simpler_one():
     unweighted = Candidate("3", PLAIN, 0.82, scores=[0.83, 0.85])  # complexity 0
     rich = Candidate("5", RICH, 0.90, scores=[0.86, 0.84])  # the best mean, 0.85
     winner, reason = one_standard_error([rich, unweighted, weighted], direction="max")
-    assert winner is weighted and "first configuration" in reason and "trial 5" in reason
+    # Trials are named by their number, as in the log and `show`: trial id "5" is trial 6.
+    assert winner is weighted and "first configuration" in reason and "trial 6)" in reason
+    assert reason.startswith("trial 1 ")
     far = Candidate("0", first, 0.70, scores=[0.70, 0.71], default=True)
     winner, reason = one_standard_error([rich, unweighted, far], direction="max")
     assert winner is unweighted  # the first one is beyond the noise: the simplest near the best
     assert "simplest" in reason
     equal = Candidate("3", RICH, 0.82, scores=[0.83, 0.85])  # as complex as the best
     winner, reason = one_standard_error([rich, equal, far], direction="max")
-    assert winner is rich and reason.startswith("trial 5: the best mean")
-    assert "first configuration (trial 0, 0.7050) is beyond the noise" in reason
+    assert winner is rich and reason.startswith("trial 6: the best mean")
+    assert "first configuration (trial 1, 0.7050) is beyond the noise" in reason
     assert "none within the noise is simpler" in reason

@@ -90,6 +90,11 @@ class ImbalanceStrategy(Choice):
 
     sampler = staticmethod(natural_sampler)
     deferred = False
+    # What a training script does differently with the exported module `{module}` (see
+    # `autoprep.export.module.usage`): the loss to compile with (None: the user's own), and
+    # how to predict class indices from `{images}` (None: argmax of the model's outputs).
+    usage_loss = None
+    usage_predict = None
 
     def fit(self, labels, num_classes: int):
         """Learns from the training labels (a no-op for sampling strategies)."""
@@ -314,6 +319,7 @@ class LogitAdjustedLossStrategy(_PriorStrategy):
     """
 
     dimensions = (LOSS_TAU,)
+    usage_loss = "{module}.make_loss(from_logits=False)"  # True for a model that outputs logits
 
     def __init__(self, *, tau: float = 1.0):
         self.tau = tau
@@ -378,6 +384,7 @@ class PosthocLogitAdjustment(_PriorStrategy):
     """
 
     _learned = ("class_prior", "tau")
+    usage_predict = "{module}.predict(model, {images})"
 
     def fit(self, labels, num_classes: int):
         super().fit(labels, num_classes)

@@ -9,8 +9,8 @@ from autoprep.errors import RunDirectoryError
 from autoprep.run.convention import recorded
 from autoprep.run.files import LOG_FILE, RESULTS_FILE
 from autoprep.run.progress import clock
-from autoprep.run.result import load_result, validation_text
-from autoprep.run.trial import failure_text, trial_text
+from autoprep.run.result import load_result, seed_text, validation_text
+from autoprep.run.trial import failure_text, number_of, trial_text
 
 
 def add_parser(subparsers):
@@ -19,7 +19,7 @@ def add_parser(subparsers):
         "show", allow_abbrev=False,
         help="table of a run's best trials and its state",
         description="Print the state of a finished or running search and a table of its best "
-        "trials: rank, trial id, status, score, the worker that ran it (distributed search) "
+        "trials: rank, trial number, status, score, the worker that ran it (distributed search) "
         "and pipeline (failed trials with their reason).",
     )
     show.add_argument("run_dir", metavar="RUN_DIR", help="the --out directory of a search")
@@ -96,11 +96,13 @@ def _header(result) -> list:
             f" ± {result.best_score_std:.4f} std over {result.selection['repeats']} "
             "re-evaluations")
         lines.append(f"best validation {result.objective}: {result.best_score:.4f}{spread} "
-                     f"(trial {result.best_trial_id})")
+                     f"(trial {result.best_trial})")
         if result.selection:
             lines.append(f"chosen: {result.selection['reason']}")
     if result.validation:
         lines.append(f"validation: {validation_text(result.validation)}")
+    if result.seed is not None:
+        lines.append(seed_text(result.seed))
     workers = _workers(result.trials)
     if workers:
         lines.append(f"workers: {workers}")
@@ -146,7 +148,7 @@ def _ranked(result, distributed=False) -> list:
             config += f"  [{failure_text(trial)}]"
         score = "-" if trial["score"] is None else f"{trial['score']:.4f}"
         worker = (trial.worker or "-",) if distributed else ()
-        rows.append((str(rank) if trial["score"] is not None else "-", trial["trial_id"],
+        rows.append((str(rank) if trial["score"] is not None else "-", str(number_of(trial)),
                      trial["status"], score, *worker, config))
     return rows
 

@@ -193,7 +193,9 @@ def _add_search_options(parser, *, max_trials, epochs):
                         "error of the difference, else the simplest within it; 0: the best "
                         "trial wins (default: %(default)s)")
     parser.add_argument("--seed", type=int, metavar="S",
-                        help="fixes splits, trial sampling and weight initialization")
+                        help="fixes splits, trial sampling and weight initialization (default: "
+                        "the resumed run's, else one drawn and shown; required with --chief "
+                        "and --worker)")
     parser.add_argument("--memory-limit", type=memory_size, metavar="SIZE",
                         help="keep decoded images larger than SIZE (e.g. 512M, 2G) in a "
                         "memory-mapped file in RUN_DIR/cache, reused on resume, instead of RAM "
@@ -331,14 +333,9 @@ def run_demo(args) -> int:
 
 def _write_demo_data(data_dir):
     """Writes the digits folder through a temporary name, so a crash leaves no half folder."""
-    import shutil
+    from autoprep.data.demo import write_demo_folder
 
-    from autoprep.data.demo import write_digits_folder
-
-    partial = data_dir + ".part"
-    shutil.rmtree(partial, ignore_errors=True)
-    write_digits_folder(partial)
-    os.replace(partial, data_dir)
+    write_demo_folder(data_dir)
 
 
 def search(args, model_fn, data_dir, **options) -> int:

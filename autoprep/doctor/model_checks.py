@@ -337,6 +337,12 @@ def overfit_batch(ctx, learning_rate_factor=1.0) -> list:
     return losses
 
 
+def _no_gradients(error) -> bool:
+    """Keras' error when training a model whose loss gives no weight a gradient (the gradients
+    check reports that model: training it has nothing more to say)."""
+    return isinstance(error, ValueError) and "No gradients provided" in str(error)
+
+
 def _fits(ctx, losses) -> bool:
     return math.isfinite(losses[-1]) and losses[-1] < OVERFIT_TARGET * ctx.expected_loss
 
@@ -352,7 +358,12 @@ def check_overfit_batch(ctx):
     """The one-batch overfit test: can the model drive the loss near zero on 16 images?"""
     if not ctx.usable:
         return
-    losses = overfit_batch(ctx)
+    try:
+        losses = overfit_batch(ctx)
+    except ValueError as error:
+        if _no_gradients(error):
+            return
+        raise
     diverged = _diverges(ctx, losses)
     if _fits(ctx, losses) and not diverged:
         return
@@ -402,7 +413,13 @@ def check_majority_collapse(ctx):
     train = np.arange(len(ctx.labels)) if ctx.data.sides is None else split.folds[0][0]
     steps = rng.choice(train, size=SHORT_RUN_STEPS * BATCH_SIZE)
     model = ctx.build()
-    model.fit(ctx.images[steps], ctx.labels[steps], batch_size=BATCH_SIZE, epochs=1, verbose=0)
+    try:
+        model.fit(ctx.images[steps], ctx.labels[steps], batch_size=BATCH_SIZE, epochs=1,
+                  verbose=0)
+    except ValueError as error:
+        if _no_gradients(error):
+            return
+        raise
     sample = _balanced_sample(ctx.labels, ctx.num_classes, BATCH_SIZE, rng)
     outputs = keras.ops.convert_to_numpy(model(ctx.images[sample], training=False))
     if not np.isfinite(outputs).all():

@@ -31,16 +31,53 @@ def _literal(value) -> str:
     return repr(value)
 
 
-def _header(info: dict) -> str:
+def usage(pipeline: Pipeline, *, data_dir: str = "DATA_DIR", epochs="EPOCHS",
+          module: str = "pipeline", images: str = "uint8_images") -> str:
+    """The lines of a training script that uses the exported module of `pipeline`: datasets,
+    the loss the pipeline needs (logit-adjusted, or categorical for the one-hot labels of MixUp
+    and CutMix), `fit` with its keyword arguments, and the prediction (post-hoc adjusted).
+
+    Args:
+        pipeline: The exported pipeline.
+        data_dir: Source of the data directory argument (a name, or a quoted path).
+        epochs: Source of the epochs argument.
+        module: The name the module is imported as.
+        images: The name of a batch of uint8 images to predict.
+
+    Returns:
+        Python source; it expects `model` (a Keras model) and `images` to exist.
+    """
+    strategy, mix = pipeline.imbalance, pipeline.mix_op
+    lines = [
+        f"import {module}",
+        f"train_ds, val_ds = {module}.make_datasets({data_dir}, validation_split=0.2,",
+        " " * len(f"train_ds, val_ds = {module}.make_datasets(") + "batch_size=32, seed=0)",
+    ]
+    if strategy.usage_loss is not None:
+        lines += ["# the loss the search trained with (from_logits=True if the model outputs "
+                  "logits)",
+                  f"model.compile(optimizer=\"adam\", loss="
+                  f"{strategy.usage_loss.format(module=module)}, metrics=[\"accuracy\"])"]
+    elif mix is not None:
+        lines += [f"# {mix.name} mixes the labels: they are one-hot ({module}.ONE_HOT_LABELS)",
+                  "model.compile(optimizer=\"adam\", loss=\"categorical_crossentropy\", "
+                  "metrics=[\"accuracy\"])"]
+    lines.append(f"model.fit(train_ds, validation_data=val_ds, epochs={epochs}, "
+                 f"**{module}.FIT_KWARGS)")
+    if strategy.usage_predict is not None:
+        lines += ["# class indices, with the post-hoc logit adjustment the search chose",
+                  "predicted = " + strategy.usage_predict.format(module=module, images=images)]
+    else:
+        lines.append(f"probabilities = model.predict({module}.preprocess({images}))")
+    return "\n".join(lines)
+
+
+def _header(info: dict, pipeline: Pipeline) -> str:
     lines = [
         GENERATED_MARK,
         "",
         "Usage:",
-        "    import pipeline",
-        "    train_ds, val_ds = pipeline.make_datasets(DATA_DIR, validation_split=0.2,",
-        "                                              batch_size=32, seed=0)",
-        "    model.fit(train_ds, validation_data=val_ds, epochs=EPOCHS, **pipeline.FIT_KWARGS)",
-        "    probabilities = model.predict(pipeline.preprocess(uint8_images))",
+        *(f"    {line}" for line in usage(pipeline).splitlines()),
         "",
         "Only TensorFlow is imported. See the comments below for the search that chose it.",
         '"""',
@@ -75,7 +112,7 @@ def render_module(pipeline: Pipeline, *, class_names, image_size, channels, epoc
         f"        {source}" for op in pipeline.plain_ops for source in op.sources()
     )
     parts = [
-        _header(info),
+        _header(info, pipeline),
         "import os\nimport random\nimport stat\nimport struct\nimport warnings\n\n"
         "import tensorflow as tf\n",
         f"CLASS_NAMES = {_literal(list(class_names))}",

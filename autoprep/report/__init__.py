@@ -17,6 +17,7 @@ import time
 from autoprep._text import counted
 from autoprep.report.findings import doctor_report
 from autoprep.run.files import REPORT_FILE
+from autoprep.run.result import seed_text
 
 
 def report_path(run_dir) -> str:
@@ -133,6 +134,8 @@ def _meta(result) -> list:
         + (f", {data.get('channels')} channel(s)" if data.get("channels") else ""),
         "written " + datetime.datetime.now().isoformat(sep=" ", timespec="seconds"),
     ]
+    if result.seed is not None:
+        lines.insert(2, seed_text(result.seed))
     if result.state == "running":
         lines.append("The search is still running: `autoprep tune` rewrites this page every few "
                      "minutes and at the end.")

@@ -10,7 +10,7 @@ import dataclasses
 import numpy as np
 
 from autoprep import objectives
-from autoprep.run.trial import failure_text
+from autoprep.run.trial import failure_text, number_of
 
 # Below this many completed trials, or this out-of-bag R^2, the ranking is called uncertain.
 CONFIDENT_TRIALS = 20
@@ -92,26 +92,29 @@ def trial_table(trials) -> TrialTable:
 
 @dataclasses.dataclass
 class History:
-    """Scores in trial order (None for a failed trial), best so far, and the failures."""
+    """Trial numbers, their scores (None for a failed trial), best so far, and the failures."""
 
     scores: list
     best_so_far: list
-    failures: list  # (trial number, trial id, status, reason)
+    failures: list  # (trial number, status, reason)
+    numbers: list = None
 
 
 def history(trials, objective) -> History:
     direction = objectives.direction(objective)
-    scores, best, failures, current = [], [], [], None
-    for number, trial in enumerate(trials, start=1):
+    scores, best, failures, numbers, current = [], [], [], [], None
+    for position, trial in enumerate(trials, start=1):
+        number = number_of(trial)
+        number = number if isinstance(number, int) else position
+        numbers.append(number)
         score = trial.get("score")
         scores.append(score)
         if score is not None:
             current = score if current is None else objectives.best([current, score], direction)
         else:
-            failures.append((number, trial["trial_id"], trial.get("status", ""),
-                             failure_text(trial)))
+            failures.append((number, trial.get("status", ""), failure_text(trial)))
         best.append(current)
-    return History(scores, best, failures)
+    return History(scores, best, failures, numbers)
 
 
 def grouped_scores(table: TrialTable, name: str, objective: str) -> list:

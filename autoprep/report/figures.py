@@ -32,7 +32,7 @@ def history(hist, objective) -> str:
     """Score per trial (dots), best so far (line), failed trials (red crosses at the bottom)."""
     figure = _figure(11, 3.6)
     axes = figure.add_subplot()
-    numbers = np.arange(1, len(hist.scores) + 1)
+    numbers = hist.numbers or np.arange(1, len(hist.scores) + 1)
     scored = [(n, s) for n, s in zip(numbers, hist.scores) if s is not None]
     if scored:
         xs, ys = zip(*scored)

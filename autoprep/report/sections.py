@@ -10,7 +10,7 @@ from autoprep.report.findings import DOCTOR_MAX_IMAGES, doctor_report
 from autoprep.report.page import code, esc, image, num, para, table
 from autoprep.run.convention import recorded
 from autoprep.run.files import TENSORBOARD_DIR
-from autoprep.run.trial import trial_text
+from autoprep.run.trial import number_of, trial_text
 
 NOT_RECORDED = "not recorded"
 
@@ -65,7 +65,7 @@ def answer(ctx) -> str:
                  f"chosen: {result.selection.get('reason', '')}")]
     else:
         rows = [("validation (best trial)", num(result.best_score),
-                 f"trial id {result.best_trial_id}, the best of {len(result.trials)}")]
+                 f"trial {result.best_trial}, the best of {len(result.trials)}")]
     for label, stats in (("test, best pipeline", tuned), ("test, raw-pixel baseline", base)):
         rows.append((label, num(stats.get("mean")), _spread_text(stats)))
     if tuned and base:
@@ -129,18 +129,15 @@ def _summary(registry, name) -> str:
 
 
 def _snippet(ctx) -> str:
+    """How to use the chosen pipeline: the export command, and the lines of a training script
+    for this pipeline (its loss, fit arguments and prediction)."""
+    from autoprep.export.module import usage
+
     result = ctx.result
     run_dir = result.run_dir or "RUN_DIR"
-    usage = (
-        "import pipeline\n"
-        f"train_ds, val_ds = pipeline.make_datasets({ctx.data_dir!r}, validation_split=0.2,\n"
-        "                                          batch_size=32, seed=0)\n"
-        f"model.fit(train_ds, validation_data=val_ds, epochs={result.epochs}, "
-        "**pipeline.FIT_KWARGS)\n"
-        "probabilities = model.predict(pipeline.preprocess(uint8_images))"
-    )
+    lines = usage(result.pipeline, data_dir=repr(ctx.data_dir), epochs=result.epochs)
     _, source = ctx.module
-    return ("<h3>Use it</h3>" + code(f"autoprep export {run_dir} -o pipeline.py") + code(usage)
+    return ("<h3>Use it</h3>" + code(f"autoprep export {run_dir} -o pipeline.py") + code(lines)
             + f"<details><summary>The exported module ({len(source.splitlines())} lines, "
             "imports only TensorFlow)</summary>" + code(source) + "</details>")
 
@@ -154,17 +151,17 @@ def search_history(ctx) -> str:
     parts = [image(figures.history(hist, result.objective), "score per trial")]
     if hist.failures:
         parts.append(f"<h3>Failed trials ({len(hist.failures)})</h3>")
-        parts.append(table(["trial", "id", "status", "reason"], hist.failures, numeric=(0,)))
+        parts.append(table(["trial", "status", "reason"], hist.failures, numeric=(0,)))
     else:
         parts.append(para("No trial failed.", "note"))
     rows, classes = [], []
-    for number, trial in enumerate(result.trials, start=1):
-        rows.append((number, trial["trial_id"], trial.get("status", ""),
-                     num(trial.get("score")), trial_text(trial)))
+    for trial in result.trials:
+        rows.append((number_of(trial), trial.get("status", ""), num(trial.get("score")),
+                     trial_text(trial)))
         classes.append("failed" if trial.get("score") is None else "")
     parts.append(f"<details><summary>All {len(rows)} trials</summary>"
-                 + table(["trial", "id", "status", result.objective, "pipeline"], rows,
-                         numeric=(0, 3), row_classes=classes) + "</details>")
+                 + table(["trial", "status", result.objective, "pipeline"], rows,
+                         numeric=(0, 2), row_classes=classes) + "</details>")
     board = os.path.join(result.run_dir or "", TENSORBOARD_DIR)
     if result.run_dir and os.path.isdir(board):
         parts.append(para(f"Every trial's training curves and hyperparameters are in TensorBoard: "

@@ -6,7 +6,7 @@ One computation for both audiences: `tune(verbose=1)` prints `TrialClock.line` t
 
 import time
 
-from autoprep.run.trial import failure_text, trial_text
+from autoprep.run.trial import failure_text, trial_name, trial_text
 
 
 def clock(seconds) -> str:
@@ -63,11 +63,12 @@ class TrialClock:
 
 
 def trial_line(result, record, *, max_trials, elapsed, eta) -> str:
-    """The progress line of a finished trial: its config, score, best so far, elapsed, ETA."""
+    """The progress line of a finished trial: its number, config, score, best so far, elapsed,
+    ETA."""
     if record["score"] is None:
         score = f"failed ({failure_text(record)})"
     else:
         score = f"{result.objective}={record['score']:.4f}"
     best = "-" if result.best_score is None else f"{result.best_score:.4f}"
-    return (f"trial {len(result.trials)}/{max_trials}  {trial_text(record)}  {score}  best={best}  "
+    return (f"{trial_name(record)}/{max_trials}  {trial_text(record)}  {score}  best={best}  "
             f"elapsed {clock(elapsed)}  ETA {clock(eta)}")

@@ -10,7 +10,7 @@ from autoprep._files import atomic_write
 from autoprep._text import summarize
 from autoprep.errors import ArgumentError, RunDirectoryError
 from autoprep.run.files import PIPELINE_FILE, RESULTS_FILE, TRIALS_FILE
-from autoprep.run.trial import TrialRecord, failure_reason
+from autoprep.run.trial import TrialRecord, failure_reason, number_of, trial_number
 
 
 @dataclasses.dataclass
@@ -31,13 +31,13 @@ class TuneResult:
         baseline_score: The same for raw pixels, no augmentation and no balancing.
         test_scores, baseline_scores: One score per training seed (`final_repeats`).
         objective: The objective's name.
-        trials: One `TrialRecord` per finished trial: trial_id, status, score, config, message,
-            worker (of a distributed search).
+        trials: One `TrialRecord` per finished trial: trial_id, number, status, score,
+            config, message, worker (of a distributed search).
         data: Facts of the data: data_dir, class_names, class_counts, image_size, channels,
             skipped files.
         epochs: Epochs per trial.
         state: "running", "finished", "interrupted" or "stopped" (by the time budget).
-        best_trial_id: Keras Tuner's id of the best trial.
+        best_trial_id: Keras Tuner's id of the best trial (`best_trial` is its number).
         confusion: Confusion matrices (rows: true class, columns: predicted) of the best
             pipeline on "validation" (its trial's pooled predictions of the last epoch) and "test",
             and of the baseline on "baseline_test" (summed over the repeats); a key is absent
@@ -46,6 +46,9 @@ class TuneResult:
             pooled, reason, train_only_classes.
         selection: How the winner was chosen: rule, and the re-evaluated candidates with
             their scores, mean, std and complexity.
+        seed: The seed of the search: the one given, or the one drawn for an unseeded run
+            (`tune(seed=...)` / `--seed` with it repeats the search). None in runs of older
+            versions.
     """
 
     best_config: dict
@@ -65,10 +68,17 @@ class TuneResult:
     best_score_std: float = None
     validation: dict = None
     selection: dict = None
+    seed: int = None
 
     def __post_init__(self):
         self.trials = [t if isinstance(t, TrialRecord) else TrialRecord.from_dict(t)
                        for t in self.trials]
+
+    @property
+    def best_trial(self):
+        """The number of the best (chosen) trial, as shown in the log, `show` and the report."""
+        record = next((t for t in self.trials if t.trial_id == self.best_trial_id), None)
+        return record.number if record is not None else trial_number(self.best_trial_id)
 
     @property
     def pipeline(self) -> "Pipeline":  # noqa: F821
@@ -157,6 +167,8 @@ class TuneResult:
             lines.append(f"chosen: {self.selection['reason']}")
         if self.validation:
             lines.append(f"validation: {validation_text(self.validation)}")
+        if self.seed is not None:
+            lines.append(seed_text(self.seed))
         if self.test_score is not None:
             lines.append(f"test {self.objective}: {_mean_text(self.test_scores)}")
         if self.baseline_score is not None:
@@ -179,6 +191,11 @@ def validation_text(validation: dict) -> str:
     return text
 
 
+def seed_text(seed) -> str:
+    """The line that shows a run's seed and how to repeat the run with it."""
+    return f"seed: {seed} (--seed {seed}, or tune(seed={seed}), repeats this search)"
+
+
 def _mean_text(scores) -> str:
     """`0.9512 (mean of 3 trainings: 0.9400, 0.9600, 0.9536)`, or one score."""
     if len(scores) == 1:
@@ -190,11 +207,11 @@ def _mean_text(scores) -> str:
 def trials_csv(trials) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["trial_id", "status", "score", "pipeline", "message", "worker"])
+    writer.writerow(["trial", "status", "score", "pipeline", "message", "worker"])
     for trial in trials:
         config = trial.get("config")
         writer.writerow([
-            trial["trial_id"],
+            number_of(trial),
             trial["status"],
             "" if trial.get("score") is None else trial["score"],
             summarize(config) if config else "",

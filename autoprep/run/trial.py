@@ -28,7 +28,7 @@ class TrialRecord:
     """One finished trial.
 
     Attributes:
-        trial_id: Keras Tuner's id of the trial.
+        trial_id: Keras Tuner's id of the trial (0-based, "00"): the key of its state files.
         status: A `TrialStatus`.
         score: The validation objective (None when the trial failed).
         config: The pipeline config (unfitted), or None when the space was changed by hand.
@@ -36,6 +36,9 @@ class TrialRecord:
         message: Keras Tuner's traceback of a failed trial, or None.
         worker: The Keras Tuner id of the distributed worker that ran the trial (`tuner1` for
             `--worker 1`), or None in a search of one process (and in runs of older versions).
+        number: The trial's number (1-based, in the order trials started), the one shown
+            everywhere: the log, `autoprep show`, the report, trials.csv. Default: from
+            `trial_id` (runs of older versions did not store it).
     """
 
     trial_id: str
@@ -45,8 +48,11 @@ class TrialRecord:
     model_hyperparameters: dict = dataclasses.field(default_factory=dict)
     message: str = None
     worker: str = None
+    number: int = None
 
     def __post_init__(self):
+        if self.number is None:
+            self.number = trial_number(self.trial_id)
         try:
             self.status = TrialStatus(str(self.status))
         except ValueError:
@@ -79,6 +85,24 @@ class TrialRecord:
 
     def get(self, key, default=None):
         return getattr(self, key, default)
+
+
+def trial_number(trial_id):
+    """The 1-based number of the trial with Keras Tuner's (0-based) id, or None for an id
+    that is not a number."""
+    text = str(trial_id)
+    return int(text) + 1 if text.isdigit() else None
+
+
+def number_of(trial):
+    """The number of a trial record (or its dict); its trial id when it has none."""
+    number = trial.get("number") or trial_number(trial.get("trial_id"))
+    return number if number is not None else trial.get("trial_id")
+
+
+def trial_name(trial) -> str:
+    """`trial 14` for a record (or its dict) of number 14."""
+    return f"trial {number_of(trial)}"
 
 
 def trial_text(trial) -> str:

@@ -71,11 +71,22 @@ class WorkerTrials:
     oracle.json. A worker counted as lost that comes back and ends its trial after another
     worker took it over is not told apart from that worker (both end the same trial).
 
+    The chief runs no trial, so a tuner's `on_trial_end` never runs there: the chief's
+    `chief_trial_ended(trial)` (set by the tuner) is called instead each time a trial ends, as
+    a worker ends it (on the thread of Keras Tuner's oracle server) or when it is failed for
+    its lost workers, so that the chief records and reports trials as they end. While it
+    runs, the server answers no worker, so that time does not count as their silence.
+
     Relies on: `Oracle.create_trial(tuner_id)` taking `_retry_queue` (private list) first and
     removing the tuner id from `tuner_ids` (a set) when it answers STOPPED; `ongoing_trials`
     ({tuner id: trial}) and `tuner_ids` being what `exit_chief` reads; `get_trial` and
-    `update_trial` being the requests of a worker running a trial; `get_state` / `set_state`.
+    `update_trial` being the requests of a worker running a trial; `get_state` / `set_state`;
+    `oracle_chief.OracleServicer.EndTrial` (private module) calling `oracle.end_trial(trial)`
+    for each trial a worker ends, and `BaseTuner.search` on the chief serving requests
+    (`oracle_chief.start_server`) instead of running trials.
     """
+
+    chief_trial_ended = None
 
     def __init__(self, *args, **kwargs):
         quiet_condition_protos()
@@ -122,7 +133,24 @@ class WorkerTrials:
     def end_trial(self, trial):
         if trial.trial_id in self._retry_queue:  # a lost worker came back and finished it
             self._retry_queue.remove(trial.trial_id)
-        return super().end_trial(trial)
+        ended = super().end_trial(trial)
+        self._tell_chief(trial.trial_id)
+        return ended
+
+    def _tell_chief(self, trial_id):
+        """Calls `chief_trial_ended` with the ended trial, on the chief of a distributed search."""
+        if self.chief_trial_ended is None or not _is_distributed_chief():
+            return
+        started = time.monotonic()
+        try:
+            self.chief_trial_ended(self.trials[trial_id])
+        except Exception as error:  # the server must answer the worker; the search goes on
+            print(f"autoprep: trial {trial_id} ended but was not recorded: "
+                  f"{type(error).__name__}: {error}", file=sys.stderr, flush=True)
+        finally:
+            deaf = time.monotonic() - started
+            for tuner_id in list(self._heard):
+                self._heard[tuner_id] += deaf
 
     def _heard_from(self, trial_id):
         for tuner_id, trial in list(self.ongoing_trials.items()):
@@ -148,6 +176,7 @@ class WorkerTrials:
                         "not run again.")
             print(f"autoprep: {said}: the trial failed (its second lost worker)",
                   file=sys.stderr, flush=True)
+            self._tell_chief(trial_id)
             return
         self._retry_queue.append(trial_id)
         self.save()
@@ -375,6 +404,17 @@ def _fail_trial(oracle, trial_id, message):
     oracle._save_trial(trial)
     oracle.end_order.append(trial_id)
     oracle.save()
+
+
+def is_distributed() -> bool:
+    """True in any process of Keras Tuner's distributed mode: the chief or a worker.
+
+    Relies on: `keras_tuner.src.distribute.utils.has_chief_oracle` (private module; it reads
+    the KERASTUNER_* environment variables).
+    """
+    from keras_tuner.src.distribute import utils
+
+    return utils.has_chief_oracle()
 
 
 def is_distributed_worker() -> bool:

@@ -11,7 +11,9 @@ import hashlib
 import json
 import math
 import os
+import secrets
 import sys
+import threading
 import time
 
 import keras
@@ -26,12 +28,12 @@ from autoprep.data.decode import read_image_folder
 from autoprep.data.index import MAX_PIXELS, index_directory
 from autoprep.data.splits import SMALL_VALIDATION, make_splits
 from autoprep.data.subset import Subset
-from autoprep.errors import ArgumentError
+from autoprep.errors import ArgumentError, RunDirectoryError
 from autoprep.run import rundir
 from autoprep.run.files import CACHE_DIR, CONFUSION_FILE, TENSORBOARD_DIR
 from autoprep.run.progress import TrialClock
-from autoprep.run.result import TuneResult, validation_text
-from autoprep.run.trial import FINISHED, TrialRecord, TrialStatus
+from autoprep.run.result import TuneResult, seed_text, validation_text
+from autoprep.run.trial import FINISHED, TrialRecord, TrialStatus, trial_number
 from autoprep.search import devices, kt_adapter, model_inputs, selection
 from autoprep.search.hypermodel import TAU_METRIC, PipelineHyperModel, call_model_fn, trial_seed
 from autoprep.search.names import check_tuner
@@ -39,6 +41,11 @@ from autoprep.search.space import PREFIX, SearchSpace, data_facts
 from autoprep.search.tuners import StopSearch, first_values, make_tuner
 
 BASELINE = {"normalization": "none", "augmentation": [], "imbalance": "none"}
+SEEDS = 1_000_000  # an unseeded run draws its seed below this: short enough to type again
+# The settings that older versions did not store, at the value those versions used: a run
+# they wrote resumes when its settings are these (a dimension added to the search space since
+# is missing from its stored space: it resumes when that dimension is at its default).
+SETTING_DEFAULTS = {"device_input": False, "space": SearchSpace().get_config()}
 
 
 def tune(
@@ -105,7 +112,11 @@ def tune(
         directory, project_name: The run directory is `directory/project_name`; the project
             name defaults to the data directory's name.
         overwrite: Start over instead of resuming an existing run directory.
-        seed: Fixes splits, trial sampling, datasets and weight initialization.
+        seed: Fixes splits, trial sampling, datasets and weight initialization. Default: the
+            seed of the run being resumed, else one drawn at random and kept in the run
+            directory (shown in the log, `autoprep show`, the report and `result.seed`), so
+            that a resumed run keeps its splits and any run can be repeated. Required in a
+            distributed search (the chief and every worker make the same splits from it).
         verbose: 0 silent, 1 one line per trial, 2 also Keras Tuner and Keras progress.
             With `on_trial_end`, the caller reports progress and autoprep prints no lines.
         baseline: Also train raw pixels / no augmentation / no balancing for comparison.
@@ -138,7 +149,7 @@ def tune(
     Raises:
         DataError: bad data directory or too few images for the splits.
         ModelError: `model_fn` fails or builds a model with the wrong number of outputs.
-        ArgumentError: bad argument values.
+        ArgumentError: bad argument values, or no `seed` in a distributed search.
         RunDirectoryError: the run directory holds a different search (pass `overwrite=True`),
             or is a folder autoprep must not write into (see `autoprep.run.rundir`).
 
@@ -157,13 +168,14 @@ def tune(
     if not isinstance(space, SearchSpace):
         raise ArgumentError(f"`space` must be an autoprep.SearchSpace. Received: {space!r}")
     devices.enable_memory_growth()  # before TensorFlow takes all of a GPU's memory
-    if seed is not None:
-        keras.utils.set_random_seed(seed)
 
     project_name = project_name or _default_project_name(data_dir)
     run_dir = os.path.join(os.fspath(directory), project_name)
     worker = _is_worker()  # a worker never opens, locks or clears the chief's run directory
     rundir.check_run_dir(run_dir, data_dir, overwrite=overwrite and not worker)
+    seed = _run_seed(seed, run_dir, overwrite=overwrite and not worker)
+    keras.utils.set_random_seed(seed)
+    rundir.claim_run_dir(run_dir)
 
     if on_plan is None and verbose and on_trial_end is None:
         on_plan = _print_plan
@@ -189,8 +201,9 @@ def tune(
         space, convention = model_inputs.fit_space(space, probe.convention, probe.model)
         settings = _settings(folder, space, objective=objective, tuner=tuner, epochs=epochs,
                              validation_split=validation_split, test_split=test_split, cv=cv,
-                             seed=seed, batch_size=batch_size)
-        run_state = None if worker else rundir.open_run_dir(run_dir, settings, overwrite)
+                             seed=seed, batch_size=batch_size, device_input=device_input)
+        run_state = None if worker else rundir.open_run_dir(run_dir, settings, overwrite,
+                                                            defaults=SETTING_DEFAULTS)
 
         hypermodel = PipelineHyperModel(
             model_fn, folder, splits, space, objective=objective, batch_size=batch_size, seed=seed,
@@ -204,7 +217,8 @@ def tune(
             reserve=_reserve(after, reevaluate=reevaluate),
         )
         recorder = _Recorder(folder, splits, space, objective=objective, epochs=epochs,
-                             run_dir=run_dir, data_dir=data_dir, input_convention=convention)
+                             run_dir=run_dir, data_dir=data_dir, seed=seed,
+                             input_convention=convention)
         reporter = _Reporter(run_dir, verbose=verbose, on_trial_end=on_trial_end)
         if convention.normalization is not None or convention.given:
             reporter.say(f"model input: {convention.describe()}")
@@ -212,6 +226,8 @@ def tune(
         if splits.method != "holdout" and verbose and not worker:
             print(f"validation: {validation_text(splits.describe())}", file=sys.stderr,
                   flush=True)
+        if not worker:
+            reporter.say(seed_text(seed))
         search = make_tuner(
             tuner, hypermodel,
             objective=kt.Objective(objectives.log_name(objective),
@@ -228,12 +244,14 @@ def tune(
         _fail_repeatedly_interrupted(search, run_state, run_dir)
         try:
             state = _search(search, run, epochs, verbose)
+            run.close()
             result, hp = _choose(search, hypermodel, run, top=reevaluate, after=after,
                                  state=state)
             if result.best_config is not None and test_split > 0:
                 result = _final_scores(result, hp, hypermodel, baseline=baseline,
                                        repeats=final_repeats, verbose=reporter.prints)
         except BaseException:  # Ctrl-C, SIGTERM, repeated failures: keep what is done
+            run.close()
             reporter.save(recorder.result(search, state="interrupted"))
             raise
         reporter.save(result)
@@ -310,14 +328,48 @@ def _default_project_name(data_dir) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "autoprep"
 
 
+def _run_seed(seed, run_dir, *, overwrite) -> int:
+    """The seed of the run: `seed`; else the seed of the run being resumed; else a new one.
+
+    Raises:
+        ArgumentError: no `seed` in a distributed search: the chief and the workers, which
+            do not read each other's run directories, could not agree on the splits.
+        RunDirectoryError: the run to resume was started without a seed (by an older
+            version): its splits cannot be made again.
+    """
+    if seed is not None:
+        return seed
+    if kt_adapter.is_distributed():
+        raise ArgumentError(
+            "A distributed search needs a seed: pass the same --seed S (`seed=S`) to the chief "
+            "and to every worker, so that they make the same splits. Received: seed=None"
+        )
+    stored = None if overwrite else rundir.stored_settings(run_dir)
+    if stored is None:  # a new run
+        return secrets.randbelow(SEEDS)
+    if stored.get("seed") is None:
+        raise RunDirectoryError(
+            f"{run_dir!r} holds a search started without a seed by an older autoprep: its "
+            "validation and test splits cannot be made again, so resuming it would score "
+            "trials on other images and train on images of its test split. `autoprep show` "
+            "and `autoprep export` still read it; start over with --overwrite "
+            "(overwrite=True) or choose another run directory."
+        )
+    return stored["seed"]
+
+
 def _settings(folder, space, *, objective, tuner, epochs, validation_split, test_split, cv,
-              seed, batch_size) -> dict:
-    """The settings a resumed search must share with the run it resumes (in the run marker)."""
+              seed, batch_size, device_input) -> dict:
+    """The settings a resumed search must share with the run it resumes (in the run marker).
+
+    A key added here gets its former value in `SETTING_DEFAULTS`, so that runs of older
+    versions still resume.
+    """
     return {
         "data": _data_fingerprint(folder), "space": space.get_config(), "objective": objective,
         "tuner": tuner, "epochs": epochs, "image_size": list(folder.image_size),
         "validation_split": validation_split, "test_split": test_split, "cv": repr(cv),
-        "seed": seed, "batch_size": batch_size,
+        "seed": seed, "batch_size": batch_size, "device_input": device_input,
     }
 
 
@@ -395,11 +447,11 @@ class _Stopper:
 class _Recorder:
     """Job 2, recording: Keras Tuner's trials as `TrialRecord`s and a `TuneResult`."""
 
-    def __init__(self, folder, splits, space, *, objective, epochs, run_dir, data_dir,
+    def __init__(self, folder, splits, space, *, objective, epochs, run_dir, data_dir, seed,
                  input_convention=None):
         self.folder, self.splits, self.space = folder, splits, space
         self.objective, self.epochs, self.run_dir = objective, epochs, run_dir
-        self.data_dir, self.input_convention = data_dir, input_convention
+        self.data_dir, self.seed, self.input_convention = data_dir, seed, input_convention
         self._fitted = {}
 
     def trial_record(self, trial, worker=None) -> TrialRecord:
@@ -448,6 +500,7 @@ class _Recorder:
             best_score_std=std,
             validation=self.splits.describe(),
             selection=selection,
+            seed=self.seed,
         )
 
     def best(self, trials):
@@ -513,25 +566,40 @@ class _Reporter:
 
 
 class _Run:
-    """Follows a search: the tuner's two hooks, wired to the stopping, recording and saving jobs."""
+    """Follows a search: the tuner's two hooks, wired to the stopping, recording and saving jobs.
+
+    The chief of a distributed search runs no trial: `trial_ended` is called there on the
+    oracle server's thread as each worker ends a trial (see `kt_adapter.WorkerTrials`), hence
+    the lock; `close` stops the recording before the result after the search is written.
+    """
 
     def __init__(self, stopper, recorder, reporter):
         self.stopper, self.recorder, self.reporter = stopper, recorder, reporter
         self.worker = stopper.worker
+        self._lock = threading.Lock()
+        self._closed = False
 
     def should_stop(self, search) -> bool:
         return self.stopper.should_stop(search)
 
     def trial_ended(self, search, trial, evaluation):
-        self.stopper.clock.trial_ended()
-        _save_confusion(search, trial, evaluation)
-        if self.worker:
-            self.reporter.say(f"{search.tuner_id}: trial {trial.trial_id} {trial.status} "
-                              f"score={trial.score}")
-            return
-        result = self.recorder.result(search, state="running")
-        record = next(t for t in result.trials if t.trial_id == trial.trial_id)
-        self.reporter.trial_ended(result, record, self.stopper.clock)
+        with self._lock:
+            if self._closed:  # a lost worker that came back after the search
+                return
+            self.stopper.clock.trial_ended()
+            _save_confusion(search, trial, evaluation)
+            if self.worker:
+                self.reporter.say(f"{search.tuner_id}: trial {trial_number(trial.trial_id)} "
+                                  f"{trial.status} score={trial.score}")
+                return
+            result = self.recorder.result(search, state="running")
+            record = next(t for t in result.trials if t.trial_id == trial.trial_id)
+            self.reporter.trial_ended(result, record, self.stopper.clock)
+
+    def close(self):
+        """Waits for a trial being recorded; records none after."""
+        with self._lock:
+            self._closed = True
 
 
 def _choose(search, hypermodel, run, *, top, after, state) -> tuple:
@@ -577,6 +645,7 @@ def _choose(search, hypermodel, run, *, top, after, state) -> tuple:
     record = next(r for r in records if r.trial_id == winner.trial_id)
     chosen = (record, {"rule": "one_standard_error", "repeats": len(winner.scores),
                        "reason": reason, "chosen_trial_id": winner.trial_id,
+                       "chosen_trial": winner.number,
                        "candidates": [c.to_dict() for c in pool]},
               winner.mean, winner.std)
     return recorder.result(search, state=state, chosen=chosen), hps[winner.trial_id]

@@ -24,6 +24,7 @@ import math
 import numpy as np
 
 from autoprep import objectives
+from autoprep.run.trial import trial_number
 from autoprep.search.space import complexity
 
 REPEATS = 2  # re-evaluations of each candidate
@@ -34,7 +35,7 @@ class Candidate:
     """A configuration re-evaluated before the winner is declared.
 
     Attributes:
-        trial_id: The trial that ran it.
+        trial_id: Keras Tuner's id of the trial that ran it.
         config: Its (unfitted) pipeline config.
         search_score: Its trial's score.
         scores: Its re-evaluation scores.
@@ -42,6 +43,7 @@ class Candidate:
         labels, correct: Per re-evaluation, the pooled validation labels and whether this
             candidate predicted each image right (see `Evaluation`); not saved.
         noise: The standard error of its difference from the best mean (set by `choose`).
+        number: The number of the trial that ran it, as the log and `show` name it.
     """
 
     trial_id: str
@@ -52,6 +54,11 @@ class Candidate:
     labels: list = dataclasses.field(default_factory=list, repr=False)
     correct: list = dataclasses.field(default_factory=list, repr=False)
     noise: float = None
+    number: int = None
+
+    def __post_init__(self):
+        if self.number is None:
+            self.number = trial_number(self.trial_id)
 
     def add(self, evaluation):
         """Records one re-evaluation (an `Evaluation`)."""
@@ -69,7 +76,8 @@ class Candidate:
         return float(np.std(self.scores, ddof=1)) if len(self.scores) > 1 else 0.0
 
     def to_dict(self) -> dict:
-        return {"trial_id": self.trial_id, "default": self.default, "config": self.config,
+        return {"trial_id": self.trial_id, "number": self.number, "default": self.default,
+                "config": self.config,
                 "search_score": self.search_score, "scores": self.scores,
                 "mean": self.mean, "std": self.std, "complexity": complexity(self.config),
                 "noise": self.noise}
@@ -88,7 +96,7 @@ def candidates(records, *, top: int, direction: str, default_config=None) -> lis
         if is_default or len(chosen) < top:
             seen.add(key)
             chosen.append(Candidate(record.trial_id, record.config, record.score,
-                                    default=is_default))
+                                    default=is_default, number=record.number))
     return chosen
 
 
@@ -116,19 +124,19 @@ def one_standard_error(candidates, *, direction: str, objective: str = "accuracy
     first = next((c for c in near if c.default), None)
     winner = first or min(near, key=lambda c: (complexity(c.config), -sign * c.mean))
     if winner is best:
-        reason = (f"trial {best.trial_id}: the best mean of {len(best.scores)} re-evaluations "
+        reason = (f"trial {best.number}: the best mean of {len(best.scores)} re-evaluations "
                   f"({best.mean:.4f} ± {best.std:.4f})")
         beaten = next((c for c in candidates if c.default and c is not best), None)
         if beaten is not None:
-            reason += (f"; the search's first configuration (trial {beaten.trial_id}, "
+            reason += (f"; the search's first configuration (trial {beaten.number}, "
                        f"{beaten.mean:.4f}) is beyond the noise ({beaten.noise:.4f})")
         if any(c is not best for c in near):
             reason += "; none within the noise is simpler"
     else:
         which = ("the search's first configuration" if winner is first
                  else "the simplest configuration")
-        reason = (f"trial {winner.trial_id} ({winner.mean:.4f}): {which}, within the noise "
-                  f"({winner.noise:.4f}) of the best mean ({best.mean:.4f}, trial {best.trial_id})")
+        reason = (f"trial {winner.number} ({winner.mean:.4f}): {which}, within the noise "
+                  f"({winner.noise:.4f}) of the best mean ({best.mean:.4f}, trial {best.number})")
     return winner, reason
 
 

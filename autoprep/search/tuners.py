@@ -183,6 +183,10 @@ class _Hooks(AtomicTunerState):
         self._should_stop = should_stop
         self._evaluations = {}  # trial id -> the `Evaluation` its run returned, until it ends
         super().__init__(*args, **kwargs)
+        if on_trial_end is not None:
+            # The chief of a distributed search runs no trial: its oracle tells it of the
+            # trials the workers end (their evaluations stay with the workers).
+            self.oracle.chief_trial_ended = lambda trial: on_trial_end(self, trial, None)
 
     def on_search_begin(self):
         # Keras Tuner writes the tuner file when a trial ends and resumes a run only when the
