@@ -1,7 +1,8 @@
 """Decode: read the images of a `FileIndex` once into one uint8 array (an `ImageFolder`).
 
-`load_image` is copied verbatim into the exported module, so a trial and the exported
-pipeline decode and resize every file the same way.
+Each file is decoded by `load_image` (`autoprep/data/image.py`, copied verbatim into the
+exported module): decoded, oriented, resized and stored into the array a batch at a time, so
+full-size images are only held while a few are in flight, never all at once.
 """
 
 import dataclasses
@@ -15,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from autoprep._text import printable
+from autoprep.data.image import load_image
 from autoprep.data.index import (
     MAX_DEFAULT_SIDE,
     MAX_PIXELS,
@@ -28,35 +30,7 @@ from autoprep.data.memory import allocate, default_memory_limit, format_bytes, p
 from autoprep.errors import ArgumentError, DataError
 
 DECODE_BATCH = 64  # decoded images copied into the array at a time
-CACHE_VERSION = 1  # bump when decoding changes, so that older caches are not reused
-
-
-def load_image(path, image_size, channels):
-    """Reads one image file as uint8 of shape `image_size + (channels,)`."""
-    image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
-    has_color = tf.shape(image)[-1] >= 3
-    if channels == 1:
-        image = tf.cond(
-            has_color,
-            lambda: tf.image.rgb_to_grayscale(image[..., :3]),
-            lambda: image[..., :1],
-        )
-    else:
-        image = tf.cond(
-            has_color,
-            lambda: image[..., :3],
-            lambda: tf.image.grayscale_to_rgb(image[..., :1]),
-        )
-    image = tf.ensure_shape(image, [None, None, channels])
-
-    def resize():
-        resized = tf.image.resize(image, image_size, antialias=True)
-        return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
-
-    # An image already at `image_size` skips the resize (the same pixels, half the time).
-    same_size = tf.reduce_all(tf.shape(image)[:2] == tf.constant(image_size))
-    image = tf.cond(same_size, lambda: image, resize)
-    return tf.ensure_shape(image, [image_size[0], image_size[1], channels])
+CACHE_VERSION = 2  # bump when decoding changes, so that older caches are not reused
 
 
 @dataclasses.dataclass

@@ -22,10 +22,11 @@ from PIL import Image
 
 from autoprep.errors import ArgumentError, DataError
 
-IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".webp")
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 # The default long side at most, as keras.utils.image_dataset_from_directory (256x256).
 MAX_DEFAULT_SIDE = 256
+EXIF_ORIENTATION = 0x0112  # the tag; 5 to 8 turn the image a quarter (width and height swap)
 # Images whose header declares more pixels are skipped (Pillow refuses 179 Mpx, TF none).
 MAX_PIXELS = 40_000_000
 
@@ -38,7 +39,7 @@ class FileIndex:
     class_names: list
     paths: list
     labels: np.ndarray
-    sizes: list  # (height, width) per file
+    sizes: list  # (height, width) per file, as shown (after the EXIF orientation of a JPEG)
     modes: list  # PIL mode per file
     skipped: list
     max_pixels: int = MAX_PIXELS  # the limit the headers were checked against
@@ -112,13 +113,14 @@ def _file_problem(path, root):
 
 
 def image_header_size(path):
-    """(height, width) declared by the header of a BMP, GIF, JPEG or PNG file, without decoding.
+    """(height, width) declared by the header of a BMP, GIF, JPEG, PNG or WebP file, without
+    decoding (as stored: before any EXIF orientation).
 
     Raises:
         ValueError: the file is none of these (or its header is cut short).
     """
     with open(path, "rb") as handle:
-        head = handle.read(26)
+        head = handle.read(30)
         if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 24:
             width, height = struct.unpack(">II", head[16:24])
         elif head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
@@ -131,9 +133,26 @@ def image_header_size(path):
         elif head.startswith(b"\xff\xd8"):
             handle.seek(2)
             return _jpeg_size(handle)
+        elif head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(head) >= 30:
+            width, height = _webp_size(head)
         else:
-            raise ValueError("not a BMP, GIF, JPEG or PNG file")
+            raise ValueError("not a BMP, GIF, JPEG, PNG or WebP file")
     return abs(height), abs(width)
+
+
+def _webp_size(head):
+    """(width, height) from the first chunk of a WebP file (its first 30 bytes)."""
+    chunk = head[12:16]
+    if chunk == b"VP8X":  # extended: 24-bit width - 1 and height - 1
+        return (1 + int.from_bytes(head[24:27], "little"),
+                1 + int.from_bytes(head[27:30], "little"))
+    if chunk == b"VP8 ":  # lossy: 14-bit sizes after the frame tag and start code
+        width, height = struct.unpack("<HH", head[26:30])
+        return width & 0x3FFF, height & 0x3FFF
+    if chunk == b"VP8L":  # lossless: 14-bit width - 1 and height - 1 after the signature
+        bits = struct.unpack("<I", head[21:25])[0]
+        return 1 + (bits & 0x3FFF), 1 + (bits >> 14 & 0x3FFF)
+    raise ValueError(f"WebP file with an unknown first chunk {chunk!r}")
 
 
 def _jpeg_size(handle):
@@ -205,6 +224,8 @@ def _read_header(path, max_pixels):
     try:
         with Image.open(path) as image:
             width, height = image.size
+            if image.format == "JPEG" and image.getexif().get(EXIF_ORIENTATION, 1) >= 5:
+                width, height = height, width  # shown turned a quarter (see data/image.py)
             return (height, width), image.mode
     except Exception as error:  # PIL raises many types for broken files.
         raise ValueError(f"cannot read image header ({type(error).__name__}: {error})") from None

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from autoprep.choices.imbalance import natural_sampler as sample
 from autoprep.choices.pipeline import build_eval_dataset, build_train_dataset
-from autoprep.data.decode import load_image
+from autoprep.data.image import load_image
 from autoprep.data.index import (
     IMAGE_EXTENSIONS,
     MAX_PIXELS,
@@ -24,6 +24,7 @@ from autoprep.data.index import (
     _jpeg_size,
     _link_problem,
     _walk_folder,
+    _webp_size,
     header_problem,
     image_header_size,
     walk_class_files,
@@ -193,6 +194,6 @@ def make_datasets(data_dir, *, validation_split=0.2, batch_size=32, seed=0, cach
 # In the order they are written into the exported module.
 RUNTIME_FUNCTIONS = (
     walk_class_files, _walk_folder, _link_problem, _file_problem, image_header_size,
-    _jpeg_size, header_problem, list_files, split_files, _decode, _path_tensor, _cache,
-    _decoded, make_train_dataset, make_eval_dataset, make_datasets,
+    _jpeg_size, _webp_size, header_problem, list_files, split_files, _decode, _path_tensor,
+    _cache, _decoded, make_train_dataset, make_eval_dataset, make_datasets,
 )
