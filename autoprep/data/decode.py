@@ -1,8 +1,9 @@
 """Decode: read the images of a `FileIndex` once into one uint8 array (an `ImageFolder`).
 
 Each file is decoded by `load_image` (`autoprep/data/image.py`, copied verbatim into the
-exported module): decoded, oriented, resized and stored into the array a batch at a time, so
-full-size images are only held while a few are in flight, never all at once.
+exported module) as its header said when it was indexed (its type, a JPEG's EXIF orientation),
+resized and stored into the array a batch at a time: full-size images are held only
+while the parallel map works on them, never all at once.
 """
 
 import dataclasses
@@ -236,11 +237,13 @@ def _decode_all(index, plan):
         images = allocate(shape, mapped=plan.mapped)
     # As bytes: names that are not valid UTF-8 reach TensorFlow as they are on disk.
     files = [os.fsencode(os.path.join(index.root, path)) for path in index.paths]
-    decoded = decode_files(files, images, plan.image_size, plan.channels)
+    decodings = index.decodings
+    decoded = decode_files(files, decodings, images, plan.image_size, plan.channels)
     failed = []
     for i in np.flatnonzero(~decoded):  # again one by one, for the reason of each failure
         try:
-            images[i] = load_image(tf.constant(files[i]), plan.image_size, plan.channels).numpy()
+            images[i] = load_image(tf.constant(files[i]), plan.image_size, plan.channels,
+                                   decodings[i]).numpy()
             decoded[i] = True
         except tf.errors.OpError as error:
             failed.append((index.paths[i], f"cannot decode ({_error_reason(error)})"))
@@ -253,14 +256,18 @@ def _decode_all(index, plan):
     return images, kept, failed
 
 
-def decode_files(files, images, image_size, channels) -> np.ndarray:
-    """Decodes `files` with a parallel tf.data map into `images[i]`; returns which succeeded.
+def decode_files(files, decodings, images, image_size, channels) -> np.ndarray:
+    """Decodes `files` (as their headers said: `decodings`, see `image_header`) with a parallel
+    tf.data map into `images[i]`; returns which succeeded.
 
     A file that fails is left out of the stream (`ignore_errors`), never stopping the others.
+    Each image is decoded, resized and copied into `images` a batch at a time: the full-size
+    images in memory at once are only those the map is working on.
     """
-    dataset = tf.data.Dataset.from_tensor_slices((np.arange(len(files)), files))
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (np.arange(len(files)), files, np.asarray(decodings, np.int32)))
     dataset = dataset.map(
-        lambda i, path: (i, load_image(path, image_size, channels)),
+        lambda i, path, decoding: (i, load_image(path, image_size, channels, decoding)),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     decoded = np.zeros(len(files), bool)
