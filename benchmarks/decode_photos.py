@@ -130,7 +130,8 @@ def markdown(result) -> str:
 | figure | value |
 |---|---|
 | decoding wall time | {m["decode_seconds"]:.1f} s ({rate:.1f} images/s) |
-| decoding CPU time (all threads) | {m["decode_cpu_seconds"]:.1f} s |
+| decoding CPU time (all threads) | {m["decode_cpu_seconds"]:.1f} s \
+({1000 * m["decode_cpu_seconds"] / m["images"]:.0f} ms per image) |
 | indexing (listing, headers, EXIF orientation) | {m["index_seconds"]:.1f} s |
 | resident memory before decoding (Python, TensorFlow, the index) | {_mib(m["rss_before_bytes"])} |
 | peak resident memory while decoding | {_mib(m["peak_rss_bytes"])} |
@@ -143,7 +144,8 @@ EXIF orientations: {m["orientations"]}; sizes as shown (after the orientation): 
 The peak increase is the decoded array plus the images the parallel tf.data map is decoding,
 turning and resizing at that moment (a few full-size images and their float copies for the
 resize, TensorFlow's buffers), never the {_mib(m["full_size_bytes"])} that every image at full
-size would take.
+size would take. Wall time depends on the other jobs of the machine (see its load below); CPU
+time, summed over TensorFlow's threads, is the steadier figure.
 """
 
 
