@@ -170,6 +170,12 @@ def test_the_index_lists_every_kind_at_the_size_it_shows(kinds):
     assert len(index.paths) == COUNT and not index.skipped
     assert find(kinds, "exif_8.jpg") in index.paths and find(kinds, "png_named.jpg") in index.paths
     assert set(index.sizes) == {SIZE}  # orientations 5-8 are stored 9x12, shown 12x9
+    decodings = {path.split("/")[1]: decoding for path, decoding in zip(index.paths,
+                                                                        index.decodings)}
+    special = {f"exif_{k}.jpg": k for k in range(1, 9)}  # JPEG: its orientation
+    special.update({"exif_6_big_endian.jpg": 6, "cmyk.jpg": 1, "gray.jpg": 1,
+                    "gray_16_bits.png": 9, "rgb_16_bits.png": 9, "rgba_32_bits.bmp": 10})
+    assert decodings == {name: special.get(name, 0) for name in decodings}
 
 
 @pytest.mark.parametrize("channels", [3, 1])
