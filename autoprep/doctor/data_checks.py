@@ -362,7 +362,7 @@ def check_mixed_modes(ctx):
     if len(modes) > 1:
         yield Finding(
             "mixed_modes", "info", f"{len(modes)} image modes: {modes}",
-            "Alpha channels are dropped and palette images expanded when decoding.",
+            "Alpha is composited on white and palette images are expanded when decoding.",
             "Convert every image to one mode (e.g. RGB) when exporting.",
             data={"modes": modes},
         )

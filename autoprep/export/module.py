@@ -1,9 +1,10 @@
 """Export: write a fitted pipeline as a standalone Python module that imports only TensorFlow.
 
-The module is assembled from the same definitions a trial runs: `load_image`, the chosen
-normalization's `transform`, `augment`, the imbalance sampler, the dataset builders and the
-module's own functions (`autoprep.export.runtime`: listing, splitting, decoding files) are
-copied with `inspect.getsource`; Keras layers are written as constructor calls with the same
+The module is assembled from the same definitions a trial runs: `load_image` and the
+functions it calls (`autoprep/data/image.py`), the chosen normalization's `transform`,
+`augment`, the imbalance sampler, the dataset builders and the module's own functions
+(`autoprep.export.runtime`: listing, splitting, decoding files) are copied with
+`inspect.getsource`; Keras layers are written as constructor calls with the same
 arguments; learned constants are embedded as literals. Every string that comes from user data
 (class names, paths) is written with `repr`, so it cannot inject code.
 """
@@ -18,7 +19,7 @@ from autoprep.choices.augmentation import augment
 from autoprep.choices.base import function_source
 from autoprep.choices.imbalance import DeferredReweighting, add_sample_weights
 from autoprep.choices.pipeline import Pipeline, build_eval_dataset, build_train_dataset
-from autoprep.data.decode import load_image
+from autoprep.data.image import IMAGE_FUNCTIONS
 from autoprep.data.index import IMAGE_EXTENSIONS, MAX_PIXELS, check_max_pixels
 from autoprep.export.runtime import RUNTIME_FUNCTIONS
 
@@ -130,7 +131,7 @@ def render_module(pipeline: Pipeline, *, class_names, image_size, channels, epoc
         "CLASS_WEIGHT_GATE = "
         + ("tf.Variable(0.0, trainable=False)" if deferred else "None"),
         "\n",
-        function_source(load_image),
+        "\n\n".join(function_source(function) for function in IMAGE_FUNCTIONS),
         "\n" + pipeline.normalization.source(),
         "\ndef preprocess(images):\n"
         '    """Normalizes uint8 images (a batch or one image) exactly as in the search."""\n'
