@@ -222,6 +222,44 @@ def test_prior_random_values_draw_every_random_trial(tmp_path, base):
     assert len(set(seeds)) == 3, moved("PriorRandomValues")
 
 
+def _bayesian_oracle(tmp_path):
+    """A Bayesian oracle over a conditional space, with three finished trials and one failed."""
+    hp = kt.HyperParameters()
+    hp.Int("x", 0, 3)
+    hp.Fixed("fixed", 1)
+    kind = hp.Choice("kind", ["a", "b"])
+    with hp.conditional_scope("kind", ["b"]):
+        hp.Float("size", 0.0, 1.0, default=0.5)
+    oracle = kt.oracles.BayesianOptimizationOracle(objective=kt.Objective("score", "max"),
+                                                   max_trials=9, hyperparameters=hp, seed=1)
+    oracle._set_project_dir(str(tmp_path), "project")
+    oracle.verbose = 0
+    points = [{"x": 1, "kind": "a"}, {"x": 3, "kind": "b", "size": 0.25},
+              {"x": 0, "kind": "b", "size": 0.75}, {"x": 2, "kind": "a"}]
+    for score, point in zip([0.5, 0.9, 0.7, None], points):
+        trial = oracle.create_trial("tuner0")
+        trial.hyperparameters.values = {"fixed": 1, **point}
+        if score is not None:
+            oracle.update_trial(trial.trial_id, {"score": score})
+        trial.status = "COMPLETED" if score is not None else "FAILED"
+        oracle.end_trial(trial)
+    assert kind == "a"
+    return oracle, points
+
+
+def test_gaussian_process_observations_embedding_and_values(tmp_path):
+    oracle, points = _bayesian_oracle(tmp_path)
+    x, y = kt_adapter.gp_observations(oracle)
+    # Columns: the non-fixed hyperparameters in order (x, kind, size); an inactive `size` at
+    # its default; the scores negated (maximized); the failed trial left out.
+    embedded = kt_adapter.gp_embedding(oracle, points[:3])
+    assert x.shape == (3, 3) and (x == embedded).all(), moved("gp_observations / gp_embedding")
+    assert list(y) == [-0.5, -0.9, -0.7], moved("gp_observations")
+    assert embedded[0, 2] == oracle.hyperparameters.space[-1].value_to_prob(0.5)
+    for point, row in zip(points, embedded):
+        assert kt_adapter.gp_values(oracle, row) == {"fixed": 1, **point}, moved("gp_values")
+
+
 @pytest.fixture
 def chief(monkeypatch):
     """This process is the chief of a distributed search; workers are lost after 0.2 s."""

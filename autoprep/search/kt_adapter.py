@@ -2,12 +2,13 @@
 
 autoprep relies on Keras Tuner internals for a few things its public API does not offer:
 atomic state files, failing a trial that crashed the process twice, Hyperband with a given
-oracle, no weights checkpoint per epoch of a trial that nothing reloads, knowing whether this
-process is a distributed worker, running again the trial of a distributed worker that died,
-recognizing the error that stops a search after consecutive failures, and hiding the
-tracebacks of failed trials. Each hook below says what it relies on; `tests/test_kt_adapter.py`
-checks each one, so an upgrade that moves one fails there with a clear message instead of deep
-inside a search.
+oracle, random points from the space's prior, the Gaussian process data of Bayesian
+optimization (to maximize its acquisition in batches), no weights checkpoint per epoch of a
+trial that nothing reloads, knowing whether this process is a distributed worker, running
+again the trial of a distributed worker that died, recognizing the error that stops a search
+after consecutive failures, and hiding the tracebacks of failed trials. Each hook below says
+what it relies on; `tests/test_kt_adapter.py` checks each one, so an upgrade that moves one
+fails there with a clear message instead of deep inside a search.
 
 Keras Tuner is imported inside the functions that need it: the run directory reads the file
 names below without loading TensorFlow.
@@ -21,6 +22,8 @@ import re
 import sys
 import threading
 import time
+
+import numpy as np
 
 from autoprep.run.result import atomic_write
 
@@ -260,6 +263,40 @@ class PriorRandomValues:
             if not self._duplicate(values):
                 return values
         return None
+
+
+# Hooks: Bayesian optimization's Gaussian process, its training data and its unit cube.
+def gp_observations(oracle) -> tuple:
+    """(x, y): the trials as Keras Tuner's Bayesian oracle fits its Gaussian process, one row of
+    the unit cube per trial and y the score to minimize, nan and inf made finite.
+
+    Relies on: `BayesianOptimizationOracle._vectorize_trials()` (private): each trial's values
+    embedded by `hp.value_to_prob` over `_nonfixed_space()` (an inactive one at its default),
+    the score negated for "max", failed trials left out, running ones given a pessimistic guess.
+    """
+    x, y = oracle._vectorize_trials()
+    return np.nan_to_num(x, posinf=0, neginf=0), np.nan_to_num(y, posinf=0, neginf=0)
+
+
+def gp_embedding(oracle, points) -> np.ndarray:
+    """{hyperparameter name: value} dicts as rows of the unit cube, the columns of
+    `gp_observations` (a hyperparameter missing from a point is at its default).
+
+    Relies on: `BayesianOptimizationOracle._nonfixed_space()` (private) being the columns of
+    `_vectorize_trials`, in its order.
+    """
+    space = oracle._nonfixed_space()
+    return np.array([[hp.value_to_prob(point.get(hp.name, hp.default)) for hp in space]
+                     for point in points], dtype=float).reshape(len(points), len(space))
+
+
+def gp_values(oracle, vector) -> dict:
+    """The active hyperparameter values of a point of the unit cube, as Keras Tuner reads the
+    optimum of its acquisition.
+
+    Relies on: `BayesianOptimizationOracle._vector_to_values(vector)` (private).
+    """
+    return oracle._vector_to_values(vector)
 
 
 class DistributedWorker:
