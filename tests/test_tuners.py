@@ -206,3 +206,34 @@ def test_the_gaussian_process_fit_is_quiet_and_leaves_the_warning_filters_as_the
     assert [str(w.message) for w in ours] == ["the user's own"]
     assert warnings.filters == filters
     assert np.isfinite(y).all()
+
+
+def test_a_search_leaves_the_objects_that_existed_before_it_out_of_collections(tmp_path,
+                                                                               monkeypatch):
+    import gc
+
+    import keras_tuner as kt
+
+    from autoprep.search import tuners
+
+    before = []  # tracked by the collector
+    assert any(o is before for o in gc.get_objects())
+    seen = []
+
+    def search(self, *args, **kwargs):
+        seen.append((gc.get_freeze_count(), any(o is before for o in gc.get_objects())))
+
+    monkeypatch.setattr(kt.engine.base_tuner.BaseTuner, "search", search)
+    oracle = tuners.RandomSearchOracle(objective=kt.Objective("score", "max"), max_trials=1)
+    tuner = tuners.Tuner(oracle=oracle, hypermodel=lambda hp: None, directory=str(tmp_path))
+    tuner.search()
+    assert seen[0][0] > 0 and not seen[0][1]  # frozen: not among the collected objects
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # something else froze objects: not ours to thaw
+    try:
+        frozen = gc.get_freeze_count()
+        with tuners.startup_objects_frozen():
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()

@@ -14,10 +14,13 @@ Hyperband keeps its own schedule. The tuners get two hooks:
 trial starts (trial count or time budget). Keras Tuner's state files (oracle.json,
 trial.json, tuner0.json) are written through a temporary file and a rename, so a crash in the
 middle of a write cannot break a resume (the Keras Tuner internals this needs are in
-`kt_adapter`). Everything else, including Keras Tuner's distributed
-mode and resuming from its project directory, is Keras Tuner's.
+`kt_adapter`). While a search runs, the objects that existed before it are left out of
+garbage collections (`startup_objects_frozen`). Everything else, including Keras Tuner's
+distributed mode and resuming from its project directory, is Keras Tuner's.
 """
 
+import contextlib
+import gc
 import warnings
 
 import keras_tuner as kt
@@ -265,6 +268,10 @@ class _Hooks(AtomicTunerState):
         super().on_search_begin()
         self.save()
 
+    def search(self, *args, **kwargs):
+        with startup_objects_frozen():
+            return super().search(*args, **kwargs)
+
     def pre_create_trial(self):
         if self._should_stop is not None and self._should_stop(self):
             raise StopSearch()
@@ -280,6 +287,29 @@ class _Hooks(AtomicTunerState):
             seed_trial(trial.hyperparameters)
         with devices.out_of_memory_fails_trial(getattr(self.hypermodel, "batch_size", None)):
             return super().run_trial(trial, *args, **kwargs)
+
+
+@contextlib.contextmanager
+def startup_objects_frozen():
+    """While inside, the garbage collector skips the objects that existed when it was entered.
+
+    Keras Tuner collects garbage twice before every trial's model (`keras.backend.clear_session`
+    and `gc.collect`), and a full collection walks every object of the process: about 420,000
+    once TensorFlow and Keras are loaded, 0.67 s a collection on a loaded 2-core machine. What
+    exists before the search (modules, the decoded images, the search's own state) is collected
+    once on entry and frozen (`gc.freeze`); a trial's garbage is still collected before the
+    next trial. Nothing is frozen when something else already froze objects: its freeze is not
+    ours to undo (`gc.unfreeze` thaws everything).
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 class Tuner(_Hooks, kt.Tuner):
