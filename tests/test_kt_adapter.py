@@ -199,12 +199,18 @@ def test_trial_tracebacks_are_shown_or_hidden(tmp_path, capfd, show):
     assert printed is show, moved("trial_tracebacks")
 
 
-@pytest.mark.parametrize(
-    "base", [kt.oracles.RandomSearchOracle, kt.oracles.BayesianOptimizationOracle]
-)
-def test_prior_random_values_draw_every_random_trial(tmp_path, base):
+@pytest.mark.parametrize("base, options", [
+    (kt.oracles.RandomSearchOracle, {"max_trials": 4}),
+    (kt.oracles.BayesianOptimizationOracle, {"max_trials": 4}),
+    (kt.oracles.HyperbandOracle, {"max_epochs": 9}),  # a first bracket of 9 configurations
+])
+def test_prior_random_values_draw_every_random_trial_after_the_given_one(tmp_path, base,
+                                                                         options):
     class Oracle(kt_adapter.PriorRandomValues, base):
-        pass
+        given = [{"x": 0}]
+
+        def given_values(self):
+            return self.given.pop() if self.given else None
 
     seeds = []
 
@@ -214,11 +220,12 @@ def test_prior_random_values_draw_every_random_trial(tmp_path, base):
 
     hp = kt.HyperParameters()
     hp.Int("x", 0, 3)
-    oracle = Oracle(objective=kt.Objective("score", "max"), max_trials=3, hyperparameters=hp)
+    oracle = Oracle(objective=kt.Objective("score", "max"), hyperparameters=hp, **options)
     oracle._set_project_dir(str(tmp_path), "project")
+    oracle.verbose = 0
     oracle.prior = prior
-    values = [oracle.create_trial(f"tuner{i}").hyperparameters.values["x"] for i in range(3)]
-    assert values == [1, 2, 3], moved("PriorRandomValues")
+    values = [oracle.create_trial(f"tuner{i}").hyperparameters.values["x"] for i in range(4)]
+    assert values == [0, 1, 2, 3], moved("PriorRandomValues")
     assert len(set(seeds)) == 3, moved("PriorRandomValues")
 
 

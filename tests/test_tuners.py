@@ -208,6 +208,37 @@ def test_the_gaussian_process_fit_is_quiet_and_leaves_the_warning_filters_as_the
     assert np.isfinite(y).all()
 
 
+def test_hyperband_starts_from_stage_one_s_points_then_draws_from_the_prior():
+    import types
+
+    import keras_tuner as kt
+
+    from autoprep.search.tuners import HyperbandOracle, default_values
+
+    space, hyperparameters = _space_and_hyperparameters()
+    oracle = HyperbandOracle(objective=kt.Objective("score", "max"), max_epochs=8, seed=1)
+    oracle.hyperparameters = hyperparameters
+    seeds = []
+    oracle.prior = lambda hp, seed: seeds.append(seed) or space.random_values(hp, seed)
+    oracle.first_points = [{"autoprep/normalization": "per_channel",
+                            "autoprep/imbalance": "oversample"}]
+    picked = []
+    for number in range(4):
+        values = oracle.populate_space(str(number))["values"]
+        oracle.trials[str(number)] = types.SimpleNamespace(
+            status="RUNNING", score=None, hyperparameters=types.SimpleNamespace(values=values))
+        picked.append(values)
+    assert [values["tuner/round"] for values in picked] == [0] * 4  # the first bracket's start
+    configurations = [{k: v for k, v in values.items() if not k.startswith("tuner/")}
+                      for values in picked]
+    assert (configurations[0]["autoprep/normalization"], configurations[0]["autoprep/imbalance"]
+            ) == ("per_channel", "oversample")
+    assert configurations[0]["autoprep/policy"] == "none"
+    assert configurations[1] == default_values(hyperparameters).values
+    assert configurations[2:] == [space.random_values(hyperparameters, seed) for seed in seeds]
+    assert len(seeds) == 2
+
+
 def test_a_search_leaves_the_objects_that_existed_before_it_out_of_collections(tmp_path,
                                                                                monkeypatch):
     import gc

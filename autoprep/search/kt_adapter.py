@@ -247,14 +247,24 @@ class PriorRandomValues:
 
     `prior` (set by `make_tuner`, e.g. `SearchSpace.random_values`) draws every active
     hyperparameter from the space's prior instead of uniformly; None keeps Keras Tuner's draw.
-    Relies on: `Oracle._random_values()` (private) being the one place random search and
-    Bayesian optimization's initial points are drawn, `_seed_state` its seed counter, and
+    A point that `given_values()` returns comes before any draw (Hyperband's first
+    configurations, see `autoprep.search.tuners.HyperbandOracle`).
+    Relies on: `Oracle._random_values()` (private) being the one place random search,
+    Bayesian optimization's initial points and Hyperband's new configurations
+    (`HyperbandOracle._random_trial`) are drawn, `_seed_state` its seed counter, and
     `_duplicate(values)` / `_max_collisions` its retry rule (repeated here).
     """
 
     prior = None
 
+    def given_values(self):
+        """The next point to try before any random one, or None."""
+        return None
+
     def _random_values(self):
+        given = self.given_values()
+        if given is not None:
+            return given
         if self.prior is None:
             return super()._random_values()
         for _ in range(self._max_collisions + 1):

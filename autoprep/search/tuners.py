@@ -9,7 +9,8 @@ of the best of these (its normalization, imbalance strategy and model hyperparam
 ops drawn from the space's prior, no policy); (3) the whole space, policies included, by
 Keras Tuner's own random search or Bayesian optimization (whose Gaussian process sees every
 finished trial; its acquisition is maximized in batches, see `_BatchedAcquisition`).
-Hyperband keeps its own schedule. The tuners get two hooks:
+Hyperband keeps its own schedule; its first configurations are stage 1's, the later ones
+draws from the space's prior. The tuners get two hooks:
 `on_trial_end` writes results after every trial; `should_stop` ends the search before a new
 trial starts (trial count or time budget). Keras Tuner's state files (oracle.json,
 trial.json, tuner0.json) are written through a temporary file and a rename, so a crash in the
@@ -251,8 +252,25 @@ class BayesianOptimizationOracle(
     pass
 
 
-class HyperbandOracle(AtomicOracleState, kt.oracles.HyperbandOracle):
-    pass
+class HyperbandOracle(AtomicOracleState, PriorRandomValues, kt.oracles.HyperbandOracle):
+    """Keras Tuner's Hyperband (its brackets, rounds and epochs) from stage 1's points: its
+    first new configurations are `first_points` (the data-seeded ones), then the space's
+    default, and the later ones are draws from the space's prior (`prior`)."""
+
+    first_points = ()
+
+    def given_values(self):
+        tried = [_configuration(t.hyperparameters.values) for t in self.trials.values()]
+        for point in [*self.first_points, default_values(self.hyperparameters).values]:
+            values = _configuration(_complete(self.hyperparameters, point))
+            if values not in tried:
+                return values
+        return None
+
+
+def _configuration(values: dict) -> dict:
+    """`values` without Hyperband's schedule (`tuner/epochs`, `tuner/round`, ...)."""
+    return {name: value for name, value in values.items() if not name.startswith("tuner/")}
 
 
 class _Hooks(AtomicTunerState):
@@ -333,8 +351,11 @@ def make_tuner(name, hypermodel, *, objective, max_trials, epochs, seed=None, fi
     check_tuner(name)
     if seed is not None:  # Keras Tuner's oracles take seed 0 for no seed (`seed or random...`)
         seed += 1
+    # Random points follow the space's prior (most ops off, light strengths first).
+    prior = getattr(getattr(hypermodel, "space", None), "random_values", None)
     if name == "hyperband":
         oracle = HyperbandOracle(objective=objective, max_epochs=max(epochs, 2), seed=seed)
+        oracle.prior, oracle.first_points = prior, list(first_points)
         return Hyperband(oracle=oracle, hypermodel=hypermodel, **kwargs)
     if name == "bayesian":
         oracle = BayesianOptimizationOracle(
@@ -343,8 +364,6 @@ def make_tuner(name, hypermodel, *, objective, max_trials, epochs, seed=None, fi
         )
     else:
         oracle = RandomSearchOracle(objective=objective, max_trials=max_trials, seed=seed)
-    # Random points follow the space's prior (most ops off, light strengths first).
-    oracle.prior = getattr(getattr(hypermodel, "space", None), "random_values", None)
-    oracle.first_points = list(first_points)
+    oracle.prior, oracle.first_points = prior, list(first_points)
     oracle.stage_trials = augmentation_stage_trials(max_trials)
     return Tuner(oracle=oracle, hypermodel=hypermodel, **kwargs)
