@@ -387,3 +387,50 @@ def test_a_worker_told_to_wait_asks_its_chief_again_after_a_while(worker_tuner, 
     tuner.search()
     assert len(asked) == 3, moved("DistributedWorker")
     assert min(b - a for a, b in zip(asked, asked[1:])) >= 0.2, moved("DistributedWorker")
+
+
+def _full_collections(build):
+    """How many full garbage collections `build()` ran, and what it returned or raised."""
+    import gc
+
+    collections = []
+
+    def count(phase, info):
+        if phase == "stop" and info["generation"] == 2:
+            collections.append(1)
+
+    gc.callbacks.append(count)
+    try:
+        outcome = build()
+    except Exception as error:  # noqa: BLE001 (compared below)
+        outcome = (type(error), str(error))
+    finally:
+        gc.callbacks.remove(count)
+    return len(collections), outcome
+
+
+@pytest.mark.parametrize("returns", ["model", "not a model", "oversized"])
+def test_one_collection_per_build_is_keras_tuners_build_less_one_collection(tmp_path,
+                                                                           returns):
+    import keras
+
+    class Ours(kt_adapter.OneCollectionPerBuild, kt.Tuner):
+        pass
+
+    def build(hp):
+        if returns == "not a model":
+            return "a string"
+        return keras.Sequential([keras.Input((3,)), keras.layers.Dense(4)])
+
+    tuners = [kind(oracle=kt.oracles.RandomSearchOracle(objective="loss", max_trials=1),
+                   hypermodel=build, directory=str(tmp_path / kind.__name__),
+                   max_model_size=10 if returns == "oversized" else None)
+              for kind in (kt.Tuner, Ours)]
+    (theirs, their_outcome), (ours, our_outcome) = [
+        _full_collections(lambda tuner=tuner: tuner._try_build(kt.HyperParameters()))
+        for tuner in tuners]
+    assert (theirs, ours) == (2, 1), moved("OneCollectionPerBuild")
+    if returns == "model":
+        assert isinstance(our_outcome, keras.Model), moved("OneCollectionPerBuild")
+    else:
+        assert our_outcome == their_outcome, moved("OneCollectionPerBuild")

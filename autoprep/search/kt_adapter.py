@@ -351,6 +351,36 @@ class DistributedWorker:
             stop.set()  # not joined: a beat may wait for an unreachable chief
 
 
+class OneCollectionPerBuild:
+    """A tuner mix-in: one garbage collection before each trial's model instead of two.
+
+    Keras Tuner's `_try_build` calls `keras.backend.clear_session()`, which collects garbage
+    (`free_memory=True`), then `gc.collect()`, which finds nothing the first did not but walks
+    every tracked object again (0.14 s to 0.8 s a collection in the demo's search at load 11,
+    growing with what trials leave behind).
+    Relies on: `Tuner._try_build(hp)` (private) being `clear_session()`, `gc.collect()`,
+    `_build_hypermodel(hp)`, then its checks (a Keras model, `FatalTypeError` otherwise; at
+    most `max_model_size` parameters by `maybe_compute_model_size`, `FailedTrialError`
+    otherwise), repeated here after the one collection of `clear_session()`.
+    """
+
+    def _try_build(self, hp):
+        import keras
+        from keras_tuner.src import errors
+        from keras_tuner.src.engine import tuner
+
+        keras.backend.clear_session()  # resets Keras' state and collects garbage
+        model = self._build_hypermodel(hp)
+        if not isinstance(model, keras.Model):
+            raise errors.FatalTypeError(
+                "Expected the model-building function, or HyperModel.build() to return a "
+                f"valid Keras Model instance. Received: {model} of type {type(model)}.")
+        size = tuner.maybe_compute_model_size(model)
+        if self.max_model_size and size > self.max_model_size:
+            raise errors.FailedTrialError(f"Oversized model: {size} parameters. Skip model.")
+        return model
+
+
 class AtomicTunerState(DistributedWorker):
     """A tuner mix-in that writes `tuner0.json` atomically (the chief also saves its oracle),
     and, through `DistributedWorker`, the mix-in of every autoprep tuner, keeps a worker heard.

@@ -35,6 +35,7 @@ from autoprep.search.kt_adapter import (
     AtomicOracleState,
     AtomicTunerState,
     GivenOracle,
+    OneCollectionPerBuild,
     PriorRandomValues,
 )
 from autoprep.search.names import check_tuner
@@ -273,7 +274,7 @@ def _configuration(values: dict) -> dict:
     return {name: value for name, value in values.items() if not name.startswith("tuner/")}
 
 
-class _Hooks(AtomicTunerState):
+class _Hooks(OneCollectionPerBuild, AtomicTunerState):
     def __init__(self, *args, on_trial_end=None, should_stop=None, **kwargs):
         self._on_trial_end = on_trial_end
         self._should_stop = should_stop
