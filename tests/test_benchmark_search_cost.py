@@ -57,3 +57,50 @@ def test_smoke_run_writes_every_figure(search_cost, tmp_path):
     assert result["time_to_95"][run["tuner"]]["trials"] == 1
     page = open(out + ".md", encoding="utf-8").read()
     assert "search / (training + evaluation)" in page and "Command:" in page
+
+
+def test_bayesian_proposals_are_made_again_by_both_optimizers(search_cost, tmp_path):
+    import keras_tuner as kt
+    import numpy as np
+
+    from autoprep.search import tuners
+    from autoprep.search.space import SearchSpace
+
+    space, hyperparameters = SearchSpace(), kt.HyperParameters()
+    space.declare(hyperparameters)
+    objective = kt.Objective("score", "max")
+    oracle = tuners.BayesianOptimizationOracle(objective=objective, max_trials=20, seed=1,
+                                               num_initial_points=3)
+    oracle.hyperparameters = hyperparameters
+    oracle._set_project_dir(str(tmp_path), "bayesian")
+    for number, score in enumerate(np.random.default_rng(0).uniform(size=6)):
+        values = hyperparameters.copy()
+        values.values = space.random_values(hyperparameters, number)
+        trial = kt.engine.trial.Trial(values, trial_id=str(number), status="COMPLETED")
+        trial.score = float(score)
+        oracle.trials[trial.trial_id] = trial
+        oracle._save_trial(trial)
+    oracle.save()
+    replayed = search_cost.replay_proposals(str(tmp_path / "bayesian"), [5, 6],
+                                            objective=objective, max_trials=20)
+    assert [row["trials"] for row in replayed] == [5, 6]
+    for row in replayed:
+        assert row["batched_predicts"] < row["keras_tuner_predicts"]
+        assert np.isfinite([row["keras_tuner_acquisition"], row["batched_acquisition"]]).all()
+    page = search_cost.proposal_section([{"proposal_replay": replayed}])
+    assert "| 5 |" in page and "In all:" in page
+
+
+def test_the_page_compares_with_an_earlier_run(search_cost):
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "results", "search_cost.json"), encoding="utf-8") as handle:
+        result = json.load(handle)
+    result["before"] = {key: result[key] for key in ("commit", "search", "best_score",
+                                                     "time_to_95", "load_average_start")}
+    section = search_cost.before_section(result)
+    for run in result["search"]:
+        assert f"| {run['tuner']} | before | **{run['ratio']:.3f}** |" in section
+        assert f"| {run['tuner']} | now | **{run['ratio']:.3f}** |" in section
+    assert search_cost.before_section({**result, "before": None}) == ""
