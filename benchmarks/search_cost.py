@@ -37,6 +37,7 @@ With `--before`, the page compares part 1 and part 3 with an earlier run's JSON.
 
 import argparse
 import functools
+import gc
 import importlib.util
 import json
 import os
@@ -75,6 +76,8 @@ NEAR_BEST = 0.95
 PARTS = ("training", "evaluation", "pipeline", "model", "metrics", "saving", "proposal",
          "search loop")
 OVERHEAD = PARTS[2:]
+# Inclusive seconds inside the parts above (not added to them): what the overhead is made of.
+PROBES = ("full garbage collections", "tf.data map tracing", "model_fn and compile")
 
 
 class Clock:
@@ -141,6 +144,48 @@ class Clock:
         self._undo = []
 
 
+class Probes:
+    """Inclusive seconds of a few calls inside the search (while `clock` counts), by probe."""
+
+    def __init__(self, clock):
+        self.clock, self.seconds = clock, dict.fromkeys(PROBES, 0.0)
+        self._undo, self._started = [], 0.0
+
+    def install(self):
+        for owner, attribute, probe in ((tf.data.Dataset, "map", PROBES[1]),
+                                        (hypermodel, "call_model_fn", PROBES[2]),
+                                        (hypermodel, "ensure_compiled", PROBES[2])):
+            self._wrap(owner, attribute, probe)
+        gc.callbacks.append(self._collected)
+
+    def _wrap(self, owner, attribute, probe):
+        original = getattr(owner, attribute)
+        self._undo.append((owner, attribute, original))
+        probes = self
+
+        @functools.wraps(original)
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                if probes.clock._stack:
+                    probes.seconds[probe] += time.perf_counter() - start
+
+        setattr(owner, attribute, timed)
+
+    def _collected(self, phase, info):
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif info["generation"] == 2 and self.clock._stack:
+            self.seconds[PROBES[0]] += time.perf_counter() - self._started
+
+    def restore(self):
+        gc.callbacks.remove(self._collected)
+        for owner, attribute, original in reversed(self._undo):
+            setattr(owner, attribute, original)
+
+
 def install_wrappers(clock):
     """Wraps the search's steps (see the module docstring) with `clock`."""
     from keras_tuner.src.engine import oracle, tuner, tuner_utils
@@ -177,6 +222,8 @@ def instrumented_search(data_dir, run_dir, *, tuner, trials, epochs, **options):
     `options` go to `autoprep.tune` (the smoke run validates on one split)."""
     clock = Clock()
     install_wrappers(clock)
+    probes = Probes(clock)
+    probes.install()
     ended = []
     try:
         start = time.perf_counter()
@@ -188,13 +235,16 @@ def instrumented_search(data_dir, run_dir, *, tuner, trials, epochs, **options):
         )
         whole = time.perf_counter() - start
     finally:
+        probes.restore()
         clock.restore()
     return result, {
         "tuner": tuner, "trials": len(ended), "epochs": epochs,
         "validation": validation_text(result.validation),
+        "folds": result.validation.get("folds", 1),
         "search_seconds": sum(clock.seconds.values()), "tune_seconds": whole,
         "fit_inclusive_seconds": clock.fit_seconds, "proposal_seconds": clock.proposals,
         "parts_seconds": dict(clock.seconds), "calls": dict(clock.calls),
+        "probes_seconds": dict(probes.seconds),
         "trial_ends": [(t - clock.started, score, status) for t, score, status in ended],
     }
 
@@ -533,6 +583,45 @@ callbacks included), the ratio is \
 """
 
 
+def gap_section(runs) -> str:
+    """What the overhead is made of (the probes), and what the target would take."""
+    if not all("probes_seconds" in run for run in runs):
+        return ""
+    rows = "\n".join(
+        f"| {run['tuner']} | {figures_of(run)['overhead_per_trial']:.2f} | "
+        + " | ".join(f"{run['probes_seconds'][name] / max(run['trials'], 1):.2f}"
+                     for name in PROBES) + " |" for run in runs)
+    main = runs[0]
+    trials = max(main["trials"], 1)
+    figures = figures_of(main)
+    trained = (main["parts_seconds"]["training"] + main["parts_seconds"]["evaluation"]) / trials
+    budget = (TARGET_RATIO - 1) * trained
+    probes = {name: seconds / trials for name, seconds in main["probes_seconds"].items()}
+    folds = main["folds"]  # the estimate: a trial's maps traced once, no full collections
+    kept = figures["overhead_per_trial"] - probes[PROBES[1]] * (1 - 1 / folds) - probes[PROBES[0]]
+    return f"""
+### What the overhead is made of
+
+Inclusive seconds per trial inside the parts above (not added to them): every full garbage \
+collection (`gc.callbacks`), `tf.data.Dataset.map` (tracing each map function of the trial's \
+training and validation datasets, once per fold), and the user's `model_fn` with its \
+compilation.
+
+| tuner | overhead s per trial | {' | '.join(PROBES)} |
+|---|---|{'---|' * len(PROBES)}
+{rows}
+
+The target for {main['tuner']}: at most {budget:.2f} s of overhead per trial \
+({TARGET_RATIO - 1:.2f} x {trained:.2f} s of training and evaluation); measured \
+{figures['overhead_per_trial']:.2f} s, {figures['overhead_per_trial'] - budget:+.2f} s from it. \
+Tracing each map function once per trial instead of once per fold of {folds} (the \
+normalization's learned constants passed as arguments instead of captured, so that one trace \
+serves every fold) and full collections that cost nothing (each walks what the trials before \
+left behind, issue 17 section 1) would leave about {kept:.2f} s, a ratio of about \
+{(trained + kept) / trained:.3f}.
+"""
+
+
 def proposal_section(runs) -> str:
     """The Bayesian proposals made again by both optimizers (empty without any)."""
     replay = next((run["proposal_replay"] for run in runs if run.get("proposal_replay")), None)
@@ -545,8 +634,8 @@ def proposal_section(runs) -> str:
         f"{r['load_average']:.1f} |" for r in replay)
     theirs = sum(r["keras_tuner_seconds"] for r in replay)
     ours = sum(r["batched_seconds"] for r in replay)
-    better = sum(r["batched_acquisition"] < r["keras_tuner_acquisition"] - 1e-9 for r in replay)
-    worse = sum(r["batched_acquisition"] > r["keras_tuner_acquisition"] + 1e-9 for r in replay)
+    better = sum(r["batched_acquisition"] < r["keras_tuner_acquisition"] - 1e-6 for r in replay)
+    worse = sum(r["batched_acquisition"] > r["keras_tuner_acquisition"] + 1e-6 for r in replay)
     return f"""
 ### Bayesian proposals, made again from the same trials
 
@@ -564,7 +653,8 @@ BLAS on one thread). The acquisition is Keras Tuner's `mean - beta * std` of the
 {rows}
 
 In all: {theirs:.1f} s against {ours:.1f} s; the batched optimizer reached a better acquisition \
-value {better} times, a worse one {worse} times, the same {len(replay) - better - worse} times.
+value {better} times, a worse one {worse} times, the same (within 1e-6) \
+{len(replay) - better - worse} times.
 """
 
 
@@ -749,7 +839,8 @@ def page(result) -> str:
     return (f"# What a search costs beside its training (issue 10, section 3; issue 17, "
             f"section 2)\n\n"
             f"Measured at commit {result['commit']}; load average at the start {load_start}.\n\n"
-            + search_section(result["search"]) + proposal_section(result["search"])
+            + search_section(result["search"]) + gap_section(result["search"])
+            + proposal_section(result["search"])
             + before_section(result) + "\n" + throughput_section(result["throughput"])
             + "\n" + near_best_section(result["best_score"], result["time_to_95"]))
 

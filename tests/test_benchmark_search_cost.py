@@ -52,11 +52,15 @@ def test_smoke_run_writes_every_figure(search_cost, tmp_path):
     assert run["trials"] == 1 and run["ratio"] > 1
     assert sum(run["parts_seconds"].values()) == pytest.approx(run["search_seconds"])
     assert run["parts_seconds"]["training"] > 0 and run["parts_seconds"]["evaluation"] > 0
+    probes = run["probes_seconds"]  # inside the parts: tracing maps, building the model
+    assert probes["tf.data map tracing"] > 0 and probes["model_fn and compile"] > 0
+    assert probes["tf.data map tracing"] <= run["parts_seconds"]["pipeline"]
     rates = result["throughput"][0]["best"]
     assert len(rates) >= 5 and all(first > 0 and steady > 0 for first, steady in rates.values())
     assert result["time_to_95"][run["tuner"]]["trials"] == 1
     page = open(out + ".md", encoding="utf-8").read()
     assert "search / (training + evaluation)" in page and "Command:" in page
+    assert "What the overhead is made of" in page
 
 
 def test_bayesian_proposals_are_made_again_by_both_optimizers(search_cost, tmp_path):
