@@ -322,3 +322,55 @@ def test_load_result_errors(tmp_path):
         (tmp_path / name / "results.json").write_text("{}")
     with pytest.raises(RunDirectoryError, match="holds several searches"):
         autoprep.load_result(tmp_path)
+
+
+def test_a_finished_trial_s_record_is_made_once_unless_the_trial_changes(tmp_path,
+                                                                         monkeypatch):
+    """Every record is read after each trial: a pipeline per record would be quadratic."""
+    import types
+
+    import keras_tuner as kt
+
+    from autoprep.search import loop
+    from autoprep.search.space import SearchSpace
+
+    space = SearchSpace()
+    hyperparameters = kt.HyperParameters()
+    space.declare(hyperparameters)
+    built = []
+    pipeline = space.pipeline
+    monkeypatch.setattr(space, "pipeline", lambda hp: built.append(1) or pipeline(hp))
+    trials = {}
+    for number in range(3):
+        values = hyperparameters.copy()
+        values.values = space.random_values(hyperparameters, number)
+        trials[str(number)] = kt.engine.trial.Trial(values, trial_id=str(number),
+                                                    status="COMPLETED")
+        trials[str(number)].score = 0.5
+    search = types.SimpleNamespace(oracle=types.SimpleNamespace(trials=trials))
+    recorder = loop._Recorder(None, None, space, objective="accuracy", epochs=1,
+                              run_dir=str(tmp_path), data_dir=str(tmp_path), seed=0)
+    first = recorder.records(search)
+    assert recorder.records(search) == first and len(built) == 3
+    trials["1"].score = 0.75  # a changed trial is recorded again
+    assert [r.score for r in recorder.records(search)] == [0.5, 0.75, 0.5]
+    assert len(built) == 4
+
+
+def test_the_best_pipeline_module_is_written_again_only_when_the_best_changes(tmp_path):
+    import types
+
+    from autoprep.search import loop
+
+    written = []
+
+    def result(best_trial_id, best_score, state="running"):
+        return types.SimpleNamespace(
+            best_trial_id=best_trial_id, best_score=best_score, state=state,
+            save=lambda run_dir, module: written.append(module))
+
+    reporter = loop._Reporter(str(tmp_path), verbose=0, on_trial_end=None)
+    for saved in [result("0", 0.5), result("0", 0.5), result("2", 0.7), result("2", 0.7),
+                  result("2", 0.7, state="finished")]:
+        reporter.save(saved)
+    assert written == [True, False, True, False, True]

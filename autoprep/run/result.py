@@ -147,11 +147,12 @@ class TuneResult:
     def from_dict(cls, state: dict, run_dir=None) -> "TuneResult":
         return cls(**state, run_dir=run_dir)
 
-    def save(self, run_dir):
-        """Writes results.json, trials.csv and best_pipeline.py into `run_dir`, atomically."""
+    def save(self, run_dir, *, module: bool = True):
+        """Writes results.json, trials.csv and (with `module`) best_pipeline.py into `run_dir`,
+        atomically."""
         atomic_write(os.path.join(run_dir, RESULTS_FILE), json.dumps(self.to_dict(), indent=2))
         atomic_write(os.path.join(run_dir, TRIALS_FILE), trials_csv(self.trials))
-        if self.best_config is not None:
+        if module and self.best_config is not None:
             self.export(os.path.join(run_dir, PIPELINE_FILE), force=True)  # the run's own file
 
     def summary(self) -> str:
