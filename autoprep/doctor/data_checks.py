@@ -18,6 +18,7 @@ from autoprep.data.index import (
     index_directory,
 )
 from autoprep.data.splits import make_splits
+from autoprep.data.stats import channel_histograms, histogram_mean_std, histogram_percentiles
 from autoprep.doctor._checks import DATA_CHECKS, register
 from autoprep.doctor._hashing import content_digests, near_duplicate_pairs, perceptual_hashes
 from autoprep.doctor.report import Finding
@@ -92,6 +93,11 @@ class DataContext:
         images = self.folder.images
         flat = images.reshape(len(images), -1)
         return np.concatenate([flat[s:s + 1024].std(axis=1) for s in range(0, len(flat), 1024)])
+
+    @functools.cached_property
+    def histograms(self) -> np.ndarray:
+        """Counts of each pixel value per channel, (channels, 256)."""
+        return channel_histograms(self.folder.images)
 
     @functools.cached_property
     def constant(self) -> np.ndarray:
@@ -387,12 +393,13 @@ def check_class_imbalance(ctx):
 @_data_check("dark_images", priority=15)
 def check_dark_images(ctx):
     """A data set whose pixels use only the dark end of the 0-255 range."""
-    images = ctx.folder.images
-    mean = float(images.mean())
-    if mean < DARK_MEAN and images.max() > 1:
+    counts = ctx.histograms.sum(axis=0)  # every channel's pixels together
+    mean = float(histogram_mean_std(counts[None])[0][0])
+    if mean < DARK_MEAN and ctx.folder.images.max() > 1:
+        top = histogram_percentiles(counts[None], [99])[0, 0]
         yield Finding(
             "dark_images", "warning", f"The images are dark (mean pixel {mean:.1f} of 255)",
-            f"99th percentile pixel {np.percentile(images, 99):.0f}; fed raw, the inputs are "
+            f"99th percentile pixel {top:.0f}; fed raw, the inputs are "
             "small and uneven across images.",
             "Standardize the inputs (per channel or per image) rather than only dividing by "
             "255; autoprep's normalization search tries this.",
@@ -419,9 +426,7 @@ def check_low_contrast(ctx):
 def check_pixel_statistics(ctx):
     """Pixel range and per-channel mean and std (always reported)."""
     images = ctx.folder.images
-    channels = images.reshape(-1, images.shape[-1])
-    mean = channels.mean(axis=0, dtype=np.float64)
-    std = channels.std(axis=0, dtype=np.float64)
+    mean, std = histogram_mean_std(ctx.histograms)
     yield Finding(
         "pixel_statistics", "info", "Pixel statistics",
         f"Range {int(images.min())}-{int(images.max())}; per-channel mean "
