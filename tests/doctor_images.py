@@ -40,3 +40,10 @@ def copy_image(root, source, target, *, noise=0, seed=0):
 def save(root, relative, pixels):
     """Saves a uint8 (or uint16, as 16-bit) array as an image file under `root`."""
     Image.fromarray(pixels).save(os.path.join(root, relative))
+
+
+def random_grid_image(rng, size=32):
+    """A random 8x8 color grid, upsampled, plus noise: unlike any other such image."""
+    grid = rng.integers(0, 256, (8, 8, 3))
+    pixels = np.kron(grid, np.ones((size // 8, size // 8, 1))) + rng.normal(0, 6, (size, size, 3))
+    return np.clip(pixels, 0, 255).astype(np.uint8)

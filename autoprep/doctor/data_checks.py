@@ -20,7 +20,12 @@ from autoprep.data.index import (
 from autoprep.data.splits import make_splits
 from autoprep.data.stats import channel_histograms, histogram_mean_std, histogram_percentiles
 from autoprep.doctor._checks import DATA_CHECKS, register
-from autoprep.doctor._hashing import content_digests, near_duplicate_pairs, perceptual_hashes
+from autoprep.doctor._hashing import (
+    content_digests,
+    mirrored_pairs,
+    near_duplicate_pairs,
+    perceptual_hashes,
+)
 from autoprep.doctor.report import Finding
 from autoprep.errors import DataError
 
@@ -124,14 +129,30 @@ class DataContext:
         return sides
 
     @functools.cached_property
+    def hashes(self) -> tuple:
+        """(indices, hashes, mirrored): the non-blank images, their pHashes and those of their
+        mirror images."""
+        candidates = np.flatnonzero(~self.constant)
+        return (candidates, *perceptual_hashes(self.folder.images[candidates], mirror=True))
+
+    @functools.cached_property
     def duplicates(self) -> tuple:
         """(pairs, exact): near-duplicate pairs of non-blank images, and which are identical."""
-        candidates = np.flatnonzero(~self.constant)
-        images = self.folder.images[candidates]
-        pairs, _ = near_duplicate_pairs(perceptual_hashes(images), max_distance=MAX_HASH_DISTANCE)
-        digests = content_digests(images)
+        candidates, hashes, _ = self.hashes
+        pairs, _ = near_duplicate_pairs(hashes, max_distance=MAX_HASH_DISTANCE)
+        digests = content_digests(self.folder.images[candidates])
         exact = digests[pairs[:, 0]] == digests[pairs[:, 1]] if len(pairs) else np.zeros(0, bool)
         return candidates[pairs].reshape(-1, 2), exact
+
+    @functools.cached_property
+    def mirrored(self) -> np.ndarray:
+        """Pairs where one image is a near-duplicate of the other flipped left to right, and
+        not of the image itself (those are in `duplicates`)."""
+        candidates, hashes, mirrored = self.hashes
+        pairs = candidates[mirrored_pairs(hashes, mirrored, max_distance=MAX_HASH_DISTANCE)]
+        known = {(int(i), int(j)) for i, j in self.duplicates[0]}
+        return np.array([p for p in pairs.reshape(-1, 2) if tuple(p) not in known],
+                        dtype=np.int64).reshape(-1, 2)
 
     def pair_names(self, pairs, exact) -> list:
         paths = self.folder.paths
@@ -263,20 +284,36 @@ def check_conflicting_labels(ctx):
 
 @_data_check("split_leakage", priority=13)
 def check_split_leakage(ctx):
-    """Duplicates that land on both sides of the train/validation/test split."""
+    """Duplicates (identical, near-duplicate or mirrored copies within one class) that land on
+    both sides of the train/validation/test split."""
     pairs, exact, _, leaking = _duplicate_groups(ctx)
-    if leaking.any():
+    mirrored = _leaking(ctx, ctx.mirrored)
+    if leaking.any() or len(mirrored):
         names = ctx.pair_names(pairs[leaking], exact[leaking])
-        sides = ctx.sides[pairs[leaking]]
+        names += ctx.pair_names(mirrored, np.zeros(len(mirrored), bool))
+        sides = ctx.sides[np.concatenate([pairs[leaking], mirrored])]
         crossings = counted(f"{_SIDES[a]}/{_SIDES[b]}" for a, b in np.sort(sides, axis=1))
+        kinds = {"identical": int(exact[leaking].sum()),
+                 "near_duplicates": int((~exact[leaking]).sum()), "mirrored": len(mirrored)}
         yield Finding(
             "split_leakage", "warning",
             f"{len(names)} duplicate pair(s) leak across the train/validation/test split",
-            f"With seed={ctx.seed}: {listing(f'{k} {v}' for k, v in crossings.items())}. "
+            f"With seed={ctx.seed}: {listing(f'{k} {v}' for k, v in crossings.items())}; "
+            f"{kinds['identical']} identical, {kinds['near_duplicates']} near-duplicate (pHash "
+            f"within {MAX_HASH_DISTANCE} of 64 bits), {kinds['mirrored']} mirrored copies. "
             f"{listing(names)}. Validation and test scores are inflated by memorised images.",
             "Remove the duplicates (keep one copy of each) before tuning.",
-            data={"pairs": names, "crossings": crossings},
+            data={"pairs": names, "crossings": crossings, **kinds},
         )
+
+
+def _leaking(ctx, pairs) -> np.ndarray:
+    """The pairs of one class whose images are on different sides of the split."""
+    if ctx.sides is None or not len(pairs):
+        return pairs[:0]
+    labels, sides = ctx.folder.labels, ctx.sides
+    same = labels[pairs[:, 0]] == labels[pairs[:, 1]]
+    return pairs[same & (sides[pairs[:, 0]] != sides[pairs[:, 1]])]
 
 
 @_data_check("duplicate_images", priority=19)
