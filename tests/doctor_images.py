@@ -42,6 +42,32 @@ def save(root, relative, pixels):
     Image.fromarray(pixels).save(os.path.join(root, relative))
 
 
+def stripes_image(rng, orientation, size=12):
+    """Stripes in one of 3 orientations (horizontal, vertical, diagonal), random phase, colors
+    and noise: the class is the orientation, which a small CNN learns in a few epochs."""
+    y, x = np.mgrid[0:size, 0:size]
+    along = [y, x, x + y][orientation]
+    wave = np.sin(2 * np.pi * along / 4.0 + rng.uniform(0, 2 * np.pi))[..., None]
+    low, high = rng.uniform(0, 120, 3), rng.uniform(135, 255, 3)
+    pixels = low + (high - low) * (wave + 1) / 2 + rng.normal(0, 10, (size, size, 3))
+    return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def label_folder(root, counts=(30, 30, 30), *, planted=(), size=12, seed=0):
+    """Stripe images, `counts[c]` of orientation c in `root/c{c}/`, plus one image of class
+    `a` filed in folder `b` for each (a, b) in `planted`. Returns the planted paths."""
+    rng = np.random.default_rng(seed)
+    for c, count in enumerate(counts):
+        os.makedirs(os.path.join(root, f"c{c}"), exist_ok=True)
+        for i in range(count):
+            save(root, f"c{c}/{i:03d}.png", stripes_image(rng, c, size))
+    paths = []
+    for k, (looks_like, folder) in enumerate(planted):
+        paths.append(f"c{folder}/planted_{k}.png")
+        save(root, paths[-1], stripes_image(rng, looks_like, size))
+    return paths
+
+
 def random_grid_image(rng, size=32):
     """A random 8x8 color grid, upsampled, plus noise: unlike any other such image."""
     grid = rng.integers(0, 256, (8, 8, 3))

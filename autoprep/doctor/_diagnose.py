@@ -1,9 +1,10 @@
 """`diagnose`: run the registered data checks, and the model checks when a model is given."""
 
 from autoprep.data.index import MAX_PIXELS
-from autoprep.doctor import data_checks, model_checks
+from autoprep.doctor import data_checks, label_checks, model_checks  # noqa: F401
 from autoprep.doctor._checks import DATA_CHECKS, MODEL_CHECKS, run_checks
 from autoprep.doctor.report import Report
+from autoprep.search.model_spec import load_model_fn
 
 
 def diagnose(data_dir, model_fn=None, *, seed: int = 0, max_pixels: int = MAX_PIXELS) -> Report:
@@ -30,7 +31,10 @@ def diagnose(data_dir, model_fn=None, *, seed: int = 0, max_pixels: int = MAX_PI
         >>> report = autoprep.diagnose("flowers/", build_model)
         >>> print(report.format())
     """
-    context = data_checks.DataContext(data_dir, seed=seed, max_pixels=max_pixels)
+    if isinstance(model_fn, str):
+        model_fn = load_model_fn(model_fn)
+    context = data_checks.DataContext(data_dir, seed=seed, max_pixels=max_pixels,
+                                      model_fn=model_fn)
     findings, names = run_checks(DATA_CHECKS, context)
     model_name = None
     if model_fn is not None:

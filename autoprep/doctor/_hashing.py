@@ -33,6 +33,18 @@ def _dct_matrix(size, rows):
     return np.cos(np.pi * (2 * x + 1) * k / (2 * size))
 
 
+def area_resize(images, height, width, *, batch_size=128) -> np.ndarray:
+    """uint8 images (n, h, w, channels) resampled by area averaging to (n, height, width,
+    channels), float32 in 0-255: two matrix products per batch."""
+    _, h, w, _ = images.shape
+    rows = _area_matrix(h, height).astype(np.float32)
+    cols = _area_matrix(w, width).astype(np.float32)
+    parts = [np.einsum("ah,nhwc,bw->nabc", rows, images[s:s + batch_size].astype(np.float32),
+                       cols, optimize=True) for s in range(0, len(images), batch_size)]
+    return np.concatenate(parts) if parts else np.zeros((0, height, width, images.shape[3]),
+                                                          np.float32)
+
+
 def perceptual_hashes(images, *, mirror=False, batch_size=2048):
     """64-bit DCT pHashes of uint8 images of shape (n, height, width, channels), as uint64.
 

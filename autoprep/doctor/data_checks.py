@@ -34,6 +34,7 @@ DARK_MEAN = 40.0  # mean pixel value (0-255) below which the data set is dark
 LOW_CONTRAST_STD = 12.0  # median per-image std below which the data set is low-contrast
 IMBALANCE_RATIO = 4.0  # largest / smallest class count that deserves a warning
 MAX_HASH_DISTANCE = 4  # pHash bits two near-duplicate images may differ in
+SMALL_SIDE = 64  # `DataContext.small`: images at most this many pixels a side
 _LISTED = 5  # how many paths or pairs an evidence line names
 
 _BIT_DEPTHS = {"1": 1, "I;16": 16, "I;16B": 16, "I;16L": 16, "I;16N": 16, "I": 32, "F": 32}
@@ -66,13 +67,15 @@ class DataContext:
         data_dir: A directory with one sub-folder per class.
         seed: Seed of the train/validation/test split checked for leakage (as `tune(seed=...)`).
         max_pixels: Image files whose header declares more pixels are skipped.
+        model_fn: The user's model function, for the checks that train a model (label issues).
 
     Raises:
         DataError: for a missing directory, fewer than 2 classes, or no decodable image.
     """
 
-    def __init__(self, data_dir, *, seed=0, max_pixels=MAX_PIXELS):
+    def __init__(self, data_dir, *, seed=0, max_pixels=MAX_PIXELS, model_fn=None):
         self.seed = seed
+        self.model_fn = model_fn
         self.index = index_directory(data_dir, max_pixels=max_pixels)
         self.folder = decode_index(self.index)  # skipped files become a finding, not a warning
 
@@ -103,6 +106,18 @@ class DataContext:
     def histograms(self) -> np.ndarray:
         """Counts of each pixel value per channel, (channels, 256)."""
         return channel_histograms(self.folder.images)
+
+    @functools.cached_property
+    def small(self) -> np.ndarray:
+        """Every image area-averaged to at most `SMALL_SIDE` pixels a side (float32, 0-255),
+        for the checks that need no more detail (label issues, shortcuts)."""
+        import tensorflow as tf
+
+        images = self.folder.images
+        size = (min(SMALL_SIDE, images.shape[1]), min(SMALL_SIDE, images.shape[2]))
+        return np.concatenate([
+            tf.image.resize(images[start:start + 256], size, method="area").numpy()
+            for start in range(0, len(images), 256)])
 
     @functools.cached_property
     def constant(self) -> np.ndarray:
