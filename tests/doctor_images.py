@@ -42,6 +42,53 @@ def save(root, relative, pixels):
     Image.fromarray(pixels).save(os.path.join(root, relative))
 
 
+def square_image(rng, quadrant, size=(16, 16)):
+    """A noisy gray-on-RGB image with a bright square at a random place in one quadrant: the
+    class is where the square is, not its brightness or color."""
+    height, width = size
+    pixels = rng.integers(0, 60, (height, width, 3)).astype(float)
+    side = max(2, min(height, width) // 2 - 2)
+    top = (quadrant % 2) * (height // 2) + rng.integers(0, height // 2 - side + 1)
+    left = (quadrant // 2 % 2) * (width // 2) + rng.integers(0, width // 2 - side + 1)
+    pixels[top:top + side, left:left + side] += 150
+    return pixels
+
+
+def planted_folder(root, counts=(24, 24), *, size=None, fmt=None, scale=None, border=None,
+                   camera=None, watermark=None, seed=0):
+    """Writes `counts[c]` square images into `root/c{c}/`. Each option is a list with one value
+    per class (None: the same for all): `size` (height, width), `fmt` ("png" or "jpg"),
+    `scale` (pixel factor), `border` (black frame width), `camera` (EXIF model, JPEG only),
+    `watermark` (True: a fixed 8x8 logo near the bottom-right corner). Returns `root`."""
+    rng = np.random.default_rng(seed)
+    logo = np.random.default_rng(99).integers(0, 2, (8, 8, 1)) * 255.0
+
+    def per_class(option, c, default):
+        return default if option is None else option[c]
+
+    for c, count in enumerate(counts):
+        os.makedirs(os.path.join(root, f"c{c}"), exist_ok=True)
+        for i in range(count):
+            pixels = square_image(rng, c, per_class(size, c, (16, 16)))
+            pixels *= per_class(scale, c, 1.0)
+            frame = per_class(border, c, 0)
+            if frame:
+                pixels[:frame], pixels[-frame:] = 0, 0
+                pixels[:, :frame], pixels[:, -frame:] = 0, 0
+            if per_class(watermark, c, False):
+                pixels[-9:-1, -9:-1] = logo
+            image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+            extension = per_class(fmt, c, "png")
+            options = {"quality": 95} if extension == "jpg" else {}
+            model = per_class(camera, c, None)
+            if model:
+                exif = Image.Exif()
+                exif[0x010F], exif[0x0110] = "Maker", model
+                options["exif"] = exif
+            image.save(os.path.join(root, f"c{c}", f"{i:03d}.{extension}"), **options)
+    return str(root)
+
+
 def stripes_image(rng, orientation, size=12):
     """Stripes in one of 3 orientations (horizontal, vertical, diagonal), random phase, colors
     and noise: the class is the orientation, which a small CNN learns in a few epochs."""

@@ -1,7 +1,7 @@
 """`diagnose`: run the registered data checks, and the model checks when a model is given."""
 
 from autoprep.data.index import MAX_PIXELS
-from autoprep.doctor import data_checks, label_checks, model_checks  # noqa: F401
+from autoprep.doctor import data_checks, label_checks, model_checks, shortcut_checks  # noqa: F401
 from autoprep.doctor._checks import DATA_CHECKS, MODEL_CHECKS, run_checks
 from autoprep.doctor.report import Report
 from autoprep.search.model_spec import load_model_fn
