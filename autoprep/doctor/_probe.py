@@ -165,7 +165,8 @@ def train_folds(model, inputs, labels, *, trained=None, folds=FOLDS, transform=N
     transform = transform or (lambda batch: batch)
     rng = np.random.default_rng(seed)
     resettable = _Resettable(model)
-    data, targets = tf.constant(inputs), tf.constant(labels)
+    sample = np.asarray(inputs[trained])  # only the sample is copied to TensorFlow
+    data, targets = tf.constant(sample), tf.constant(labels[trained])
     held_out = np.zeros((len(labels), int(labels.max()) + 1), np.float32)
     others = np.setdiff1d(np.arange(len(labels)), trained)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -173,25 +174,24 @@ def train_folds(model, inputs, labels, *, trained=None, folds=FOLDS, transform=N
         resettable.reset()
         epochs = fold_epochs(len(fit_part))
         # Every epoch's shuffled order, drawn here: one `fit` call per fold, no TF seed.
-        order = np.concatenate([rng.permutation(trained[fit_part]) for _ in range(epochs)])
+        order = np.concatenate([rng.permutation(fit_part) for _ in range(epochs)])
         batches = tf.data.Dataset.from_tensor_slices(order).batch(BATCH_SIZE).map(
             lambda rows: (transform(tf.gather(data, rows)), tf.gather(targets, rows)))
         model.fit(batches.prefetch(2), epochs=1, shuffle=False, verbose=0)
-        held_out[trained[test_part]] = _predict(model, data, trained[test_part], transform,
+        held_out[trained[test_part]] = _predict(model, sample, test_part, transform,
                                                 probabilities)
         if len(others):
-            held_out[others] += _predict(model, data, others, transform, probabilities) / folds
+            held_out[others] += _predict(model, inputs, others, transform, probabilities) / folds
     accuracy = balanced_accuracy_score(labels[trained], held_out[trained].argmax(axis=1))
     return OutOfFold(held_out, trained, float(accuracy), time.perf_counter() - started, folds,
                      epochs)
 
 
-def _predict(model, data, rows, transform, probabilities) -> np.ndarray:
-    import tensorflow as tf
-
+def _predict(model, images, rows, transform, probabilities) -> np.ndarray:
+    """Class probabilities of `images[rows]`, a batch at a time."""
     parts = []
     for start in range(0, len(rows), _PREDICT_BATCH):
-        batch = transform(tf.gather(data, rows[start:start + _PREDICT_BATCH]))
+        batch = transform(np.asarray(images[rows[start:start + _PREDICT_BATCH]]))
         parts.append(keras.ops.convert_to_numpy(model(batch, training=False)))
     outputs = np.concatenate(parts).astype(np.float64)
     if not probabilities:
