@@ -120,3 +120,29 @@ def random_grid_image(rng, size=32):
     grid = rng.integers(0, 256, (8, 8, 3))
     pixels = np.kron(grid, np.ones((size // 8, size // 8, 1))) + rng.normal(0, 6, (size, size, 3))
     return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def photo_crops(root, counts=(40, 40), *, size=(48, 64), zoom=(1.5, 4.0), letterbox=None,
+                seed=0):
+    """Crops of scikit-learn's two sample photographs, class c from photograph c % 2, saved as
+    JPEG: `zoom` x `size` pixels of the photograph (large crops overlap), resized to `size`;
+    `letterbox[c]`: black bars of that many pixels above and below. Returns `root`."""
+    from sklearn.datasets import load_sample_images
+
+    photos = load_sample_images().images
+    rng = np.random.default_rng(seed)
+    height, width = size
+    for c, count in enumerate(counts):
+        os.makedirs(os.path.join(root, f"c{c}"), exist_ok=True)
+        for i in range(count):
+            scale = rng.uniform(*zoom)
+            box_h, box_w = int(height * scale), int(width * scale)
+            top, left = rng.integers(0, 427 - box_h), rng.integers(0, 640 - box_w)
+            crop = Image.fromarray(photos[c % 2][top:top + box_h, left:left + box_w])
+            pixels = np.asarray(crop.resize((width, height))).copy()
+            bars = 0 if letterbox is None else letterbox[c]
+            if bars:
+                pixels[:bars], pixels[-bars:] = 0, 0
+            Image.fromarray(pixels).save(os.path.join(root, f"c{c}", f"{i:03d}.jpg"),
+                                         quality=90)
+    return str(root)

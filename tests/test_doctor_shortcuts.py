@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 import pytest
-from doctor_images import planted_folder
+from doctor_images import photo_crops, planted_folder
 from PIL import Image
 
 from autoprep.doctor import shortcut_checks
@@ -75,3 +75,15 @@ def test_the_threshold_is_a_margin_over_chance_widened_for_small_folders():
     assert chance == 0.5 and bar == pytest.approx(0.5 + shortcut_checks.MARGIN)
     chance, bar, sd = shortcut_checks.threshold(np.repeat([0, 1, 2], [12, 12, 6]), 3)
     assert bar == pytest.approx(1 / 3 + shortcut_checks.Z * sd) and bar > 1 / 3 + 0.25
+
+
+def test_photos_with_sky_are_no_border_but_letterbox_bars_are(tmp_path):
+    # Two photographs, large overlapping crops: the china photo's sky recurs at the top.
+    [finding] = _checked(photo_crops(tmp_path / "photos", (100, 100), zoom=(5.0, 6.5)),
+                         "shortcut")
+    assert finding.severity == "info" and finding.data["carriers"] == ["brightness"]
+    [finding] = _checked(photo_crops(tmp_path / "bars", (40, 40, 40), letterbox=[0, 0, 4]),
+                         "shortcut")
+    assert "region" in finding.data["carriers"] and finding.severity == "warning"
+    assert finding.title.startswith("The class can be told from a constant border")
+    assert "'c2': top and bottom border in 100% of images" in finding.evidence

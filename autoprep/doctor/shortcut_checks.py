@@ -7,11 +7,12 @@ groups (`PROPERTIES`): header size and aspect ratio, file extension and format, 
 camera, mean brightness and color cast, and constant regions (a border, or a watermark: small
 patches that recur nearly identical in other images). No image model is involved.
 
-A scikit-learn ExtraTrees classifier is cross-validated (stratified k-fold, balanced accuracy)
-on all the properties and on each group alone. The threshold is a fixed margin over chance,
-widened for small folders: chance + max(`MARGIN`, `Z` x the standard deviation of the balanced
-accuracy of random guessing with these class sizes), so that labels unrelated to the
-properties do not trigger it. The groups above it are named as what carries the shortcut.
+A scikit-learn ExtraTrees classifier is cross-validated on all the properties (stratified
+k-fold, balanced accuracy). The threshold is a fixed margin over chance, widened for small
+folders: chance + max(`MARGIN`, `Z` x the standard deviation of the balanced accuracy of
+random guessing with these class sizes), so that labels unrelated to the properties do not
+trigger it. Above it, a decision tree cross-validated on each group alone names the groups
+that carry the shortcut.
 """
 
 import dataclasses
@@ -37,11 +38,12 @@ REFERENCES = 256  # patches are compared with the same patch of this many images
 REPEATS = 3  # a patch recurs when this many of them have it within REPEAT_RMS
 REPEAT_RMS = 4.0  # gray levels
 TEXTURED_STD = 8.0  # a watermark patch has structure: pixel std above this (a flat one is not)
+FLAT_STD = 2.0  # a frame's border strip is flat: pixel std at most this
 _EXIF_MAKE, _EXIF_MODEL = 0x010F, 0x0110
-_CATEGORIES = 30  # most frequent values one-hot encoded, the rest as "other"
+_CATEGORIES = 30  # most frequent values one-hot encoded (the rest: all zeros)
 _BLOCKS = ["top-left", "top", "top-right", "left", "center", "right", "bottom-left", "bottom",
            "bottom-right"]
-_REGION_NAMES = [f"{side} border" for side in ("top", "bottom", "left", "right")] + [
+_REGION_NAMES = ["top and bottom border", "left and right border"] + [
     f"{block} watermark" for block in _BLOCKS]
 
 
@@ -152,11 +154,19 @@ def recurring(vectors, references) -> np.ndarray:
     return found
 
 
+def _border_strips(gray, width) -> np.ndarray:
+    """(n, 4, pixels): the top, bottom, left and right strips `width` pixels deep."""
+    n = len(gray)
+    return np.stack([gray[:, :width].reshape(n, -1), gray[:, -width:].reshape(n, -1),
+                     gray[:, :, :width].reshape(n, -1), gray[:, :, -width:].reshape(n, -1)],
+                    axis=1)
+
+
 def region_features(images) -> tuple:
-    """(features, names): for each side, whether its border strip recurs nearly identical in
-    other images (a frame or letterbox); for each of 9 blocks, the share of its textured
-    patches that recur (a watermark or logo). Flat patches alone are not counted: plain sky or
-    black background recurs by chance."""
+    """(features, names): whether the top and bottom (left and right) border strips are flat,
+    of one gray level and recur nearly identical in other images (a frame, letterbox or
+    padding); for each of 9 blocks, the share of its textured patches that recur (a watermark
+    or logo). Plain sky recurs by chance too, but on one side only, and it is not textured."""
     n = len(images)
     side = min(REGION_SIDE, *images.shape[1:3]) // CELL * CELL  # small images: not upsampled
     references = np.sort(np.random.default_rng(0).choice(n, min(n, REFERENCES), replace=False))
@@ -164,9 +174,8 @@ def region_features(images) -> tuple:
         return np.zeros((n, len(_REGION_NAMES)), np.float32), _REGION_NAMES
     gray = small_gray(images, side)
     width = max(1, side // 32)  # 2 pixels of 64: a frame or letterbox is at least that
-    strips = np.stack([gray[:, :width].reshape(n, -1), gray[:, -width:].reshape(n, -1),
-                       gray[:, :, :width].reshape(n, -1), gray[:, :, -width:].reshape(n, -1)],
-                      axis=1)
+    strips = _border_strips(gray, width)
+    flat, level = strips.std(axis=-1) <= FLAT_STD, strips.mean(axis=-1)
     cells = side // CELL
     patches = gray.reshape(n, cells, CELL, cells, CELL).transpose(0, 1, 3, 2, 4)
     patches = patches.reshape(n, cells * cells, CELL * CELL)
@@ -175,22 +184,29 @@ def region_features(images) -> tuple:
     edges = np.linspace(0, cells, 4).round().astype(int)
     blocks = [textured[:, edges[r]:edges[r + 1], edges[c]:edges[c + 1]].mean(axis=(1, 2))
               for r in range(3) for c in range(3)]
-    features = np.column_stack([recurring(strips, references), *blocks]).astype(np.float32)
+    found = recurring(strips, references) & flat
+    borders = [found[:, a] & found[:, b] & (np.abs(level[:, a] - level[:, b]) <= REPEAT_RMS)
+               for a, b in ((0, 1), (2, 3))]  # opposite sides alike: a frame, not the sky
+    features = np.column_stack([*borders, *blocks]).astype(np.float32)
     return features, _REGION_NAMES
 
 
 class Properties:
     """The cheap properties of the examined images, grouped as in `PROPERTIES`.
 
+    Args:
+        ctx: The `DataContext`.
+        rows: Indices of the folder's images to examine (all, or a stratified sample).
+
     Attributes:
-        rows: Indices into the folder's images (all, or a stratified sample).
+        rows: The examined images' indices.
         groups: Group name -> (n, d) float array.
         raw: Per-image readable values for the evidence (widths, formats...).
     """
 
-    def __init__(self, ctx):
+    def __init__(self, ctx, rows):
         folder = ctx.folder
-        self.rows = _probe.training_sample(folder.labels, limit=MAX_IMAGES, seed=ctx.seed)
+        self.rows = rows
         paths = [folder.paths[i] for i in self.rows]
         position = {path: i for i, path in enumerate(ctx.index.paths)}
         at = [position[path] for path in paths]
@@ -273,14 +289,14 @@ def check_shortcut(ctx):
     """The class predicted from cheap properties (size, format, camera, brightness, border...)
     by a cross-validated classifier with no image model."""
     labels = ctx.folder.labels
-    props = Properties(ctx)
-    sample = labels[props.rows]
-    counts = np.bincount(sample, minlength=len(ctx.class_names))
-    if counts.min() < 2:
-        return
+    rows = _probe.training_sample(labels, limit=MAX_IMAGES, seed=ctx.seed)
+    sample = labels[rows]
     chance, bar, sd = threshold(sample, len(ctx.class_names))
+    if np.bincount(sample, minlength=len(ctx.class_names)).min() < 2 or bar >= 1:
+        return  # too few images to tell a shortcut from chance
+    props = Properties(ctx, rows)
     varying = props.varying()
-    if not varying or bar >= 1:
+    if not varying:
         return
     everything = cross_validated(np.hstack(list(varying.values())), sample, seed=ctx.seed)
     if everything < bar:
