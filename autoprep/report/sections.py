@@ -332,12 +332,16 @@ def _label_issue_grid(found, data_dir) -> str:
 
 
 def _thumbnail(path, side=96):
-    """The image file as a uint8 RGB array at most `side` pixels a side."""
+    """The image file as a uint8 RGB array at most `side` pixels a side; a gray square when it
+    cannot be read (moved or deleted since the doctor ran)."""
     import numpy as np
     from PIL import Image
 
-    with Image.open(path) as opened:
-        picture = opened.convert("RGB")
+    try:
+        with Image.open(path) as opened:
+            picture = opened.convert("RGB")
+    except (OSError, ValueError):
+        return np.full((side, side, 3), 200, np.uint8)
     picture.thumbnail((side, side))
     return np.asarray(picture)
 
