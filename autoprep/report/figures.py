@@ -202,8 +202,16 @@ def thumbnails(images, captions, *, columns=6) -> str:
                     interpolation="nearest")
         axes.set_xticks([])
         axes.set_yticks([])
-        axes.set_xlabel("\n".join(_short(caption.split("\n"), limit=22)), fontsize=7)
+        axes.set_xlabel("\n".join(_middle(caption.split("\n"))), fontsize=7)
     return png_data_uri(figure)
+
+
+def _middle(lines, limit=26) -> list:
+    """Lines cut in the middle to `limit` characters (the ends of class and file names tell
+    them apart), `$` escaped."""
+    cut = [line if len(line) <= limit else line[:limit // 2] + "…" + line[-(limit - 1) // 2:]
+           for line in lines]
+    return [line.replace("$", r"\$") for line in cut]
 
 
 def _short(names, limit=14) -> list:

@@ -320,8 +320,8 @@ def _label_issue_grid(found, data_dir) -> str:
     if not issues or not data_dir:
         return ""
     images = [_thumbnail(os.path.join(data_dir, issue["path"])) for issue in issues]
-    captions = [f"{os.path.basename(i['path'])}\nfolder: {i['given']}\n"
-                f"looks like: {i['suggested']}\nscore {i['score']:.3f}" for i in issues]
+    captions = [f"{os.path.basename(i['path'])}\nin {i['given']}\nlooks like\n"
+                f"{i['suggested']}\nscore {i['score']:.3f}" for i in issues]
     total = len(finding.data["issues"])
     return ("<h3>Images that look mislabeled</h3>"
             + image(figures.thumbnails(images, captions), "images that look mislabeled")
