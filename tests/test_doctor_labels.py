@@ -54,11 +54,13 @@ def test_training_sample_is_stratified_and_keeps_small_classes():
     assert np.array_equal(_probe.training_sample(labels[:900]), np.arange(900))
 
 
-def test_small_folds_train_longer_up_to_a_limit():
-    assert _probe.fold_epochs(5000) == _probe.PROBE_EPOCHS
-    assert _probe.fold_epochs(320) == _probe.MIN_STEPS * _probe.BATCH_SIZE // 320
+def test_folds_train_a_fixed_number_of_steps_up_to_an_epoch_limit():
+    largest = _probe.MAX_TRAINED - _probe.MAX_TRAINED // _probe.FOLDS
+    assert _probe.fold_epochs(largest) == 6 and _probe.fold_epochs(800) == 12
+    assert _probe.fold_epochs(320) == _probe.FOLD_STEPS * _probe.BATCH_SIZE // 320
     assert _probe.fold_epochs(10) == _probe.MAX_EPOCHS
     assert _probe.training_steps(1000) == 5 * -(-800 * 12 // 32)
+    assert _probe.training_steps(_probe.MAX_TRAINED) == 5 * 300
 
 
 def test_probe_sees_small_images_at_their_size_and_large_ones_at_32():

@@ -18,9 +18,8 @@ import numpy as np
 from autoprep.doctor._hashing import area_resize
 
 PROBE_SIDE = 32  # images are resized to at most this many pixels a side for the probe
-PROBE_EPOCHS = 10  # at least; small folders get more epochs, up to MIN_STEPS steps a fold
-MIN_STEPS = 300
-MAX_EPOCHS = 40
+FOLD_STEPS = 300  # training steps of each fold, whatever the folder's size ...
+MAX_EPOCHS = 40  # ... unless that would be more epochs than this (small folds)
 PROBE_LEARNING_RATE = 3e-3
 BATCH_SIZE = 32
 FOLDS = 5
@@ -101,9 +100,10 @@ def training_sample(labels, *, limit=MAX_TRAINED, seed=0) -> np.ndarray:
 
 
 def fold_epochs(fitted) -> int:
-    """Epochs of a fold fitted on `fitted` images: `PROBE_EPOCHS`, more for small folds, so
-    that each fold takes at least `MIN_STEPS` steps (at most `MAX_EPOCHS` epochs)."""
-    return int(min(MAX_EPOCHS, max(PROBE_EPOCHS, -(-MIN_STEPS * BATCH_SIZE // max(fitted, 1)))))
+    """Epochs of a fold fitted on `fitted` images: enough for `FOLD_STEPS` steps (6 epochs
+    for the largest sample, 1,600 images; 12 for 800), at most `MAX_EPOCHS`. Every folder
+    then costs about the same training, bounded whatever its size."""
+    return int(min(MAX_EPOCHS, -(-FOLD_STEPS * BATCH_SIZE // max(fitted, 1))))
 
 
 def training_steps(trained, *, folds=FOLDS) -> int:
