@@ -88,7 +88,9 @@ def test_a_resumed_search_continues_at_its_count_without_redoing_trials(fake_tra
     assert len(trials("trial")) == 2
     second = search(fake_training, folder, tmp_path, max_trials=3)
     assert len(trials("trial")) == 3  # the resumed run trained its new trial only
-    assert len(second.trials) == 3 and second.trials[:2] == first.trials
+    # (Keras Tuner reloads the trials in the order the file system lists their folders.)
+    kept = {t.trial_id: t for t in second.trials}
+    assert len(kept) == 3 and all(kept[t.trial_id] == t for t in first.trials)
     assert len(search(fake_training, folder, tmp_path, max_trials=3).trials) == 3
     assert len(trials("trial")) == 3  # nothing left to train
     assert second.test_score is None  # test_split=0: nothing held out
@@ -181,19 +183,21 @@ def test_the_first_configuration_is_re_evaluated_and_wins_within_noise(fake_trai
 
     fake_training.wrong = wrong
     result = search(fake_training, folder, tmp_path, max_trials=4, reevaluate=2)
-    first, best = result.trials[0], result.trials[3]
-    assert first.score < min(t.score for t in result.trials[1:])
+    trials = sorted(result.trials, key=lambda t: int(t.trial_id))
+    first, runner_up, best = trials[0], trials[2], trials[3]
+    assert first.score < min(t.score for t in trials[1:])
     pool = result.selection["candidates"]
     assert sorted((c["trial_id"], c["default"]) for c in pool) == sorted(
-        [(first.trial_id, True), (best.trial_id, False), (result.trials[2].trial_id, False)])
+        [(first.trial_id, True), (best.trial_id, False), (runner_up.trial_id, False)])
     assert all(len(c["scores"]) == selection.REPEATS for c in pool)
     assert len(fake_training.by_phase("reevaluation")) == 3 * selection.REPEATS
     chosen = first if within_noise else best
     assert result.best_trial_id == chosen.trial_id
     assert Pipeline_of(result.best_config) == chosen.config
     reason = result.selection["reason"]
-    assert ("first configuration, within the noise" in reason) == within_noise
-    assert ("first configuration (trial 0, 0.3333) is beyond the noise" in reason) != within_noise
+    assert "first configuration" in reason
+    assert ("within the noise" in reason, "beyond the noise" in reason) == (
+        within_noise, not within_noise)
     (entry,) = [c for c in pool if c["trial_id"] == chosen.trial_id]
     assert result.best_score == pytest.approx(entry["mean"])
     assert result.best_score_std == pytest.approx(entry["std"])
