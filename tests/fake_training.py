@@ -5,7 +5,7 @@ nothing and whose `predict` returns the predictions a script asks for. Everythin
 autoprep's own code: Keras Tuner's oracle and tuner, `PipelineHyperModel.fit` / `evaluate` /
 `train_and_predict` (which fit each pipeline on the indices it is given), the stopping,
 recording and saving jobs, the re-evaluation and the test trainings. Only the tf.data
-datasets are not built (they cost more than the rest of a trial; `datasets = True` builds them):
+datasets are not built (they cost more than the rest of a trial, and nothing would read them):
 the images they would read are recorded instead. A trial takes a fraction of a second, so the
 loop's wiring is tested in the fast suite.
 
@@ -28,6 +28,7 @@ import tensorflow as tf
 from autoprep.choices import imbalance
 from autoprep.choices.pipeline import Pipeline
 from autoprep.data.subset import Subset
+from autoprep.run import progress
 from autoprep.search import hypermodel, loop
 
 
@@ -91,12 +92,11 @@ class FakeTraining:
         loss: `loss(config)` -> the training loss reported for every epoch (NaN: diverges).
         crash_at: Training numbers at which the process "dies" (KeyboardInterrupt).
         seconds: Fake seconds each training takes.
-        datasets: Build the real tf.data datasets (default False: only record their images).
         now: The fake clock (`time.monotonic` of the loop and its progress clock).
-        trainings, fits, tuned_tau, seed_images: What the loop did (see the module docstring;
-            `tuned_tau` holds (phase, labels) of each tau tuned on labels).
-        splits: The `Splits` of the last search (from its hypermodel).
-        labels: The labels of the last search's images.
+        trainings, fits: The `Training`s and `Fit`s so far.
+        tuned_tau: (phase, evaluation number, labels) of each tau tuned on labels.
+        seed_images: The indices of the images each search chose its first configurations from.
+        splits, folder, labels: The `Splits`, `ImageFolder` and labels of the last search.
     """
 
     def __init__(self):
@@ -105,7 +105,6 @@ class FakeTraining:
         self.loss = lambda config: 0.5
         self.crash_at = set()
         self.seconds = 1.0
-        self.datasets = False
         self.now = 1000.0
         self.trainings, self.fits, self.tuned_tau, self.seed_images = [], [], [], []
         self.splits = self.labels = self.folder = None
@@ -149,8 +148,20 @@ class FakeTraining:
     # -- the spies ---------------------------------------------------------------------------
     def install(self, monkeypatch):
         """Wraps the loop's methods (the originals still run) and fakes its clock."""
-        cls = hypermodel.PipelineHyperModel
-        fake = self
+        self._spy_trainings(monkeypatch)
+        self._spy_learning(monkeypatch)
+        clock = type("FakeTime", (), {"monotonic": staticmethod(self.monotonic)})
+        monkeypatch.setattr(loop, "time", clock)
+        monkeypatch.setattr(progress, "time", clock)
+        return self
+
+    def _phase_now(self) -> str:
+        return self._phase[-1] if self._phase else "reevaluation"
+
+    def _spy_trainings(self, monkeypatch):
+        """Records each training and its phase; its datasets are not built, only recorded."""
+        cls, fake = hypermodel.PipelineHyperModel, self
+        original_evaluate, original_train = cls.evaluate, cls.train_and_predict
 
         def in_phase(name, original):
             def wrapper(this, *args, **kwargs):
@@ -167,20 +178,37 @@ class FakeTraining:
 
         def train_and_predict(this, model, pipeline, train, evaluate, **kwargs):
             fake.splits, fake.labels, fake.folder = this.splits, this.folder.labels, this.folder
-            training = Training(
-                phase=fake._phase[-1] if fake._phase else "reevaluation",
-                config=pipeline.clone().get_config(), train=np.asarray(train),
-                evaluate=np.asarray(evaluate), number=len(fake.trainings),
-                evaluation=fake._evaluations,
-            )
+            training = fake._training = Training(
+                phase=fake._phase_now(), config=pipeline.clone().get_config(),
+                train=np.asarray(train), evaluate=np.asarray(evaluate),
+                number=len(fake.trainings), evaluation=fake._evaluations)
             fake.trainings.append(training)
-            fake._training = training
             try:
-                return original_train_and_predict(this, model, pipeline, train, evaluate,
-                                                  **kwargs)
+                return original_train(this, model, pipeline, train, evaluate, **kwargs)
             finally:
-                training.used = pipeline.get_config()
-                fake._training = None
+                training.used, fake._training = pipeline.get_config(), None
+
+        def train_dataset(pipeline, images, labels, *, epochs, **kwargs):
+            fake._training.read = np.array(Subset.of(images).indices)
+            gate = tf.Variable(0.0, trainable=False) if pipeline.imbalance.deferred else None
+            return None, pipeline.fit_kwargs(epochs, gate)
+
+        def eval_dataset(pipeline, images, *args, **kwargs):
+            fake._training.predicted = np.array(Subset.of(images).indices)
+
+        monkeypatch.setattr(cls, "fit", in_phase("trial", cls.fit))
+        monkeypatch.setattr(cls, "test_evaluation", in_phase("test", cls.test_evaluation))
+        monkeypatch.setattr(cls, "evaluate", evaluate)
+        monkeypatch.setattr(cls, "train_and_predict", train_and_predict)
+        monkeypatch.setattr(Pipeline, "train_dataset", train_dataset)
+        monkeypatch.setattr(Pipeline, "eval_dataset", eval_dataset)
+
+    def _spy_learning(self, monkeypatch):
+        """Records what each pipeline fit, each tau tuning and the first configurations saw."""
+        fake = self
+        original_fit = self._original_fit = Pipeline.fit
+        original_adjust = imbalance.PosthocLogitAdjustment.adjust
+        original_data_facts = loop.data_facts
 
         def fit(pipeline, images, labels, num_classes):
             fake.fits.append(Fit(np.array(Subset.of(images).indices), np.array(labels),
@@ -189,49 +217,16 @@ class FakeTraining:
 
         def adjust(strategy, outputs, labels=None, objective="balanced_accuracy"):
             if labels is not None:
-                fake.tuned_tau.append((fake._phase[-1] if fake._phase else "reevaluation",
-                                       fake._evaluations, np.array(labels)))
+                fake.tuned_tau.append((fake._phase_now(), fake._evaluations, np.array(labels)))
             return original_adjust(strategy, outputs, labels, objective)
-
-        def train_dataset(pipeline, images, labels, *, epochs, **kwargs):
-            fake._training.read = np.array(Subset.of(images).indices)
-            if fake.datasets:
-                return original_train_dataset(pipeline, images, labels, epochs=epochs, **kwargs)
-            gate = tf.Variable(0.0, trainable=False) if pipeline.imbalance.deferred else None
-            return None, pipeline.fit_kwargs(epochs, gate)
-
-        def eval_dataset(pipeline, images, *args, **kwargs):
-            fake._training.predicted = np.array(Subset.of(images).indices)
-            if fake.datasets:
-                return original_eval_dataset(pipeline, images, *args, **kwargs)
-            return None
 
         def data_facts(images, *args, **kwargs):
             fake.seed_images.append(np.array(Subset.of(images).indices))
             return original_data_facts(images, *args, **kwargs)
 
-        original_evaluate = cls.evaluate
-        original_train_and_predict = cls.train_and_predict
-        original_fit = self._original_fit = Pipeline.fit
-        original_train_dataset = Pipeline.train_dataset
-        original_eval_dataset = Pipeline.eval_dataset
-        original_adjust = imbalance.PosthocLogitAdjustment.adjust
-        original_data_facts = loop.data_facts
-        monkeypatch.setattr(cls, "fit", in_phase("trial", cls.fit))
-        monkeypatch.setattr(cls, "test_evaluation", in_phase("test", cls.test_evaluation))
-        monkeypatch.setattr(cls, "evaluate", evaluate)
-        monkeypatch.setattr(cls, "train_and_predict", train_and_predict)
         monkeypatch.setattr(Pipeline, "fit", fit)
-        monkeypatch.setattr(Pipeline, "train_dataset", train_dataset)
-        monkeypatch.setattr(Pipeline, "eval_dataset", eval_dataset)
         monkeypatch.setattr(imbalance.PosthocLogitAdjustment, "adjust", adjust)
         monkeypatch.setattr(loop, "data_facts", data_facts)
-        clock = type("FakeTime", (), {"monotonic": staticmethod(self.monotonic)})
-        from autoprep.run import progress
-
-        monkeypatch.setattr(loop, "time", clock)
-        monkeypatch.setattr(progress, "time", clock)
-        return self
 
     def refit(self, config, indices) -> dict:
         """`config`'s constants learned afresh from the images at `indices` (for checks)."""
