@@ -14,11 +14,13 @@ training and evaluated indices, the constants it used), each `Pipeline.fit` (`Fi
 and labels it saw), each post-hoc tau tuned on labels, and the images the data-seeded first
 configurations were chosen from. Time is a fake clock that only trainings advance.
 
-Use the `fake_training` fixture (conftest.py).
+Use the `fake_training` fixture (conftest.py); on the command line, `--model
+fake_training:model_fn` builds the installed `FakeTraining`'s model.
 """
 
 import dataclasses
 import json
+import sys
 import zlib
 
 import keras
@@ -69,6 +71,14 @@ class Fit:
     indices: np.ndarray
     labels: np.ndarray
     training: Training = None
+
+
+ACTIVE = None  # the installed `FakeTraining`
+
+
+def model_fn(input_shape, num_classes):
+    """The installed `FakeTraining`'s model, for `autoprep tune --model fake_training:model_fn`."""
+    return ACTIVE.model_fn(input_shape, num_classes)
 
 
 def config_key(config) -> str:
@@ -153,6 +163,7 @@ class FakeTraining:
         clock = type("FakeTime", (), {"monotonic": staticmethod(self.monotonic)})
         monkeypatch.setattr(loop, "time", clock)
         monkeypatch.setattr(progress, "time", clock)
+        monkeypatch.setattr(sys.modules[__name__], "ACTIVE", self)
         return self
 
     def _phase_now(self) -> str:
