@@ -193,7 +193,7 @@ def test_the_first_configuration_is_re_evaluated_and_wins_within_noise(fake_trai
     assert len(fake_training.by_phase("reevaluation")) == 3 * selection.REPEATS
     chosen = first if within_noise else best
     assert result.best_trial_id == chosen.trial_id
-    assert Pipeline_of(result.best_config) == chosen.config
+    assert unfitted(result.best_config) == chosen.config
     reason = result.selection["reason"]
     assert "first configuration" in reason
     assert ("within the noise" in reason, "beyond the noise" in reason) == (
@@ -205,7 +205,7 @@ def test_the_first_configuration_is_re_evaluated_and_wins_within_noise(fake_trai
     assert loaded.selection == result.selection and "re-evaluations" in loaded.summary()
 
 
-def Pipeline_of(config):  # noqa: N802 (reads as the type it makes)
+def unfitted(config):
     """A fitted config without its learned constants."""
     from autoprep.choices.pipeline import Pipeline
 
