@@ -244,6 +244,31 @@ def test_a_finished_trial_s_record_is_made_once_unless_the_trial_changes(tmp_pat
     assert len(built) == 4
 
 
+def test_records_are_in_trial_order_whatever_order_the_oracle_reloaded_them(tmp_path):
+    """A resumed Keras Tuner oracle reloads its trials in the order the file system lists
+    their folders; results.json, trials.csv, show and the report list them by number."""
+    import types
+
+    import keras_tuner as kt
+
+    from autoprep.search import loop
+    from autoprep.search.space import SearchSpace
+
+    space = SearchSpace()
+    hyperparameters = kt.HyperParameters()
+    space.declare(hyperparameters)
+    trials = {}
+    for trial_id in ("10", "02", "00", "01"):
+        values = hyperparameters.copy()
+        values.values = space.random_values(hyperparameters, int(trial_id))
+        trials[trial_id] = kt.engine.trial.Trial(values, trial_id=trial_id, status="COMPLETED")
+        trials[trial_id].score = 0.5
+    search = types.SimpleNamespace(oracle=types.SimpleNamespace(trials=trials))
+    recorder = loop._Recorder(None, None, space, objective="accuracy", epochs=1,
+                              run_dir=str(tmp_path), data_dir=str(tmp_path), seed=0)
+    assert [r.number for r in recorder.records(search)] == [1, 2, 3, 11]
+
+
 def test_the_best_pipeline_module_is_written_again_only_when_the_best_changes(tmp_path):
     import types
 
