@@ -384,7 +384,8 @@ def convention(normalization="rescale_pm1", kind="backbone"):
 
 
 def facts(**changes):
-    values = dict(imbalance_ratio=5.0, flip="horizontal")
+    values = dict(mean=30.0, high=100.0, median_std=5.0, imbalance_ratio=5.0, gray=False,
+                  flip="horizontal")
     return DataFacts(**{**values, **changes})
 
 

@@ -374,22 +374,29 @@ def test_random_search_and_bayesian_start_draw_from_the_prior(tmp_path):
 def facts(**changes):
     from autoprep.search.space import DataFacts
 
-    plain = dict(imbalance_ratio=1.0, flip="none")
+    plain = dict(mean=110.0, high=250.0, median_std=50.0, imbalance_ratio=1.0, gray=False,
+                 flip="none")
     return DataFacts(**(plain | changes))
 
 
 def test_seeds_come_from_the_data():
     from autoprep.search.space import pipeline_from_values
 
-    # Per-channel standardization first whatever the pixels (results/first_configuration.md),
-    # then [0, 1]; the imbalance strategy and the flip from the data.
-    first = SearchSpace().seed_configurations(facts())
-    assert [(p["normalization"], p["imbalance"]) for p in first] == [
+    # Color images: per-channel standardization first (results/first_configuration.md).
+    color = SearchSpace().seed_configurations(facts())
+    assert [(p["normalization"], p["imbalance"]) for p in color] == [
         ("per_channel", "none"), ("rescale_01", "none"), ("per_channel", "sqrt_inverse"),
         ("per_channel", "none"),  # with light augmentation: no flip here, zoom and translation
     ]
+    # Gray images of a full range: [0, 1] first.
+    first = SearchSpace().seed_configurations(facts(gray=True))
+    assert [(p["normalization"], p["imbalance"]) for p in first] == [
+        ("rescale_01", "none"), ("per_channel", "none"), ("rescale_01", "sqrt_inverse"),
+        ("rescale_01", "none"),
+    ]
     assert first[3]["zoom"] == 0.05 and first[3]["flip"] == "none" != first[0]["zoom"]
-    dark = SearchSpace().seed_configurations(facts(imbalance_ratio=10.0, flip="horizontal"))
+    dark = SearchSpace().seed_configurations(facts(mean=20.0, imbalance_ratio=10.0, gray=True,
+                                                   flip="horizontal"))
     assert [(p["normalization"], p["imbalance"], p["flip"]) for p in dark] == [
         ("per_channel", "inverse_frequency", "none"),
         ("rescale_01", "inverse_frequency", "none"),
@@ -410,7 +417,7 @@ def test_seeds_come_from_the_data():
 def test_seeds_respect_a_narrowed_space():
     space = SearchSpace(normalization="robust", imbalance=["none", "effective_number"],
                         zoom=0.0)
-    seeds = space.seed_configurations(facts(imbalance_ratio=10.0))
+    seeds = space.seed_configurations(facts(mean=20.0, imbalance_ratio=10.0))
     assert {p["normalization"] for p in seeds} == {"robust"}
     assert [p["imbalance"] for p in seeds] == ["effective_number", "none", "effective_number"]
     assert seeds[0]["beta"] == 0.9 and seeds[1]["beta"] is None
@@ -418,7 +425,7 @@ def test_seeds_respect_a_narrowed_space():
     assert len(seeds) == len({json.dumps(p, sort_keys=True) for p in seeds}) == 3
 
 
-def test_data_facts_find_imbalance_and_symmetry():
+def test_data_facts_find_range_imbalance_and_symmetry():
     import numpy as np
 
     from autoprep.search.space import data_facts
@@ -427,7 +434,8 @@ def test_data_facts_find_imbalance_and_symmetry():
     noise = rng.integers(0, 40, size=(60, 8, 8, 1), dtype=np.uint8)
     labels = np.array([0] * 50 + [1] * 10)
     found = data_facts(noise, labels, 2)
-    assert found.flip == "horizontal_and_vertical" and found.imbalance_ratio == 5.0
+    assert found.flip == "horizontal_and_vertical" and found.gray
+    assert found.imbalance_ratio == 5.0 and found.mean < 40
     left = noise.copy()
     left[:, :, :4] += 150  # a bright left half: mirror-symmetric only top to bottom
     assert data_facts(left, labels, 2).flip == "vertical"

@@ -32,10 +32,12 @@ from autoprep.errors import ArgumentError, UnknownChoiceError
 
 PREFIX = "autoprep/"
 # Seeding preferences (registered names; those the space excludes are skipped).
-# Per-channel standardization first, on every kind of data: trained on its own, it scored at
-# least [0, 1] - 0.02 on 8 of 9 folders, photos and small images, and up to 0.14 above it
-# (results/first_configuration.md); [0, 1] is the second seed, tried at once where it wins.
-_NORMALIZATIONS = ["per_channel", "rescale_01", "per_image", "robust"]
+# Color images are standardized per channel first: on each of 5 color folders (photos and small
+# tiles) per-channel z-score scored at least [0, 1] trained alone, up to 0.14 above it; on gray
+# folders neither won everywhere (results/first_configuration.md), so [0, 1] stays first there
+# unless the pixels look raw.
+_STANDARDIZED = ["per_channel", "rescale_01", "per_image", "robust"]
+_RESCALED = ["rescale_01", "per_channel", "rescale_pm1", "per_image"]
 _REBALANCED = ["inverse_frequency", "oversample", "effective_number", "deferred_reweighting",
                "sqrt_inverse", "undersample"]
 _MILDLY_WEIGHTED = ["sqrt_inverse", "none", "inverse_frequency", "effective_number"]
@@ -220,21 +222,26 @@ class SearchSpace:
     def seed_configurations(self, facts: "DataFacts") -> list:
         """The first configurations to try on this data, best bets first, as full points.
 
-        Per-channel standardization comes first, then [0, 1]. From `data_facts` of the
-        training split: an imbalance ratio of 4 or more puts inverse-frequency weights then
-        oversampling first (1.5-4: square-root weights, then none; below 1.5: none first);
-        flips are proposed only for axes along which each class's mean image is
-        mirror-symmetric. The points are: the best bet without augmentation, the second
-        normalization, the second imbalance strategy, then the best bet with light
-        augmentation (the sensible flip and the `light_seed` ops at their light level). Each
-        respects the space (a fixed dimension stays fixed); duplicates are dropped.
+        From `data_facts` of the training split: color images, or a raw-looking pixel range
+        (dark, low contrast or never bright), put standardization (`per_channel`) before
+        rescaling ([0, 1] first for other gray images); an
+        imbalance ratio of 4 or more puts inverse-frequency weights then oversampling first
+        (1.5-4: square-root weights, then none; below 1.5: none first); flips are proposed
+        only for axes along which each class's mean image is mirror-symmetric. The points are:
+        the two best bets without augmentation, the second normalization, the second imbalance
+        strategy, then the best bet with light augmentation (the sensible flip and the
+        `light_seed` ops at their light level). Each respects the space (a fixed dimension
+        stays fixed); duplicates are dropped.
 
         Returns:
             A list of value dicts like `declare` returns (one value per dimension); turn one
             into a pipeline with `pipeline_from_values`, into Keras Tuner values with
             `hyperparameter_values`.
         """
-        norms = self._ranked("normalization", _NORMALIZATIONS)
+        standardize = not facts.gray or facts.mean < stats.DARK_MEAN or facts.high < 128 or (
+            facts.median_std < stats.LOW_CONTRAST_STD
+        )
+        norms = self._ranked("normalization", _STANDARDIZED if standardize else _RESCALED)
         if facts.imbalance_ratio >= stats.IMBALANCE_RATIO:
             strategies = self._ranked("imbalance", _REBALANCED)
         else:
@@ -341,12 +348,20 @@ class DataFacts(NamedTuple):
     """Cheap statistics of a training split that decide the seeded configurations.
 
     Attributes:
+        mean: Mean pixel value (0-255).
+        high: 99th percentile pixel value.
+        median_std: Median of the per-image pixel standard deviations.
         imbalance_ratio: Largest over smallest class count.
+        gray: One channel, or three nearly equal ones.
         flip: The flip mode that keeps each class's mean image (none, horizontal, vertical
             or horizontal_and_vertical).
     """
 
+    mean: float
+    high: float
+    median_std: float
     imbalance_ratio: float
+    gray: bool
     flip: str
 
 
@@ -369,16 +384,22 @@ def data_facts(images, labels, num_classes: int, *, max_images: int = stats.STAT
         images, labels = images[keep], labels[keep]
     counts = np.bincount(labels, minlength=num_classes)
     class_sums = np.zeros((num_classes, *images.shape[1:]), np.float64)
-    stds = []
+    histogram = np.zeros(256, np.int64)
+    stds, channel_gap = [], 0.0
     step = max(1, stats.CHUNK_VALUES // max(1, int(np.prod(images.shape[1:]))))
     for start in range(0, len(labels), step):
         chunk = np.asarray(images[start:start + step])
         part = labels[start:start + step]
+        histogram += np.bincount(chunk.ravel(), minlength=256)
         pixels = chunk.astype(np.float32)
         stds.extend(pixels.reshape(len(pixels), -1).std(axis=1))
+        if pixels.shape[-1] > 1:
+            channel_gap += float(np.abs(np.diff(pixels, axis=-1)).sum())
         np.add.at(class_sums, part, pixels)
     scale = max(float(np.median(stds)), 1.0)
     present = counts[counts > 0]
+    if images.shape[-1] > 1:
+        channel_gap /= len(labels) * int(np.prod(images.shape[1:-1])) * (images.shape[-1] - 1)
 
     def symmetric(axis):
         excess = []
@@ -389,8 +410,13 @@ def data_facts(images, labels, num_classes: int, *, max_images: int = stats.STAT
         return bool(excess) and float(np.mean(excess)) < 0.15
 
     flips = [mode for mode, axis in (("horizontal", 1), ("vertical", 0)) if symmetric(axis)]
+    mean, _ = stats.histogram_mean_std(histogram[None])
     return DataFacts(
+        mean=float(mean[0]),
+        high=float(stats.histogram_percentiles(histogram[None], [99])[0, 0]),
+        median_std=float(np.median(stds)),
         imbalance_ratio=float(present.max() / present.min()),
+        gray=bool(channel_gap < 2.0),
         flip="horizontal_and_vertical" if len(flips) == 2 else (flips or ["none"])[0],
     )
 
