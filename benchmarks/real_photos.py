@@ -607,6 +607,9 @@ def main(argv=None):
                         help="also score every configuration the selection re-evaluated")
     parser.add_argument("--search-seeds", nargs="*", type=int, default=[0],
                         help="the autoprep rows' search seeds (default 0)")
+    parser.add_argument("--trials", type=int, help=f"search trials (default {Settings.trials})")
+    parser.add_argument("--train-seeds", nargs="*", type=int,
+                        help="training seeds of every row (default 0-4)")
     parser.add_argument("--smoke", action="store_true", help="a tiny generated folder")
     parser.add_argument("--out", default="results/real_photos.json",
                         help="the JSON report; rows measured before (same settings) are kept")
@@ -617,6 +620,10 @@ def main(argv=None):
             print(render(json.load(handle)), end="")
         return None
     settings = SMOKE if args.smoke else Settings()
+    if args.trials:
+        settings = dataclasses.replace(settings, trials=args.trials)
+    if args.train_seeds:
+        settings = dataclasses.replace(settings, train_seeds=tuple(args.train_seeds))
     names = ["smoke"] if args.smoke else (args.folders or list(DEFAULT_FOLDERS))
     with tempfile.TemporaryDirectory() as workdir:
         root = write_smoke_photos(os.path.join(workdir, "photos")) if args.smoke else (
