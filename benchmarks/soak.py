@@ -1,0 +1,259 @@
+"""A long search in one process: does a trial cost the same, and hold the same memory, at the end?
+
+Usage:
+    python benchmarks/soak.py [--trials 200] [--tuner random|bayesian] [--images 320]
+                              [--size 32] [--out results/soak]
+    python benchmarks/soak.py --smoke --out /tmp/soak   # seconds: checks the script
+    python benchmarks/soak.py --render results/soak     # the page (and plot) again from its JSON
+
+One `autoprep.tune` in this process: `--trials` trials of one epoch (seed 0, the default
+validation, which is 3-fold cross-validation on 320 images in 4 classes), a tiny CNN, on a
+generated folder of `--images` RGB PNGs of `--size` pixels. After every trial (through
+`on_trial_end`) the harness records the wall time since the previous trial ended, the process's
+resident memory (VmRSS from /proc/self/status) and the number of objects Python's garbage
+collector tracks. Each run is kept in OUT.json under its tuner's name (a run of the other tuner
+stays), and OUT.md and OUT.png are written again from all of them.
+
+Targets (issue 17): the mean seconds per trial of the last 10 % of trials at most 1.10x that of
+the second 10 %, and resident memory growing at most 0.5 MiB per trial after the first 10 %
+(the least-squares slope of RSS against the trial number).
+"""
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from synthetic import command, machine, save, write_folder  # noqa: E402
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+TARGET_RATIO = 1.10  # last 10 % of trials / second 10 %, mean seconds per trial
+TARGET_SLOPE = 0.5  # MiB of RSS per trial after the first 10 %
+MIB = 2**20
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process (VmRSS), in bytes."""
+    with open("/proc/self/status", encoding="utf-8") as handle:
+        line = next(line for line in handle if line.startswith("VmRSS:"))
+    return int(line.split()[1]) * 1024
+
+
+def tiny_cnn(input_shape, num_classes):
+    """Two small convolutions and a softmax: the trial's cost is the search's, not the model's."""
+    import keras
+
+    return keras.Sequential([
+        keras.Input(shape=input_shape),
+        keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
+        keras.layers.Conv2D(16, 3, strides=2, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(num_classes, activation="softmax"),
+    ])
+
+
+class TrialLog:
+    """`on_trial_end` for `autoprep.tune`: per trial, seconds since the last one, RSS, objects."""
+
+    def __init__(self, *, objects=True, on_sample=None):
+        self.objects, self.on_sample = objects, on_sample
+        self.samples, self.last, self.last_cpu = [], time.perf_counter(), time.process_time()
+
+    def __call__(self, result, record):
+        now, cpu = time.perf_counter(), time.process_time()
+        sample = {"trial": len(self.samples) + 1, "seconds": now - self.last,
+                  "cpu_seconds": cpu - self.last_cpu, "rss_mib": rss_bytes() / MIB,
+                  "status": record.status.value}
+        if self.objects:
+            sample["objects"] = len(gc.get_objects())
+        self.samples.append(sample)
+        if self.on_sample is not None:
+            self.on_sample(sample)
+        # The harness's own work is not the next trial's.
+        self.last, self.last_cpu = time.perf_counter(), time.process_time()
+
+
+def soak(data_dir, run_dir, *, tuner, trials, objects=True, on_sample=None, **options) -> dict:
+    """One search of `trials` one-epoch trials in this process; its per-trial samples."""
+    import autoprep
+
+    log = TrialLog(objects=objects, on_sample=on_sample)
+    start_rss = rss_bytes() / MIB
+    start = time.perf_counter()
+    log.last, log.last_cpu = start, time.process_time()
+    autoprep.tune(tiny_cnn, data_dir, max_trials=trials, epochs=1, tuner=tuner, seed=0,
+                  directory=run_dir, project_name=tuner, verbose=0, test_split=0,
+                  baseline=False, reevaluate=0, on_trial_end=log, **options)
+    return {"tuner": tuner, "trials": len(log.samples), "seconds": time.perf_counter() - start,
+            "rss_start_mib": start_rss, "samples": log.samples}
+
+
+def decile_means(values) -> list:
+    """Means of `values` over ten consecutive, nearly equal parts (fewer parts when short)."""
+    parts = min(10, len(values))
+    bounds = [round(i * len(values) / parts) for i in range(parts + 1)]
+    return [sum(values[a:b]) / (b - a) for a, b in zip(bounds, bounds[1:])]
+
+
+def slope(xs, ys) -> float:
+    """The least-squares slope of `ys` against `xs`."""
+    n = len(xs)
+    if n < 2:
+        return 0.0
+    mx, my = sum(xs) / n, sum(ys) / n
+    var = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var if var else 0.0
+
+
+def figures(run) -> dict:
+    """Ratio of the last 10 % of trials' time to the second 10 %'s, RSS and object slopes."""
+    samples = run["samples"]
+    seconds = [s["seconds"] for s in samples]
+    deciles = decile_means(seconds)
+    after = samples[max(1, len(samples) // 10):]  # after the first 10 %
+    xs = [s["trial"] for s in after]
+    result = {
+        "decile_seconds": deciles,
+        "ratio": deciles[-1] / deciles[1] if len(deciles) > 1 else 1.0,
+        "rss_slope_mib": slope(xs, [s["rss_mib"] for s in after]),
+        "rss_first_mib": samples[0]["rss_mib"], "rss_last_mib": samples[-1]["rss_mib"],
+    }
+    if samples and "cpu_seconds" in samples[0]:
+        cpu = decile_means([s["cpu_seconds"] for s in samples])
+        result.update(decile_cpu_seconds=cpu, cpu_ratio=cpu[-1] / cpu[1] if len(cpu) > 1 else 1.0)
+    if samples and "objects" in samples[0]:
+        result["objects_slope"] = slope(xs, [s["objects"] for s in after])
+    return result
+
+
+def child(args, data_dir, out):
+    """Runs one search in this process and writes its run to `out`."""
+    def show(sample):
+        if sample["trial"] % 10 == 0:
+            print(f"trial {sample['trial']}: {sample['seconds']:.2f} s, "
+                  f"{sample['rss_mib']:.0f} MiB, load {os.getloadavg()[0]:.1f}",
+                  file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory() as run_dir:
+        run = soak(data_dir, run_dir, tuner=args.tuner, trials=args.trials, on_sample=show)
+    run.update(load_average_end=list(os.getloadavg()))
+    with open(out, "w", encoding="utf-8") as handle:
+        json.dump(run, handle)
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--tuner", choices=["random", "bayesian"], default="random")
+    parser.add_argument("--images", type=int, default=320)
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--dir", help="folder for the generated images (kept)")
+    parser.add_argument("--out", default="results/soak")
+    parser.add_argument("--smoke", action="store_true",
+                        help="4 trials on 80 images of 16x16: checks the script")
+    parser.add_argument("--render", metavar="OUT",
+                        help="write OUT.md and OUT.png again from OUT.json")
+    parser.add_argument("--child", nargs=2, metavar=("DATA", "OUT"),
+                        help=argparse.SUPPRESS)  # one search in this process, for the parent
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.trials, args.images, args.size = 4, 80, 16
+    if args.render:
+        with open(args.render + ".json", encoding="utf-8") as handle:
+            result = json.load(handle)
+        return print(write_page(args.render, result))
+    if args.child:
+        return child(args, *args.child)
+    result = {"benchmark": "soak", "runs": {}}
+    if os.path.exists(args.out + ".json") and not args.smoke:
+        with open(args.out + ".json", encoding="utf-8") as handle:
+            result = json.load(handle)
+    load_start = list(os.getloadavg())
+    with tempfile.TemporaryDirectory() as workdir:
+        data_dir = write_folder(args.dir or os.path.join(workdir, "images"), args.images,
+                                size=args.size, classes=4)
+        out = os.path.join(workdir, "run.json")
+        # A fresh process: the search is alone in it, as in `autoprep tune`.
+        subprocess.run([sys.executable, os.path.abspath(__file__), "--child", data_dir, out,
+                        "--trials", str(args.trials), "--tuner", args.tuner], check=True)
+        with open(out, encoding="utf-8") as handle:
+            run = json.load(handle)
+    run.update(figures(run), commit=git_commit(), load_average_start=load_start,
+               images=args.images, size=args.size, command=command())
+    result["runs"][args.tuner] = run
+    result.update(machine=machine(), command=command())
+    print(write_page(args.out, result))
+
+
+def write_page(out, result) -> str:
+    """OUT.json, OUT.md and the plot OUT.png of `result`."""
+    plot(out + ".png", result["runs"])
+    return save(out, result, page(result, os.path.basename(out) + ".png"))
+
+
+def plot(path, runs):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True)
+    for tuner, run in sorted(runs.items()):
+        trials = [s["trial"] for s in run["samples"]]
+        top.plot(trials, [s["seconds"] for s in run["samples"]], ".", ms=3, label=tuner)
+        bottom.plot(trials, [s["rss_mib"] for s in run["samples"]], "-", label=tuner)
+    top.set_ylabel("seconds per trial")
+    bottom.set_ylabel("resident memory, MiB")
+    bottom.set_xlabel("trial")
+    top.legend()
+    top.grid(alpha=0.3)
+    bottom.grid(alpha=0.3)
+    figure.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def verdict(value, target) -> str:
+    return "met" if value <= target else "**missed**"
+
+
+def page(result, image) -> str:
+    rows = []
+    for tuner, run in sorted(result["runs"].items()):
+        deciles = run["decile_seconds"]
+        load = ", ".join(f"{x:.1f}" for x in run["load_average_end"])
+        rows.append(
+            f"| {tuner} | {run['trials']} | {run['commit']} | {deciles[1]:.2f} | "
+            f"{deciles[-1]:.2f} | {run['ratio']:.2f} ({verdict(run['ratio'], TARGET_RATIO)}) | "
+            f"{run['rss_first_mib']:.0f} | {run['rss_last_mib']:.0f} | "
+            f"{run['rss_slope_mib']:.2f} ({verdict(run['rss_slope_mib'], TARGET_SLOPE)}) | "
+            f"{run.get('objects_slope', float('nan')):.0f} | {load} |")
+    return (
+        "# A long search in one process (issue 17, section 1)\n\n"
+        + __doc__.split("\n\n", 2)[2].split("\n\nTargets")[0].replace("\n", " ") + "\n\n"
+        "| tuner | trials | commit | s per trial, 2nd 10 % | s per trial, last 10 % | "
+        "last / 2nd (target <= 1.10) | RSS after trial 1, MiB | RSS at the end, MiB | "
+        "MiB per trial after the first 10 % (target <= 0.5) | objects per trial | "
+        "load at the end |\n|" + "---|" * 11 + "\n" + "\n".join(rows) + "\n\n"
+        f"![seconds and resident memory per trial]({image})\n\n"
+        + result.get("findings", "")
+    )
+
+
+if __name__ == "__main__":
+    main()
