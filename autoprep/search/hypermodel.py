@@ -22,7 +22,7 @@ import tensorflow as tf
 from autoprep.data.subset import Subset
 from autoprep.errors import ArgumentError, ModelError
 from autoprep.search import device_input as device
-from autoprep.search import kt_adapter
+from autoprep.search import kt_adapter, tf_adapter
 from autoprep.search.objectives import confusion, log_name, score_predictions
 
 
@@ -312,10 +312,11 @@ class PipelineHyperModel(kt.HyperModel):
         recorder = EpochPredictions(eval_ds, first_epoch=epochs - keep)
         callbacks = [recorder, keras.callbacks.TerminateOnNaN(), *callbacks,
                      *fit_kwargs.pop("callbacks", [])]
-        history = model.fit(
-            train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False,
-            **fit_kwargs, **kwargs,
-        )
+        with tf_adapter.custom_gradients_released():  # else the graph outlives the model
+            history = model.fit(
+                train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False,
+                **fit_kwargs, **kwargs,
+            )
         _check_finite(history)
         return recorder.predictions
 
