@@ -322,3 +322,33 @@ def test_load_result_errors(tmp_path):
         (tmp_path / name / "results.json").write_text("{}")
     with pytest.raises(RunDirectoryError, match="holds several searches"):
         autoprep.load_result(tmp_path)
+
+
+def test_trial_records_build_each_trials_pipeline_once(monkeypatch):
+    """The records of every trial are made again after each trial: a finished trial's pipeline
+    config is built once, or a long search would slow down with every trial."""
+    import keras_tuner as kt
+
+    from autoprep.search import loop
+
+    space = autoprep.SearchSpace()
+    hp = kt.HyperParameters()
+    space.declare(hp)
+    built = []
+    real = space.pipeline
+    monkeypatch.setattr(space, "pipeline", lambda values: built.append(1) or real(values))
+    recorder = loop._Recorder(None, None, space, objective="accuracy", epochs=1,
+                              run_dir="unused", data_dir="unused")
+    oracle = type("Oracle", (), {"trials": {}})()
+    search = type("Search", (), {"oracle": oracle})()
+    for number in range(5):
+        values = hp.copy()
+        values.values.update(space.random_values(hp, number))
+        trial = kt.engine.trial.Trial(values, trial_id=str(number), status="COMPLETED")
+        trial.score = 0.5
+        oracle.trials[trial.trial_id] = trial
+        records = recorder.records(search)
+        records[0].config["imbalance"]["changed"] = True  # a copy: the next records are intact
+    assert len(built) == 5 and len(records) == 5
+    assert "changed" not in recorder.records(search)[0].config["imbalance"]
+    assert records[3].config == space.pipeline(oracle.trials["3"].hyperparameters).get_config()

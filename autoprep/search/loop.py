@@ -6,6 +6,7 @@ on the development split and score both on the untouched test split. Results are
 the run directory after every trial, so a crash never costs finished trials.
 """
 
+import copy
 import hashlib
 import json
 import math
@@ -351,13 +352,11 @@ class _Recorder:
         self.objective, self.epochs, self.run_dir = objective, epochs, run_dir
         self.data_dir = data_dir
         self._fitted = {}
+        self._configs = {}  # trial id: (its values, its pipeline's config)
 
     def trial_record(self, trial, worker=None) -> TrialRecord:
         values = trial.hyperparameters.values
-        try:
-            config = self.space.pipeline(trial.hyperparameters.copy()).get_config()
-        except Exception:  # a space changed by hand; keep the raw values
-            config = None
+        config = self.pipeline_config(trial)
         if config is not None and trial.metrics.exists(TAU_METRIC):
             # The post-hoc adjustment's tau tuned on the trial's validation predictions.
             config["imbalance"]["tau_"] = trial.metrics.get_last_value(TAU_METRIC)
@@ -374,6 +373,19 @@ class _Recorder:
             message=trial.message,
             worker=worker,
         )
+
+    def pipeline_config(self, trial):
+        """The trial's pipeline config, or None for a space changed by hand. Built once per
+        trial: every trial's record is made again after each trial."""
+        values = trial.hyperparameters.values
+        cached = self._configs.get(trial.trial_id)
+        if cached is None or cached[0] != values:
+            try:
+                config = self.space.pipeline(trial.hyperparameters.copy()).get_config()
+            except Exception:  # a space changed by hand; keep the raw values
+                config = None
+            cached = self._configs[trial.trial_id] = (dict(values), config)
+        return copy.deepcopy(cached[1])
 
     def records(self, search) -> list:
         oracle = search.oracle
