@@ -59,17 +59,26 @@ def tiny_cnn(input_shape, num_classes):
 
 
 class TrialLog:
-    """`on_trial_end` for `autoprep.tune`: per trial, seconds since the last one, RSS, objects."""
+    """`on_trial_end` for `autoprep.tune`: per trial, seconds since the last one, CPU seconds,
+    RSS, the objects the garbage collector tracks and, with a `clock` (search_cost's `Clock`),
+    the seconds of each part of the trial."""
 
-    def __init__(self, *, objects=True, on_sample=None):
-        self.objects, self.on_sample = objects, on_sample
+    def __init__(self, *, objects=True, on_sample=None, clock=None):
+        self.objects, self.on_sample, self.clock = objects, on_sample, clock
         self.samples, self.last, self.last_cpu = [], time.perf_counter(), time.process_time()
+        self.parts, self.harness = {}, 0.0
 
     def __call__(self, result, record):
         now, cpu = time.perf_counter(), time.process_time()
         sample = {"trial": len(self.samples) + 1, "seconds": now - self.last,
                   "cpu_seconds": cpu - self.last_cpu, "rss_mib": rss_bytes() / MIB,
                   "status": record.status.value}
+        if self.clock is not None:
+            parts = dict(self.clock.seconds)
+            sample["parts"] = {name: seconds - self.parts.get(name, 0.0)
+                               for name, seconds in parts.items()}
+            sample["parts"]["saving"] -= self.harness  # this call runs inside "saving"
+            self.parts = parts
         if self.objects:
             sample["objects"] = len(gc.get_objects())
         self.samples.append(sample)
@@ -77,19 +86,33 @@ class TrialLog:
             self.on_sample(sample)
         # The harness's own work is not the next trial's.
         self.last, self.last_cpu = time.perf_counter(), time.process_time()
+        self.harness = self.last - now
 
 
-def soak(data_dir, run_dir, *, tuner, trials, objects=True, on_sample=None, **options) -> dict:
-    """One search of `trials` one-epoch trials in this process; its per-trial samples."""
+def soak(data_dir, run_dir, *, tuner, trials, objects=True, parts=True, on_sample=None,
+         **options) -> dict:
+    """One search of `trials` one-epoch trials in this process; its per-trial samples. With
+    `parts`, search_cost's wrappers time the parts of each trial (training, evaluation,
+    pipeline, model, metrics, saving, proposal)."""
     import autoprep
 
-    log = TrialLog(objects=objects, on_sample=on_sample)
+    clock = None
+    if parts:
+        import search_cost
+
+        clock = search_cost.Clock()
+        search_cost.install_wrappers(clock)
+    log = TrialLog(objects=objects, on_sample=on_sample, clock=clock)
     start_rss = rss_bytes() / MIB
     start = time.perf_counter()
     log.last, log.last_cpu = start, time.process_time()
-    autoprep.tune(tiny_cnn, data_dir, max_trials=trials, epochs=1, tuner=tuner, seed=0,
-                  directory=run_dir, project_name=tuner, verbose=0, test_split=0,
-                  baseline=False, reevaluate=0, on_trial_end=log, **options)
+    try:
+        autoprep.tune(tiny_cnn, data_dir, max_trials=trials, epochs=1, tuner=tuner, seed=0,
+                      directory=run_dir, project_name=tuner, verbose=0, test_split=0,
+                      baseline=False, reevaluate=0, on_trial_end=log, **options)
+    finally:
+        if clock is not None:
+            clock.restore()
     return {"tuner": tuner, "trials": len(log.samples), "seconds": time.perf_counter() - start,
             "rss_start_mib": start_rss, "samples": log.samples}
 
@@ -127,6 +150,10 @@ def figures(run) -> dict:
     if samples and "cpu_seconds" in samples[0]:
         cpu = decile_means([s["cpu_seconds"] for s in samples])
         result.update(decile_cpu_seconds=cpu, cpu_ratio=cpu[-1] / cpu[1] if len(cpu) > 1 else 1.0)
+    if samples and "parts" in samples[0]:
+        result["decile_parts"] = {
+            name: decile_means([s["parts"][name] for s in samples])
+            for name in samples[0]["parts"]}
     if samples and "objects" in samples[0]:
         result["objects_slope"] = slope(xs, [s["objects"] for s in after])
     return result
@@ -251,7 +278,31 @@ def page(result, image) -> str:
         "MiB per trial after the first 10 % (target <= 0.5) | objects per trial | "
         "load at the end |\n|" + "---|" * 11 + "\n" + "\n".join(rows) + "\n\n"
         f"![seconds and resident memory per trial]({image})\n\n"
-        + result.get("findings", "")
+        + parts_section(result["runs"]) + result.get("findings", "")
+    )
+
+
+def parts_section(runs) -> str:
+    """Where a trial's seconds go, in the second 10 % of trials and in the last 10 %."""
+    timed = {tuner: run for tuner, run in sorted(runs.items()) if "decile_parts" in run}
+    if not timed:
+        return ""
+    names = next(iter(timed.values()))["decile_parts"]
+    header = "| part | " + " | ".join(f"{tuner}: 2nd 10 % | {tuner}: last 10 %"
+                                        for tuner in timed) + " |\n"
+    rows = []
+    for name in names:
+        cells = []
+        for run in timed.values():
+            deciles = run["decile_parts"][name]
+            cells += [f"{deciles[1]:.3f}", f"{deciles[-1]:.3f}"]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return (
+        "Seconds per trial by part (search_cost's wrappers: time is charged to the innermost "
+        "wrapped call; \"model\" includes Keras Tuner's `clear_session` and `gc.collect`, "
+        "\"proposal\" is the oracle's choice of the next trial, \"saving\" autoprep's results "
+        "and Keras Tuner's state and TensorBoard logs):\n\n" + header
+        + "|---|" + "---|" * (2 * len(timed)) + "\n" + "\n".join(rows) + "\n\n"
     )
 
 
