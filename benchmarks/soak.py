@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from synthetic import command, machine, save, write_folder  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+PROCESS_STARTED = time.time()
 
 TARGET_RATIO = 1.10  # last 10 % of trials / second 10 %, mean seconds per trial
 TARGET_SLOPE = 0.5  # MiB of RSS per trial after the first 10 %
@@ -71,6 +72,7 @@ class TrialLog:
     def __call__(self, result, record):
         now, cpu = time.perf_counter(), time.process_time()
         sample = {"trial": len(self.samples) + 1, "seconds": now - self.last,
+                  "ended_at": time.time(),
                   "cpu_seconds": cpu - self.last_cpu, "rss_mib": rss_bytes() / MIB,
                   "status": record.status.value}
         if self.clock is not None:
@@ -104,6 +106,7 @@ def soak(data_dir, run_dir, *, tuner, trials, objects=True, parts=True, on_sampl
         search_cost.install_wrappers(clock)
     log = TrialLog(objects=objects, on_sample=on_sample, clock=clock)
     start_rss = rss_bytes() / MIB
+    search_started = time.time()
     start = time.perf_counter()
     log.last, log.last_cpu = start, time.process_time()
     try:
@@ -114,7 +117,8 @@ def soak(data_dir, run_dir, *, tuner, trials, objects=True, parts=True, on_sampl
         if clock is not None:
             clock.restore()
     return {"tuner": tuner, "trials": len(log.samples), "seconds": time.perf_counter() - start,
-            "rss_start_mib": start_rss, "samples": log.samples}
+            "rss_start_mib": start_rss, "samples": log.samples,
+            "process_started": PROCESS_STARTED, "search_started": search_started}
 
 
 def decile_means(values) -> list:
@@ -167,8 +171,9 @@ def child(args, data_dir, out):
                   f"{sample['rss_mib']:.0f} MiB, load {os.getloadavg()[0]:.1f}",
                   file=sys.stderr, flush=True)
 
-    with tempfile.TemporaryDirectory() as run_dir:
-        run = soak(data_dir, run_dir, tuner=args.tuner, trials=args.trials, on_sample=show)
+    with tempfile.TemporaryDirectory() as scratch:
+        run = soak(data_dir, args.run_dir or scratch, tuner=args.tuner, trials=args.trials,
+                   on_sample=show)
     run.update(load_average_end=list(os.getloadavg()))
     with open(out, "w", encoding="utf-8") as handle:
         json.dump(run, handle)
@@ -194,8 +199,12 @@ def main(argv=None):
                         help="4 trials on 80 images of 16x16: checks the script")
     parser.add_argument("--render", metavar="OUT",
                         help="write OUT.md and OUT.png again from OUT.json")
+    parser.add_argument("--recycle", type=int, default=0, metavar="K",
+                        help="a prototype: run the search K trials per process, each process "
+                        "resuming the run directory the one before left")
     parser.add_argument("--child", nargs=2, metavar=("DATA", "OUT"),
                         help=argparse.SUPPRESS)  # one search in this process, for the parent
+    parser.add_argument("--run-dir", help=argparse.SUPPRESS)  # the child's, to resume
     args = parser.parse_args(argv)
     if args.smoke:
         args.trials, args.images, args.size = 4, 80, 16
@@ -213,17 +222,48 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as workdir:
         data_dir = write_folder(args.dir or os.path.join(workdir, "images"), args.images,
                                 size=args.size, classes=4)
-        out = os.path.join(workdir, "run.json")
-        # A fresh process: the search is alone in it, as in `autoprep tune`.
-        subprocess.run([sys.executable, os.path.abspath(__file__), "--child", data_dir, out,
-                        "--trials", str(args.trials), "--tuner", args.tuner], check=True)
-        with open(out, encoding="utf-8") as handle:
-            run = json.load(handle)
+        if args.recycle:
+            run = recycled(args, data_dir, workdir)
+        else:  # a fresh process: the search is alone in it, as in `autoprep tune`
+            run = child_run(args, data_dir, workdir, args.trials)
     run.update(figures(run), commit=git_commit(), load_average_start=load_start,
                images=args.images, size=args.size, command=command())
-    result["runs"][args.tuner] = run
+    result["runs"][args.tuner + (f", {args.recycle} per process" if args.recycle else "")] = run
     result.update(machine=machine(), command=command())
     print(write_page(args.out, result))
+
+
+def child_run(args, data_dir, workdir, trials, run_dir=None) -> dict:
+    """Runs the search up to `trials` trials in a child process; returns its run."""
+    out = os.path.join(workdir, "run.json")
+    subprocess.run([sys.executable, os.path.abspath(__file__), "--child", data_dir, out,
+                    "--trials", str(trials), "--tuner", args.tuner,
+                    *(["--run-dir", run_dir] if run_dir else [])], check=True)
+    with open(out, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def recycled(args, data_dir, workdir) -> dict:
+    """The search `args.recycle` trials per process, each resuming the run directory, as a
+    server recycles a worker after `max_requests`. The first trial of every later process is
+    timed from the end of the last trial of the one before: its start (importing TensorFlow,
+    reading the images, Keras Tuner reloading its trials) is counted."""
+    run_dir = os.path.join(workdir, "runs")
+    samples, children, last_end = [], [], None
+    for target in range(args.recycle, args.trials + args.recycle, args.recycle):
+        run = child_run(args, data_dir, workdir, min(target, args.trials), run_dir)
+        if last_end is not None:
+            run["samples"][0]["seconds"] = run["samples"][0]["ended_at"] - last_end
+            children.append({"first_trial_seconds": run["samples"][0]["seconds"],
+                             "import_seconds": run["search_started"] - run["process_started"]})
+        for sample in run["samples"]:
+            samples.append(dict(sample, trial=len(samples) + 1))
+        last_end = run["samples"][-1]["ended_at"]
+    steady = sorted(s["seconds"] for s in samples)[len(samples) // 2]
+    restart = [child["first_trial_seconds"] - steady for child in children]
+    return dict(run, trials=len(samples), samples=samples, recycle=args.recycle,
+                children=children, median_trial_seconds=steady,
+                restart_seconds=sum(restart) / len(restart) if restart else None)
 
 
 def write_page(out, result) -> str:
