@@ -14,9 +14,11 @@ import keras_tuner as kt
 import numpy as np
 import tensorflow as tf
 
+from autoprep.data.stats import IMBALANCE_RATIO
 from autoprep.doctor._checks import MODEL_CHECKS, register
-from autoprep.doctor.data_checks import IMBALANCE_RATIO, listing
+from autoprep.doctor.data_checks import listing
 from autoprep.doctor.report import Finding
+from autoprep.search import model_inputs
 from autoprep.search.hypermodel import accepts_hp, ensure_compiled, loss_description
 from autoprep.search.model_spec import load_model_fn
 
@@ -37,10 +39,12 @@ class ModelContext:
         data: The `DataContext` of the folder.
         model_fn: `model_fn(input_shape, num_classes[, hp])`, or a `"file.py:function"` spec.
         seed: Seeds weight initialization and the sampled batches.
+        normalization: The name of the normalization that will feed the model, when the user
+            gave one (`convention_checks.py` checks it against the model).
     """
 
-    def __init__(self, data, model_fn, *, seed=0):
-        self.data = data
+    def __init__(self, data, model_fn, *, seed=0, normalization=None):
+        self.data, self.normalization = data, normalization
         self.model_fn = load_model_fn(model_fn) if isinstance(model_fn, str) else model_fn
         self.name = getattr(self.model_fn, "__name__", repr(self.model_fn))
         self.seed = seed
@@ -248,11 +252,11 @@ def check_input_scale(ctx):
         yield Finding(
             "input_scale", "info", "The model normalizes its own input",
             f"It receives pixels in [{low:g}, {high:g}] and contains {names}.",
-            "Nothing to do; drop these layers if you use autoprep's exported pipeline, "
-            "which normalizes already.",
+            "Nothing to do: `autoprep tune` feeds such a model raw pixels (normalization "
+            "'none'), so they are not scaled twice.",
             dimension="normalization",
         )
-    elif ctx.raw_input:
+    elif ctx.raw_input and model_inputs.inspect_model(ctx.model).kind != "backbone":
         yield Finding(
             "unscaled_input", "warning", "The model sees raw pixel values (0-255)",
             f"Inputs range over [{low:g}, {high:g}] (mean {ctx.images.mean():.1f}) and the "
@@ -333,6 +337,12 @@ def overfit_batch(ctx, learning_rate_factor=1.0) -> list:
     return losses
 
 
+def _no_gradients(error) -> bool:
+    """Keras' error when training a model whose loss gives no weight a gradient (the gradients
+    check reports that model: training it has nothing more to say)."""
+    return isinstance(error, ValueError) and "No gradients provided" in str(error)
+
+
 def _fits(ctx, losses) -> bool:
     return math.isfinite(losses[-1]) and losses[-1] < OVERFIT_TARGET * ctx.expected_loss
 
@@ -348,7 +358,12 @@ def check_overfit_batch(ctx):
     """The one-batch overfit test: can the model drive the loss near zero on 16 images?"""
     if not ctx.usable:
         return
-    losses = overfit_batch(ctx)
+    try:
+        losses = overfit_batch(ctx)
+    except ValueError as error:
+        if _no_gradients(error):
+            return
+        raise
     diverged = _diverges(ctx, losses)
     if _fits(ctx, losses) and not diverged:
         return
@@ -398,7 +413,13 @@ def check_majority_collapse(ctx):
     train = np.arange(len(ctx.labels)) if ctx.data.sides is None else split.folds[0][0]
     steps = rng.choice(train, size=SHORT_RUN_STEPS * BATCH_SIZE)
     model = ctx.build()
-    model.fit(ctx.images[steps], ctx.labels[steps], batch_size=BATCH_SIZE, epochs=1, verbose=0)
+    try:
+        model.fit(ctx.images[steps], ctx.labels[steps], batch_size=BATCH_SIZE, epochs=1,
+                  verbose=0)
+    except ValueError as error:
+        if _no_gradients(error):
+            return
+        raise
     sample = _balanced_sample(ctx.labels, ctx.num_classes, BATCH_SIZE, rng)
     outputs = keras.ops.convert_to_numpy(model(ctx.images[sample], training=False))
     if not np.isfinite(outputs).all():
