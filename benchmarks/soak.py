@@ -74,7 +74,7 @@ class TrialLog:
         sample = {"trial": len(self.samples) + 1, "seconds": now - self.last,
                   "ended_at": time.time(),
                   "cpu_seconds": cpu - self.last_cpu, "rss_mib": rss_bytes() / MIB,
-                  "status": record.status.value}
+                  "load": os.getloadavg()[0], "status": record.status.value}
         if self.clock is not None:
             parts = dict(self.clock.seconds)
             sample["parts"] = {name: seconds - self.parts.get(name, 0.0)
@@ -154,6 +154,8 @@ def figures(run) -> dict:
     if samples and "cpu_seconds" in samples[0]:
         cpu = decile_means([s["cpu_seconds"] for s in samples])
         result.update(decile_cpu_seconds=cpu, cpu_ratio=cpu[-1] / cpu[1] if len(cpu) > 1 else 1.0)
+    if samples and "load" in samples[0]:
+        result["decile_load"] = decile_means([s["load"] for s in samples])
     if samples and "parts" in samples[0]:
         result["decile_parts"] = {
             name: decile_means([s["parts"][name] for s in samples])
@@ -199,6 +201,8 @@ def main(argv=None):
                         help="4 trials on 80 images of 16x16: checks the script")
     parser.add_argument("--render", metavar="OUT",
                         help="write OUT.md and OUT.png again from OUT.json")
+    parser.add_argument("--findings", metavar="FILE",
+                        help="with --render: a Markdown section to end the page with")
     parser.add_argument("--recycle", type=int, default=0, metavar="K",
                         help="a prototype: run the search K trials per process, each process "
                         "resuming the run directory the one before left")
@@ -211,6 +215,9 @@ def main(argv=None):
     if args.render:
         with open(args.render + ".json", encoding="utf-8") as handle:
             result = json.load(handle)
+        if args.findings:
+            with open(args.findings, encoding="utf-8") as handle:
+                result["findings"] = handle.read()
         return print(write_page(args.render, result))
     if args.child:
         return child(args, *args.child)
@@ -283,7 +290,10 @@ def plot(path, runs):
         trials = [s["trial"] for s in run["samples"]]
         top.plot(trials, [s["seconds"] for s in run["samples"]], ".", ms=3, label=tuner)
         bottom.plot(trials, [s["rss_mib"] for s in run["samples"]], "-", label=tuner)
-    top.set_ylabel("seconds per trial")
+        if "cpu_seconds" in run["samples"][0]:
+            top.plot(trials, [s["cpu_seconds"] for s in run["samples"]], "x", ms=3,
+                     label=f"{tuner}, CPU seconds")
+    top.set_ylabel("seconds per trial (wall; x: CPU)")
     bottom.set_ylabel("resident memory, MiB")
     bottom.set_xlabel("trial")
     top.legend()
@@ -302,24 +312,45 @@ def verdict(value, target) -> str:
 def page(result, image) -> str:
     rows = []
     for tuner, run in sorted(result["runs"].items()):
-        deciles = run["decile_seconds"]
-        load = ", ".join(f"{x:.1f}" for x in run["load_average_end"])
+        deciles, cpu = run["decile_seconds"], run.get("decile_cpu_seconds", [float("nan")] * 2)
+        load = " -> ".join(f"{run[key][0]:.1f}" for key in ("load_average_start",
+                                                             "load_average_end") if key in run)
         rows.append(
             f"| {tuner} | {run['trials']} | {run['commit']} | {deciles[1]:.2f} | "
             f"{deciles[-1]:.2f} | {run['ratio']:.2f} ({verdict(run['ratio'], TARGET_RATIO)}) | "
+            f"{cpu[1]:.2f} | {cpu[-1]:.2f} | "
+            f"{run.get('cpu_ratio', float('nan')):.2f} "
+            f"({verdict(run.get('cpu_ratio', float('inf')), TARGET_RATIO)}) | "
             f"{run['rss_first_mib']:.0f} | {run['rss_last_mib']:.0f} | "
             f"{run['rss_slope_mib']:.2f} ({verdict(run['rss_slope_mib'], TARGET_SLOPE)}) | "
             f"{run.get('objects_slope', float('nan')):.0f} | {load} |")
     return (
         "# A long search in one process (issue 17, section 1)\n\n"
         + __doc__.split("\n\n", 2)[2].split("\n\nTargets")[0].replace("\n", " ") + "\n\n"
-        "| tuner | trials | commit | s per trial, 2nd 10 % | s per trial, last 10 % | "
-        "last / 2nd (target <= 1.10) | RSS after trial 1, MiB | RSS at the end, MiB | "
+        "| tuner | trials | commit | wall s per trial, 2nd 10 % | wall s, last 10 % | "
+        "wall last / 2nd (target <= 1.10) | CPU s per trial, 2nd 10 % | CPU s, last 10 % | "
+        "CPU last / 2nd | RSS after trial 1, MiB | RSS at the end, MiB | "
         "MiB per trial after the first 10 % (target <= 0.5) | objects per trial | "
-        "load at the end |\n|" + "---|" * 11 + "\n" + "\n".join(rows) + "\n\n"
+        "1-min load, start -> end |\n|" + "---|" * 14 + "\n" + "\n".join(rows) + "\n\n"
         f"![seconds and resident memory per trial]({image})\n\n"
-        + parts_section(result["runs"]) + result.get("findings", "")
+        + deciles_section(result["runs"]) + parts_section(result["runs"])
+        + result.get("findings", "")
     )
+
+
+def deciles_section(runs) -> str:
+    """Wall and CPU seconds per trial and the load average, decile by decile: on a shared
+    machine the wall time follows the load, the CPU time follows the trial."""
+    rows = []
+    for tuner, run in sorted(runs.items()):
+        for name, key in (("wall s", "decile_seconds"), ("CPU s", "decile_cpu_seconds"),
+                          ("1-min load", "decile_load")):
+            if key in run:
+                rows.append(f"| {tuner} | {name} | "
+                            + " | ".join(f"{value:.2f}" for value in run[key]) + " |")
+    return ("Per trial, by tenth of the search:\n\n| tuner | mean | "
+            + " | ".join(f"{i + 1}" for i in range(10)) + " |\n|" + "---|" * 12 + "\n"
+            + "\n".join(rows) + "\n\n")
 
 
 def parts_section(runs) -> str:
