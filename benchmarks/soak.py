@@ -166,12 +166,18 @@ def figures(run) -> dict:
 
 
 def child(args, data_dir, out):
-    """Runs one search in this process and writes its run to `out`."""
+    """Runs one search in this process and writes its run to `out`; every 10 trials, the
+    samples so far to OUT.partial.json (a search stopped early keeps them)."""
+    samples = []
+
     def show(sample):
+        samples.append(sample)
         if sample["trial"] % 10 == 0:
             print(f"trial {sample['trial']}: {sample['seconds']:.2f} s, "
                   f"{sample['rss_mib']:.0f} MiB, load {os.getloadavg()[0]:.1f}",
                   file=sys.stderr, flush=True)
+            with open(args.out + ".partial.json", "w", encoding="utf-8") as handle:
+                json.dump({"tuner": args.tuner, "samples": samples}, handle)
 
     with tempfile.TemporaryDirectory() as scratch:
         run = soak(data_dir, args.run_dir or scratch, tuner=args.tuner, trials=args.trials,
@@ -233,6 +239,8 @@ def main(argv=None):
             run = recycled(args, data_dir, workdir)
         else:  # a fresh process: the search is alone in it, as in `autoprep tune`
             run = child_run(args, data_dir, workdir, args.trials)
+    if os.path.exists(args.out + ".partial.json"):
+        os.remove(args.out + ".partial.json")
     run.update(figures(run), commit=git_commit(), load_average_start=load_start,
                images=args.images, size=args.size, command=command())
     result["runs"][args.tuner + (f", {args.recycle} per process" if args.recycle else "")] = run
@@ -244,7 +252,7 @@ def child_run(args, data_dir, workdir, trials, run_dir=None) -> dict:
     """Runs the search up to `trials` trials in a child process; returns its run."""
     out = os.path.join(workdir, "run.json")
     subprocess.run([sys.executable, os.path.abspath(__file__), "--child", data_dir, out,
-                    "--trials", str(trials), "--tuner", args.tuner,
+                    "--trials", str(trials), "--tuner", args.tuner, "--out", args.out,
                     *(["--run-dir", run_dir] if run_dir else [])], check=True)
     with open(out, encoding="utf-8") as handle:
         return json.load(handle)
