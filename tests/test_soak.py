@@ -1,17 +1,24 @@
 """A long search leaves nothing behind: the same trial, run again, costs no more memory.
 
-`benchmarks/soak.py` measures hundreds of trials; this test runs a dozen identical ones (only
-an unused model hyperparameter differs) and fails on a leak of the size issue 17 found, about
-5 MiB for every model trained (a trial's training graph kept alive by TensorFlow).
+`benchmarks/soak.py` measures hundreds of trials. The fast test trains three models through
+the search's one training function and fails if a training graph survives its model (the leak
+issue 17 found: about 5 MiB for every model trained, 16 MiB a trial of three folds, kept alive
+by TensorFlow); the slow one runs a dozen identical trials (only an unused model
+hyperparameter differs) and bounds both the graphs alive and the resident memory's growth.
 """
 
 import gc
 import os
+import types
 
+import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import tiny_model
 
 import autoprep
+from autoprep.choices.pipeline import Pipeline
+from autoprep.search.hypermodel import PipelineHyperModel, ensure_compiled
 
 TRIALS = 12
 WARM_UP = 3  # trials before the measurements: first traces, caches filled once
@@ -32,6 +39,27 @@ def small_cnn(input_shape, num_classes, hp):
         keras.layers.GlobalAveragePooling2D(),
         keras.layers.Dense(num_classes, activation="softmax"),
     ])
+
+
+def graphs_alive() -> int:
+    gc.collect()
+    return sum(isinstance(item, tf.Graph) for item in gc.get_objects())
+
+
+def test_a_trained_model_leaves_no_graph_behind():
+    rng = np.random.default_rng(0)
+    folder = types.SimpleNamespace(images=rng.integers(0, 256, (24, 8, 8, 3), dtype=np.uint8),
+                                   labels=np.arange(24) % 3, class_names=list("abc"))
+    hypermodel = PipelineHyperModel(None, folder, None, None, objective="accuracy",
+                                    batch_size=8, seed=0)
+    alive = []
+    for _ in range(3):
+        model = ensure_compiled(tiny_model((8, 8, 3), 3), one_hot_labels=False)
+        hypermodel.train_and_predict(model, Pipeline(), np.arange(16), np.arange(16, 24),
+                                     epochs=1, seed=0, keep=1)
+        del model
+        alive.append(graphs_alive())
+    assert alive[2] <= alive[0], f"tf.Graph objects alive after each training: {alive}"
 
 
 def resident_mib() -> float:
@@ -55,8 +83,7 @@ def test_a_trial_leaves_no_graph_and_no_memory_behind(make_folder, tmp_path):
     graphs, memory = [], []
 
     def measure(result, record):
-        gc.collect()
-        graphs.append(sum(isinstance(item, tf.Graph) for item in gc.get_objects()))
+        graphs.append(graphs_alive())
         memory.append(resident_mib())
 
     autoprep.tune(small_cnn, folder, max_trials=TRIALS, epochs=1, tuner="random", seed=0,
