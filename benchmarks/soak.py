@@ -224,6 +224,8 @@ def main(argv=None):
         if args.findings:
             with open(args.findings, encoding="utf-8") as handle:
                 result["findings"] = handle.read()
+        if os.path.exists(args.render + ".partial.json"):
+            adopt_partial(args.render, result)
         return print(write_page(args.render, result))
     if args.child:
         return child(args, *args.child)
@@ -246,6 +248,21 @@ def main(argv=None):
     result["runs"][args.tuner + (f", {args.recycle} per process" if args.recycle else "")] = run
     result.update(machine=machine(), command=command())
     print(write_page(args.out, result))
+
+
+def adopt_partial(out, result):
+    """Adds the samples of a search stopped early (OUT.partial.json) to `result` as a run of
+    its own, named with the number of trials it reached."""
+    with open(out + ".partial.json", encoding="utf-8") as handle:
+        partial = json.load(handle)
+    samples = partial["samples"]
+    run = {"tuner": partial["tuner"], "trials": len(samples), "samples": samples,
+           "rss_start_mib": samples[0]["rss_mib"], "commit": git_commit(),
+           "load_average_start": [samples[0].get("load", float("nan"))],
+           "load_average_end": [samples[-1].get("load", float("nan"))]}
+    run.update(figures(run))
+    result["runs"][f"{partial['tuner']}, stopped after {len(samples)} trials"] = run
+    os.remove(out + ".partial.json")
 
 
 def child_run(args, data_dir, workdir, trials, run_dir=None) -> dict:
