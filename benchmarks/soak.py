@@ -74,7 +74,8 @@ class TrialLog:
         sample = {"trial": len(self.samples) + 1, "seconds": now - self.last,
                   "ended_at": time.time(),
                   "cpu_seconds": cpu - self.last_cpu, "rss_mib": rss_bytes() / MIB,
-                  "load": os.getloadavg()[0], "status": record.status.value}
+                  "load": os.getloadavg()[0], "status": record.status.value,
+                  "config": record.config}  # what the trial cost depends on
         if self.clock is not None:
             parts = dict(self.clock.seconds)
             sample["parts"] = {name: seconds - self.parts.get(name, 0.0)
