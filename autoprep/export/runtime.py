@@ -108,8 +108,16 @@ def image_decoding(path):
         return 0
 
 
+# The map functions below (and `build_train_dataset`'s) are mapped with AutoGraph off
+# (`do_not_convert`): they branch on tensors with `tf.cond` only, so it has nothing to convert,
+# and it cannot read a lambda of a module imported with importlib (a "could not transform ...
+# please report this" warning per map).
+def _load(path, decoding):
+    return load_image(path, IMAGE_SIZE, CHANNELS, decoding)
+
+
 def _decode(path, decoding, label):
-    return load_image(path, IMAGE_SIZE, CHANNELS, decoding), label
+    return _load(path, decoding), label
 
 
 def _files(paths):
@@ -128,8 +136,7 @@ def _cache(dataset, cache, suffix):
 def _decoded(paths):
     """Every image of `paths`, decoded once with one parallel map, as one uint8 tensor."""
     dataset = tf.data.Dataset.from_tensor_slices(_files(paths)).map(
-        lambda path, decoding: load_image(path, IMAGE_SIZE, CHANNELS, decoding),
-        num_parallel_calls=tf.data.AUTOTUNE)
+        tf.autograph.experimental.do_not_convert(_load), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(max(len(paths), 1)).get_single_element()
 
 
@@ -151,7 +158,8 @@ def make_train_dataset(paths, labels, *, batch_size=32, seed=None, cache=True):
             members = [p for p, y in zip(paths, labels) if y == label]
             dataset = tf.data.Dataset.from_tensor_slices(
                 (*_files(members), [label] * len(members)))
-            dataset = dataset.map(_decode, num_parallel_calls=tf.data.AUTOTUNE)
+            dataset = dataset.map(tf.autograph.experimental.do_not_convert(_decode),
+                                  num_parallel_calls=tf.data.AUTOTUNE)
             class_datasets.append(_cache(dataset, cache, f"_train_{label}"))
         else:
             positions = [i for i, y in enumerate(labels) if y == label]
@@ -176,15 +184,14 @@ def make_eval_dataset(paths, labels=None, *, batch_size=32, cache=True):
     """Evaluation batches: decoded, cached and normalized; no augmentation, no resampling."""
     if labels is None:
         dataset = tf.data.Dataset.from_tensor_slices(_files(paths))
-        dataset = dataset.map(
-            lambda path, decoding: load_image(path, IMAGE_SIZE, CHANNELS, decoding),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
+        dataset = dataset.map(tf.autograph.experimental.do_not_convert(_load),
+                              num_parallel_calls=tf.data.AUTOTUNE)
     else:
         if ONE_HOT_LABELS:
             labels = tf.one_hot(list(labels), len(CLASS_NAMES))
         dataset = tf.data.Dataset.from_tensor_slices((*_files(paths), labels))
-        dataset = dataset.map(_decode, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(tf.autograph.experimental.do_not_convert(_decode),
+                              num_parallel_calls=tf.data.AUTOTUNE)
     dataset = _cache(dataset, cache, "_eval")
     return build_eval_dataset(dataset, batch_size=batch_size, normalize=preprocess)
 
@@ -210,6 +217,6 @@ def make_datasets(data_dir, *, validation_split=0.2, batch_size=32, seed=0, cach
 RUNTIME_FUNCTIONS = (
     walk_class_files, _walk_folder, _link_problem, _file_problem, image_header, _webp_size,
     _jpeg_header, _exif_orientation, header_problem, pixels_problem, list_files, split_files,
-    image_decoding, _decode, _files, _cache, _decoded, make_train_dataset, make_eval_dataset,
+    image_decoding, _load, _decode, _files, _cache, _decoded, make_train_dataset, make_eval_dataset,
     make_datasets,
 )
