@@ -9,7 +9,7 @@ from autoprep.errors import RunDirectoryError
 from autoprep.run.convention import recorded
 from autoprep.run.files import LOG_FILE, RESULTS_FILE
 from autoprep.run.progress import clock
-from autoprep.run.result import load_result, seed_text, validation_text
+from autoprep.run.result import label_issues_text, load_result, seed_text, validation_text
 from autoprep.run.trial import failure_text, number_of, trial_text
 
 
@@ -110,6 +110,8 @@ def _header(result) -> list:
         baseline = ("" if result.baseline_score is None
                     else f" (baseline, raw pixels: {result.baseline_score:.4f})")
         lines.append(f"test {result.objective}: {result.test_score:.4f}{baseline}")
+    if result.label_issues is not None:
+        lines.append(label_issues_text(result.label_issues))
     lines.append(_report_line(result))
     return lines
 
