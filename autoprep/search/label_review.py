@@ -2,10 +2,11 @@
 
 Every trial predicts each validation image with a model that did not train on it. `save`
 keeps a completed trial's pooled predictions in its folder (`PREDICTIONS_FILE`: the class
-probabilities of `Evaluation.probabilities` in float16 and their image indices, 2 bytes x
-validated images x classes: 20 KB for 1,000 images in 10 classes). Once the winner is chosen,
-`review` hands the chosen trial's file to cleanlab (`autoprep.data.mislabeled`, the code of
-`autoprep doctor`'s label check).
+probabilities of `Evaluation.probabilities` in float16 and their int32 image indices, 2 bytes x
+classes + 4 bytes per validated image: 240 KB for 10,000 images in 10 classes; every trial
+keeps its own, as the winner is known only at the end). Once the winner is chosen, `review`
+hands the chosen trial's file to cleanlab (`autoprep.data.mislabeled`, the code of `autoprep
+doctor`'s label check): 0.1 s for those 10,000 images, after about 3 s to import cleanlab.
 
 What is checked follows the validation:
 - cross-validation ("cv", "auto_cv"): every development image (all but the test split; a
@@ -38,7 +39,7 @@ def save(trial_dir, evaluation):
     """Writes the pooled validation probabilities of `evaluation` (an `Evaluation`) and their
     image indices into the trial's folder."""
     buffer = io.BytesIO()
-    np.savez(buffer, indices=np.asarray(evaluation.indices, np.int64),
+    np.savez(buffer, indices=np.asarray(evaluation.indices, np.int32),
              probabilities=np.asarray(evaluation.probabilities, np.float16))
     atomic_write(os.path.join(trial_dir, PREDICTIONS_FILE), buffer.getvalue())
 
