@@ -480,9 +480,12 @@ class _Recorder:
         )
 
     def records(self, search) -> list:
+        """The finished trials' records in trial order (a resumed oracle reloads its trials in
+        the order the file system lists their folders)."""
         oracle = search.oracle
-        return [self._finished_record(t, kt_adapter.trial_worker(oracle, t.trial_id))
-                for t in oracle.trials.values() if t.status in FINISHED]
+        records = [self._finished_record(t, kt_adapter.trial_worker(oracle, t.trial_id))
+                   for t in oracle.trials.values() if t.status in FINISHED]
+        return sorted(records, key=lambda r: (r.number is None, r.number or 0, r.trial_id))
 
     def _finished_record(self, trial, worker) -> TrialRecord:
         """`trial_record`, made again only when the trial changed: every trial's record is
