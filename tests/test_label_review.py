@@ -257,3 +257,72 @@ def test_a_real_search_with_three_folds_lists_the_moved_digits(tmp_path):
     assert len(set(listed[:len(moved)]) & set(moved)) >= 4, (moved, found["issues"][:10])
     assert load_result(result.run_dir).label_issues == found
     assert label_issues_text(found) in result.summary()
+
+
+# -- in the real loop (scripted models, no training) -----------------------------------------
+SMALL_SPACE = {"normalization": ["rescale_01", "per_channel"], "policy": "none",
+               "imbalance": ["none", "inverse_frequency"]}
+# The images each configuration's models see as the next class, by the rank of the
+# configuration among those trained (the search's first is 0): (the chosen one's, the others').
+SEEN_WRONG = {
+    0: ({3, 33, 63}, {10, 40, 70, 11, 41, 71}),  # the chosen has the best trial score
+    2: ({3, 33, 63, 4, 34, 64, 5}, {10, 40, 70}),  # the worst, chosen by the re-evaluations
+}
+
+
+@pytest.mark.parametrize("reevaluate", [0, 2], ids=["best-trial-score", "re-evaluated-first"])
+def test_the_search_reviews_the_chosen_trials_own_out_of_fold_predictions(
+        fake_training, make_folder, tmp_path, reevaluate):
+    """Three trials whose models see different images as mislabeled: the list is the chosen
+    trial's. Each model also predicts the images it trained on by their folder (it memorized
+    them): a list that pooled training predictions would miss the planted images."""
+    import autoprep
+
+    data = make_folder([30, 30, 30])
+    chosen_rank = 1 if reevaluate == 0 else 0
+    order = []
+
+    def rank(config):
+        key = json.dumps(config, sort_keys=True)
+        order.append(key) if key not in order else None
+        return order.index(key)
+
+    def wrong(training, labels):
+        if training.phase != "trial":  # re-evaluations: every configuration alike
+            return []
+        mine, others = SEEN_WRONG[reevaluate]
+        seen = mine if rank(training.config) == chosen_rank else others
+        trained = set(training.train.tolist())
+        return [k for k, image in enumerate(training.evaluate.tolist())
+                if image in seen and image not in trained]
+
+    fake_training.wrong = wrong
+    result = autoprep.tune(fake_training.model_fn, data, max_trials=3, epochs=2, cv=3,
+                           tuner="random", seed=0, verbose=0, test_split=0,
+                           reevaluate=reevaluate, space=autoprep.SearchSpace(**SMALL_SPACE),
+                           directory=tmp_path / "runs")
+    by_rank = sorted(result.trials, key=lambda t: rank(unfitted(t.config)))
+    assert result.best_trial_id == by_rank[chosen_rank].trial_id
+    if reevaluate:  # the choice is not the best trial score's
+        assert by_rank[chosen_rank].score < max(t.score for t in result.trials)
+    found = result.label_issues
+    assert found["checked"] and found["trial"] == result.best_trial == by_rank[chosen_rank].number
+    assert found["images"] == found["development"] == 90
+    folder = fake_training.folder
+    mine = SEEN_WRONG[reevaluate][0]
+    assert {issue["path"] for issue in found["issues"]} == {folder.paths[i] for i in mine}
+    for issue in found["issues"]:
+        image = folder.paths.index(issue["path"])
+        assert issue["suggested"] == folder.class_names[(folder.labels[image] + 1) % 3]
+    # Every trial keeps its own predictions, each image once (out of fold, never trained on).
+    trial_dirs = list((tmp_path / "runs").glob("**/trial_*"))
+    assert len(trial_dirs) == 3
+    for trial_dir in trial_dirs:
+        with np.load(trial_dir / PREDICTIONS_FILE) as saved:
+            assert sorted(saved["indices"].tolist()) == list(range(90))
+    assert autoprep.load_result(tmp_path / "runs").label_issues == found
+
+
+def unfitted(config):
+    """A fitted config without its learned constants."""
+    return Pipeline.from_config(config).clone().get_config()
