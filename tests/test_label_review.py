@@ -176,6 +176,15 @@ def test_show_and_the_summary_name_the_likeliest_and_old_results_still_load(tmp_
     assert load_result(tmp_path).label_issues == result.label_issues
     assert main(["show", str(tmp_path)]) == 0
     assert f"\n{line}\n" in capsys.readouterr().out
+    # --json: the whole record, the list with it; a control code in a name stays escaped.
+    result.label_issues["issues"][1]["path"] = "c1/\x1b[2Jb.png"
+    result.save(tmp_path)
+    assert main(["show", "--json", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "\x1b" not in printed and "\\u001b[2Jb.png" in printed
+    shown = json.loads(printed)
+    assert shown["label_issues"] == result.label_issues
+    assert shown["run_dir"] == str(tmp_path) and shown["objective"] == "accuracy"
     # A results.json written before the field existed loads, with no line.
     state = json.loads((tmp_path / "results.json").read_text())
     del state["label_issues"]
