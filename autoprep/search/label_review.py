@@ -6,7 +6,8 @@ probabilities of `Evaluation.probabilities` in float16 and their int32 image ind
 classes + 4 bytes per validated image: 240 KB for 10,000 images in 10 classes; every trial
 keeps its own, as the winner is known only at the end). Once the winner is chosen, `review`
 hands the chosen trial's file to cleanlab (`autoprep.data.mislabeled`, the code of `autoprep
-doctor`'s label check): 0.1 s for those 10,000 images, after about 3 s to import cleanlab.
+doctor`'s label check): 0.05 s for those 10,000 images, after about 3 s to import cleanlab
+(results/label_review.md, `python benchmarks/label_review.py`).
 
 What is checked follows the validation:
 - cross-validation ("cv", "auto_cv"): every development image (all but the test split; a
