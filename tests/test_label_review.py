@@ -100,6 +100,21 @@ def test_cross_validation_lists_exactly_the_planted_images_it_checked(tmp_path, 
         assert sorted(saved["indices"]) == sorted(splits.development)
 
 
+def test_results_keep_the_most_suspect_files_and_count_them_all(tmp_path, monkeypatch):
+    folder, truth, planted = _folder(tmp_path / "d")
+    splits = make_splits(folder.labels, folder.class_names, cv=3, seed=0)
+    evaluation = _evaluation(folder, truth, splits, monkeypatch)
+    everything = _reviewed(tmp_path, folder, splits, evaluation)
+    monkeypatch.setattr(label_review, "MAX_LISTED", 2)
+    found = _reviewed(tmp_path, folder, splits, evaluation)
+    assert found["flagged"] == everything["flagged"] == len(everything["issues"]) > 2
+    assert found["issues"] == everything["issues"][:2]
+    assert label_issues_text(found).startswith(f"label issues: {found['flagged']} images look")
+    context = types.SimpleNamespace(result=types.SimpleNamespace(label_issues=found),
+                                    data_dir=str(tmp_path / "missing"))
+    assert f"{found['flagged']} image(s) look like another class" in sections.mislabeled(context)
+
+
 def test_a_clean_folder_lists_nothing(tmp_path, monkeypatch):
     folder, truth, _ = _folder(tmp_path / "d", planted=())
     splits = make_splits(folder.labels, folder.class_names, cv=3, seed=0)

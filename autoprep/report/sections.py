@@ -369,7 +369,8 @@ def mislabeled(ctx) -> str:
     if not issues:
         return "".join(parts) + para("No image looks like another class than its folder's.",
                                      "note")
-    parts.append(para(f"{len(issues)} image(s) look like another class than their folder's. "
+    flagged = found.get("flagged") or len(issues)
+    parts.append(para(f"{flagged} image(s) look like another class than their folder's. "
                       "Look at them and move each to its right class folder (or delete it): "
                       "a model learns wrong labels too, and they cap its accuracy."))
     if ctx.data_dir and os.path.isdir(ctx.data_dir):
@@ -379,9 +380,11 @@ def mislabeled(ctx) -> str:
                           "no thumbnails.", "warn"))
     rows = [(i["path"], i["given"], i["suggested"], num(i["score"], 3))
             for i in issues[:LABEL_ISSUE_ROWS]]
-    more = (f" (the first {LABEL_ISSUE_ROWS}; results.json lists all)"
+    listed = ("all" if flagged == len(issues)
+              else f"the {len(issues)} most suspect")
+    more = (f" (the first {LABEL_ISSUE_ROWS}; results.json lists {listed})"
             if len(issues) > LABEL_ISSUE_ROWS else "")
-    parts.append(f"<details><summary>All {len(issues)} listed{esc(more)}</summary>"
+    parts.append(f"<details><summary>{len(issues)} listed{esc(more)}</summary>"
                  + table(["file", "folder", "looks like", "score"], rows, numeric=(3,))
                  + "</details>")
     return "".join(parts)

@@ -196,8 +196,9 @@ def label_issues_text(found: dict) -> str:
     if not issues:
         return f"label issues: none found in {scope}"
     top = issues[0]
-    verb = "looks" if len(issues) == 1 else "look"
-    return (f"label issues: {counted(len(issues), 'image')} {verb} mislabeled (top: "
+    flagged = found.get("flagged") or len(issues)
+    verb = "looks" if flagged == 1 else "look"
+    return (f"label issues: {counted(flagged, 'image')} {verb} mislabeled (top: "
             f"{top['path']} -> {top['suggested']}; cleanlab on {scope})")
 
 

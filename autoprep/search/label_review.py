@@ -34,6 +34,7 @@ from autoprep.objectives import score_predictions
 from autoprep.run.files import PREDICTIONS_FILE
 
 MIN_CLASS_IMAGES = 10  # fewer checked images in a class: its cleanlab threshold is a guess
+MAX_LISTED = 1000  # the most suspect files kept in results.json (all are counted: `flagged`)
 
 
 def save(trial_dir, evaluation):
@@ -72,12 +73,13 @@ def review(trial_dir, *, trial, folder, validation, development) -> dict:
     Returns:
         The JSON-ready `TuneResult.label_issues`: source ("search"), trial, method,
         development, images (checked), out_of_fold_accuracy, checked (False: no list, see
-        reason), reason (why not checked, or why only some images were), issues (as
+        reason), reason (why not checked, or why only some images were), flagged (how many
+        cleanlab flagged), issues (the first `MAX_LISTED` of them as
         `autoprep.data.mislabeled.find_issues` gives them, most likely mislabeled first).
     """
     found = {"source": "search", "trial": trial, "method": validation["method"],
              "development": int(development), "images": 0, "out_of_fold_accuracy": None,
-             "checked": False, "reason": None, "issues": []}
+             "checked": False, "reason": None, "flagged": 0, "issues": []}
     saved = load(trial_dir)
     if saved is None:
         found["reason"] = (f"trial {trial} kept no pooled validation predictions in its folder "
@@ -91,12 +93,12 @@ def review(trial_dir, *, trial, folder, validation, development) -> dict:
     if found["reason"] is not None:
         return found
     try:
-        found["issues"] = find_issues(labels, probabilities, class_names=folder.class_names,
-                                      paths=[folder.paths[i] for i in indices])
+        issues = find_issues(labels, probabilities, class_names=folder.class_names,
+                             paths=[folder.paths[i] for i in indices])
     except Exception as error:  # a side finding: the search's result is kept whatever happens
         found["reason"] = f"cleanlab failed: {type(error).__name__}: {error}"
         return found
-    found["checked"] = True
+    found["checked"], found["flagged"], found["issues"] = True, len(issues), issues[:MAX_LISTED]
     if validation["method"] == "holdout":
         found["reason"] = (f"one validation split: only its {len(indices)} of the {development} "
                            "development images were checked (cross-validation, or autoprep "
