@@ -170,17 +170,18 @@ class Pipeline:
         """Fresh Keras layers of the ops that do not mix labels."""
         return [layer for op in self.plain_ops for layer in op.build_layers()]
 
-    def traced_augmentation(self) -> tuple:
-        """(layers, mix) for `augment`, each one `tf.function` made once and shared by the
-        clones: `augmentation_layers` as one callable ([] without ops), and the label-mixing
-        layer (None without one).
+    def traced_augmentation(self) -> list:
+        """`augmentation_layers` as one `tf.function`, made once and shared by the clones.
 
         A trial trains a clone per fold, and tf.data traces a map function every time a
         dataset is made: the Keras layers' ops are traced once per trial here, and each fold's
         map calls the traced function (0.35 s to 0.05 s a fold with two random layers on
         8x8 images; tracing was about 1 s of a trial, results/search_cost.md). The layers' random
-        state runs on from fold to fold (seeded searches still repeat).
+        state runs on from fold to fold (seeded searches still repeat). Returns [] without ops,
+        else a list of one callable taken as a layer by `augment`.
         """
+        if not self.plain_ops:
+            return []
         if "augment" not in self._traced:
             layers = self.augmentation_layers()
 
@@ -189,11 +190,8 @@ class Pipeline:
                     images = layer(images, training=training)
                 return images
 
-            mix = self.mix_op
-            self._traced["augment"] = [tf.function(apply, autograph=False)] if layers else []
-            self._traced["mix"] = None if mix is None else tf.function(mix.build_layers()[0],
-                                                                      autograph=False)
-        return self._traced["augment"], self._traced["mix"]
+            self._traced["augment"] = tf.function(apply, autograph=False)
+        return [self._traced["augment"]]
 
     # -- learning from the training split ------------------------------------------------
     def fit(self, images, labels, num_classes: int) -> "Pipeline":
@@ -246,19 +244,18 @@ class Pipeline:
             for c in range(num_classes)
         ]
         gate = tf.Variable(0.0, trainable=False) if self.imbalance.deferred else None
-        if indices_only and self.mix_op is not None:
-            raise ArgumentError(f"`indices_only` yields the labels as sampled, and "
-                                f"{self.mix_op.name} mixes them with the images: read this "
-                                "pipeline's images here.")
-        layers, mix = ([], None) if indices_only else self.traced_augmentation()
+        mix = self.mix_op
+        if indices_only and mix is not None:
+            raise ArgumentError(f"`indices_only` yields the labels as sampled, and {mix.name} "
+                                "mixes them with the images: read this pipeline's images here.")
         dataset = build_train_dataset(
             [d for d in class_datasets if int(d.cardinality()) > 0],
             sampler=self.imbalance.sampler,
             batch_size=batch_size,
             seed=seed,
             normalize=None if indices_only else self.normalization,
-            layers=layers,
-            mix=mix,
+            layers=[] if indices_only else self.traced_augmentation(),
+            mix=None if mix is None else mix.build_layers()[0],
             num_classes=num_classes,
             class_weights=self.imbalance.dataset_class_weights(),
             gate=gate,
