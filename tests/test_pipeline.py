@@ -160,26 +160,6 @@ def test_clone_keeps_the_choices_and_forgets_learned_values(data):
     assert pipeline.get_config()["normalization"]["mean_"]
 
 
-def test_a_trial_s_clones_trace_its_augmentation_once(data):
-    train_images, train_labels, _, _ = data
-    trial = Pipeline(normalization="per_channel",
-                     augmentation=[{"name": "rotation", "intensity": 0.2}])
-    batches = []
-    for fold in range(3):  # as a trial: a clone per fold, each with its own statistics
-        clone = trial.clone().fit(train_images[fold:], train_labels[fold:], num_classes=3)
-        dataset, _ = clone.train_dataset(train_images[fold:], train_labels[fold:],
-                                         num_classes=3, batch_size=4, epochs=1, seed=fold)
-        batches.append(collect(dataset)[0])
-    (augment,) = trial.traced_augmentation()
-    assert augment.experimental_get_tracing_count() == 1
-    assert Pipeline.from_config(trial.get_config()).traced_augmentation()[0] is not augment
-    plain = [np.sort(collect(trial.clone().fit(train_images[f:], train_labels[f:], 3)
-                             .eval_dataset(train_images[f:])).ravel()) for f in range(3)]
-    rotated = [np.sort(images.ravel()) for images in batches]
-    assert all(not np.allclose(r, p) for r, p in zip(rotated, plain))  # every fold augments
-    assert Pipeline().traced_augmentation() == []
-
-
 # -- the rendered module -------------------------------------------------------------------
 
 

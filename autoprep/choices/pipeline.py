@@ -104,7 +104,6 @@ class Pipeline:
                 f"At most one label-mixing augmentation per pipeline. Received: {mixers}"
             )
         self.imbalance = _make(IMBALANCE_STRATEGIES, imbalance)
-        self._traced = {}  # the traced augmentation, shared with this pipeline's clones
 
     # -- configuration -------------------------------------------------------------------
     def get_config(self) -> dict:
@@ -146,11 +145,8 @@ class Pipeline:
         return self
 
     def clone(self) -> "Pipeline":
-        """A copy of this pipeline's choices, without learned values; it shares this
-        pipeline's traced augmentation (`traced_augmentation`)."""
-        clone = Pipeline.from_config(_unfitted(self.get_config()))
-        clone._traced = self._traced
-        return clone
+        """A copy of this pipeline's choices, without learned values."""
+        return Pipeline.from_config(_unfitted(self.get_config()))
 
     @property
     def choices(self) -> list:
@@ -169,29 +165,6 @@ class Pipeline:
     def augmentation_layers(self) -> list:
         """Fresh Keras layers of the ops that do not mix labels."""
         return [layer for op in self.plain_ops for layer in op.build_layers()]
-
-    def traced_augmentation(self) -> list:
-        """`augmentation_layers` as one `tf.function`, made once and shared by the clones.
-
-        A trial trains a clone per fold, and tf.data traces a map function every time a
-        dataset is made: the Keras layers' ops are traced once per trial here, and each fold's
-        map calls the traced function (0.35 s to 0.05 s a fold with two random layers on
-        8x8 images; tracing was about 1 s of a trial, results/search_cost.md). The layers' random
-        state runs on from fold to fold (seeded searches still repeat). Returns [] without ops,
-        else a list of one callable taken as a layer by `augment`.
-        """
-        if not self.plain_ops:
-            return []
-        if "augment" not in self._traced:
-            layers = self.augmentation_layers()
-
-            def apply(images, training=True):
-                for layer in layers:
-                    images = layer(images, training=training)
-                return images
-
-            self._traced["augment"] = tf.function(apply, autograph=False)
-        return [self._traced["augment"]]
 
     # -- learning from the training split ------------------------------------------------
     def fit(self, images, labels, num_classes: int) -> "Pipeline":
@@ -254,7 +227,7 @@ class Pipeline:
             batch_size=batch_size,
             seed=seed,
             normalize=None if indices_only else self.normalization,
-            layers=[] if indices_only else self.traced_augmentation(),
+            layers=[] if indices_only else self.augmentation_layers(),
             mix=None if mix is None else mix.build_layers()[0],
             num_classes=num_classes,
             class_weights=self.imbalance.dataset_class_weights(),
