@@ -24,7 +24,7 @@ from PIL import Image, ImageOps, features
 
 import autoprep
 from autoprep.choices.pipeline import Pipeline
-from autoprep.data.decode import read_image_folder
+from autoprep.data.decode import decode_files, read_image_folder, ready_files
 from autoprep.data.image import load_image
 from autoprep.data.index import image_header, index_directory
 from autoprep.export import runtime
@@ -182,6 +182,32 @@ def test_the_index_lists_every_kind_at_the_size_it_shows(kinds):
 def test_read_image_folder_decodes_each_kind_as_pillow_shows_it(kinds, channels):
     folder = read_image_folder(kinds, image_size=SIZE, channels=channels)
     assert_as_pillow_shows(kinds, folder.paths, folder.images, channels)
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_the_files_said_ready_decode_to_the_size_and_channels_as_they_are(kinds, channels):
+    index = index_directory(kinds)
+    ready = ready_files(index, SIZE, channels)
+    said = {path.split("/")[1] for path, yes in zip(index.paths, ready) if yes}
+    common = {3: {"png_named.jpg", "exif_1.jpg", "rgb.bmp"}, 1: {"gray.jpg", "gray.png"}}
+    assert common[channels] <= said and not {"rgba.png", "palette.png"} & said
+    for path, decoding, yes in zip(index.paths, index.decodings, ready):
+        if yes:  # decoded as it is, without the per-file check and conversion
+            image = load_image(os.path.join(kinds, path), SIZE, channels, decoding, True)
+            assert image.shape == (*SIZE, channels), path
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_files_wrongly_said_ready_are_decoded_again_as_they_need(kinds, channels):
+    index = index_directory(kinds)
+    files = [os.fsencode(os.path.join(kinds, path)) for path in index.paths]
+    images = {}
+    for name, ready in (("checked", None), ("all said ready", [True] * len(files))):
+        images[name] = np.zeros((len(files), *SIZE, channels), np.uint8)
+        decoded = decode_files(files, index.decodings, images[name], SIZE, channels, ready)
+        assert decoded.all(), name
+    np.testing.assert_array_equal(images["all said ready"], images["checked"])
+    assert_as_pillow_shows(kinds, index.paths, images["checked"], channels)
 
 
 def test_each_exif_orientation_is_applied_and_no_other(kinds):
