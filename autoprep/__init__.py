@@ -44,6 +44,7 @@ _LAZY = {
     "TuneResult": "autoprep.run.result",
     "load_result": "autoprep.run.result",
     "tune": "autoprep.search.loop",
+    "write_report": "autoprep.report",
     "SearchSpace": "autoprep.search.space",
 }
 
@@ -72,6 +73,7 @@ __all__ = [
     "load_result",
     "read_image_folder",
     "tune",
+    "write_report",
 ]
 
 

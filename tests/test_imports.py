@@ -3,9 +3,9 @@
 Every module of `autoprep/` is parsed with `ast`; every `import autoprep...` and
 `from autoprep... import ...` counts, at the top of a module or inside a function (an import
 inside a function is a dependency too: it only runs later), and so do the modules named in
-`autoprep/__init__.py`'s `_LAZY` table, which loads the public names on first use. The one
-exception is `SEAM`: the convenience methods `TuneResult.export` and `TuneResult.report`,
-which import their consumers on call so that the record itself does not depend on them.
+`autoprep/__init__.py`'s `_LAZY` table, which loads the public names on first use. There is
+no exception: the report, a layer above the result record, is `autoprep.write_report(result)`,
+not a method of the record.
 """
 
 import ast
@@ -22,19 +22,13 @@ LAYERS = [
     {"errors", "_text", "_registry", "_files", "objectives"},
     {"data"},
     {"choices"},
-    {"export", "run"},
+    {"export"},  # the generated module: never reads a result (run/ hands it one)
+    {"run"},
     {"search"},
     {"doctor", "report"},
     {"__init__"},  # the public names (`autoprep.tune`, ...), loaded on first use
     {"cli", "__main__"},  # the shell over the public names, and `python -m autoprep`
 ]
-
-# The only imports that may go up or close a circle, each inside the one function named:
-# (importing module, function, imported module).
-SEAM = {
-    ("autoprep.run.result", "TuneResult.export", "autoprep.export.module"),
-    ("autoprep.run.result", "TuneResult.report", "autoprep.report"),
-}
 
 
 def _module_names() -> dict:
@@ -88,13 +82,13 @@ def _imports(path, modules) -> list:
 
 
 def _graph() -> dict:
-    """module -> {imported module: (line, function)}, without the seam."""
+    """module -> {imported module: (line, function)}."""
     modules = _module_names()
     graph = {}
     for name, path in modules.items():
         edges = graph.setdefault(name, {})
         for imported, line, function in _imports(path, modules):
-            if imported != name and (name, function, imported) not in SEAM:
+            if imported != name:
                 edges.setdefault(imported, (line, function))
     return graph
 
@@ -179,10 +173,3 @@ def test_the_public_names_table_counts(tmp_path):
     path = tmp_path / "__init__.py"
     path.write_text('_LAZY = {\n    "tune": "autoprep.search.loop",\n}\n')
     assert _imports(path, {}) == [("autoprep.search.loop", 2, "__getattr__")]
-
-
-def test_every_seam_import_exists():
-    modules = _module_names()
-    found = {(name, function, imported) for name, path in modules.items()
-             for imported, _, function in _imports(path, modules)}
-    assert SEAM <= found, SEAM - found

@@ -201,12 +201,18 @@ def test_trial_tracebacks_are_shown_or_hidden(tmp_path, capfd, show):
     assert printed is show, moved("trial_tracebacks")
 
 
-@pytest.mark.parametrize(
-    "base", [kt.oracles.RandomSearchOracle, kt.oracles.BayesianOptimizationOracle]
-)
-def test_prior_random_values_draw_every_random_trial(tmp_path, base):
+@pytest.mark.parametrize("base, options", [
+    (kt.oracles.RandomSearchOracle, {"max_trials": 4}),
+    (kt.oracles.BayesianOptimizationOracle, {"max_trials": 4}),
+    (kt.oracles.HyperbandOracle, {"max_epochs": 9}),  # a first bracket of 9 configurations
+])
+def test_prior_random_values_draw_every_random_trial_after_the_given_one(tmp_path, base,
+                                                                         options):
     class Oracle(kt_adapter.PriorRandomValues, base):
-        pass
+        given = [{"x": 0}]
+
+        def given_values(self):
+            return self.given.pop() if self.given else None
 
     seeds = []
 
@@ -216,12 +222,51 @@ def test_prior_random_values_draw_every_random_trial(tmp_path, base):
 
     hp = kt.HyperParameters()
     hp.Int("x", 0, 3)
-    oracle = Oracle(objective=kt.Objective("score", "max"), max_trials=3, hyperparameters=hp)
+    oracle = Oracle(objective=kt.Objective("score", "max"), hyperparameters=hp, **options)
     oracle._set_project_dir(str(tmp_path), "project")
+    oracle.verbose = 0
     oracle.prior = prior
-    values = [oracle.create_trial(f"tuner{i}").hyperparameters.values["x"] for i in range(3)]
-    assert values == [1, 2, 3], moved("PriorRandomValues")
+    values = [oracle.create_trial(f"tuner{i}").hyperparameters.values["x"] for i in range(4)]
+    assert values == [0, 1, 2, 3], moved("PriorRandomValues")
     assert len(set(seeds)) == 3, moved("PriorRandomValues")
+
+
+def _bayesian_oracle(tmp_path):
+    """A Bayesian oracle over a conditional space, with three finished trials and one failed."""
+    hp = kt.HyperParameters()
+    hp.Int("x", 0, 3)
+    hp.Fixed("fixed", 1)
+    kind = hp.Choice("kind", ["a", "b"])
+    with hp.conditional_scope("kind", ["b"]):
+        hp.Float("size", 0.0, 1.0, default=0.5)
+    oracle = kt.oracles.BayesianOptimizationOracle(objective=kt.Objective("score", "max"),
+                                                   max_trials=9, hyperparameters=hp, seed=1)
+    oracle._set_project_dir(str(tmp_path), "project")
+    oracle.verbose = 0
+    points = [{"x": 1, "kind": "a"}, {"x": 3, "kind": "b", "size": 0.25},
+              {"x": 0, "kind": "b", "size": 0.75}, {"x": 2, "kind": "a"}]
+    for score, point in zip([0.5, 0.9, 0.7, None], points):
+        trial = oracle.create_trial("tuner0")
+        trial.hyperparameters.values = {"fixed": 1, **point}
+        if score is not None:
+            oracle.update_trial(trial.trial_id, {"score": score})
+        trial.status = "COMPLETED" if score is not None else "FAILED"
+        oracle.end_trial(trial)
+    assert kind == "a"
+    return oracle, points
+
+
+def test_gaussian_process_observations_embedding_and_values(tmp_path):
+    oracle, points = _bayesian_oracle(tmp_path)
+    x, y = kt_adapter.gp_observations(oracle)
+    # Columns: the non-fixed hyperparameters in order (x, kind, size); an inactive `size` at
+    # its default; the scores negated (maximized); the failed trial left out.
+    embedded = kt_adapter.gp_embedding(oracle, points[:3])
+    assert x.shape == (3, 3) and (x == embedded).all(), moved("gp_observations / gp_embedding")
+    assert list(y) == [-0.5, -0.9, -0.7], moved("gp_observations")
+    assert embedded[0, 2] == oracle.hyperparameters.space[-1].value_to_prob(0.5)
+    for point, row in zip(points, embedded):
+        assert kt_adapter.gp_values(oracle, row) == {"fixed": 1, **point}, moved("gp_values")
 
 
 @pytest.fixture
@@ -386,3 +431,50 @@ def test_a_worker_told_to_wait_asks_its_chief_again_after_a_while(worker_tuner, 
     tuner.search()
     assert len(asked) == 3, moved("DistributedWorker")
     assert min(b - a for a, b in zip(asked, asked[1:])) >= 0.2, moved("DistributedWorker")
+
+
+def _full_collections(build):
+    """How many full garbage collections `build()` ran, and what it returned or raised."""
+    import gc
+
+    collections = []
+
+    def count(phase, info):
+        if phase == "stop" and info["generation"] == 2:
+            collections.append(1)
+
+    gc.callbacks.append(count)
+    try:
+        outcome = build()
+    except Exception as error:  # noqa: BLE001 (compared below)
+        outcome = (type(error), str(error))
+    finally:
+        gc.callbacks.remove(count)
+    return len(collections), outcome
+
+
+@pytest.mark.parametrize("returns", ["model", "not a model", "oversized"])
+def test_one_collection_per_build_is_keras_tuners_build_less_one_collection(tmp_path,
+                                                                           returns):
+    import keras
+
+    class Ours(kt_adapter.OneCollectionPerBuild, kt.Tuner):
+        pass
+
+    def build(hp):
+        if returns == "not a model":
+            return "a string"
+        return keras.Sequential([keras.Input((3,)), keras.layers.Dense(4)])
+
+    tuners = [kind(oracle=kt.oracles.RandomSearchOracle(objective="loss", max_trials=1),
+                   hypermodel=build, directory=str(tmp_path / kind.__name__),
+                   max_model_size=10 if returns == "oversized" else None)
+              for kind in (kt.Tuner, Ours)]
+    (theirs, their_outcome), (ours, our_outcome) = [
+        _full_collections(lambda tuner=tuner: tuner._try_build(kt.HyperParameters()))
+        for tuner in tuners]
+    assert (theirs, ours) == (2, 1), moved("OneCollectionPerBuild")
+    if returns == "model":
+        assert isinstance(our_outcome, keras.Model), moved("OneCollectionPerBuild")
+    else:
+        assert our_outcome == their_outcome, moved("OneCollectionPerBuild")

@@ -35,6 +35,15 @@ def test_ci_runs_the_readme_lint_command_then_its_test_command():
     assert ci_lines.index(lint) < ci_lines.index(tests)
 
 
+def test_ci_also_runs_the_slow_tier_the_readme_names():
+    slow = "python -m pytest -m slow"
+    assert f"`{slow}`" in README
+    assert "addopts = \"-m 'not slow'\"" in read("pyproject.toml")  # the default: fast
+    ci_lines = [line.strip() for line in read(".ci/run").splitlines()]
+    _, tests = (command.strip() for command in _setup_commands())
+    assert slow in ci_lines and ci_lines.index(tests) < ci_lines.index(slow)
+
+
 def test_the_readme_stays_short():
     assert len(README.splitlines()) <= 160
 

@@ -1,5 +1,6 @@
-"""The HTML report: built from a real run (hostile class names included), offline and inert;
-still built for failed, one-trial, interrupted and old-format runs; and its facts."""
+"""The HTML report: built from a run of the command (hostile class names included, a scripted
+model: see fake_training.py), offline and inert; still built for failed, one-trial, interrupted
+and old-format runs; and its facts."""
 
 import base64
 import copy
@@ -24,15 +25,6 @@ from autoprep.report import Refresher, build_report, facts, sections
 
 HOSTILE = "<script>"  # a class folder name that must stay text
 CLASSES = [HOSTILE, '$x$ & "q"', "plain"]
-MODEL = '''
-import keras
-
-
-def build(input_shape, num_classes):
-    return keras.Sequential([keras.Input(shape=input_shape), keras.layers.Flatten(),
-                             keras.layers.Dense(8, activation="relu"),
-                             keras.layers.Dense(num_classes, activation="softmax")])
-'''
 
 
 class Page(html.parser.HTMLParser):
@@ -81,24 +73,23 @@ def hostile_folder(root):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A real `autoprep tune` (2 trials, 1 epoch) whose report is refreshed after every trial."""
+    """An `autoprep tune` (2 trials) of the scripted model (fake_training.py) whose report is
+    refreshed after every trial."""
+    from fake_training import FakeTraining
+
     root = tmp_path_factory.mktemp("report")
     data = hostile_folder(root / "data")
-    (root / "model.py").write_text(MODEL)
     run_dir = str(root / "runs" / "run")
-    refresh = cli_tune.REPORT_REFRESH_SECONDS
-    cli_tune.REPORT_REFRESH_SECONDS = 0
-    try:
-        code = cli.main(["tune", data, "--model", f"{root / 'model.py'}:build", "--out", run_dir,
+    with pytest.MonkeyPatch.context() as patch:
+        FakeTraining().install(patch)
+        patch.setattr(cli_tune, "REPORT_REFRESH_SECONDS", 0)
+        code = cli.main(["tune", data, "--model", "fake_training:model_fn", "--out", run_dir,
                          "--max-trials", "2", "--epochs", "1", "--final-repeats", "2",
                          "--tuner", "random", "--seed", "1"])
-    finally:
-        cli_tune.REPORT_REFRESH_SECONDS = refresh
     assert code == 0
     return run_dir
 
 
-@pytest.mark.slow
 def test_tune_writes_a_complete_offline_report_with_inert_class_names(run, capsys):
     with open(os.path.join(run, "report.html"), encoding="utf-8") as handle:
         text = handle.read()
@@ -128,7 +119,6 @@ def test_tune_writes_a_complete_offline_report_with_inert_class_names(run, capsy
     check_page(open(other, encoding="utf-8").read())
 
 
-@pytest.mark.slow
 def test_a_rewrite_during_the_search_leaves_the_random_state_alone(run):
     random.seed(1)
     np.random.seed(1)
@@ -189,7 +179,6 @@ def _augmenting_winner(state):
     state["best_config"]["imbalance"] = {"name": "oversample"}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("change, expected", [
     (_failed, ["Failed trials (2)", "ValueError: boom &lt;img src=x onerror=&quot;alert(1)"]),
     (_one_trial, ["No ranking: it needs at least 4 completed trials (1 so far)"]),

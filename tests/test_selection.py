@@ -1,9 +1,7 @@
 """Choosing the winner: top-k re-evaluation and the one-standard-error rule."""
 
 import pytest
-from helpers import tiny_model
 
-import autoprep
 from autoprep.run.trial import TrialRecord
 from autoprep.search.selection import Candidate, candidates, complexity, one_standard_error
 
@@ -54,26 +52,6 @@ def test_candidates_are_the_top_distinct_configurations_and_the_default():
                record("3", other, 0.7), record("4", RICH, None, "FAILED")]
     pool = candidates(records, top=2, direction="max", default_config=PLAIN)
     assert [(c.trial_id, c.default) for c in pool] == [("1", False), ("3", False), ("0", True)]
-
-
-@pytest.mark.slow
-def test_tune_re_evaluates_the_top_configurations_and_reports_the_spread(make_folder, tmp_path):
-    data = make_folder([12, 12, 6])
-    space = autoprep.SearchSpace(normalization=["rescale_01", "per_channel"], flip="none",
-                                 rotation=0.0, zoom=0.0, translation=0.0, contrast=0.0,
-                                 brightness=(0.0, 0.3), policy="none", imbalance="none")
-    result = autoprep.tune(tiny_model, data, max_trials=3, epochs=1, tuner="random", seed=0,
-                           verbose=0, test_split=0, validation_split=0.25, reevaluate=2,
-                           space=space, directory=tmp_path / "runs")
-    selection = result.selection
-    pool = selection["candidates"]
-    assert 2 <= len(pool) <= 3 and sum(c["default"] for c in pool) == 1
-    assert all(len(c["scores"]) == 2 for c in pool)
-    chosen = next(c for c in pool if c["trial_id"] == result.best_trial_id)
-    assert result.best_score == pytest.approx(chosen["mean"])
-    assert result.best_score_std == pytest.approx(chosen["std"])
-    loaded = autoprep.load_result(tmp_path / "runs")
-    assert loaded.selection == selection and "re-evaluations" in loaded.summary()
 
 
 def _paired(per_class: int):

@@ -2,9 +2,16 @@
 
 from autoprep.choices.normalization import NORMALIZATIONS
 from autoprep.data.index import MAX_PIXELS
-from autoprep.doctor import data_checks, model_checks, model_convention_checks  # noqa: F401
+from autoprep.doctor import (  # noqa: F401 (each registers its checks)
+    data_checks,
+    label_checks,
+    model_checks,
+    model_convention_checks,
+    shortcut_checks,
+)
 from autoprep.doctor._checks import DATA_CHECKS, MODEL_CHECKS, run_checks
 from autoprep.doctor.report import Report
+from autoprep.search.model_spec import load_model_fn
 
 
 def diagnose(data_dir, model_fn=None, *, seed: int = 0, max_pixels: int = MAX_PIXELS,
@@ -38,7 +45,10 @@ def diagnose(data_dir, model_fn=None, *, seed: int = 0, max_pixels: int = MAX_PI
     """
     if normalization is not None:
         NORMALIZATIONS.get(normalization)  # an unknown name fails here, listing the valid ones
-    context = data_checks.DataContext(data_dir, seed=seed, max_pixels=max_pixels)
+    if isinstance(model_fn, str):
+        model_fn = load_model_fn(model_fn)
+    context = data_checks.DataContext(data_dir, seed=seed, max_pixels=max_pixels,
+                                      model_fn=model_fn)
     findings, names = run_checks(DATA_CHECKS, context)
     model_name = None
     if model_fn is not None:

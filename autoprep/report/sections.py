@@ -313,7 +313,44 @@ def doctor(ctx) -> str:
     rows = [(f.severity, f.title, f.evidence, f.fix) for f in shown]
     return (table(["severity", "finding", "evidence", "fix"], rows)
             + para(f"Data checks of autoprep doctor ({others} informational findings not "
-                   "shown).", "note"))
+                   "shown).", "note") + _label_issue_grid(found, ctx.data_dir))
+
+
+LABEL_ISSUE_THUMBNAILS = 24
+
+
+def _label_issue_grid(found, data_dir) -> str:
+    """The doctor's likeliest mislabeled images as thumbnails: folder, and the class they
+    look like."""
+    finding = next((f for f in found.findings if f.id == "label_issues"), None)
+    issues = (finding.data.get("issues", []) if finding else [])[:LABEL_ISSUE_THUMBNAILS]
+    if not issues or not data_dir:
+        return ""
+    images = [_thumbnail(os.path.join(data_dir, issue["path"])) for issue in issues]
+    captions = [f"{os.path.basename(i['path'])}\nin {i['given']}\nlooks like\n"
+                f"{i['suggested']}\nscore {i['score']:.3f}" for i in issues]
+    total = len(finding.data["issues"])
+    return ("<h3>Images that look mislabeled</h3>"
+            + image(figures.thumbnails(images, captions), "images that look mislabeled")
+            + para(f"The {len(issues)} likeliest of {total} images cleanlab flags, most likely "
+                   "first: the folder each is filed in, the class it looks like to "
+                   f"{finding.data.get('model', 'the model')} trained out of fold, and "
+                   "cleanlab's label quality score (lower is more suspect).", "note"))
+
+
+def _thumbnail(path, side=96):
+    """The image file as a uint8 RGB array at most `side` pixels a side; a gray square when it
+    cannot be read (moved or deleted since the doctor ran)."""
+    import numpy as np
+    from PIL import Image
+
+    try:
+        with Image.open(path) as opened:
+            picture = opened.convert("RGB")
+    except (OSError, ValueError):
+        return np.full((side, side, 3), 200, np.uint8)
+    picture.thumbnail((side, side))
+    return np.asarray(picture)
 
 
 SECTIONS = [

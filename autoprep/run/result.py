@@ -101,10 +101,9 @@ class TuneResult:
                 "Rerun the search or restore the file."
             ) from None
 
-    # The record's one seam to its consumers. `export` and `report` are conveniences of the
-    # public API that hand the record to the exporter and the report; those read this module,
-    # so they are imported on call, here and nowhere else (tests/test_imports.py allows
-    # exactly these two imports, and `save` writes best_pipeline.py through `export`).
+    # `export` hands the record to the exporter (a layer below: export/module.py never reads
+    # this module); `save` writes best_pipeline.py through it. The report, a layer above,
+    # is `autoprep.write_report(result)`: the record does not know its consumers.
     def export(self, path, *, force: bool = False) -> str:
         """Writes the best pipeline as a standalone module that imports only TensorFlow.
 
@@ -123,20 +122,6 @@ class TuneResult:
 
         return write_module(self, path, force=force)
 
-    def report(self, path=None, *, force: bool = False) -> str:
-        """Writes the HTML report of this result: one self-contained page with plots.
-
-        Args:
-            path: The file to write; default `report.html` in the run directory.
-            force: Replace `path` even when it is a file autoprep did not write.
-
-        Returns:
-            The path written.
-        """
-        from autoprep.report import write_report
-
-        return write_report(self, path, force=force)
-
     def to_dict(self) -> dict:
         state = dataclasses.asdict(self)
         state.pop("run_dir")
@@ -147,11 +132,12 @@ class TuneResult:
     def from_dict(cls, state: dict, run_dir=None) -> "TuneResult":
         return cls(**state, run_dir=run_dir)
 
-    def save(self, run_dir):
-        """Writes results.json, trials.csv and best_pipeline.py into `run_dir`, atomically."""
+    def save(self, run_dir, *, module: bool = True):
+        """Writes results.json, trials.csv and (with `module`) best_pipeline.py into `run_dir`,
+        atomically."""
         atomic_write(os.path.join(run_dir, RESULTS_FILE), json.dumps(self.to_dict(), indent=2))
         atomic_write(os.path.join(run_dir, TRIALS_FILE), trials_csv(self.trials))
-        if self.best_config is not None:
+        if module and self.best_config is not None:
             self.export(os.path.join(run_dir, PIPELINE_FILE), force=True)  # the run's own file
 
     def summary(self) -> str:

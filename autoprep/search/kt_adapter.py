@@ -2,12 +2,13 @@
 
 autoprep relies on Keras Tuner internals for a few things its public API does not offer:
 atomic state files, failing a trial that crashed the process twice, Hyperband with a given
-oracle, no weights checkpoint per epoch of a trial that nothing reloads, knowing whether this
-process is a distributed worker, running again the trial of a distributed worker that died,
-recognizing the error that stops a search after consecutive failures, and hiding the
-tracebacks of failed trials. Each hook below says what it relies on; `tests/test_kt_adapter.py`
-checks each one, so an upgrade that moves one fails there with a clear message instead of deep
-inside a search.
+oracle, random points from the space's prior, the Gaussian process data of Bayesian
+optimization (to maximize its acquisition in batches), no weights checkpoint per epoch of a
+trial that nothing reloads, knowing whether this process is a distributed worker, running
+again the trial of a distributed worker that died, recognizing the error that stops a search
+after consecutive failures, and hiding the tracebacks of failed trials. Each hook below says
+what it relies on; `tests/test_kt_adapter.py` checks each one, so an upgrade that moves one
+fails there with a clear message instead of deep inside a search.
 
 Keras Tuner is imported inside the functions that need it: the run directory reads the file
 names below without loading TensorFlow.
@@ -20,6 +21,8 @@ import os
 import sys
 import threading
 import time
+
+import numpy as np
 
 from autoprep._files import atomic_write
 from autoprep.run.files import TRIAL_FILE
@@ -270,14 +273,24 @@ class PriorRandomValues:
 
     `prior` (set by `make_tuner`, e.g. `SearchSpace.random_values`) draws every active
     hyperparameter from the space's prior instead of uniformly; None keeps Keras Tuner's draw.
-    Relies on: `Oracle._random_values()` (private) being the one place random search and
-    Bayesian optimization's initial points are drawn, `_seed_state` its seed counter, and
+    A point that `given_values()` returns comes before any draw (Hyperband's first
+    configurations, see `autoprep.search.tuners.HyperbandOracle`).
+    Relies on: `Oracle._random_values()` (private) being the one place random search,
+    Bayesian optimization's initial points and Hyperband's new configurations
+    (`HyperbandOracle._random_trial`) are drawn, `_seed_state` its seed counter, and
     `_duplicate(values)` / `_max_collisions` its retry rule (repeated here).
     """
 
     prior = None
 
+    def given_values(self):
+        """The next point to try before any random one, or None."""
+        return None
+
     def _random_values(self):
+        given = self.given_values()
+        if given is not None:
+            return given
         if self.prior is None:
             return super()._random_values()
         for _ in range(self._max_collisions + 1):
@@ -286,6 +299,40 @@ class PriorRandomValues:
             if not self._duplicate(values):
                 return values
         return None
+
+
+# Hooks: Bayesian optimization's Gaussian process, its training data and its unit cube.
+def gp_observations(oracle) -> tuple:
+    """(x, y): the trials as Keras Tuner's Bayesian oracle fits its Gaussian process, one row of
+    the unit cube per trial and y the score to minimize, nan and inf made finite.
+
+    Relies on: `BayesianOptimizationOracle._vectorize_trials()` (private): each trial's values
+    embedded by `hp.value_to_prob` over `_nonfixed_space()` (an inactive one at its default),
+    the score negated for "max", failed trials left out, running ones given a pessimistic guess.
+    """
+    x, y = oracle._vectorize_trials()
+    return np.nan_to_num(x, posinf=0, neginf=0), np.nan_to_num(y, posinf=0, neginf=0)
+
+
+def gp_embedding(oracle, points) -> np.ndarray:
+    """{hyperparameter name: value} dicts as rows of the unit cube, the columns of
+    `gp_observations` (a hyperparameter missing from a point is at its default).
+
+    Relies on: `BayesianOptimizationOracle._nonfixed_space()` (private) being the columns of
+    `_vectorize_trials`, in its order.
+    """
+    space = oracle._nonfixed_space()
+    return np.array([[hp.value_to_prob(point.get(hp.name, hp.default)) for hp in space]
+                     for point in points], dtype=float).reshape(len(points), len(space))
+
+
+def gp_values(oracle, vector) -> dict:
+    """The active hyperparameter values of a point of the unit cube, as Keras Tuner reads the
+    optimum of its acquisition.
+
+    Relies on: `BayesianOptimizationOracle._vector_to_values(vector)` (private).
+    """
+    return oracle._vector_to_values(vector)
 
 
 class DistributedWorker:
@@ -328,6 +375,36 @@ class DistributedWorker:
             return super().run_trial(trial, *args, **kwargs)
         finally:
             stop.set()  # not joined: a beat may wait for an unreachable chief
+
+
+class OneCollectionPerBuild:
+    """A tuner mix-in: one garbage collection before each trial's model instead of two.
+
+    Keras Tuner's `_try_build` calls `keras.backend.clear_session()`, which collects garbage
+    (`free_memory=True`), then `gc.collect()`, which finds nothing the first did not but walks
+    every tracked object again (0.14 s to 0.8 s a collection in the demo's search at load 11,
+    growing with what trials leave behind).
+    Relies on: `Tuner._try_build(hp)` (private) being `clear_session()`, `gc.collect()`,
+    `_build_hypermodel(hp)`, then its checks (a Keras model, `FatalTypeError` otherwise; at
+    most `max_model_size` parameters by `maybe_compute_model_size`, `FailedTrialError`
+    otherwise), repeated here after the one collection of `clear_session()`.
+    """
+
+    def _try_build(self, hp):
+        import keras
+        from keras_tuner.src import errors
+        from keras_tuner.src.engine import tuner
+
+        keras.backend.clear_session()  # resets Keras' state and collects garbage
+        model = self._build_hypermodel(hp)
+        if not isinstance(model, keras.Model):
+            raise errors.FatalTypeError(
+                "Expected the model-building function, or HyperModel.build() to return a "
+                f"valid Keras Model instance. Received: {model} of type {type(model)}.")
+        size = tuner.maybe_compute_model_size(model)
+        if self.max_model_size and size > self.max_model_size:
+            raise errors.FailedTrialError(f"Oversized model: {size} parameters. Skip model.")
+        return model
 
 
 class AtomicTunerState(DistributedWorker):

@@ -453,6 +453,7 @@ class _Recorder:
         self.objective, self.epochs, self.run_dir = objective, epochs, run_dir
         self.data_dir, self.seed, self.input_convention = data_dir, seed, input_convention
         self._fitted = {}
+        self._records = {}  # trial id: (what the record was made from, the record)
 
     def trial_record(self, trial, worker=None) -> TrialRecord:
         values = trial.hyperparameters.values
@@ -478,9 +479,21 @@ class _Recorder:
         )
 
     def records(self, search) -> list:
+        """The finished trials' records in trial order (a resumed oracle reloads its trials in
+        the order the file system lists their folders)."""
         oracle = search.oracle
-        return [self.trial_record(t, kt_adapter.trial_worker(oracle, t.trial_id))
-                for t in oracle.trials.values() if t.status in FINISHED]
+        records = [self._finished_record(t, kt_adapter.trial_worker(oracle, t.trial_id))
+                   for t in oracle.trials.values() if t.status in FINISHED]
+        return sorted(records, key=lambda r: (r.number is None, r.number or 0, r.trial_id))
+
+    def _finished_record(self, trial, worker) -> TrialRecord:
+        """`trial_record`, made again only when the trial changed: every trial's record is
+        read after each trial, and a pipeline per record would make that quadratic."""
+        made_from = (trial.status, trial.score, trial.message, worker)
+        cached = self._records.get(trial.trial_id)
+        if cached is None or cached[0] != made_from:
+            cached = self._records[trial.trial_id] = (made_from, self.trial_record(trial, worker))
+        return cached[1]
 
     def result(self, search, *, state, chosen=None) -> TuneResult:
         """The search so far; its best trial, or `chosen` = (record, selection, mean, std)."""
@@ -550,9 +563,15 @@ class _Reporter:
         self.run_dir = run_dir
         self.on_trial_end = on_trial_end
         self.prints = bool(verbose) and on_trial_end is None  # the caller reports otherwise
+        self._exported = None  # the best trial and score of the module last written
 
     def save(self, result):
-        result.save(self.run_dir)
+        """Writes the result; while the search runs, the best pipeline's module only when the
+        best trial or its score changed (the final result always writes it)."""
+        best = (result.best_trial_id, result.best_score)
+        running = result.state == "running"
+        result.save(self.run_dir, module=not running or best != self._exported)
+        self._exported = best if running else None
 
     def say(self, text):
         if self.prints:

@@ -173,9 +173,8 @@ class SearchSpace:
             seed: An int.
         """
         rng = random.Random(seed)
-        filled = type(hyperparameters)()
+        filled = type(hyperparameters)()  # is_active(hp) reads hp's conditions and the values
         for hp in hyperparameters.space:
-            filled.merge([hp])
             if filled.is_active(hp):
                 filled.values[hp.name] = self._draw(hp, rng)
         return filled.values
