@@ -296,6 +296,7 @@ def _decode_into(images, decoded, positions, files, decodings, image_size, chann
         decoding = decoding if kind is None else kind
         return position, load_image(path, image_size, channels, decoding, ready)
 
+    files = tf.constant(files, tf.string)  # a list of bytes takes a type check per item
     dataset = tf.data.Dataset.from_tensor_slices((positions, files, decodings)).map(
         load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
     size = int(np.clip(DECODE_BYTES // (np.prod(image_size) * channels), 1, DECODE_BATCH))
