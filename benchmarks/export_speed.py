@@ -51,7 +51,9 @@ def page(result) -> str:
             f"Measured at commit {result['commit']}, with the configuration the demo's search "
             f"chose (`{result['config_from']}`), fitted on each folder. Load average "
             f"(1 minute): {loads}.\n\n"
-            + throughput_section(result["throughput"]).split("\n", 2)[2]
+            + throughput_section(result["throughput"]).split("\n", 2)[2].replace(
+                "decoding the training images once", "decoding every image, training and "
+                "validation, once")
             + result.get("notes", ""))
 
 
