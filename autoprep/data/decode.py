@@ -32,6 +32,7 @@ from autoprep.errors import ArgumentError, DataError
 
 DECODE_BATCH = 256  # decoded images copied into the array at a time, at most
 DECODE_BYTES = 8 << 20  # and at most about these bytes (at least one image)
+DECODE_CHUNK = 8192  # files given to one parallel map: their paths alone are alive at a time
 # PIL modes of the files that decode to 1 or 3 channels as they are (`ready_files`).
 READY_MODES = {1: frozenset({"1", "L", "I;16"}), 3: frozenset({"RGB"})}
 CACHE_VERSION = 2  # bump when decoding changes, so that older caches are not reused
@@ -242,8 +243,7 @@ def _decode_all(index, plan):
         images = allocate(shape, mapped=True, path=partial)
     else:
         images = allocate(shape, mapped=plan.mapped)
-    # As bytes: names that are not valid UTF-8 reach TensorFlow as they are on disk.
-    files = [os.fsencode(os.path.join(index.root, path)) for path in index.paths]
+    files = _FilePaths(index.root, index.paths)
     decodings = index.decodings
     decoded = decode_files(files, decodings, images, plan.image_size, plan.channels,
                            ready_files(index, plan.image_size, plan.channels))
@@ -273,17 +273,34 @@ def decode_files(files, decodings, images, image_size, channels, ready=None) -> 
     images in memory at once are only those the map is working on. The files whose headers
     say that they have the size and channels already (`ready`, see `ready_files`) are decoded
     first, without the check and conversion of each file; the others then, with those among
-    them that had not after all.
+    them that had not after all. The files go to the map `DECODE_CHUNK` at a time.
     """
     decodings = np.asarray(decodings, np.int32)
     ready = np.zeros(len(files), bool) if ready is None else np.asarray(ready, bool)
     decoded = np.zeros(len(files), bool)
     for positions, as_is in ((np.flatnonzero(ready), True), (None, False)):
         positions = np.flatnonzero(~decoded) if positions is None else positions
-        if len(positions):
-            _decode_into(images, decoded, positions, [files[i] for i in positions],
-                         decodings[positions], image_size, channels, as_is)
+        for start in range(0, len(positions), DECODE_CHUNK):
+            chunk = positions[start:start + DECODE_CHUNK]
+            _decode_into(images, decoded, chunk, [files[i] for i in chunk], decodings[chunk],
+                         image_size, channels, as_is)
     return decoded
+
+
+class _FilePaths:
+    """The paths of an index's files as bytes (names that are not valid UTF-8 reach TensorFlow
+    as they are on disk), each made when read: decoding reads them a chunk at a time, so that
+    the paths of all the files are never held twice more (about 180 bytes a file, kept by the
+    allocators after they are freed: results/memory.md)."""
+
+    def __init__(self, root, paths):
+        self.root, self.paths = root, paths
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        return os.fsencode(os.path.join(self.root, self.paths[i]))
 
 
 def _decode_into(images, decoded, positions, files, decodings, image_size, channels, ready):
