@@ -248,6 +248,15 @@ def test_too_high_learning_rate_on_scaled_inputs_is_the_first_finding(blocks, mo
     assert "unscaled_input" not in report.ids()
 
 
+def test_when_nothing_tried_cures_the_finding_says_so(healthy):
+    report = diagnose(healthy, ignores_its_input)
+    top = report.top
+    assert (top.id, top.severity) == ("cannot_overfit_batch", "error"), report.format()
+    assert "does not fit" in top.evidence and "Nothing tried cures it." in top.evidence
+    assert "With a 10x larger learning rate (0.01), it does not fit" in top.evidence
+    assert top.dimension is None
+
+
 def test_sound_cnn_on_blocks_has_no_error(blocks):
     report = diagnose(blocks, scaled_cnn)
     assert report.ids("error") == [] and report.ids("warning") == [], report.format()

@@ -36,6 +36,7 @@ BATCH_SIZE = 16
 SHORT_RUN_STEPS = 60  # steps of the short training run (its loss trend, then collapse)
 COLLAPSE_MIN_RATIO = 1.5  # largest / smallest class count from which collapse is looked for
 TRAINING_SIDE = 128  # long side the training tests downscale larger images to
+LOWER_FACTORS = (0.1, 0.01, 0.001)  # learning rate changes tried for a too-high rate
 _RESIZE_CHUNK = 64  # images resized at a time
 _SCALING_LAYERS = (keras.layers.Rescaling, keras.layers.Normalization)
 AS_IS = Change()
@@ -170,15 +171,17 @@ class ModelContext:
             return full
 
     def training_images(self, indices) -> np.ndarray:
-        """float32 0-255 images at `training_shape`, resized a chunk at a time."""
+        """float32 0-255 images at `training_shape`; each distinct image is resized once (by
+        area averaging), a chunk at a time."""
+        unique, inverse = np.unique(indices, return_inverse=True)
         size = self.training_shape[:2]
         chunks = []
-        for start in range(0, len(indices), _RESIZE_CHUNK):
-            chunk = self.images[indices[start:start + _RESIZE_CHUNK]].astype(np.float32)
+        for start in range(0, len(unique), _RESIZE_CHUNK):
+            chunk = self.images[unique[start:start + _RESIZE_CHUNK]].astype(np.float32)
             if chunk.shape[1:3] != size:
-                chunk = tf.image.resize(chunk, size, antialias=True).numpy()
+                chunk = tf.image.resize(chunk, size, method="area").numpy()
             chunks.append(chunk)
-        return np.concatenate(chunks)
+        return np.concatenate(chunks)[inverse]
 
     @property
     def downscaled(self) -> bool:
@@ -267,6 +270,13 @@ def _learning_rate_change(rate, factor) -> Change:
                   learning_rate_factor=factor)
 
 
+def _lower_factors(ctx) -> tuple:
+    """10x and 100x smaller, and 1000x while that is not below the optimizer's default rate."""
+    default = learning_rate_default(ctx.model.optimizer)
+    deepest = default is not None and ctx.rate * LOWER_FACTORS[-1] >= default * (1 - 1e-6)
+    return LOWER_FACTORS if deepest else LOWER_FACTORS[:-1]
+
+
 def _suspects(ctx, symptom, baseline) -> list:
     """The changes to try for a symptom: one list per suspected cause, mildest first."""
     suspects = []
@@ -274,7 +284,7 @@ def _suspects(ctx, symptom, baseline) -> list:
         suspects.append([SCALED, STANDARDIZED] if symptom == "one_batch" else [SCALED])
     if ctx.rate is not None and symptom != "initial_loss":
         stable = symptom == "one_batch" and not (baseline.spiked or baseline.diverged)
-        factors = (10,) if stable else (0.1, 0.01)
+        factors = (10,) if stable else _lower_factors(ctx)
         suspects.append([_learning_rate_change(ctx.rate, f) for f in factors])
     if symptom == "collapse":
         suspects.append([WEIGHTED])
@@ -554,10 +564,7 @@ def check_learning(ctx):
 def _symptom_sentence(ctx, verdict) -> str:
     """What the user's own setup showed."""
     if verdict.symptom == "one_batch":
-        size = ("" if not ctx.downscaled
-                else " downscaled to {}x{}".format(*ctx.training_shape[:2]))
-        return (f"One-batch test ({BATCH_SIZE} images{size}): the model "
-                f"{verdict.baseline.describe()}.")
+        return f"{_one_batch_test(ctx)}: the model {verdict.baseline.describe()}."
     if verdict.symptom == "trend":
         return (f"Short run ({SHORT_RUN_STEPS} steps on changing batches of the training "
                 f"images): the model {verdict.baseline.describe()}.")
@@ -565,6 +572,11 @@ def _symptom_sentence(ctx, verdict) -> str:
         return f"After {SHORT_RUN_STEPS} training steps the model {verdict.baseline.describe()}."
     return (f"A freshly built model {verdict.baseline.describe()} where a classifier unsure of "
             f"every class starts at ln({ctx.num_classes}) = {number(ctx.expected_loss)}.")
+
+
+def _one_batch_test(ctx) -> str:
+    size = "" if not ctx.downscaled else " downscaled to {}x{}".format(*ctx.training_shape[:2])
+    return f"One-batch test ({BATCH_SIZE} images{size})"
 
 
 def _tried_sentence(change, outcome, also=False) -> str:
@@ -608,12 +620,11 @@ def _cause_finding(ctx, cause, verdicts) -> Finding:
 
 def _spike_note(ctx, cause, verdicts) -> list:
     """For raw pixels blamed on the initial loss alone: the one-batch loss spike they cause."""
-    one_batch = ctx.one_batch()
-    if cause != "unscaled_input" or any(v.symptom == "one_batch" for v in verdicts) \
-            or not one_batch.spiked:
+    one_batch, fitted = ctx.one_batch(), all(v.symptom != "one_batch" for v in verdicts)
+    if cause != "unscaled_input" or not fitted or not one_batch.spiked:
         return []
     scaled = ctx.one_batch(SCALED)
-    return [f"One-batch test: the model {one_batch.describe()}; {SCALED.text}, it "
+    return [f"{_one_batch_test(ctx)}: the model {one_batch.describe()}; {SCALED.text}, it "
             f"{scaled.describe()}."]
 
 
