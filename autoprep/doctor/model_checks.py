@@ -659,20 +659,12 @@ def _input_fix(ctx, change) -> str:
 
 
 def _learning_rate_fix(ctx, change) -> str:
-    factor = [c for c in _with_parts(change) if c.learning_rate_factor != 1.0][0]
-    factor = factor.learning_rate_factor
+    factor = change.learning_rate_factor  # a combined change carries its rate's factor too
     if factor < 1:
         return (f"Lower the learning rate to {number(ctx.rate * factor)} ({number(1 / factor)}x "
                 f"smaller than your {number(ctx.rate)}).")
     return (f"Raise the learning rate to {number(ctx.rate * factor)} ({number(factor)}x your "
             f"{number(ctx.rate)}).")
-
-
-def _with_parts(change) -> list:
-    """The single-cause changes a (possibly combined) change is made of."""
-    return [change] if len(change.causes) <= 1 else [
-        Change((cause,), learning_rate_factor=change.learning_rate_factor
-               if cause.startswith("learning_rate") else 1.0) for cause in change.causes]
 
 
 _CAUSE_FIXES = {
@@ -685,11 +677,13 @@ _CAUSE_FIXES = {
 }
 
 
-def _nothing_cured(verdict) -> str:
+def _nothing_cured(ctx, verdict) -> str:
     """What was tried, the most helpful change first, when nothing cured the symptom."""
     if not verdict.tried:
-        return ("No suspected cause applies (the inputs are scaled, no learning rate to vary), "
-                "so nothing was tried.")
+        reasons = ["the model scales its own inputs"]
+        if verdict.symptom != "initial_loss":
+            reasons.append("its learning rate is a schedule")
+        return f"Nothing to try: {' and '.join(reasons)}."
     ranked = sorted(verdict.tried, key=lambda t: t[1].badness)
     return "Nothing tried cures it. " + " ".join(_tried_sentence(c, o) for c, o in ranked)
 
@@ -709,7 +703,7 @@ def _uncured_one_batch(ctx, verdict) -> Finding:
     return Finding(
         "cannot_overfit_batch", "error", title,
         f"{_symptom_sentence(ctx, verdict)} A working model memorises {BATCH_SIZE} images "
-        f"quickly. {_nothing_cured(verdict)}",
+        f"quickly. {_nothing_cured(ctx, verdict)}",
         "Check the architecture (capacity, a bottleneck, activations that saturate, layers "
         "cut off from the loss), then the inputs and the learning rate.",
         dimension=_most_helpful_dimension(verdict), data=_verdict_data(ctx, [verdict]),
@@ -719,7 +713,7 @@ def _uncured_one_batch(ctx, verdict) -> Finding:
 def _uncured_trend(ctx, verdict) -> Finding:
     return Finding(
         "training_diverges", "error", "The loss diverges in training",
-        f"{_symptom_sentence(ctx, verdict)} {_nothing_cured(verdict)}",
+        f"{_symptom_sentence(ctx, verdict)} {_nothing_cured(ctx, verdict)}",
         "Lower the learning rate, scale the inputs, and look for layers whose outputs grow "
         "without bound (no normalization, exponentials, custom losses).",
         dimension=_most_helpful_dimension(verdict), data=_verdict_data(ctx, [verdict]),
@@ -733,7 +727,7 @@ def _uncured_collapse(ctx, verdict) -> Finding:
         f"After {SHORT_RUN_STEPS} training steps the model predicts the majority class "
         f"{names[winner]!r} for {verdict.baseline.share.max():.0%} of the images",
         f"{_symptom_sentence(ctx, verdict)} Classes are imbalanced "
-        f"{number(ctx.data.imbalance_ratio, 2)}:1. {_nothing_cured(verdict)}",
+        f"{number(ctx.data.imbalance_ratio, 2)}:1. {_nothing_cured(ctx, verdict)}",
         "Reweight or resample the classes (autoprep's imbalance search), and check that the "
         "model can learn at all (the one-batch test).",
         dimension="imbalance", data=_verdict_data(ctx, [verdict]),
@@ -746,7 +740,7 @@ def _uncured_initial_loss(ctx, verdict) -> Finding:
         "initial_loss_off", "warning",
         f"Initial loss {number(verdict.baseline.loss)} is far from ln({ctx.num_classes}) = "
         f"{number(ctx.expected_loss)}",
-        f"{_symptom_sentence(ctx, verdict)}{confident} {_nothing_cured(verdict)}",
+        f"{_symptom_sentence(ctx, verdict)}{confident} {_nothing_cured(ctx, verdict)}",
         "Keep the default initialization of the last layer (small weights, zero bias) and "
         "check what feeds it.",
         dimension=ctx.input_dimension(), data=_verdict_data(ctx, [verdict]),
