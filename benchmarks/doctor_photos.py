@@ -251,7 +251,8 @@ def _measure(folder, models, scratch, compare):
     total = entry["breakdown"]["images"]
     entry["scaling"] = {}
     for size in [n for n in SCALING_SIZES if n < total]:
-        root = subset(folder, size // len(classes), os.path.join(scratch, f"subset{size}"))
+        name = f"{os.path.basename(os.path.normpath(folder))}_first_{size}"
+        root = subset(folder, size // len(classes), os.path.join(scratch, name))
         part = breakdown(root, None)
         entry["scaling"][part["images"]] = part["phases"]
     entry["scaling"][total] = {k: v for k, v in entry["breakdown"]["phases"].items()

@@ -328,7 +328,7 @@ def check_constant_images(ctx):
         paths = [ctx.folder.paths[i] for i in blank]
         yield Finding(
             "constant_images", "warning", f"{len(blank)} image(s) are blank (nearly constant)",
-            f"Pixel std below {NEAR_CONSTANT_STD} of 255: {listing(paths)}.",
+            f"Pixel std below {number(NEAR_CONSTANT_STD)} of 255: {listing(paths)}.",
             "Delete them or fix the export that produced them; they carry no information "
             "but still have a label.",
             data={"files": paths},
