@@ -19,6 +19,7 @@ from autoprep.errors import (
     ArgumentError,
     AutoprepError,
     DataError,
+    InputConventionWarning,
     ModelError,
     NotFittedError,
     RunDirectoryError,
@@ -26,8 +27,6 @@ from autoprep.errors import (
 )
 
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-__version__ = "0.1.0"
 
 # Public name -> the module that defines it.
 _LAZY = {
@@ -37,12 +36,15 @@ _LAZY = {
     "ImageFolder": "autoprep.data.decode",
     "read_image_folder": "autoprep.data.decode",
     "Finding": "autoprep.doctor",
+    "InputConvention": "autoprep.run.convention",
+    "inspect_model": "autoprep.search.model_inputs",
     "Report": "autoprep.doctor",
     "diagnose": "autoprep.doctor",
     "Pipeline": "autoprep.choices.pipeline",
     "TuneResult": "autoprep.run.result",
     "load_result": "autoprep.run.result",
     "tune": "autoprep.search.loop",
+    "write_report": "autoprep.report",
     "SearchSpace": "autoprep.search.space",
 }
 
@@ -54,6 +56,8 @@ __all__ = [
     "Finding",
     "IMBALANCE_STRATEGIES",
     "ImageFolder",
+    "InputConvention",
+    "InputConventionWarning",
     "ModelError",
     "NORMALIZATIONS",
     "NotFittedError",
@@ -63,14 +67,20 @@ __all__ = [
     "SearchSpace",
     "TuneResult",
     "UnknownChoiceError",
+    "__version__",
     "diagnose",
+    "inspect_model",
     "load_result",
     "read_image_folder",
     "tune",
+    "write_report",
 ]
 
 
 def __getattr__(name):
+    if name == "__version__":
+        globals()[name] = _version()
+        return globals()[name]
     if name not in _LAZY:
         raise AttributeError(f"module 'autoprep' has no attribute {name!r}")
     value = getattr(_importlib.import_module(_LAZY[name]), name)
@@ -79,4 +89,15 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | {"__version__"})
+
+
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml's), read on first use of
+    `autoprep.__version__`; "0+unknown" when autoprep runs from a source tree not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("autoprep")
+    except PackageNotFoundError:
+        return "0+unknown"

@@ -4,7 +4,9 @@ A file name, a class folder or a value in a shared `results.json` can hold termi
 sequences (which can rewrite the screen, the window title or the clipboard) and bytes that are
 not valid UTF-8 (which Python keeps as lone surrogates, and which a UTF-8 terminal cannot
 print). `printable` removes the first and writes the second as `\\xNN`. `counted` writes a
-count with its noun in the singular or plural.
+count with its noun in the singular or plural; `summarize` writes a pipeline config on one line
+(here at the bottom, not in `choices/`, which imports TensorFlow: the CLI's `show` and its
+progress lines print configs without it).
 """
 
 import re
@@ -39,3 +41,16 @@ def _escape_surrogate(match) -> str:
 def counted(count: int, noun: str) -> str:
     """"1 epoch", "8 epochs": `count` and `noun`, plural unless the count is 1."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def summarize(config: dict) -> str:
+    """A one-line summary of a pipeline config, e.g. `per_channel | rotation=0.1 | oversample`."""
+    ops = ", ".join(
+        f"{op['name']}={op.get('mode', op.get('intensity'))}" for op in config["augmentation"]
+    )
+    imbalance = config["imbalance"]
+    extras = ", ".join(
+        f"{k}={v}" for k, v in imbalance.items() if k != "name" and not k.endswith("_")
+    )
+    imbalance_text = imbalance["name"] + (f"({extras})" if extras else "")
+    return f"{config['normalization']['name']} | {ops or 'no augmentation'} | {imbalance_text}"

@@ -41,3 +41,8 @@ class RunDirectoryError(AutoprepError, ValueError):
 
 class NotFittedError(AutoprepError, ValueError, AttributeError):
     """A choice that learns from the training split was used before `fit` (scikit-learn style)."""
+
+
+class InputConventionWarning(UserWarning):
+    """The normalization contradicts what the model expects of its pixels (a pipeline that
+    scales for a model that scales again, a backbone fed another range than its own)."""

@@ -43,7 +43,7 @@ def per_file(files, image_size):
     """The former decoding: one tf.function call per image from Python, then np.stack."""
     import numpy as np
 
-    decode = tf.function(lambda path: load_image(path, image_size, 3))
+    decode = tf.function(lambda path: load_image(path, image_size, 3, 0))  # 8-bit PNGs
     return len(np.stack([decode(tf.constant(path)).numpy() for path in files]))
 
 

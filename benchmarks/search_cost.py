@@ -1,10 +1,12 @@
 """What a search costs beside its training, how fast the exported module feeds a model, and how
-soon each tuner gets near its best (issue 10, section 3). One run measures every figure.
+soon each tuner gets near its best (issue 10, section 3; issue 17, section 2). One run measures
+every figure.
 
 Usage:
     python benchmarks/search_cost.py [--trials 16] [--epochs 8]
                                      [--tuners bayesian random hyperband] [--images 4000]
                                      [--repeats 3] [--dir DIR] [--out results/search_cost]
+                                     [--before OLD.json]
     python benchmarks/search_cost.py --smoke --out /tmp/smoke   # seconds: checks the script
     python benchmarks/search_cost.py --render results/search_cost  # the page again from its JSON
 
@@ -15,6 +17,10 @@ Usage:
    results (autoprep's files, Keras Tuner's state, its per-epoch checkpoint and TensorBoard
    logs), and Keras Tuner's choice of the next trial. Time is charged to the innermost wrapped
    call (a profiler's exclusive time), so the parts add up to the search's wall time.
+   After the Bayesian search, in its process, each proposal its Gaussian process made is
+   made again from the same trials by Keras Tuner's own acquisition optimizer (50 L-BFGS-B
+   restarts, a `predict` per point) and by autoprep's batched one: seconds, `predict` calls
+   and the acquisition value each reached, on the same fitted process.
 2. The exported module's training dataset (`make_datasets(..., seed=0)`, batch 32), with the
    search's chosen augmentation and with augmentation off, in images/s for the first epoch
    (listing, decoding and caching included) and in steady state, against two limits measured
@@ -26,10 +32,12 @@ Usage:
    configuration fitted on them).
 3. Time to 95 % of the best score: from the search runs of part 1, the seconds (and trials)
    after which each tuner's best trial reached 95 % of the best score of all of them.
+With `--before`, the page compares part 1 and part 3 with an earlier run's JSON.
 """
 
 import argparse
 import functools
+import gc
 import importlib.util
 import json
 import os
@@ -44,16 +52,21 @@ from synthetic import command, machine, save, write_folder  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
+import keras_tuner as kt  # noqa: E402
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from sklearn.gaussian_process import GaussianProcessRegressor  # noqa: E402
 
 import autoprep  # noqa: E402
+from autoprep import objectives  # noqa: E402
 from autoprep.choices import imbalance  # noqa: E402
 from autoprep.choices.pipeline import Pipeline  # noqa: E402
 from autoprep.data.decode import read_image_folder  # noqa: E402
 from autoprep.data.demo import demo_model, write_digits_folder  # noqa: E402
 from autoprep.export.module import render_module  # noqa: E402
+from autoprep.run import files  # noqa: E402
 from autoprep.run.result import validation_text  # noqa: E402
-from autoprep.search import hypermodel, loop, tuners  # noqa: E402
+from autoprep.search import hypermodel, kt_adapter, loop, tuners  # noqa: E402
 from autoprep.search.space import SearchSpace  # noqa: E402
 
 BATCH = 32
@@ -65,6 +78,8 @@ NEAR_BEST = 0.95
 PARTS = ("training", "evaluation", "pipeline", "model", "metrics", "saving", "proposal",
          "search loop")
 OVERHEAD = PARTS[2:]
+# Inclusive seconds inside the parts above (not added to them): what the overhead is made of.
+PROBES = ("full garbage collections", "tf.data map tracing", "model_fn and compile")
 
 
 class Clock:
@@ -131,6 +146,48 @@ class Clock:
         self._undo = []
 
 
+class Probes:
+    """Inclusive seconds of a few calls inside the search (while `clock` counts), by probe."""
+
+    def __init__(self, clock):
+        self.clock, self.seconds = clock, dict.fromkeys(PROBES, 0.0)
+        self._undo, self._started = [], 0.0
+
+    def install(self):
+        for owner, attribute, probe in ((tf.data.Dataset, "map", PROBES[1]),
+                                        (hypermodel, "call_model_fn", PROBES[2]),
+                                        (hypermodel, "ensure_compiled", PROBES[2])):
+            self._wrap(owner, attribute, probe)
+        gc.callbacks.append(self._collected)
+
+    def _wrap(self, owner, attribute, probe):
+        original = getattr(owner, attribute)
+        self._undo.append((owner, attribute, original))
+        probes = self
+
+        @functools.wraps(original)
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                if probes.clock._stack:
+                    probes.seconds[probe] += time.perf_counter() - start
+
+        setattr(owner, attribute, timed)
+
+    def _collected(self, phase, info):
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif info["generation"] == 2 and self.clock._stack:
+            self.seconds[PROBES[0]] += time.perf_counter() - self._started
+
+    def restore(self):
+        gc.callbacks.remove(self._collected)
+        for owner, attribute, original in reversed(self._undo):
+            setattr(owner, attribute, original)
+
+
 def install_wrappers(clock):
     """Wraps the search's steps (see the module docstring) with `clock`."""
     from keras_tuner.src.engine import oracle, tuner, tuner_utils
@@ -140,7 +197,8 @@ def install_wrappers(clock):
             for name in ("set_model", "on_train_begin", "on_train_end", "on_epoch_begin",
                          "on_epoch_end", "on_train_batch_begin", "on_train_batch_end")
             if name in board.__dict__]
-    model_hooks = [(tuner.Tuner, "_try_build"), (hypermodel.PipelineHyperModel, "build_with"),
+    model_hooks = [(tuner.Tuner, "_try_build"), (kt_adapter.OneCollectionPerBuild, "_try_build"),
+                   (hypermodel.PipelineHyperModel, "build_with"),
                    (hypermodel.PipelineHyperModel, "seed_trial")]
     pipeline_hooks = [(Pipeline, "fit"), (Pipeline, "train_dataset"), (Pipeline, "eval_dataset"),
                       (SearchSpace, "pipeline"),
@@ -166,6 +224,8 @@ def instrumented_search(data_dir, run_dir, *, tuner, trials, epochs, **options):
     `options` go to `autoprep.tune` (the smoke run validates on one split)."""
     clock = Clock()
     install_wrappers(clock)
+    probes = Probes(clock)
+    probes.install()
     ended = []
     try:
         start = time.perf_counter()
@@ -177,24 +237,122 @@ def instrumented_search(data_dir, run_dir, *, tuner, trials, epochs, **options):
         )
         whole = time.perf_counter() - start
     finally:
+        probes.restore()
         clock.restore()
     return result, {
         "tuner": tuner, "trials": len(ended), "epochs": epochs,
         "validation": validation_text(result.validation),
+        "folds": result.validation.get("folds", 1),
         "search_seconds": sum(clock.seconds.values()), "tune_seconds": whole,
         "fit_inclusive_seconds": clock.fit_seconds, "proposal_seconds": clock.proposals,
         "parts_seconds": dict(clock.seconds), "calls": dict(clock.calls),
+        "probes_seconds": dict(probes.seconds),
         "trial_ends": [(t - clock.started, score, status) for t, score, status in ended],
     }
 
 
 def child_search(tuner, data_dir, out, *, trials, epochs):
-    """Runs one search in this process and writes its figures (and the winner) to `out`."""
-    result, run = instrumented_search(data_dir, os.path.join(os.path.dirname(out), "runs"),
-                                      tuner=tuner, trials=trials, epochs=epochs)
+    """Runs one search in this process and writes its figures (and the winner) to `out`; after a
+    Bayesian search, its proposals made again by both optimizers (`replay_proposals`)."""
+    runs = os.path.join(os.path.dirname(out), "runs")
+    asked = []  # how many trials there were when the Gaussian process proposed one
+    propose = tuners._BatchedAcquisition.populate_space
+
+    def recorded(oracle, trial_id):
+        done = sum(t.status == "COMPLETED" for t in oracle.trials.values())
+        if done >= oracle.num_initial_points:
+            asked.append(len(oracle.trials))
+        return propose(oracle, trial_id)
+
+    tuners._BatchedAcquisition.populate_space = recorded
+    try:
+        result, run = instrumented_search(data_dir, runs, tuner=tuner, trials=trials,
+                                          epochs=epochs)
+    finally:
+        tuners._BatchedAcquisition.populate_space = propose
     run.update(best_config=result.best_config, load_average_end=list(os.getloadavg()))
+    if asked:
+        objective = kt.Objective(objectives.log_name(result.objective),
+                                 objectives.OBJECTIVES[result.objective][0])
+        run["proposal_replay"] = replay_proposals(os.path.join(runs, tuner), asked,
+                                                  objective=objective, max_trials=trials)
     with open(out, "w", encoding="utf-8") as handle:
         json.dump(run, handle)
+
+
+class _Predictions:
+    """Counts `GaussianProcessRegressor.predict` calls while inside."""
+
+    def __enter__(self):
+        self.calls, original = 0, GaussianProcessRegressor.predict
+
+        def counted(gpr, *args, **kwargs):
+            self.calls += 1
+            return original(gpr, *args, **kwargs)
+
+        self._original = original
+        GaussianProcessRegressor.predict = counted
+        return self
+
+    def __exit__(self, *exc):
+        GaussianProcessRegressor.predict = self._original
+
+
+def replay_proposals(project_dir, asked, *, objective, max_trials) -> list:
+    """Each Gaussian process proposal of a finished Bayesian search (after `asked` trials) made
+    again from the same trials by Keras Tuner's optimizer and by autoprep's batched one.
+
+    Both oracles reload the run; Keras Tuner's draws its random starts in order, as it would
+    have in the search. The acquisition values (lower is better) of both points are computed
+    on the process Keras Tuner fitted (the same data, kernel and seed as autoprep's).
+    """
+    with open(os.path.join(project_dir, files.ORACLE_FILE), encoding="utf-8") as handle:
+        state = json.load(handle)
+
+    def reloaded(kind):
+        oracle = kind(objective=objective, max_trials=max_trials, seed=state["seed"],
+                      num_initial_points=state["num_initial_points"])
+        oracle._set_project_dir(os.path.dirname(project_dir), os.path.basename(project_dir))
+        oracle.reload()
+        oracle.ongoing_trials, oracle.verbose = {}, 0
+        return oracle
+
+    theirs, ours = reloaded(kt.oracles.BayesianOptimizationOracle), reloaded(
+        tuners.BayesianOptimizationOracle)
+    ours.prior = SearchSpace().random_values  # the demo's space
+    trials = dict(theirs.trials)
+    order = sorted(trials, key=int)
+    points = {}  # oracle: the unit-cube points it proposed, in order
+    for oracle in (theirs, ours):
+        points[oracle] = []
+        oracle._vector_to_values = functools.partial(_keep_point, points[oracle],
+                                                     oracle._vector_to_values)
+    replayed = []
+    for count in asked:
+        theirs.trials = ours.trials = {i: trials[i] for i in order[:count]}
+        with _Predictions() as theirs_calls:
+            start_time = time.perf_counter()
+            theirs.populate_space("replay")
+            theirs_seconds = time.perf_counter() - start_time
+        with _Predictions() as our_calls:
+            start_time = time.perf_counter()
+            tuners._BatchedAcquisition.populate_space(ours, "replay")
+            our_seconds = time.perf_counter() - start_time
+        their_point, our_point = points[theirs][-1], points[ours][-1]
+        acquisition = tuners._BatchedAcquisition._acquisition
+        replayed.append({
+            "trials": count, "keras_tuner_seconds": theirs_seconds,
+            "batched_seconds": our_seconds, "keras_tuner_predicts": theirs_calls.calls,
+            "batched_predicts": our_calls.calls,
+            "keras_tuner_acquisition": float(acquisition(theirs, their_point[None])[0]),
+            "batched_acquisition": float(acquisition(theirs, our_point[None])[0]),
+            "load_average": os.getloadavg()[0]})
+    return replayed
+
+
+def _keep_point(kept, read, vector):
+    kept.append(np.array(vector))
+    return read(vector)
 
 
 def search_run(tuner, digits, workdir, args) -> dict:
@@ -406,8 +564,8 @@ other step of the search. "training" is the time inside `model.fit` that no inne
 claims (Keras' own set-up included); "evaluation" is `model.predict` of the validation images \
 after each scored epoch (inside `fit`, through a callback). Overhead per trial, in seconds: \
 "pipeline" builds the trial's pipeline and datasets (statistics, class weights, tf.data); \
-"model" builds and compiles the model (Keras Tuner's `clear_session` and `gc.collect` \
-included); "metrics" pools the predictions and scores them; "saving" writes autoprep's \
+"model" builds and compiles the model (before fold 0's, `keras.backend.clear_session` and its \
+garbage collection); "metrics" pools the predictions and scores them; "saving" writes autoprep's \
 results, Keras Tuner's state, its weights checkpoint (Hyperband's trials only) and the \
 TensorBoard logs (these two run inside `fit`, as callbacks, and are charged here, not to \
 training); "proposal" is Keras Tuner's choice of the next trial; "search loop" is the rest of \
@@ -424,6 +582,130 @@ Target: search wall time / (training + evaluation) <= {TARGET_RATIO} for the dem
 Counting the whole time inside `model.fit` as training (the checkpoint and TensorBoard \
 callbacks included), the ratio is \
 {runs[0]['search_seconds'] / (runs[0]['fit_inclusive_seconds']):.3f}.
+"""
+
+
+def gap_section(runs) -> str:
+    """What the overhead is made of (the probes), and what the target would take."""
+    if not all("probes_seconds" in run for run in runs):
+        return ""
+    rows = "\n".join(
+        f"| {run['tuner']} | {figures_of(run)['overhead_per_trial']:.2f} | "
+        + " | ".join(f"{run['probes_seconds'][name] / max(run['trials'], 1):.2f}"
+                     for name in PROBES) + " |" for run in runs)
+    main = runs[0]
+    trials = max(main["trials"], 1)
+    figures = figures_of(main)
+    trained = (main["parts_seconds"]["training"] + main["parts_seconds"]["evaluation"]) / trials
+    budget = (TARGET_RATIO - 1) * trained
+    probes = {name: seconds / trials for name, seconds in main["probes_seconds"].items()}
+    folds = main["folds"]  # the estimate: a trial's maps traced once, no full collections
+    kept = figures["overhead_per_trial"] - probes[PROBES[1]] * (1 - 1 / folds) - probes[PROBES[0]]
+    return f"""
+### What the overhead is made of
+
+Inclusive seconds per trial inside the parts above (not added to them): every full garbage \
+collection (`gc.callbacks`), `tf.data.Dataset.map` (tracing each map function of the trial's \
+training and validation datasets, once per fold), and the user's `model_fn` with its \
+compilation.
+
+| tuner | overhead s per trial | {' | '.join(PROBES)} |
+|---|---|{'---|' * len(PROBES)}
+{rows}
+
+The target for {main['tuner']}: at most {budget:.2f} s of overhead per trial \
+({TARGET_RATIO - 1:.2f} x {trained:.2f} s of training and evaluation); measured \
+{figures['overhead_per_trial']:.2f} s, {figures['overhead_per_trial'] - budget:+.2f} s from it. \
+Tracing each map function once per trial instead of once per fold of {folds} (the \
+normalization's learned constants passed as arguments instead of captured, so that one trace \
+serves every fold) and full collections that cost nothing (each walks what the trials before \
+left behind, issue 17 section 1) would leave about {kept:.2f} s, a ratio of about \
+{(trained + kept) / trained:.3f}.
+"""
+
+
+def proposal_section(runs) -> str:
+    """The Bayesian proposals made again by both optimizers (empty without any)."""
+    replay = next((run["proposal_replay"] for run in runs if run.get("proposal_replay")), None)
+    if not replay:
+        return ""
+    rows = "\n".join(
+        f"| {r['trials']} | {r['keras_tuner_seconds']:.2f} | {r['keras_tuner_predicts']:,} | "
+        f"{r['keras_tuner_acquisition']:.4f} | {r['batched_seconds']:.2f} | "
+        f"{r['batched_predicts']:,} | {r['batched_acquisition']:.4f} | "
+        f"{r['load_average']:.1f} |" for r in replay)
+    theirs = sum(r["keras_tuner_seconds"] for r in replay)
+    ours = sum(r["batched_seconds"] for r in replay)
+    better = sum(r["batched_acquisition"] < r["keras_tuner_acquisition"] - 1e-6 for r in replay)
+    worse = sum(r["batched_acquisition"] > r["keras_tuner_acquisition"] + 1e-6 for r in replay)
+    return f"""
+### Bayesian proposals, made again from the same trials
+
+After the Bayesian search, in its process, each proposal of its Gaussian process is made again \
+from the trials it was made from: by Keras Tuner's optimizer (L-BFGS-B from 50 random starts, \
+numerical gradients, one `GaussianProcessRegressor.predict` call per point) and by autoprep's \
+(`tuners._BatchedAcquisition`: one `predict` of 4,096 uniform points and 256 draws of the \
+space's prior, then L-BFGS-B from the best 5, each gradient one `predict` of d + 1 points; \
+BLAS on one thread). The acquisition is Keras Tuner's `mean - beta * std` of the negated score \
+(lower is better), both points scored on the process Keras Tuner fitted.
+
+| trials before it | Keras Tuner s | its predict calls | its acquisition | batched s \
+| its predict calls | its acquisition | load |
+|---|---|---|---|---|---|---|---|
+{rows}
+
+In all: {theirs:.1f} s against {ours:.1f} s; the batched optimizer reached a better acquisition \
+value {better} times, a worse one {worse} times, the same (within 1e-6) \
+{len(replay) - better - worse} times.
+"""
+
+
+def before_section(result) -> str:
+    """Part 1 and part 3 against an earlier run (`--before`), empty without one."""
+    before = result.get("before")
+    if not before:
+        return ""
+    old = {run["tuner"]: run for run in before["search"]}
+    rows = []
+    for run in result["search"]:
+        previous = old.get(run["tuner"])
+        if previous is None:
+            continue
+        for label, figures in (("before", previous), ("now", run)):
+            per = figures["per_trial"]
+            rows.append(f"| {run['tuner']} | {label} | **{figures['ratio']:.3f}** | "
+                        f"{figures['overhead_per_trial']:.2f} | "
+                        + " | ".join(f"{per[name]:.2f}" for name in OVERHEAD) + " |")
+    threshold = NEAR_BEST * before["best_score"]
+    reached = []
+    for run in result["search"]:
+        previous = before["time_to_95"].get(run["tuner"])
+        now = next(((seconds, trial + 1) for trial, (seconds, score, _) in
+                    enumerate(run["trial_ends"]) if score is not None and score >= threshold),
+                   None)
+        then = ("not reached" if not previous or previous["trials"] is None else
+                f"trial {previous['trials']}, {previous['seconds']:.0f} s")
+        reached.append(f"| {run['tuner']} | {then} | "
+                       + ("not reached" if now is None else f"trial {now[1]}, {now[0]:.0f} s")
+                       + " |")
+    load_then = ", ".join(f"{x:.1f}" for x in before["load_average_start"])
+    return f"""
+## Against the earlier measurement
+
+The same protocol measured at commit {before['commit']} (load average at its start \
+{load_then}). Overhead per trial in seconds, by part.
+
+| tuner | run | search / (training + evaluation) | overhead s per trial | \
+{' | '.join(OVERHEAD)} |
+|---|---|---|---|{'---|' * len(OVERHEAD)}
+{chr(10).join(rows)}
+
+The first trial reaching 95 % of the earlier run's best score ({before['best_score']:.3f}, \
+so {threshold:.3f}):
+
+| tuner | before | now |
+|---|---|---|
+{chr(10).join(reached)}
 """
 
 
@@ -507,6 +789,8 @@ def main(argv=None):
     parser.add_argument("--smoke", action="store_true",
                         help="1 trial of 1 epoch on one validation split, one tuner, the digits "
                         "only: checks the script")
+    parser.add_argument("--before", metavar="OLD.json",
+                        help="an earlier run's JSON: the page compares parts 1 and 3 with it")
     parser.add_argument("--render", metavar="OUT",
                         help="write OUT.md again from OUT.json (the page's text, same figures)")
     parser.add_argument("--child", nargs=3, metavar=("TUNER", "DATA", "OUT"),
@@ -521,6 +805,14 @@ def main(argv=None):
         return print(save(args.render, result, page(result)))
     if args.child:
         return child_search(*args.child, trials=args.trials, epochs=args.epochs)
+    before = None
+    if args.before:
+        with open(args.before, encoding="utf-8") as handle:
+            old = json.load(handle)
+        before = {key: old[key] for key in ("commit", "search", "best_score", "time_to_95",
+                                            "load_average_start")}
+        for run in before["search"]:
+            run.pop("proposal_replay", None)
     load_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as workdir:
         digits = write_digits_folder(os.path.join(workdir, "digits"))
@@ -539,16 +831,19 @@ def main(argv=None):
               "search": [dict(run, **figures_of(run)) for run in runs],
               "throughput": measured, "best_score": best, "time_to_95": reached,
               "load_average_start": list(load_start), "machine": machine(),
-              "command": command()}
+              "command": command(), **({"before": before} if before else {})}
     print(save(args.out, result, page(result)))
 
 
 def page(result) -> str:
     """The results page of `result` (the JSON the run wrote)."""
     load_start = ", ".join(f"{x:.1f}" for x in result["load_average_start"])
-    return (f"# What a search costs beside its training (issue 10, section 3)\n\n"
+    return (f"# What a search costs beside its training (issue 10, section 3; issue 17, "
+            f"section 2)\n\n"
             f"Measured at commit {result['commit']}; load average at the start {load_start}.\n\n"
-            + search_section(result["search"]) + "\n" + throughput_section(result["throughput"])
+            + search_section(result["search"]) + gap_section(result["search"])
+            + proposal_section(result["search"])
+            + before_section(result) + "\n" + throughput_section(result["throughput"])
             + "\n" + near_best_section(result["best_score"], result["time_to_95"]))
 
 

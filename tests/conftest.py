@@ -1,5 +1,6 @@
 """Shared fixtures: tiny synthetic image folders and a training counter (helpers: helpers.py)."""
 
+import gc
 import os
 import shutil
 
@@ -7,6 +8,25 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 from helpers import write_folder  # noqa: E402
+
+
+def freeze_survivors():
+    """Collects garbage, then freezes the objects that survive (`gc.freeze`).
+
+    Keras Tuner collects garbage twice per trial (`clear_session` and `gc.collect` in
+    `Tuner._try_build`), and a full collection walks every object the process holds: some
+    400,000 once TensorFlow is imported, a second or more on a busy machine. Frozen, the
+    imported modules and what earlier tests left alive are skipped: a collection walks only
+    what the running test made.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+@pytest.fixture(autouse=True)
+def _frozen_survivors():
+    freeze_survivors()
+    yield
 
 
 @pytest.fixture
@@ -42,6 +62,15 @@ def count_fits(monkeypatch):
 
     monkeypatch.setattr(keras.Model, "fit", fit)
     return calls
+
+
+@pytest.fixture
+def fake_training(monkeypatch):
+    """`autoprep.tune` without training: pass `fake_training.model_fn` (see fake_training.py)."""
+    from fake_training import FakeTraining
+
+    freeze_survivors()  # TensorFlow may have been imported just now
+    return FakeTraining().install(monkeypatch)
 
 
 @pytest.fixture(params=["run_66c34cf_cli", "run_66c34cf_library"])

@@ -170,11 +170,13 @@ def test_bad_chief_addresses_are_refused_in_one_line(text, message, capsys, setu
 
 @pytest.mark.parametrize("options, message", [
     (["--worker", "1"], "--worker 1 needs the chief's address: add --chief HOST:PORT"),
-    (["--worker-timeout", "30s"], "--worker-timeout is an option of the chief"),
-    (["--worker", "0", "--chief", "8000", "--worker-timeout", "30s"],
-     "--worker-timeout is an option of the chief"),
+    (["--worker-timeout", "30s"],
+     "--worker-timeout is an option of a distributed search's chief: add --chief HOST:PORT"),
+    (["--validation-split", "0.2", "--cv", "3"], "--validation-split and --cv cannot go together"),
+    (["--validation-split", "0.5", "--test-split", "0.5"],
+     "--validation-split 0.5 and --test-split 0.5 leave no training images"),
 ])
-def test_distributed_options_that_cannot_go_together(options, message, capsys, setup):
+def test_options_that_cannot_go_together(options, message, capsys, setup):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(tune_args(setup, "build", *options))
     assert exit_info.value.code == 2
@@ -189,6 +191,9 @@ def test_distributed_options_that_cannot_go_together(options, message, capsys, s
      {"KERASTUNER_TUNER_ID": "chief", "KERASTUNER_ORACLE_IP": "127.0.0.1",
       "KERASTUNER_ORACLE_PORT": "8000", "AUTOPREP_WORKER_TIMEOUT": "120.0"}),
     (["--worker", "3", "--chief", "10.0.0.5:9000"],
+     {"KERASTUNER_TUNER_ID": "tuner3", "KERASTUNER_ORACLE_IP": "10.0.0.5",
+      "KERASTUNER_ORACLE_PORT": "9000"}),
+    (["--worker", "3", "--chief", "10.0.0.5:9000", "--worker-timeout", "2m"],  # ignored
      {"KERASTUNER_TUNER_ID": "tuner3", "KERASTUNER_ORACLE_IP": "10.0.0.5",
       "KERASTUNER_ORACLE_PORT": "9000"}),
 ])
@@ -221,12 +226,15 @@ def test_show_names_the_worker_of_each_trial_of_a_distributed_search(tmp_path, c
     data = {"data_dir": "data", "class_names": ["a", "b"], "class_counts": [4, 4],
             "image_size": [8, 8], "channels": 1}
     TuneResult(best_config=None, best_score=None, objective="balanced_accuracy", trials=trials,
-               data=data, epochs=1).save(tmp_path)
+               data=data, epochs=1, seed=482913).save(tmp_path)
+    assert json.loads((tmp_path / "results.json").read_text())["seed"] == 482913
     assert cli.main(["show", str(tmp_path)]) == 0
     shown = capsys.readouterr().out
+    assert "\nseed: 482913 (--seed 482913, or tune(seed=482913), repeats this search)\n" in shown
     assert "workers: tuner0 ran 1 trial, tuner1 ran 2 trials" in shown
     assert re.search(r"rank +trial +status +score +worker +pipeline", shown)
-    assert re.search(r"1 +2 +COMPLETED +0\.7000 +tuner1 +rescale_01", shown)
+    # Trial id "2" is trial 3, as in the log, the report and trials.csv.
+    assert re.search(r"1 +3 +COMPLETED +0\.7000 +tuner1 +rescale_01", shown)
 
 
 def test_overwrite_is_dropped_from_the_resume_command():
@@ -401,3 +409,300 @@ def test_memory_limit_takes_sizes_and_refuses_others_by_name(setup, capsys):
         cli.main(tune_args(setup, "build", "--memory-limit", "lots"))
     assert exit_info.value.code == 2
     assert "--memory-limit: expected a size such as 512M, 2G" in capsys.readouterr().err
+
+
+# -- the version and a bare `autoprep` ---------------------------------------------------------
+def test_version_is_the_installed_distributions(capsys):
+    from importlib.metadata import version
+
+    import autoprep
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"autoprep {version('autoprep')}\n"
+    assert autoprep.__version__ == version("autoprep") and "__version__" in dir(autoprep)
+
+
+def test_version_without_package_metadata(monkeypatch):
+    import importlib.metadata
+
+    import autoprep
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    assert autoprep._version() == "0+unknown"
+
+
+@pytest.mark.parametrize("argv", [[], ["--debug"]])
+def test_a_bare_autoprep_lists_the_commands(argv, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: autoprep")
+    for name in _subparsers(cli.build_parser()).choices:
+        assert re.search(rf"^ +{name} +\S", err, re.M), name
+
+
+# -- what the CLI passes to autoprep.tune (stubbed: no training) --------------------------------
+class _Stub(Exception):
+    """Raised by the stub of `autoprep.tune` once it has recorded its arguments."""
+
+
+@pytest.fixture
+def tune_calls(monkeypatch):
+    """The keyword arguments of each `autoprep.tune` call; the call itself raises `_Stub`."""
+    import autoprep
+
+    calls = []
+
+    def tune(model_fn, data_dir, **kwargs):
+        calls.append(kwargs)
+        raise _Stub("stopped before any training")
+
+    monkeypatch.setattr(autoprep, "tune", tune)
+    for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT",
+                 "AUTOPREP_WORKER_TIMEOUT"):  # a worker's command sets them in this process
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    return calls
+
+
+def _tuned(setup, tune_calls, *options) -> dict:
+    assert cli.main(tune_args(setup, "build", *options)) == 1  # the stub's exception
+    (kwargs,) = tune_calls
+    return kwargs
+
+
+# -- a distributed search: the chief's banner, and its command plus --worker N --------------------
+def _chief_argv(setup):
+    return tune_args(setup, "build", "--max-trials", "4", "--chief", "8000",
+                     "--worker-timeout", "30s", "--overwrite")
+
+
+def test_the_chiefs_banner_prints_the_workers_command(setup):
+    from autoprep.cli.tune import _distributed_role
+
+    args = cli.build_parser().parse_args(_chief_argv(setup))
+    args.argv = _chief_argv(setup)
+    command = shlex.join(["autoprep", *_chief_argv(setup)[:-1]]) + " --worker N"
+    assert _distributed_role(args) == (
+        "chief of a distributed search, handing out trials on 127.0.0.1:8000: start each "
+        f"worker (N = 0, 1, ...) with the same command plus --worker N:\n  {command}")
+
+
+def test_the_chiefs_command_plus_worker_n_runs_as_a_worker(setup, tune_calls, capsys):
+    assert cli.main([*_chief_argv(setup), "--worker", "0"]) == 1  # reached the stub
+    assert len(tune_calls) == 1
+    assert os.environ["KERASTUNER_TUNER_ID"] == "tuner0"
+    assert "AUTOPREP_WORKER_TIMEOUT" not in os.environ
+    out = capsys.readouterr().out
+    assert "worker 0 (tuner0) of the chief at 127.0.0.1:8000\n" in out
+    assert "note: --worker-timeout is the chief's option: this worker ignores it" in out
+
+
+def test_distributed_help_and_warning_point_to_the_distributed_page(capsys):
+    from autoprep.cli.tune import exposed_oracle_note
+
+    page = os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs", "distributed.md")
+    assert os.path.isfile(page)
+    note = exposed_oracle_note({"KERASTUNER_TUNER_ID": "chief",
+                                "KERASTUNER_ORACLE_IP": "10.0.0.5",
+                                "KERASTUNER_ORACLE_PORT": "8000"})
+    assert "docs/distributed.md" in note and "README" not in note
+    with pytest.raises(SystemExit):
+        cli.main(["tune", "--help"])
+    text = capsys.readouterr().out
+    assert "docs/distributed.md" in text and "README" not in text
+
+
+# -- the search space, the splits and the baseline (autoprep.tune stubbed) ------------------------
+def test_tune_defaults_reach_the_library(setup, tune_calls):
+    kwargs = _tuned(setup, tune_calls)
+    assert (kwargs["space"], kwargs["validation_split"], kwargs["test_split"],
+            kwargs["baseline"]) == (None, None, 0.2, True)
+
+
+def test_splits_and_baseline_reach_the_library(setup, tune_calls):
+    kwargs = _tuned(setup, tune_calls, "--validation-split", "0.25", "--test-split", "0",
+                    "--no-baseline")
+    assert (kwargs["validation_split"], kwargs["test_split"], kwargs["baseline"]) == (
+        0.25, 0.0, False)
+
+
+SPACE_FILES = {
+    "space.json": json.dumps({"normalization": ["per_channel", "rescale_01"], "flip": "none",
+                              "rotation": {"min": 0, "max": 0.1}, "zoom": [0, 0.05]}),
+    "space.toml": 'normalization = ["per_channel", "rescale_01"]\nflip = "none"\n'
+                  "rotation = {min = 0, max = 0.1}\nzoom = [0, 0.05]\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPACE_FILES))
+def test_a_space_file_reaches_the_library(name, setup, tune_calls, tmp_path):
+    from autoprep import SearchSpace
+
+    path = tmp_path / name
+    path.write_text(SPACE_FILES[name])
+    space = _tuned(setup, tune_calls, "--space", str(path))["space"]
+    expected = SearchSpace(normalization=["per_channel", "rescale_01"], flip="none",
+                           rotation=(0.0, 0.1), zoom=[0, 0.05])
+    assert space.get_config() == expected.get_config()
+
+
+def test_a_space_file_written_by_get_config_is_read_back(setup, tune_calls, tmp_path):
+    from autoprep import SearchSpace
+
+    space = SearchSpace(imbalance=["none", "deferred_reweighting"], reweight_start=(0.5, 0.7))
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps(space.get_config()))
+    assert _tuned(setup, tune_calls, "--space", str(path))["space"].get_config() == (
+        space.get_config())
+
+
+def test_dimension_options_override_the_file(setup, tune_calls, tmp_path):
+    from autoprep import SearchSpace
+
+    path = tmp_path / "space.json"
+    path.write_text(SPACE_FILES["space.json"])
+    space = _tuned(setup, tune_calls, "--space", str(path), "--normalization", "robust",
+                   "--imbalance", "none,oversample", "--flip", "none,horizontal",
+                   "--rotation", "0.05,0.1", "--contrast", "0:0.2",
+                   "--reweight-start", "0.5")["space"]
+    expected = SearchSpace(normalization="robust", imbalance=["none", "oversample"],
+                           flip=["none", "horizontal"], rotation=[0.05, 0.1], zoom=[0, 0.05],
+                           contrast=(0.0, 0.2), reweight_start=0.5)
+    assert space.get_config() == expected.get_config()
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--normalization", "per_chanel,rescale_01"],
+     "--normalization: Unknown normalization 'per_chanel'. Expected one of: none, rescale_01, "),
+    (["--flip", "sideways"], "--flip: Unknown flip 'sideways'. Expected one of: none, "),
+    (["--rotation", "0:0.9"], r"--rotation: `rotation` values must lie in \[0.0, 0.5\]"),
+    (["--zoom", "0.2:0.1"], "--zoom: `zoom` range must have low <= high"),
+])
+def test_a_bad_dimension_value_is_one_line_naming_its_option(options, message, setup,
+                                                             tune_calls, capsys):
+    assert cli.main(tune_args(setup, "build", *options)) == 2
+    err = capsys.readouterr().err
+    assert re.search("^autoprep tune: error: " + message, err), err
+    assert len(err.strip().splitlines()) == 1 and tune_calls == []
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"rotate": 0.1}', "Unknown search dimension 'rotate'. Expected one of: normalization, "),
+    ('{"imbalance": "oversampling"}', "Unknown imbalance 'oversampling'. Expected one of: "),
+    ('{"rotation": {"min": 0}}', "`rotation` must be a number, a list of numbers"),
+])
+def test_a_bad_space_file_is_one_line_naming_the_file(content, message, setup, tune_calls,
+                                                      tmp_path, capsys):
+    path = tmp_path / "space.json"
+    path.write_text(content)
+    assert cli.main(tune_args(setup, "build", "--space", str(path))) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"autoprep tune: error: --space {path}: {message}"), err
+    assert len(err.strip().splitlines()) == 1 and tune_calls == []
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("missing.json", None, "cannot read .*missing.json.*: No such file"),
+    ("space.yaml", "flip: none", "expected a .json or .toml file"),
+    ("space.json", '{"flip": "none",}', "is not valid JSON: "),
+    ("space.toml", "flip = none", "is not valid TOML: "),
+    ("space.json", '["flip"]', "must hold a table of SearchSpace arguments.*Received: list"),
+])
+def test_an_unreadable_space_file_is_refused_when_parsing(name, content, message, setup,
+                                                          tmp_path, capsys):
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(tune_args(setup, "build", "--space", str(path)))
+    assert exit_info.value.code == 2
+    assert re.search(r"autoprep tune: error: argument --space: .*" + message,
+                     capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("text, value", [
+    ("0.1", 0.1), ("0,0.05,0.1", [0.0, 0.05, 0.1]), ("0:0.2", (0.0, 0.2)), (" 1 ", 1.0),
+])
+def test_number_values(text, value):
+    from autoprep.cli.space import numbers
+
+    assert numbers(text) == value and type(numbers(text)) is type(value)
+
+
+@pytest.mark.parametrize("text", ["", "x", "0,", "0:", "0:0.1:0.2", "nan", "0:inf", "0,,1"])
+def test_bad_number_values_are_refused_when_parsing(text, setup, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(tune_args(setup, "build", "--rotation", text))
+    assert exit_info.value.code == 2
+    assert "argument --rotation: expected a number, comma-separated numbers" in (
+        capsys.readouterr().err)
+
+
+def test_name_values():
+    from autoprep.cli.space import names
+
+    assert names("per_channel") == "per_channel"
+    assert names("per_channel, rescale_01") == ["per_channel", "rescale_01"]
+    with pytest.raises(argparse.ArgumentTypeError, match="comma-separated names"):
+        names("per_channel,")
+
+
+def test_every_dimension_of_the_registries_has_its_option():
+    from autoprep.cli.space import DIMENSIONS, NAMES, NUMBERS, option
+    from autoprep.search.space import declared_dimensions
+
+    declared = [(name, NAMES if d.dimension.limits is None else NUMBERS)
+                for name, d in declared_dimensions().items()]
+    assert list(DIMENSIONS) == declared, "update DIMENSIONS in autoprep/cli/space.py"
+    parser = _subparsers(cli.build_parser()).choices["tune"]
+    others = {o for a in parser._actions if not a.dest.startswith("dimension_")
+              for o in a.option_strings}
+    assert not others & {option(name) for name, _ in DIMENSIONS}
+
+
+@pytest.mark.parametrize("options, seconds", [([], 300), (["--report-every", "1m"], 60)])
+def test_report_refresh_period(options, seconds, setup, tune_calls, monkeypatch):
+    from autoprep.cli import tune as cli_tune
+
+    intervals = []
+    original = cli_tune.Refresher
+
+    def refresher(*, interval):
+        intervals.append(interval)
+        return original(interval=interval)
+
+    monkeypatch.setattr(cli_tune, "Refresher", refresher)
+    _tuned(setup, tune_calls, *options)
+    assert intervals == [seconds]
+
+
+@pytest.mark.parametrize("option, text", [
+    ("--validation-split", "0"), ("--validation-split", "1"), ("--test-split", "1"),
+    ("--test-split", "-0.1"), ("--test-split", "a fifth"),
+])
+def test_bad_fractions_are_refused_by_name(option, text, setup, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(tune_args(setup, "build", option, text))
+    assert exit_info.value.code == 2
+    assert f"argument {option}: expected a fraction" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("reevaluate, options, text", [
+    (3, {}, "re-evaluating the best configurations, then training the chosen pipeline and the "
+            "baseline on the development split for the test score"),
+    (0, {"baseline": False}, "training the chosen pipeline on the development split for the "
+                             "test score"),
+    (3, {"test_split": 0.0}, "re-evaluating the best configurations"),
+    (0, {"test_split": 0.0}, ""),
+])
+def test_the_line_after_the_last_trial_says_what_follows(reevaluate, options, text):
+    from autoprep.cli.progress import AFTER_SEARCH
+    from autoprep.cli.tune import after_search
+
+    assert after_search(reevaluate, options) == text
+    assert AFTER_SEARCH == after_search(3, {})

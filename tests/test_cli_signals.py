@@ -131,7 +131,7 @@ def test_sigterm_saves_the_state_and_show_and_export_read_the_partial_run(
     assert "state: interrupted" in shown
     assert f"best validation balanced_accuracy: {partial['best_score']:.4f}" in shown
     for trial in partial["trials"]:
-        assert f"  {trial['trial_id']}  " in shown
+        assert f"  {trial['number']}  " in shown
 
     target = tmp_path / "pipeline.py"
     assert cli.main(["export", run_dir, "-o", str(target)]) == 0

@@ -61,8 +61,11 @@ def test_every_command_is_checked():
     "argv, code",
     [(["--help"], 0)]
     + [([command, "--help"], 0) for command in _commands()]
-    + [([], 2), (["bogus"], 2), (["tune", "data"], 2), (["show", "run", "--top", "x"], 2),
-       (["tune", "data", "--model", "m.py:f", "--out", "run", "--worker", "0"], 2)],
+    + [([], 2), (["--version"], 0), (["bogus"], 2), (["tune", "data"], 2),
+       (["show", "run", "--top", "x"], 2),
+       (["tune", "data", "--model", "m.py:f", "--out", "run", "--worker", "0"], 2),
+       (["tune", "data", "--model", "m.py:f", "--out", "run", "--rotation", "0:x"], 2),
+       (["tune", "data", "--model", "m.py:f", "--out", "run", "--space", "missing.toml"], 2)],
 )
 def test_help_and_argument_errors_import_no_tensorflow(argv, code):
     loaded, stderr = _loaded(argv)

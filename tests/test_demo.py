@@ -19,6 +19,35 @@ def test_digits_are_written_with_a_long_tail(tmp_path):
     assert folder.images.shape[1:] == (8, 8, 1) and folder.images.max() == 255
 
 
+def test_the_demo_deletes_a_part_folder_only_when_it_made_it(tmp_path, monkeypatch):
+    from autoprep.cli import tune as cli_tune
+    from autoprep.data import demo
+    from autoprep.errors import DataError
+
+    data_dir = tmp_path / "demo_data"
+    mine = tmp_path / "demo_data.part"  # the user's own folder, with that name by chance
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("mine")
+    with pytest.raises(DataError, match="exists and autoprep did not make it"):
+        cli_tune._write_demo_data(str(data_dir))
+    assert (mine / "thesis.tex").read_text() == "mine" and not data_dir.exists()
+    mine.rename(tmp_path / "elsewhere")
+
+    def crash(path, **kwargs):  # killed after the first image
+        os.makedirs(os.path.join(path, "0"))
+        open(os.path.join(path, "0", "digit_0000.png"), "wb").close()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, "write_digits_folder", crash)
+    with pytest.raises(KeyboardInterrupt):
+        cli_tune._write_demo_data(str(data_dir))
+    assert not data_dir.exists() and (mine / demo.PARTIAL_MARK).exists()
+    monkeypatch.undo()
+    cli_tune._write_demo_data(str(data_dir))  # the half folder autoprep made is replaced
+    assert sorted(os.listdir(data_dir)) == [str(d) for d in range(10)]
+    assert not mine.exists()
+
+
 def test_demo_model_matches_the_data():
     model = demo_model((8, 8, 1), 10)
     assert model.output_shape == (None, 10)

@@ -8,6 +8,7 @@ Both need a fresh process: logical devices and the tuner's role are fixed at sta
 import dataclasses
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -152,6 +153,13 @@ def test_a_worker_killed_mid_trial_has_its_trial_run_by_the_other(tmp_path, caps
         _wait_for(lambda: oracle().get("end_order"), processes["tuner1"], "tuner1's first trial")
         hang.touch()
         _wait_for((tmp_path / "hang.hung").exists, processes["tuner1"], "tuner1 in a trial")
+        # The chief has recorded the first trial as it ended, as a search of one process does,
+        # though the search cannot end yet (tuner1 hangs, tuner0 waits).
+        results_file = run_dir / "results.json"
+        _wait_for(lambda: results_file.exists() and json.loads(results_file.read_text())["trials"],
+                  processes["chief"], "the chief's record of tuner1's first trial", timeout=60)
+        first = json.loads(results_file.read_text())
+        assert first["state"] == "running" and first["trials"][0]["worker"] == "tuner1"
         processes["tuner1"].send_signal(signal.SIGKILL)
         cut_off = oracle()["ongoing_trials"]["tuner1"]
         go.touch()
@@ -169,7 +177,12 @@ def test_a_worker_killed_mid_trial_has_its_trial_run_by_the_other(tmp_path, caps
     workers = {trial["trial_id"]: trial["worker"] for trial in trials}
     assert workers[cut_off] == "tuner0"  # run again by the other worker
     assert sorted(workers.values()) == ["tuner0", "tuner0", "tuner0", "tuner1"]
-    assert "runs it again" in (tmp_path / "chief.out").read_text()
+    chief_out = (tmp_path / "chief.out").read_text()
+    assert "runs it again" in chief_out
+    # One progress line per trial, named by the trial's number, in the chief's output and log.
+    numbers = sorted(int(n) for n in re.findall(r"^trial (\d+)/4  ", chief_out, re.M))
+    assert numbers == [trial["number"] for trial in trials] == [1, 2, 3, 4]
+    assert len(re.findall(r"  trial \d+/4  ", (run_dir / "autoprep.log").read_text())) == 4
     assert main(["show", str(run_dir)]) == 0
     assert "workers: tuner0 ran 3 trials, tuner1 ran 1 trial" in capsys.readouterr().out
     # The same files as a search of one process.

@@ -8,12 +8,19 @@ import warnings
 
 import numpy as np
 import pytest
-from doctor_images import COLORS, class_image, copy_image, save, write_images
+from doctor_images import COLORS, class_image, copy_image, random_grid_image, save, write_images
+from PIL import Image
 
 from autoprep.cli import main
 from autoprep.doctor import Finding, Report, diagnose
-from autoprep.doctor._checks import DATA_CHECKS
-from autoprep.doctor._hashing import hamming, near_duplicate_pairs, perceptual_hashes
+from autoprep.doctor._checks import DATA_CHECKS, run_checks
+from autoprep.doctor._hashing import (
+    hamming,
+    mirrored_pairs,
+    near_duplicate_pairs,
+    perceptual_hashes,
+)
+from autoprep.doctor.data_checks import DataContext
 from autoprep.errors import DataError
 
 HEALTHY = [12, 12, 12]
@@ -213,6 +220,66 @@ def test_near_duplicate_search_matches_brute_force():
     i, j = np.nonzero(np.triu(brute <= 4, 1))
     assert sorted(map(tuple, pairs.tolist())) == sorted(zip(i.tolist(), j.tolist(), strict=True))
     assert len(pairs) >= 140 and (distances <= 4).all()
+
+
+def _copy(root, source, target, change, rng):
+    pixels = np.asarray(Image.open(os.path.join(root, source))).astype(float)
+    if change == "noise":
+        pixels += rng.integers(-5, 6, pixels.shape)
+    elif change == "brighter":
+        pixels += 20
+    elif change == "mirrored":
+        pixels = pixels[:, ::-1]
+    save(root, target, np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def test_changed_and_mirrored_copies_across_the_split_are_counted(tmp_path):
+    root = str(tmp_path / "d")
+    rng = np.random.default_rng(0)
+    for c in range(2):
+        os.makedirs(os.path.join(root, f"c{c}"))
+        for i in range(40):
+            save(root, f"c{c}/{i:03d}.png", random_grid_image(rng))
+    kinds = {"identical": "same", "near_duplicates": "noise", "mirrored": "mirrored"}
+    planted = []
+    for k, (kind, change) in enumerate([*kinds.items(), ("near_duplicates", "brighter")] * 5):
+        source, target = f"c{k % 2}/{k:03d}.png", f"c{k % 2}/copy_{k:02d}.png"
+        _copy(root, source, target, change, rng)
+        planted.append((source, target, kind))
+    ctx = DataContext(root)
+    where = {path: i for i, path in enumerate(ctx.folder.paths)}
+    crossing = [kind for source, target, kind in planted
+                if ctx.sides[where[source]] != ctx.sides[where[target]]]
+    [finding] = run_checks(DATA_CHECKS, ctx, names=["split_leakage"])[0]
+    for kind in kinds:
+        assert finding.data[kind] == crossing.count(kind) > 0, (kind, finding.evidence)
+    assert finding.title.startswith(f"{len(crossing)} duplicate pair(s) leak")
+    assert f"{crossing.count('mirrored')} mirrored copies" in finding.evidence
+
+
+def test_a_mirrored_copy_in_another_class_is_not_a_label_conflict(tmp_path):
+    root = str(tmp_path / "d")  # "left" and "right" classes are each other's mirror images
+    rng = np.random.default_rng(1)
+    for i in range(12):
+        image = random_grid_image(rng)
+        for name, pixels in (("left", image), ("right", image[:, ::-1])):
+            os.makedirs(os.path.join(root, name), exist_ok=True)
+            save(root, f"{name}/{i:03d}.png", np.ascontiguousarray(pixels))
+    found, _ = run_checks(DATA_CHECKS, DataContext(root),
+                          names=["conflicting_labels", "split_leakage", "duplicate_images"])
+    assert found == []
+
+
+def test_mirrored_pairs_match_brute_force():
+    rng = np.random.default_rng(0)
+    images = np.stack([random_grid_image(rng, 16) for _ in range(200)])
+    images[100:150] = images[:50, :, ::-1]  # 50 mirror images of the first 50
+    hashes, mirrored = perceptual_hashes(images, mirror=True)
+    pairs = mirrored_pairs(hashes, mirrored, max_distance=4)
+    close = hamming(hashes[:, None], mirrored[None, :]) <= 4
+    i, j = np.nonzero(np.triu(close | close.T, 1))
+    assert sorted(map(tuple, pairs.tolist())) == sorted(zip(i.tolist(), j.tolist()))
+    assert {(k, 100 + k) for k in range(50)} <= set(map(tuple, pairs.tolist()))
 
 
 def _cli(*args):

@@ -3,6 +3,7 @@
 import importlib.util
 import os
 
+import keras
 import keras_tuner as kt
 import pytest
 from helpers import write_folder
@@ -58,8 +59,50 @@ def test_tune_digits_runs_with_a_smaller_budget(tmp_path, monkeypatch):
     assert result.state == "finished" and result.test_score is not None
 
 
+@pytest.fixture
+def transfer_learning(monkeypatch):
+    """examples/transfer_learning.py with weights=None (no download) at 32x32."""
+    monkeypatch.setenv("AUTOPREP_EXAMPLE_WEIGHTS", "none")
+    monkeypatch.setenv("AUTOPREP_EXAMPLE_SIZE", "32")
+    return load("transfer_learning")
+
+
+def test_transfer_learning_builds_a_frozen_backbone_autoprep_recognizes(transfer_learning):
+    hp = kt.HyperParameters()
+    model = transfer_learning.build_model((8, 8, 1), 3, hp)
+    assert set(hp.values) == {"dropout", "learning_rate"}
+    assert model.input_shape == (None, 32, 32, 3) and model.output_shape == (None, 3)
+    base = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    assert not base.trainable_weights and model.trainable_weights  # only the head trains
+    convention = autoprep.inspect_model(model)
+    assert (convention.kind, convention.normalization) == ("backbone", "rescale_pm1")
+
+
+@pytest.mark.slow
+def test_transfer_learning_runs_tune_then_fine_tunes(transfer_learning, tmp_path, monkeypatch):
+    tune = autoprep.tune
+
+    def small_tune(*args, **kwargs):  # the example's own call, with fewer trainings
+        return tune(*args, **{**kwargs, "max_trials": 1, "test_split": 0, "reevaluate": 0,
+                              "validation_split": 0.25, "verbose": 0})
+
+    monkeypatch.setattr(autoprep, "tune", small_tune)
+    data_dir = write_folder(tmp_path / "data", [6, 6], size=(16, 16))
+    result, model = transfer_learning.main(data_dir, directory=str(tmp_path / "runs"),
+                                           epochs=1, fine_tune_epochs=1)
+    assert result.data["input_convention"]["normalization"] == "rescale_pm1"
+    assert result.data["image_size"] == [32, 32] and result.data["channels"] == 3
+    base = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    trainable = [layer.name for layer in base.layers if layer.trainable_weights]
+    assert trainable and not any("bn" in name.lower() for name in trainable)
+    assert (tmp_path / "runs" / "transfer_model.keras").exists()
+
+
 # A stand-in for the `autoprep` command: records its GPU and its arguments, one line a call.
+# A worker takes a while to record, as a real one says it is done after the chief has exited:
+# a recipe that does not wait for its workers loses their lines (every time, not by chance).
 FAKE_AUTOPREP = """#!/bin/sh
+case " $* " in *" --worker "*) sleep 1 ;; esac
 echo "${CUDA_VISIBLE_DEVICES:-}|$*" >> "$CALLS"
 """
 
@@ -97,12 +140,12 @@ def test_one_worker_per_gpu_starts_a_chief_and_a_worker_on_each_gpu(fake_autopre
     from autoprep.cli.tune import distributed_environment
 
     calls = fake_autoprep(["bash", f"{EXAMPLES}/one_worker_per_gpu.sh", "data", "m.py:f",
-                           "runs/big", "--max-trials", "9"], GPUS="2", PORT="8123")
+                           "runs/big", "--max-trials", "9", "--seed", "4"], GPUS="2", PORT="8123")
     roles = [(gpu, distributed_environment(args)["KERASTUNER_TUNER_ID"]) for gpu, args in calls]
     assert sorted(roles) == [("0", "chief"), ("0", "tuner0"), ("1", "tuner1")]
     for _, args in calls:
         assert (args.data_dir, args.out, args.max_trials) == ("data", "runs/big", 9)
-        assert args.chief == ("127.0.0.1", 8123)
+        assert args.chief == ("127.0.0.1", 8123) and args.seed == 4
 
 
 @pytest.mark.parametrize("index, role, chief, out", [

@@ -63,3 +63,9 @@ def test_a_trial_scores_the_post_hoc_adjustment_at_its_best_tau(monkeypatch):
     # Adjusted by tau * log(0.8 / 0.2): class 1 images flip to class 1 from tau 0.3 on, class
     # 0 images from tau 0.62 on; the grid's 0.5 separates them.
     assert adjusted.tau == 0.5 and adjusted.score == 1.0
+
+
+def test_an_evaluation_carries_the_confusion_of_the_last_epoch(monkeypatch):
+    adjusted = _scored("posthoc_logit_adjustment", monkeypatch)
+    assert adjusted.confusion == [[8, 0], [0, 2]]  # rows: true class, after the adjustment
+    assert _scored("none", monkeypatch).confusion == [[8, 0], [2, 0]]

@@ -257,7 +257,7 @@ def test_the_loss_strategy_recompiles_the_users_model_keeping_from_logits(from_l
 
 def test_best_tau_undoes_a_majority_bias_on_validation_predictions(labels):
     from autoprep.choices.imbalance import best_tau
-    from autoprep.search.objectives import score_predictions
+    from autoprep.objectives import score_predictions
 
     outputs = biased_outputs(labels)
     tau = best_tau(outputs, labels, PRIOR, "balanced_accuracy")

@@ -12,6 +12,7 @@ import sys
 import keras_tuner as kt
 import pytest
 
+from autoprep.run import files
 from autoprep.search import kt_adapter
 
 UPGRADE = "Keras Tuner {} changed: kt_adapter hook '{}' needs updating (see its comment)"
@@ -82,11 +83,11 @@ def test_state_file_names(tmp_path, monkeypatch, tuner_id):
         monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "8000")
         monkeypatch.setenv("KERASTUNER_TUNER_ID", tuner_id)
     tuner = _tuner(tmp_path)
-    assert os.path.basename(tuner.oracle._get_oracle_fname()) == kt_adapter.ORACLE_FILE, moved(
+    assert os.path.basename(tuner.oracle._get_oracle_fname()) == files.ORACLE_FILE, moved(
         "file names")
-    assert kt_adapter.TRIAL_DIR.fullmatch(
+    assert files.TRIAL_DIR.fullmatch(
         os.path.basename(tuner.oracle._get_trial_dir("7"))), moved("file names")
-    assert kt_adapter.TUNER_FILE.fullmatch(os.path.basename(tuner._get_tuner_fname())), moved(
+    assert files.TUNER_FILE.fullmatch(os.path.basename(tuner._get_tuner_fname())), moved(
         "file names")
 
 
@@ -96,7 +97,7 @@ def test_atomic_oracle_state_writes_every_oracle_and_trial_file(tmp_path, writes
     trial.status = "COMPLETED"
     oracle.update_trial(trial.trial_id, {"score": 1.0})
     oracle.end_trial(trial)
-    assert set(writes) == {"oracle.json", kt_adapter.TRIAL_FILE}, moved("AtomicOracleState")
+    assert set(writes) == {"oracle.json", files.TRIAL_FILE}, moved("AtomicOracleState")
     saved = _saved_trial(tmp_path, trial.trial_id)
     assert saved["status"] == "COMPLETED", moved("AtomicOracleState")
 
@@ -177,6 +178,7 @@ def test_distributed_worker_is_read_from_the_environment(monkeypatch, tuner_id, 
         monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "8000")
         monkeypatch.setenv("KERASTUNER_TUNER_ID", tuner_id)
     assert kt_adapter.is_distributed_worker() is worker, moved("is_distributed_worker")
+    assert kt_adapter.is_distributed() is (tuner_id is not None), moved("is_distributed")
 
 
 def test_consecutive_failures_error_is_recognized(tmp_path):
@@ -199,12 +201,18 @@ def test_trial_tracebacks_are_shown_or_hidden(tmp_path, capfd, show):
     assert printed is show, moved("trial_tracebacks")
 
 
-@pytest.mark.parametrize(
-    "base", [kt.oracles.RandomSearchOracle, kt.oracles.BayesianOptimizationOracle]
-)
-def test_prior_random_values_draw_every_random_trial(tmp_path, base):
+@pytest.mark.parametrize("base, options", [
+    (kt.oracles.RandomSearchOracle, {"max_trials": 4}),
+    (kt.oracles.BayesianOptimizationOracle, {"max_trials": 4}),
+    (kt.oracles.HyperbandOracle, {"max_epochs": 9}),  # a first bracket of 9 configurations
+])
+def test_prior_random_values_draw_every_random_trial_after_the_given_one(tmp_path, base,
+                                                                         options):
     class Oracle(kt_adapter.PriorRandomValues, base):
-        pass
+        given = [{"x": 0}]
+
+        def given_values(self):
+            return self.given.pop() if self.given else None
 
     seeds = []
 
@@ -214,12 +222,51 @@ def test_prior_random_values_draw_every_random_trial(tmp_path, base):
 
     hp = kt.HyperParameters()
     hp.Int("x", 0, 3)
-    oracle = Oracle(objective=kt.Objective("score", "max"), max_trials=3, hyperparameters=hp)
+    oracle = Oracle(objective=kt.Objective("score", "max"), hyperparameters=hp, **options)
     oracle._set_project_dir(str(tmp_path), "project")
+    oracle.verbose = 0
     oracle.prior = prior
-    values = [oracle.create_trial(f"tuner{i}").hyperparameters.values["x"] for i in range(3)]
-    assert values == [1, 2, 3], moved("PriorRandomValues")
+    values = [oracle.create_trial(f"tuner{i}").hyperparameters.values["x"] for i in range(4)]
+    assert values == [0, 1, 2, 3], moved("PriorRandomValues")
     assert len(set(seeds)) == 3, moved("PriorRandomValues")
+
+
+def _bayesian_oracle(tmp_path):
+    """A Bayesian oracle over a conditional space, with three finished trials and one failed."""
+    hp = kt.HyperParameters()
+    hp.Int("x", 0, 3)
+    hp.Fixed("fixed", 1)
+    kind = hp.Choice("kind", ["a", "b"])
+    with hp.conditional_scope("kind", ["b"]):
+        hp.Float("size", 0.0, 1.0, default=0.5)
+    oracle = kt.oracles.BayesianOptimizationOracle(objective=kt.Objective("score", "max"),
+                                                   max_trials=9, hyperparameters=hp, seed=1)
+    oracle._set_project_dir(str(tmp_path), "project")
+    oracle.verbose = 0
+    points = [{"x": 1, "kind": "a"}, {"x": 3, "kind": "b", "size": 0.25},
+              {"x": 0, "kind": "b", "size": 0.75}, {"x": 2, "kind": "a"}]
+    for score, point in zip([0.5, 0.9, 0.7, None], points):
+        trial = oracle.create_trial("tuner0")
+        trial.hyperparameters.values = {"fixed": 1, **point}
+        if score is not None:
+            oracle.update_trial(trial.trial_id, {"score": score})
+        trial.status = "COMPLETED" if score is not None else "FAILED"
+        oracle.end_trial(trial)
+    assert kind == "a"
+    return oracle, points
+
+
+def test_gaussian_process_observations_embedding_and_values(tmp_path):
+    oracle, points = _bayesian_oracle(tmp_path)
+    x, y = kt_adapter.gp_observations(oracle)
+    # Columns: the non-fixed hyperparameters in order (x, kind, size); an inactive `size` at
+    # its default; the scores negated (maximized); the failed trial left out.
+    embedded = kt_adapter.gp_embedding(oracle, points[:3])
+    assert x.shape == (3, 3) and (x == embedded).all(), moved("gp_observations / gp_embedding")
+    assert list(y) == [-0.5, -0.9, -0.7], moved("gp_observations")
+    assert embedded[0, 2] == oracle.hyperparameters.space[-1].value_to_prob(0.5)
+    for point, row in zip(points, embedded):
+        assert kt_adapter.gp_values(oracle, row) == {"fixed": 1, **point}, moved("gp_values")
 
 
 @pytest.fixture
@@ -273,6 +320,48 @@ def test_worker_trials_requeues_a_lost_workers_trial_once_then_fails_it(tmp_path
     assert saved["status"] == "FAILED" and "second worker lost" in saved["message"]
     # What Keras Tuner's chief waits for before it exits (`oracle_chief.exit_chief`).
     assert not oracle.ongoing_trials and not oracle.tuner_ids, moved("WorkerTrials")
+
+
+def _end_from_a_worker(oracle, trial):
+    """Ends `trial` as a worker's request does on the chief: through Keras Tuner's server."""
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute import oracle_chief
+
+    request = protos.get_service().EndTrialRequest(trial=trial.to_proto())
+    oracle_chief.OracleServicer(oracle).EndTrial(request, None)
+
+
+def test_the_chief_is_told_of_each_trial_as_a_worker_ends_it(tmp_path, chief, monkeypatch):
+    import time
+
+    oracle = _oracle(tmp_path)
+    ended = []
+
+    def record(trial):  # what the search's recorder reads: the oracle's trial, ended
+        ended.append((trial.trial_id, str(trial.status), trial.score,
+                      trial.trial_id in oracle.ongoing_trials.values()))
+        time.sleep(0.3)  # longer than the workers' timeout: the chief heard nobody meanwhile
+
+    oracle.chief_trial_ended = record
+    first, second = oracle.create_trial("tuner0"), oracle.create_trial("tuner1")
+    oracle.update_trial(first.trial_id, {"score": 0.5})
+    first.status = "COMPLETED"
+    _end_from_a_worker(oracle, first)
+    assert ended == [(first.trial_id, "COMPLETED", 0.5, False)], moved("chief_trial_ended")
+    # tuner1, running its trial, was silent only while the chief was busy recording: not lost
+    # (its trial is not handed to tuner0).
+    again = oracle.create_trial("tuner0")
+    assert again.trial_id != second.trial_id, moved("chief_trial_ended")
+    assert "tuner1" in oracle.tuner_ids, moved("chief_trial_ended")
+
+
+def test_outside_a_chief_the_oracle_tells_no_one(tmp_path):
+    oracle = _oracle(tmp_path)
+    ended = []
+    oracle.chief_trial_ended = ended.append
+    trial = oracle.create_trial("tuner0")
+    _end(oracle, trial)  # the tuner of a single process reports the trial itself
+    assert ended == []
 
 
 def test_without_a_chief_worker_trials_records_nothing(tmp_path):
@@ -342,3 +431,50 @@ def test_a_worker_told_to_wait_asks_its_chief_again_after_a_while(worker_tuner, 
     tuner.search()
     assert len(asked) == 3, moved("DistributedWorker")
     assert min(b - a for a, b in zip(asked, asked[1:])) >= 0.2, moved("DistributedWorker")
+
+
+def _full_collections(build):
+    """How many full garbage collections `build()` ran, and what it returned or raised."""
+    import gc
+
+    collections = []
+
+    def count(phase, info):
+        if phase == "stop" and info["generation"] == 2:
+            collections.append(1)
+
+    gc.callbacks.append(count)
+    try:
+        outcome = build()
+    except Exception as error:  # noqa: BLE001 (compared below)
+        outcome = (type(error), str(error))
+    finally:
+        gc.callbacks.remove(count)
+    return len(collections), outcome
+
+
+@pytest.mark.parametrize("returns", ["model", "not a model", "oversized"])
+def test_one_collection_per_build_is_keras_tuners_build_less_one_collection(tmp_path,
+                                                                           returns):
+    import keras
+
+    class Ours(kt_adapter.OneCollectionPerBuild, kt.Tuner):
+        pass
+
+    def build(hp):
+        if returns == "not a model":
+            return "a string"
+        return keras.Sequential([keras.Input((3,)), keras.layers.Dense(4)])
+
+    tuners = [kind(oracle=kt.oracles.RandomSearchOracle(objective="loss", max_trials=1),
+                   hypermodel=build, directory=str(tmp_path / kind.__name__),
+                   max_model_size=10 if returns == "oversized" else None)
+              for kind in (kt.Tuner, Ours)]
+    (theirs, their_outcome), (ours, our_outcome) = [
+        _full_collections(lambda tuner=tuner: tuner._try_build(kt.HyperParameters()))
+        for tuner in tuners]
+    assert (theirs, ours) == (2, 1), moved("OneCollectionPerBuild")
+    if returns == "model":
+        assert isinstance(our_outcome, keras.Model), moved("OneCollectionPerBuild")
+    else:
+        assert our_outcome == their_outcome, moved("OneCollectionPerBuild")

@@ -34,6 +34,12 @@ REFERENCES = {
     ),
     "per_image": lambda train, images: _per_image(images),
     "robust": _robust,
+    # A backbone's own conventions (keras.applications' preprocess_input modes).
+    "rescale_128": lambda train, images: images / 128.0 - 1.0,
+    "caffe_bgr": lambda train, images: images[..., ::-1] - [103.939, 116.779, 123.68],
+    "torch_imagenet": lambda train, images: (
+        (images / 255.0 - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]
+    ),
 }
 LEARNED = {"per_channel": {"mean_", "std_"}, "robust": {"median_", "iqr_"}}
 
@@ -142,3 +148,12 @@ def test_exported_normalize_agrees_with_live_stage(name, train_images, other_ima
     np.testing.assert_allclose(exported.numpy(), normalization(other_images).numpy(), rtol=1e-6)
     one_image = namespace["normalize"](other_images[0], **normalization.constants)
     np.testing.assert_allclose(one_image.numpy(), exported.numpy()[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["caffe_bgr", "torch_imagenet"])
+def test_backbone_conventions_keep_the_shape_of_gray_images(name):
+    images = np.array([0, 64, 128, 255], np.uint8).reshape(1, 2, 2, 1)
+    output = fitted(name, images)(images).numpy()
+    assert output.shape == images.shape
+    rgb = fitted(name, images)(np.repeat(images, 3, axis=-1)).numpy()
+    np.testing.assert_allclose(output[..., 0], rgb.mean(axis=-1), atol=0.02)

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from autoprep import objectives
+from autoprep.objectives import score_predictions
 from autoprep.search.hypermodel import EpochPredictions, scored_epochs
-from autoprep.search.objectives import score_predictions
 
 
 def _majority_model():
@@ -42,3 +43,15 @@ def test_only_the_last_epochs_are_kept_and_nothing_is_logged():
 @pytest.mark.parametrize("epochs, scored", [(1, 1), (2, 1), (8, 2), (12, 3), (40, 3)])
 def test_the_score_averages_a_quarter_of_the_epochs_at_the_end(epochs, scored):
     assert scored_epochs(epochs) == scored
+
+
+def test_best_and_ranked_follow_the_objectives_direction():
+    assert objectives.direction("balanced_accuracy") == "max"
+    assert objectives.direction("loss") == "min"
+    records = [("a", 0.3), ("b", 0.1), ("c", 0.1), ("d", 0.3)]
+    score = lambda record: record[1]  # noqa: E731
+    assert objectives.best(records, "max", key=score) == ("a", 0.3)  # the first of equals
+    assert objectives.best(records, "min", key=score) == ("b", 0.1)
+    assert objectives.best([0.2, 0.7], objectives.direction("loss")) == 0.2
+    assert [r[0] for r in objectives.ranked(records, "max", key=score)] == ["a", "d", "b", "c"]
+    assert [r[0] for r in objectives.ranked(records, "min", key=score)] == ["b", "c", "a", "d"]

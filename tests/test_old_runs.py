@@ -1,11 +1,13 @@
-"""Run directories written before the layout change (commit 66c34cf) still open with the CLI."""
+"""Run directories written before the layout change (commit 66c34cf) still open with the CLI,
+read-only: they have no run marker, so `tune` neither resumes nor clears them."""
 
 import importlib.util
 import json
 import sys
 
 import numpy as np
-from helpers import write_folder
+import pytest
+from helpers import FAST_TUNE, MODEL_FILE, write_folder
 
 from autoprep.cli import main
 
@@ -15,9 +17,12 @@ def test_show_reads_an_old_run(old_run, capsys):
     shown = capsys.readouterr().out
     results = json.loads((old_run / "results.json").read_text())
     assert "state: finished" in shown
-    assert f"(trial {results['best_trial_id']})" in shown
-    assert len([line for line in shown.splitlines() if "COMPLETED" in line]) == len(
-        results["trials"])
+    # Keras Tuner's 0-based id, shown as the trial's 1-based number.
+    assert f"(trial {int(results['best_trial_id']) + 1})" in shown
+    completed = [line.split() for line in shown.splitlines() if "COMPLETED" in line]
+    assert len(completed) == len(results["trials"])
+    assert sorted(int(row[1]) for row in completed) == [
+        int(trial["trial_id"]) + 1 for trial in results["trials"]]
 
 
 def test_export_writes_a_working_module_from_an_old_run(old_run, tmp_path, capsys, monkeypatch):
@@ -35,3 +40,17 @@ def test_export_writes_a_working_module_from_an_old_run(old_run, tmp_path, capsy
     images = next(iter(train_ds))[0]  # (images, labels[, sample weights])
     assert images.shape[1:] == (8, 8, 3) and np.isfinite(images.numpy()).all()
     assert sum(int(x.shape[0]) for x, _ in val_ds) == 3
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]], ids=["resume", "overwrite"])
+def test_tune_neither_resumes_nor_clears_an_old_run(old_run, tmp_path, capsys, overwrite):
+    data = write_folder(tmp_path / "data", [6, 6, 4])
+    (tmp_path / "model.py").write_text(MODEL_FILE)
+    before = {path.name: path.read_bytes() for path in old_run.iterdir()}
+    code = main(["tune", data, "--model", f"{tmp_path / 'model.py'}:build", "--out",
+                 str(old_run), *FAST_TUNE, *overwrite])
+    error = capsys.readouterr().err
+    assert code == 2, error
+    assert "no autoprep.json" in error and "`autoprep show` and `autoprep export`" in error
+    assert "search again in a new folder, or move its files away first" in error
+    assert {path.name: path.read_bytes() for path in old_run.iterdir()} == before

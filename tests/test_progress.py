@@ -63,6 +63,7 @@ def test_library_and_cli_print_the_same_line(now, tmp_path, capsys):
     trials = [_record("0", 0.5), _record("1", 0.75)]
     result = _result(trials, best=0.75)
     timer = TrialClock(max_trials=4)
+    (tmp_path / "autoprep.json").write_text('{"settings": null}')  # a run directory
     cli = Progress(str(tmp_path), max_trials=4)
     now.time += 61
     timer.trial_ended()
@@ -72,6 +73,24 @@ def test_library_and_cli_print_the_same_line(now, tmp_path, capsys):
                     "best=0.7500  elapsed 0:01:01  ETA 0:02:02")
     assert capsys.readouterr().out == line + "\n"
     assert (tmp_path / "autoprep.log").read_text().endswith(f"  {line}\n")
+
+
+def test_the_line_names_the_trial_by_its_number_not_by_how_many_ended(now):
+    # In a distributed search trials end out of order: Keras Tuner's trial id "13" ending
+    # as the second one is still trial 14, the number `show`, the report and trials.csv use.
+    trials = [_record("0", 0.5), _record("13", 0.75)]
+    line = TrialClock(max_trials=16).line(_result(trials, best=0.75), trials[1])
+    assert line.startswith("trial 14/16  ")
+
+
+def test_the_cli_writes_no_log_into_a_folder_without_the_run_marker(now, tmp_path, capsys):
+    cli = Progress(str(tmp_path), max_trials=4)
+    cli.say("a line")
+    cli.flush()
+    assert not (tmp_path / "autoprep.log").exists()
+    (tmp_path / "autoprep.json").write_text('{"settings": null}')
+    cli.flush()
+    assert (tmp_path / "autoprep.log").read_text().endswith("  a line\n")
 
 
 def test_a_failed_trial_shows_its_reason(now):

@@ -1,5 +1,6 @@
-"""The HTML report: built from a real run (hostile class names included), offline and inert;
-still built for failed, one-trial, interrupted and old-format runs; and its facts."""
+"""The HTML report: built from a run of the command (hostile class names included, a scripted
+model: see fake_training.py), offline and inert; still built for failed, one-trial, interrupted
+and old-format runs; and its facts."""
 
 import base64
 import copy
@@ -24,15 +25,6 @@ from autoprep.report import Refresher, build_report, facts, sections
 
 HOSTILE = "<script>"  # a class folder name that must stay text
 CLASSES = [HOSTILE, '$x$ & "q"', "plain"]
-MODEL = '''
-import keras
-
-
-def build(input_shape, num_classes):
-    return keras.Sequential([keras.Input(shape=input_shape), keras.layers.Flatten(),
-                             keras.layers.Dense(8, activation="relu"),
-                             keras.layers.Dense(num_classes, activation="softmax")])
-'''
 
 
 class Page(html.parser.HTMLParser):
@@ -81,24 +73,23 @@ def hostile_folder(root):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A real `autoprep tune` (2 trials, 1 epoch) whose report is refreshed after every trial."""
+    """An `autoprep tune` (2 trials) of the scripted model (fake_training.py) whose report is
+    refreshed after every trial."""
+    from fake_training import FakeTraining
+
     root = tmp_path_factory.mktemp("report")
     data = hostile_folder(root / "data")
-    (root / "model.py").write_text(MODEL)
     run_dir = str(root / "runs" / "run")
-    refresh = cli_tune.REPORT_REFRESH_SECONDS
-    cli_tune.REPORT_REFRESH_SECONDS = 0
-    try:
-        code = cli.main(["tune", data, "--model", f"{root / 'model.py'}:build", "--out", run_dir,
+    with pytest.MonkeyPatch.context() as patch:
+        FakeTraining().install(patch)
+        patch.setattr(cli_tune, "REPORT_REFRESH_SECONDS", 0)
+        code = cli.main(["tune", data, "--model", "fake_training:model_fn", "--out", run_dir,
                          "--max-trials", "2", "--epochs", "1", "--final-repeats", "2",
                          "--tuner", "random", "--seed", "1"])
-    finally:
-        cli_tune.REPORT_REFRESH_SECONDS = refresh
     assert code == 0
     return run_dir
 
 
-@pytest.mark.slow
 def test_tune_writes_a_complete_offline_report_with_inert_class_names(run, capsys):
     with open(os.path.join(run, "report.html"), encoding="utf-8") as handle:
         text = handle.read()
@@ -110,7 +101,7 @@ def test_tune_writes_a_complete_offline_report_with_inert_class_names(run, capsy
     assert np.sum(result.confusion["test"]) == 2 * result.data["test_size"]
     # The winner was chosen after re-evaluations: the page gives their mean and the reason.
     assert result.selection and "validation (chosen)" in text
-    assert f"chosen: trial {result.best_trial_id}" in text
+    assert f"chosen: trial {result.best_trial}" in text
     assert sections.NOT_RECORDED not in text
     # The hostile class name is text, never markup.
     assert HOSTILE not in text and "&lt;script&gt;" in text
@@ -128,7 +119,6 @@ def test_tune_writes_a_complete_offline_report_with_inert_class_names(run, capsy
     check_page(open(other, encoding="utf-8").read())
 
 
-@pytest.mark.slow
 def test_a_rewrite_during_the_search_leaves_the_random_state_alone(run):
     random.seed(1)
     np.random.seed(1)
@@ -189,7 +179,6 @@ def _augmenting_winner(state):
     state["best_config"]["imbalance"] = {"name": "oversample"}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("change, expected", [
     (_failed, ["Failed trials (2)", "ValueError: boom &lt;img src=x onerror=&quot;alert(1)"]),
     (_one_trial, ["No ranking: it needs at least 4 completed trials (1 so far)"]),
@@ -252,6 +241,68 @@ def test_importance_ranks_the_dimension_that_drives_the_score_first():
     assert few.uncertain and few.ranking
 
 
+# Winners whose "Use it" lines differ from the plain ones: one-hot labels and a callback in
+# FIT_KWARGS, the search's loss, the post-hoc adjusted prediction.
+USE_IT = [
+    {"normalization": "rescale_01", "augmentation": [{"name": "mixup", "intensity": 0.2}],
+     "imbalance": {"name": "deferred_reweighting", "beta": 0.99, "start": 0.5}},
+    {"normalization": "per_channel", "augmentation": [{"name": "cutmix", "intensity": 0.5}],
+     "imbalance": {"name": "logit_adjusted_loss", "tau": 1.5}},
+    {"normalization": "robust", "augmentation": [], "imbalance": "posthoc_logit_adjustment"},
+]
+
+
+@pytest.mark.parametrize("config", USE_IT, ids=lambda c: c["imbalance"].get("name", c["imbalance"])
+                         if isinstance(c["imbalance"], dict) else c["imbalance"])
+def test_the_use_it_lines_run_with_the_exported_module(tmp_path, monkeypatch, config):
+    import importlib.util
+    import sys
+
+    import keras
+
+    from autoprep.choices.pipeline import Pipeline
+    from autoprep.data.decode import read_image_folder
+
+    data_dir = write_folder(tmp_path / "data", [6, 6, 3])
+    folder = read_image_folder(data_dir)
+    pipeline = Pipeline(**config).fit(folder.images, folder.labels, 3)
+    if hasattr(pipeline.imbalance, "tau_"):
+        pipeline.imbalance.tau_ = 2.5  # as tuned on validation predictions: a large shift
+    data = {"data_dir": data_dir, "class_names": folder.class_names, "class_counts": [6, 6, 3],
+            "image_size": [8, 8], "channels": 1}
+    result = autoprep.TuneResult(best_config=pipeline.get_config(), best_score=0.5,
+                                 objective="balanced_accuracy", trials=[], data=data, epochs=1,
+                                 run_dir=str(tmp_path / "run"))
+    page = sections.answer(sections.Context(result, doctor=None))
+    export_command, lines = [html.unescape(block) for block in
+                             re.findall(r"<pre><code>(.*?)</code></pre>", page, re.S)[:2]]
+    assert export_command.endswith("-o pipeline.py")
+    path = result.export(tmp_path / "pipeline.py")
+    spec = importlib.util.spec_from_file_location("pipeline", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "pipeline", module)  # what `import pipeline` finds
+    spec.loader.exec_module(module)
+    # The user's model, compiled as usual for integer labels.
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    images = folder.images[:5]
+    namespace = {"model": model, "uint8_images": images}
+    exec(lines, namespace)  # noqa: S102 (the lines the report tells users to run)
+    name = pipeline.imbalance.name
+    if name == "posthoc_logit_adjustment":
+        predicted = np.argmax(pipeline.imbalance.adjust(
+            model.predict(module.preprocess(images), verbose=0)), axis=-1)
+        np.testing.assert_array_equal(namespace["predicted"], predicted)
+    else:
+        assert namespace["probabilities"].shape == (5, 3)
+    if name == "logit_adjusted_loss":
+        assert type(model.loss).__name__ == "LogitAdjustedLoss" and model.loss.tau == 1.5
+    # The module's own docstring shows the same lines (but for the data folder and epochs).
+    same = [line for line in lines.splitlines() if "compile" in line or "predict" in line]
+    assert same and all(f"    {line}\n" in module.__doc__ for line in same)
+
+
 def test_trial_table_history_and_recall():
     trials = _trials(3)
     trials[1]["config"]["augmentation"] = []  # rotation off
@@ -263,7 +314,8 @@ def test_trial_table_history_and_recall():
     beta = table.columns["imbalance beta"]
     assert np.isnan(beta[0]) and beta[2] == 0.99
     hist = facts.history(trials, "accuracy")
-    assert hist.failures == [(4, "3", "FAILED", "ValueError: nan loss")]
+    assert hist.failures == [(4, "FAILED", "ValueError: nan loss")]  # trial id "3": trial 4
+    assert hist.numbers == [1, 2, 3, 4]
     assert hist.best_so_far == sorted(hist.best_so_far)
     assert facts.recall([[3, 1], [0, 0]]) == [0.75, None]
 

@@ -4,7 +4,9 @@ import os
 
 import pytest
 
-from autoprep.run.result import atomic_write, failure_reason, trials_csv
+from autoprep._files import atomic_write
+from autoprep.run.result import trials_csv
+from autoprep.run.trial import failure_reason
 
 KERAS_WRAPPED = """Traceback (most recent call last):
   File "x.py", line 1, in fit
@@ -36,9 +38,10 @@ def test_trials_csv_has_one_row_per_trial_with_its_reason():
          "message": KERAS_WRAPPED, "worker": "tuner1"},
     ])
     lines = text.splitlines()
-    assert lines[0] == "trial_id,status,score,pipeline,message,worker"
-    assert lines[1] == "0,COMPLETED,0.5,robust | no augmentation | oversample,,"
-    assert lines[2].startswith("1,FAILED,,,ValueError: Invalid channel size")
+    # Trials by number (1-based), as in the log and `show`, not by Keras Tuner's 0-based id.
+    assert lines[0] == "trial,status,score,pipeline,message,worker"
+    assert lines[1] == "1,COMPLETED,0.5,robust | no augmentation | oversample,,"
+    assert lines[2].startswith("2,FAILED,,,ValueError: Invalid channel size")
     assert lines[2].endswith(",tuner1")
 
 

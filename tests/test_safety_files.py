@@ -11,10 +11,9 @@ import textwrap
 import pytest
 from helpers import write_folder
 
-from autoprep import cli
+from autoprep import _files, cli
 from autoprep.choices.pipeline import Pipeline
 from autoprep.data.decode import read_image_folder
-from autoprep.run import result as result_module
 from autoprep.run import rundir
 from autoprep.run.result import TuneResult
 
@@ -126,7 +125,7 @@ def test_a_replaced_file_keeps_its_permissions(run, tmp_path, umask):
 
 KILLED_WRITER = textwrap.dedent('''
     import os, sys, time
-    from autoprep.run.result import atomic_write
+    from autoprep._files import atomic_write
 
     def stall(*args):
         print("half written", flush=True)
@@ -158,7 +157,7 @@ def test_temporary_files_of_a_killed_process_are_removed_on_the_next_run(run, um
             killed_while_writing(os.path.join(trial, "trial.json"))]
     assert len(temporaries(run)) == 1 and len(temporaries(trial)) == 1
     assert f"-{dead[0]}-" in temporaries(run)[0]
-    live = f".tmp-{result_module._HOST}-{os.getpid()}-0000-results.json.part"
+    live = f".tmp-{_files._HOST}-{os.getpid()}-0000-results.json.part"
     open(os.path.join(run, live), "w").write("being written")  # a live process's: kept
     open(os.path.join(run, "notes.txt"), "w").write("mine")
     rundir.open_run_dir(run, {}, overwrite=False)  # what the next `tune` of this run does

@@ -1,7 +1,8 @@
 """One search at a time per run directory: a lock naming its holder, taken over from the dead.
 
-The holder is a real second process (a small Python script that takes the lock as `tune` does
-and waits), so the lock is tested across processes, as two `autoprep tune` would meet.
+The holder is a real second process (a small Python script that makes the run directory and
+takes its lock as `tune` does, then waits), so the lock is tested across processes, as two
+`autoprep tune` would meet.
 """
 
 import json
@@ -21,7 +22,9 @@ from autoprep import cli
 HOLDER = textwrap.dedent('''
     import sys
     from autoprep.run.lock import RunLock
+    from autoprep.run.rundir import claim_run_dir
 
+    claim_run_dir(sys.argv[1])  # the run marker first, as `tune` writes it
     with RunLock(sys.argv[1]):
         print("locked", flush=True)
         sys.stdin.read()  # until the test closes stdin (or kills this process)
@@ -58,7 +61,9 @@ def test_a_second_process_fails_at_once_naming_the_holder(setup, tmp_path):
         started = time.monotonic()
         second = autoprep_process([*argv, "--overwrite"], tmp_path)
         took = time.monotonic() - started
-        assert os.listdir(run) == ["autoprep.lock"]  # --overwrite deleted nothing, wrote nothing
+        marker = open(os.path.join(run, "autoprep.json")).read()
+        # --overwrite deleted nothing, wrote nothing
+        assert sorted(os.listdir(run)) == ["autoprep.json", "autoprep.lock"]
         assert json.load(open(os.path.join(run, "autoprep.lock")))["pid"] == holder.pid
     finally:
         holder.stdin.close()
@@ -68,7 +73,8 @@ def test_a_second_process_fails_at_once_naming_the_holder(setup, tmp_path):
     assert error.startswith("autoprep tune: error: The run directory")
     assert f"in use by process {holder.pid} on host {socket.gethostname()}" in error
     assert took < 60
-    assert not os.path.exists(run)  # the holder removed its lock and the folder it made
+    assert os.listdir(run) == ["autoprep.json"]  # the holder removed its lock
+    assert open(os.path.join(run, "autoprep.json")).read() == marker
 
 
 def test_a_lock_left_by_a_killed_process_is_taken_over_with_a_note(setup):
@@ -85,12 +91,14 @@ def test_a_lock_left_by_a_killed_process_is_taken_over_with_a_note(setup):
     assert note == [f"autoprep: note: took over the lock of {run} left by process {killed.pid} "
                     f"on host {socket.gethostname()} (since {note[0].split('(since ')[1]}"]
     assert "ended without releasing it" in note[0]
-    assert os.listdir(run) == []  # released: its lock file removed
+    assert os.listdir(run) == ["autoprep.json"]  # released: its lock file removed
 
 
 def test_a_lock_of_another_host_is_not_taken_over(setup, capsys):
     argv, run = setup
-    os.makedirs(run)
+    from autoprep.run.rundir import claim_run_dir
+
+    claim_run_dir(run)  # made by the process of the other host
     lock = os.path.join(run, "autoprep.lock")
     other = {"host": "elsewhere.example", "pid": 4242, "since": "2026-01-01 00:00:00"}
     open(lock, "w").write(json.dumps(other))
@@ -98,7 +106,8 @@ def test_a_lock_of_another_host_is_not_taken_over(setup, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "locked by process 4242 on host elsewhere.example" in err[0]
     assert f"delete {lock} and rerun" in err[0]
-    assert os.listdir(run) == ["autoprep.lock"] and json.load(open(lock)) == other
+    assert sorted(os.listdir(run)) == ["autoprep.json", "autoprep.lock"]
+    assert json.load(open(lock)) == other
 
 
 def test_a_distributed_worker_neither_locks_nor_clears_the_run_directory(setup, monkeypatch):

@@ -131,6 +131,33 @@ def test_a_folder_with_other_files_is_refused_as_out(world, capsys, no_decoding,
     assert snapshot(folder) == before
 
 
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]], ids=["resume", "overwrite"])
+def test_a_folder_whose_files_only_share_autoprep_s_names_is_refused(world, capsys, no_decoding,
+                                                                     overwrite):
+    # The user's own notes/ with a results.json of theirs: file names prove nothing, only the
+    # run marker makes a run directory.
+    folder = os.path.join(world["tmp"], "notes")
+    os.makedirs(folder)
+    open(os.path.join(folder, "results.json"), "w").write('{"mine": true}')
+    open(os.path.join(folder, "autoprep.log"), "w").write("my log")
+    before = snapshot(folder)
+    line = refused(capsys, tune(world, folder, *overwrite), "autoprep did not create")
+    assert "(no autoprep.json) and it holds autoprep.log, results.json" in line
+    assert snapshot(folder) == before
+
+
+def test_a_new_run_directory_gets_its_marker_before_anything_else(world, capsys, no_decoding):
+    # A run that stops while reading its images (here: no image can be read) leaves a run
+    # directory that the same command resumes, not a folder of autoprep's files without one.
+    from autoprep.run import rundir
+
+    out = os.path.join(world["tmp"], "runs", "new")
+    assert cli.main(tune(world, out)) == 2
+    assert "holds no readable images" in capsys.readouterr().err
+    assert rundir.is_run_dir(out) and rundir.stored_settings(out) is None
+    rundir.check_run_dir(out, world["data"])  # not refused
+
+
 def test_a_file_is_refused_as_out(world, capsys, no_decoding):
     path = os.path.join(world["cwd"], "notes.txt")
     refused(capsys, tune(world, path, "--overwrite"), "is a file, not a folder")

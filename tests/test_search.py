@@ -1,4 +1,5 @@
-"""`autoprep.tune` end to end on tiny folders: results, resume, folds, errors."""
+"""`autoprep.tune` end to end on tiny folders: results, folds, seeds, errors (the loop's counting,
+resume, crash retry, budget and selection without training: test_loop.py)."""
 
 import csv
 import json
@@ -50,34 +51,13 @@ def test_tune_writes_results_and_scores_the_best_on_the_test_split(folder, tmp_p
     assert on_disk["best_config"] == result.best_config
     assert on_disk["test_score"] == result.test_score
     rows = list(csv.DictReader(open(run_dir / "trials.csv")))
-    assert [r["trial_id"] for r in rows] == [t["trial_id"] for t in result.trials]
+    assert [int(r["trial"]) for r in rows] == [t.number for t in result.trials] == [1, 2]
     assert (run_dir / "best_pipeline.py").exists()
     assert not list(run_dir.glob("trial_*/checkpoint*"))  # no weights written per epoch
     # The first trial is the first data-seeded configuration: no augmentation.
     assert result.trials[0]["config"]["augmentation"] == []
     loaded = autoprep.load_result(tmp_path / "runs")
     assert loaded.best_config == result.best_config and loaded.trials == result.trials
-
-
-@pytest.mark.slow
-def test_rerun_resumes_keeping_finished_trials(folder, tmp_path, count_fits):
-    def search(max_trials, **overrides):
-        settings = {**FAST, "space": PLAIN, "test_split": 0, **overrides}
-        return autoprep.tune(tiny_model, folder, max_trials=max_trials,
-                             directory=tmp_path / "runs", **settings)
-
-    first = search(1)
-    assert len(count_fits) == 1
-    second = search(2)
-    assert len(count_fits) == 2  # the resumed run trained its new trial only
-    assert len(second.trials) == 2
-    assert second.trials[0] == first.trials[0]
-    assert len(search(2).trials) == 2 and len(count_fits) == 2  # nothing left to train
-    assert second.test_score is None  # test_split=0: nothing held out
-    with pytest.raises(RunDirectoryError, match="holds a different search.*epochs"):
-        search(2, epochs=2)
-    fresh = search(1, epochs=2, overwrite=True)
-    assert len(fresh.trials) == 1
 
 
 @pytest.mark.slow
@@ -173,99 +153,6 @@ def test_a_diverging_trial_is_recorded_as_failed(folder, tmp_path):
     assert result.best_config is None and result.test_score is None
 
 
-@pytest.mark.slow
-def test_hyperband_respects_max_trials_and_prints_a_line_per_trial(folder, tmp_path, capsys):
-    result = autoprep.tune(
-        tiny_model,
-        folder,
-        max_trials=2,
-        directory=tmp_path / "runs",
-        space=PLAIN,
-        test_split=0,
-        **{**FAST, "tuner": "hyperband", "epochs": 2, "verbose": 1},
-    )
-    assert len(result.trials) == 2
-    # Hyperband's later rounds start from these weights.
-    assert list((tmp_path / "runs").glob("*/trial_*/checkpoint*"))
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("trial ")]
-    assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
-    assert all(" ETA " in line and "best=" in line for line in lines)
-
-
-@pytest.mark.parametrize("cut", [0, 1], ids=["first-trial", "second-trial"])
-@pytest.mark.slow
-def test_a_trial_cut_off_twice_is_marked_failed(folder, tmp_path, monkeypatch, cut):
-    trainings = []
-    fit = keras.Model.fit
-
-    def cut_off(model, *args, **kwargs):  # the process "dies" while training trial `cut`
-        trainings.append(model)
-        if len(trainings) > cut:
-            raise KeyboardInterrupt
-        return fit(model, *args, **kwargs)
-
-    monkeypatch.setattr(keras.Model, "fit", cut_off)
-
-    def search():
-        return autoprep.tune(tiny_model, folder, max_trials=cut + 1, space=PLAIN,
-                             directory=tmp_path / "runs", test_split=0, **FAST)
-
-    for cuts in (1, 2):  # cut off, then cut off again when it runs once more
-        with pytest.raises(KeyboardInterrupt):
-            search()
-        assert len(trainings) == cut + cuts
-    try:
-        result = search()
-    except KeyboardInterrupt:
-        pytest.fail("the trial cut off twice ran a third time")
-    assert len(trainings) == cut + 2
-    statuses = sorted(t["status"] for t in result.trials)
-    assert statuses == ["COMPLETED"] * cut + ["FAILED"]
-    (failed,) = [t for t in result.trials if t["status"] == "FAILED"]
-    assert "died twice" in failed["message"]
-    assert result.state == "finished"
-
-
-@pytest.mark.slow
-def test_bayesian_search_past_its_random_start_minimizing_the_loss(folder, tmp_path,
-                                                                   monkeypatch):
-    from sklearn.gaussian_process import GaussianProcessRegressor
-
-    fitted = []
-    original = GaussianProcessRegressor.fit
-    monkeypatch.setattr(GaussianProcessRegressor, "fit",
-                        lambda self, x, y: fitted.append(len(x)) or original(self, x, y))
-    # The staged trials (the data-seeded points, then ops on top of the best), then at least
-    # the last trial chosen by the Gaussian process fitted on all trials before it.
-    space = autoprep.SearchSpace(flip="none", policy="none", normalization="rescale_01",
-                                 imbalance="none")
-    result = autoprep.tune(tiny_model, folder, max_trials=6, directory=tmp_path / "runs",
-                           space=space, test_split=0, objective="loss",
-                           **{**FAST, "tuner": "bayesian"})
-    assert [t["status"] for t in result.trials] == ["COMPLETED"] * 6
-    assert fitted and fitted[-1] == 5
-    scores = [t["score"] for t in result.trials]
-    assert result.best_score == min(scores) > 0  # the loss is minimized
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("objective", ["macro_f1", "accuracy", "loss"])
-def test_each_objective_picks_its_best_trial_and_scores_the_test_split(folder, tmp_path,
-                                                                       objective):
-    result = autoprep.tune(tiny_model, folder, max_trials=2, directory=tmp_path / "runs",
-                           space=PLAIN, objective=objective, final_repeats=1, baseline=False,
-                           **FAST)
-    assert result.objective == objective
-    scores = [t["score"] for t in result.trials]
-    assert len(scores) == 2
-    if objective == "loss":
-        assert result.best_score == min(scores) and result.test_score > 0
-    else:
-        assert result.best_score == max(scores) and 0 <= result.test_score <= 1
-        assert all(0 <= score <= 1 for score in scores)
-    assert autoprep.load_result(tmp_path / "runs").objective == objective
-
-
 def test_a_run_directory_inside_the_data_is_refused(folder):
     with pytest.raises(RunDirectoryError, match="inside the data directory"):
         autoprep.tune(tiny_model, folder, directory=os.path.dirname(folder))
@@ -322,3 +209,80 @@ def test_load_result_errors(tmp_path):
         (tmp_path / name / "results.json").write_text("{}")
     with pytest.raises(RunDirectoryError, match="holds several searches"):
         autoprep.load_result(tmp_path)
+
+
+def test_a_finished_trial_s_record_is_made_once_unless_the_trial_changes(tmp_path,
+                                                                         monkeypatch):
+    """Every record is read after each trial: a pipeline per record would be quadratic."""
+    import types
+
+    import keras_tuner as kt
+
+    from autoprep.search import loop
+    from autoprep.search.space import SearchSpace
+
+    space = SearchSpace()
+    hyperparameters = kt.HyperParameters()
+    space.declare(hyperparameters)
+    built = []
+    pipeline = space.pipeline
+    monkeypatch.setattr(space, "pipeline", lambda hp: built.append(1) or pipeline(hp))
+    trials = {}
+    for number in range(3):
+        values = hyperparameters.copy()
+        values.values = space.random_values(hyperparameters, number)
+        trials[str(number)] = kt.engine.trial.Trial(values, trial_id=str(number),
+                                                    status="COMPLETED")
+        trials[str(number)].score = 0.5
+    search = types.SimpleNamespace(oracle=types.SimpleNamespace(trials=trials))
+    recorder = loop._Recorder(None, None, space, objective="accuracy", epochs=1,
+                              run_dir=str(tmp_path), data_dir=str(tmp_path), seed=0)
+    first = recorder.records(search)
+    assert recorder.records(search) == first and len(built) == 3
+    trials["1"].score = 0.75  # a changed trial is recorded again
+    assert [r.score for r in recorder.records(search)] == [0.5, 0.75, 0.5]
+    assert len(built) == 4
+
+
+def test_records_are_in_trial_order_whatever_order_the_oracle_reloaded_them(tmp_path):
+    """A resumed Keras Tuner oracle reloads its trials in the order the file system lists
+    their folders; results.json, trials.csv, show and the report list them by number."""
+    import types
+
+    import keras_tuner as kt
+
+    from autoprep.search import loop
+    from autoprep.search.space import SearchSpace
+
+    space = SearchSpace()
+    hyperparameters = kt.HyperParameters()
+    space.declare(hyperparameters)
+    trials = {}
+    for trial_id in ("10", "02", "00", "01"):
+        values = hyperparameters.copy()
+        values.values = space.random_values(hyperparameters, int(trial_id))
+        trials[trial_id] = kt.engine.trial.Trial(values, trial_id=trial_id, status="COMPLETED")
+        trials[trial_id].score = 0.5
+    search = types.SimpleNamespace(oracle=types.SimpleNamespace(trials=trials))
+    recorder = loop._Recorder(None, None, space, objective="accuracy", epochs=1,
+                              run_dir=str(tmp_path), data_dir=str(tmp_path), seed=0)
+    assert [r.number for r in recorder.records(search)] == [1, 2, 3, 11]
+
+
+def test_the_best_pipeline_module_is_written_again_only_when_the_best_changes(tmp_path):
+    import types
+
+    from autoprep.search import loop
+
+    written = []
+
+    def result(best_trial_id, best_score, state="running"):
+        return types.SimpleNamespace(
+            best_trial_id=best_trial_id, best_score=best_score, state=state,
+            save=lambda run_dir, module: written.append(module))
+
+    reporter = loop._Reporter(str(tmp_path), verbose=0, on_trial_end=None)
+    for saved in [result("0", 0.5), result("0", 0.5), result("2", 0.7), result("2", 0.7),
+                  result("2", 0.7, state="finished")]:
+        reporter.save(saved)
+    assert written == [True, False, True, False, True]

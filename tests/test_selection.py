@@ -1,9 +1,7 @@
 """Choosing the winner: top-k re-evaluation and the one-standard-error rule."""
 
 import pytest
-from helpers import tiny_model
 
-import autoprep
 from autoprep.run.trial import TrialRecord
 from autoprep.search.selection import Candidate, candidates, complexity, one_standard_error
 
@@ -36,6 +34,15 @@ def test_a_difference_beyond_one_standard_error_keeps_the_best():
     assert one_standard_error([low_loss, high_loss], direction="min")[0] is low_loss
 
 
+def test_the_reason_names_trials_by_the_numbers_the_log_shows():
+    # Keras Tuner's trial id "13" is the 14th trial: the log prints it as "trial 14/16".
+    best = Candidate("13", RICH, 0.95, scores=[0.95, 0.94])
+    first = Candidate("0", PLAIN, 0.70, scores=[0.70, 0.71], default=True)
+    winner, reason = one_standard_error([best, first], direction="max")
+    assert winner is best and reason.startswith("trial 14: ") and "(trial 1, " in reason
+    assert "trial 13" not in reason and best.to_dict()["number"] == 14
+
+
 def test_candidates_are_the_top_distinct_configurations_and_the_default():
     def record(trial_id, config, score, status="COMPLETED"):
         return TrialRecord(trial_id, status, score, config)
@@ -45,26 +52,6 @@ def test_candidates_are_the_top_distinct_configurations_and_the_default():
                record("3", other, 0.7), record("4", RICH, None, "FAILED")]
     pool = candidates(records, top=2, direction="max", default_config=PLAIN)
     assert [(c.trial_id, c.default) for c in pool] == [("1", False), ("3", False), ("0", True)]
-
-
-@pytest.mark.slow
-def test_tune_re_evaluates_the_top_configurations_and_reports_the_spread(make_folder, tmp_path):
-    data = make_folder([12, 12, 6])
-    space = autoprep.SearchSpace(normalization=["rescale_01", "per_channel"], flip="none",
-                                 rotation=0.0, zoom=0.0, translation=0.0, contrast=0.0,
-                                 brightness=(0.0, 0.3), policy="none", imbalance="none")
-    result = autoprep.tune(tiny_model, data, max_trials=3, epochs=1, tuner="random", seed=0,
-                           verbose=0, test_split=0, validation_split=0.25, reevaluate=2,
-                           space=space, directory=tmp_path / "runs")
-    selection = result.selection
-    pool = selection["candidates"]
-    assert 2 <= len(pool) <= 3 and sum(c["default"] for c in pool) == 1
-    assert all(len(c["scores"]) == 2 for c in pool)
-    chosen = next(c for c in pool if c["trial_id"] == result.best_trial_id)
-    assert result.best_score == pytest.approx(chosen["mean"])
-    assert result.best_score_std == pytest.approx(chosen["std"])
-    loaded = autoprep.load_result(tmp_path / "runs")
-    assert loaded.selection == selection and "re-evaluations" in loaded.summary()
 
 
 def _paired(per_class: int):
@@ -107,13 +94,15 @@ def test_the_first_configuration_wins_within_noise_even_over_a_simpler_one():
     unweighted = Candidate("3", PLAIN, 0.82, scores=[0.83, 0.85])  # complexity 0
     rich = Candidate("5", RICH, 0.90, scores=[0.86, 0.84])  # the best mean, 0.85
     winner, reason = one_standard_error([rich, unweighted, weighted], direction="max")
-    assert winner is weighted and "first configuration" in reason and "trial 5" in reason
+    # Trials are named by their number, as in the log and `show`: trial id "5" is trial 6.
+    assert winner is weighted and "first configuration" in reason and "trial 6)" in reason
+    assert reason.startswith("trial 1 ")
     far = Candidate("0", first, 0.70, scores=[0.70, 0.71], default=True)
     winner, reason = one_standard_error([rich, unweighted, far], direction="max")
     assert winner is unweighted  # the first one is beyond the noise: the simplest near the best
     assert "simplest" in reason
     equal = Candidate("3", RICH, 0.82, scores=[0.83, 0.85])  # as complex as the best
     winner, reason = one_standard_error([rich, equal, far], direction="max")
-    assert winner is rich and reason.startswith("trial 5: the best mean")
-    assert "first configuration (trial 0, 0.7050) is beyond the noise" in reason
+    assert winner is rich and reason.startswith("trial 6: the best mean")
+    assert "first configuration (trial 1, 0.7050) is beyond the noise" in reason
     assert "none within the noise is simpler" in reason

@@ -26,6 +26,13 @@ def declared(space):
     return values, {p.name[len(PREFIX):]: p for p in hp.space}
 
 
+def test_a_backbone_convention_is_valid_when_given_though_never_searched_by_default():
+    values, hps = declared(SearchSpace(normalization="caffe_bgr"))
+    assert values["normalization"] == "caffe_bgr"
+    values, hps = declared(SearchSpace(normalization=["torch_imagenet", "rescale_01"]))
+    assert hps["normalization"].values == ["torch_imagenet", "rescale_01"]
+
+
 def parents(hyperparameter):
     return [(c.name[len(PREFIX):], sorted(c.values)) for c in hyperparameter.conditions]
 
@@ -33,7 +40,9 @@ def parents(hyperparameter):
 def test_default_space_declares_every_dimension_with_the_right_conditions():
     values, hps = declared(SearchSpace())
     assert set(hps) == set(DIMENSIONS) == set(values)
-    assert hps["normalization"].values == NORMALIZATIONS.names()
+    searched = [name for name in NORMALIZATIONS if NORMALIZATIONS.get(name).searched]
+    assert hps["normalization"].values == searched
+    assert {"rescale_128", "caffe_bgr", "torch_imagenet"}.isdisjoint(searched)
     assert hps["imbalance"].values == IMBALANCE_STRATEGIES.names()
     assert hps["flip"].values == list(FLIP_MODES)
     for policy in POLICIES:

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
 
 from autoprep.data.splits import make_splits
 from autoprep.errors import ArgumentError, DataError
@@ -42,6 +42,17 @@ def test_cv_makes_stratified_folds_outside_the_test_split():
 def test_any_scikit_learn_splitter_is_accepted():
     splits = make_splits(LABELS, NAMES, test_split=0, cv=StratifiedKFold(2))
     assert len(splits.folds) == 2 and len(splits.test) == 0
+
+
+def test_development_is_every_image_outside_the_test_split_whatever_the_splitter():
+    # Each fold of this splitter trains on 40% and validates on 20% of the development images:
+    # the final model must still train on all of them, not on fold 0's 60%.
+    splitter = StratifiedShuffleSplit(n_splits=2, train_size=0.4, test_size=0.2, random_state=0)
+    splits = make_splits(LABELS, NAMES, test_split=0.25, cv=splitter, seed=0)
+    outside_test = sorted(set(range(len(LABELS))) - set(splits.test.tolist()))
+    assert splits.development.tolist() == outside_test
+    train, val = splits.folds[0]
+    assert len(train) + len(val) < len(outside_test)
 
 
 def test_too_small_classes_are_named():

@@ -65,3 +65,12 @@ def test_fitting_a_normalization_makes_no_float_copy_of_the_images(name, monkeyp
         tracemalloc.stop()
     # A float64 copy would be 8x the images (9.8 MB); one chunk widened by bincount is 128 kB.
     assert peak < images.nbytes / 4, f"peak {peak / 1e6:.1f} MB for {images.nbytes / 1e6} MB"
+
+
+def test_subsample_draws_at_most_the_limit_sorted_and_seeded():
+    indices = np.arange(10, 30)
+    np.testing.assert_array_equal(stats.subsample(indices, 0, limit=20), indices)
+    drawn = stats.subsample(indices, 3, limit=5)
+    assert len(drawn) == 5 and set(drawn) <= set(indices) and list(drawn) == sorted(drawn)
+    np.testing.assert_array_equal(drawn, stats.subsample(indices, 3, limit=5))
+    assert len(stats.subsample(np.arange(stats.STATS_IMAGES + 1), 0)) == stats.STATS_IMAGES

@@ -118,3 +118,182 @@ def test_a_proposal_that_repeats_a_tried_point_is_replaced_by_an_untried_draw():
     fresh = {"status": kt.engine.trial.TrialStatus.RUNNING,
              "values": space.random_values(hyperparameters, 2)}
     assert oracle._untried(fresh, [tried], started=1) is fresh
+
+
+def test_a_trial_s_evaluation_reaches_the_trial_end_hook(tmp_path):
+    import keras
+    import keras_tuner as kt
+
+    from autoprep.search.hypermodel import Evaluation, TrialMetrics
+    from autoprep.search.tuners import make_tuner
+
+    class Stub(kt.HyperModel):
+        def build(self, hp):
+            hp.Choice("x", [1, 2])
+            return keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+
+        def fit(self, hp, model, *args, **kwargs):
+            score = float(hp.values["x"])
+            return TrialMetrics({"val_score": score},
+                                Evaluation(score=score, folds=1, confusion=[[hp.values["x"]]]))
+
+    ended = []
+    search = make_tuner("random", Stub(), objective=kt.Objective("val_score", "max"),
+                        max_trials=2, epochs=1, seed=0, directory=tmp_path, project_name="p",
+                        on_trial_end=lambda tuner, trial, evaluation: ended.append(
+                            (trial.hyperparameters.values["x"], trial.status, evaluation)))
+    search.search(verbose=0)
+    assert len(ended) == 2
+    for x, status, evaluation in ended:
+        assert status == "COMPLETED" and evaluation.confusion == [[x]]
+
+
+def _space_and_hyperparameters():
+    import keras_tuner as kt
+
+    from autoprep.search.space import SearchSpace
+
+    space = SearchSpace()
+    hyperparameters = kt.HyperParameters()
+    space.declare(hyperparameters)
+    return space, hyperparameters
+
+
+def _bayesian_after(trials, *, seed=1):
+    """Autoprep's Bayesian oracle past its random start: `trials` finished draws of the prior
+    with scores that hold no signal (its Gaussian process's length scale hits its bound)."""
+    import keras_tuner as kt
+    import numpy as np
+
+    from autoprep.search.tuners import BayesianOptimizationOracle
+
+    space, hyperparameters = _space_and_hyperparameters()
+    oracle = BayesianOptimizationOracle(objective=kt.Objective("score", "max"), max_trials=20,
+                                        seed=seed, num_initial_points=3)
+    oracle.hyperparameters = hyperparameters
+    oracle.prior = space.random_values
+    scores = np.random.default_rng(0).uniform(size=trials)
+    for number, score in enumerate(scores):
+        values = hyperparameters.copy()
+        values.values = space.random_values(hyperparameters, number)
+        trial = kt.engine.trial.Trial(values, trial_id=str(number), status="COMPLETED")
+        trial.score = float(score)
+        oracle.trials[trial.trial_id] = trial
+    return oracle
+
+
+def test_a_bayesian_proposal_is_one_batch_of_predictions_then_a_short_polish(monkeypatch):
+    from sklearn.gaussian_process import GaussianProcessRegressor
+
+    from autoprep.search import tuners
+
+    predicted = []
+    original = GaussianProcessRegressor.predict
+    monkeypatch.setattr(GaussianProcessRegressor, "predict", lambda self, x, **kwargs: (
+        predicted.append(len(x)) or original(self, x, **kwargs)))
+    oracle = _bayesian_after(8)
+    proposal = oracle.populate_space("8")
+    assert proposal["status"] == "RUNNING"
+    assert proposal["values"]["autoprep/normalization"] in (
+        oracle.hyperparameters.space[0].values)
+    candidates = tuners.UNIFORM_CANDIDATES + tuners.PRIOR_CANDIDATES
+    assert predicted[0] == candidates
+    dimensions = len(oracle._nonfixed_space())
+    assert set(predicted[1:]) <= {dimensions + 1}  # the polish: value and gradient at once
+    # Keras Tuner's optimizer: 50 starts, a predict call per point, d + 1 per gradient.
+    assert len(predicted) < 50 * (dimensions + 1)
+
+
+def test_bayesian_proposals_repeat_for_the_same_seed_and_trials_even_resumed():
+    oracle = _bayesian_after(8)
+    first = oracle.populate_space("8")["values"]
+    assert oracle.populate_space("8")["values"] == first  # the same oracle, asked again
+    assert _bayesian_after(8).populate_space("8")["values"] == first  # a resumed search
+    assert _bayesian_after(8, seed=2).populate_space("8")["values"] != first
+
+
+def test_the_gaussian_process_fit_is_quiet_and_leaves_the_warning_filters_as_they_were():
+    import warnings
+
+    import numpy as np
+    from sklearn.exceptions import ConvergenceWarning
+
+    from autoprep.search import kt_adapter
+
+    oracle = _bayesian_after(8)
+    x, y = kt_adapter.gp_observations(oracle)
+    with warnings.catch_warnings(record=True) as plain:
+        warnings.simplefilter("always")
+        oracle._make_gpr().fit(x, y)  # Keras Tuner's own fit warns on these trials
+    assert any(issubclass(w.category, ConvergenceWarning) for w in plain)
+    filters = list(warnings.filters)
+    with warnings.catch_warnings(record=True) as ours:
+        warnings.simplefilter("always")
+        oracle.populate_space("8")
+        warnings.warn("the user's own", ConvergenceWarning, stacklevel=1)
+    assert [str(w.message) for w in ours] == ["the user's own"]
+    assert warnings.filters == filters
+    assert np.isfinite(y).all()
+
+
+def test_hyperband_starts_from_stage_one_s_points_then_draws_from_the_prior():
+    import types
+
+    import keras_tuner as kt
+
+    from autoprep.search.tuners import HyperbandOracle, default_values
+
+    space, hyperparameters = _space_and_hyperparameters()
+    oracle = HyperbandOracle(objective=kt.Objective("score", "max"), max_epochs=8, seed=1)
+    oracle.hyperparameters = hyperparameters
+    seeds = []
+    oracle.prior = lambda hp, seed: seeds.append(seed) or space.random_values(hp, seed)
+    oracle.first_points = [{"autoprep/normalization": "per_channel",
+                            "autoprep/imbalance": "oversample"}]
+    picked = []
+    for number in range(4):
+        values = oracle.populate_space(str(number))["values"]
+        oracle.trials[str(number)] = types.SimpleNamespace(
+            status="RUNNING", score=None, hyperparameters=types.SimpleNamespace(values=values))
+        picked.append(values)
+    assert [values["tuner/round"] for values in picked] == [0] * 4  # the first bracket's start
+    configurations = [{k: v for k, v in values.items() if not k.startswith("tuner/")}
+                      for values in picked]
+    assert (configurations[0]["autoprep/normalization"], configurations[0]["autoprep/imbalance"]
+            ) == ("per_channel", "oversample")
+    assert configurations[0]["autoprep/policy"] == "none"
+    assert configurations[1] == default_values(hyperparameters).values
+    assert configurations[2:] == [space.random_values(hyperparameters, seed) for seed in seeds]
+    assert len(seeds) == 2
+
+
+def test_a_search_leaves_the_objects_that_existed_before_it_out_of_collections(tmp_path,
+                                                                               monkeypatch):
+    import gc
+
+    import keras_tuner as kt
+
+    from autoprep.search import tuners
+
+    gc.unfreeze()  # the suite's own freeze (conftest) is not part of this test
+    before = []  # tracked by the collector
+    assert any(o is before for o in gc.get_objects())
+    seen = []
+
+    def search(self, *args, **kwargs):
+        seen.append((gc.get_freeze_count(), any(o is before for o in gc.get_objects())))
+
+    monkeypatch.setattr(kt.engine.base_tuner.BaseTuner, "search", search)
+    oracle = tuners.RandomSearchOracle(objective=kt.Objective("score", "max"), max_trials=1)
+    tuner = tuners.Tuner(oracle=oracle, hypermodel=lambda hp: None, directory=str(tmp_path))
+    tuner.search()
+    assert seen[0][0] > 0 and not seen[0][1]  # frozen: not among the collected objects
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # something else froze objects: not ours to thaw
+    try:
+        frozen = gc.get_freeze_count()
+        with tuners.startup_objects_frozen():
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()

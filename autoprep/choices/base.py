@@ -67,6 +67,8 @@ class Dimension:
         prior: The probability of each candidate of a list when the space samples its prior
             (None: uniform). For an op whose first candidate is 0, `prior[0]` is the
             probability that the op is off.
+        accepted: Names valid when given that are not candidates by default (a choice kept
+            for one kind of model, e.g. a backbone's own normalization).
     """
 
     name: str
@@ -76,6 +78,7 @@ class Dimension:
     step: float = None
     limits: tuple = None
     prior: tuple = None
+    accepted: tuple = ()
 
     @property
     def argument(self) -> str:
@@ -98,11 +101,15 @@ class Selector:
         members: Which registered classes it picks among (None: all).
         off: A candidate meaning "none of them" (e.g. policy "none"), put first.
         off_prior: The prior probability of `off` (the rest is shared equally).
+        searched: Which of its classes are candidates by default (None: all); the others
+            are valid when given.
     """
 
-    def __init__(self, name, registry, *, default, members=None, off=None, off_prior=None):
+    def __init__(self, name, registry, *, default, members=None, off=None, off_prior=None,
+                 searched=None):
         self.name, self.registry, self.default = name, registry, default
         self._members, self.off, self.off_prior = members, off, off_prior
+        self._searched = searched
 
     def classes(self) -> list:
         """The registered classes this selector picks among."""
@@ -110,13 +117,15 @@ class Selector:
         return [cls for cls in entries if self._members is None or self._members(cls)]
 
     def dimension(self) -> Dimension:
-        names = [cls.name for cls in self.classes()]
+        classes = self.classes()
+        names = [cls.name for cls in classes if self._searched is None or self._searched(cls)]
+        accepted = tuple(cls.name for cls in classes if cls.name not in names)
         values = names if self.off is None else [self.off, *names]
         prior = None
         if self.off_prior is not None:
             rest = (1.0 - self.off_prior) / max(len(names), 1)
             prior = (self.off_prior, *[rest] * len(names))
-        return Dimension(self.name, values, default=self.default, prior=prior)
+        return Dimension(self.name, values, default=self.default, prior=prior, accepted=accepted)
 
 
 def is_finite_number(value) -> bool:

@@ -13,6 +13,7 @@ import tensorflow as tf
 from autoprep._registry import Registry
 from autoprep.choices.base import Choice, Dimension, Selector, function_source
 from autoprep.errors import ArgumentError
+from autoprep.objectives import OBJECTIVES, score_predictions
 
 IMBALANCE_STRATEGIES = Registry("imbalance strategy")
 # The `imbalance` search dimension: every registered strategy, inverse-frequency weights first.
@@ -89,6 +90,11 @@ class ImbalanceStrategy(Choice):
 
     sampler = staticmethod(natural_sampler)
     deferred = False
+    # What a training script does differently with the exported module `{module}` (see
+    # `autoprep.export.module.usage`): the loss to compile with (None: the user's own), and
+    # how to predict class indices from `{images}` (None: argmax of the model's outputs).
+    usage_loss = None
+    usage_predict = None
 
     def fit(self, labels, num_classes: int):
         """Learns from the training labels (a no-op for sampling strategies)."""
@@ -313,6 +319,7 @@ class LogitAdjustedLossStrategy(_PriorStrategy):
     """
 
     dimensions = (LOSS_TAU,)
+    usage_loss = "{module}.make_loss(from_logits=False)"  # True for a model that outputs logits
 
     def __init__(self, *, tau: float = 1.0):
         self.tau = tau
@@ -348,7 +355,7 @@ def best_tau(outputs, labels, class_prior, objective="balanced_accuracy", grid=T
     """The tau of `grid` whose adjusted outputs score best on `labels` (ties: closest to 1).
 
     A pure function of validation predictions: no training. `objective` names a score of
-    `autoprep.search.objectives` (the loss objective uses balanced accuracy).
+    `autoprep.objectives` (the loss objective uses balanced accuracy).
 
     Args:
         outputs: Model outputs (probabilities or logits), shape (n, classes).
@@ -357,8 +364,6 @@ def best_tau(outputs, labels, class_prior, objective="balanced_accuracy", grid=T
         objective: What to maximize.
         grid: The taus to try.
     """
-    from autoprep.search.objectives import OBJECTIVES, score_predictions
-
     objective = objective if OBJECTIVES.get(objective, (None, None))[1] else "balanced_accuracy"
     logits = _as_logits(outputs).numpy()
     log_prior = np.log(np.asarray(class_prior, np.float64))
@@ -379,6 +384,7 @@ class PosthocLogitAdjustment(_PriorStrategy):
     """
 
     _learned = ("class_prior", "tau")
+    usage_predict = "{module}.predict(model, {images})"
 
     def fit(self, labels, num_classes: int):
         super().fit(labels, num_classes)

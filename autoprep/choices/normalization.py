@@ -3,6 +3,11 @@
 Each method is a class with a static `transform(images, **constants)` written in TensorFlow
 only. The live pipeline calls it; the exported module contains its source, renamed `normalize`,
 and the learned constants as literals. Statistics come from the training split only.
+
+Some methods exist for one kind of model: a pretrained backbone's own input convention (Keras
+Applications' "caffe" and "torch" modes of `preprocess_input`, EfficientNetV2's own scaling).
+They are not searched by default (`searched = False`): `tune` fixes the normalization to one of
+them when the model needs it (`autoprep.search.model_inputs`), and a `SearchSpace` accepts them.
 """
 
 import numpy as np
@@ -13,8 +18,10 @@ from autoprep.choices.base import Choice, Selector, function_source
 from autoprep.data import stats
 
 NORMALIZATIONS = Registry("normalization")
-# The `normalization` search dimension: every registered method, rescaled pixels first.
-SELECTOR = Selector("normalization", NORMALIZATIONS, default="rescale_01")
+# The `normalization` search dimension: every registered method that is `searched` by default
+# (the others are valid when given), rescaled pixels first.
+SELECTOR = Selector("normalization", NORMALIZATIONS, default="rescale_01",
+                    searched=lambda cls: cls.searched)
 _EPSILON = 1e-6
 
 
@@ -36,6 +43,7 @@ class Normalization(Choice):
     """Base class: `fit` learns constants from training images, `transform` applies them."""
 
     learned_size = "channels"
+    searched = True  # a candidate of the default search (False: only when given or fixed)
 
     def fit(self, images: np.ndarray):
         """Learns this method's constants from uint8 training images of shape (n, h, w, c),
@@ -61,7 +69,7 @@ class Normalization(Choice):
 
 
 class _ChannelwiseNormalization(Normalization):
-    """Base class: (pixels - a learned center) / a learned scale per channel."""
+    """Base class: (pixels - a center) / a scale per channel, learned or constant."""
 
     def module_sources(self):
         return [function_source(standardize_channels)]
@@ -154,3 +162,60 @@ class RobustScaling(_ChannelwiseNormalization):
     def transform(images, median, iqr):
         """Centres each channel on the training median and divides by its interquartile range."""
         return standardize_channels(images, median, iqr)
+
+
+@NORMALIZATIONS.register("rescale_128")
+class Rescale128(Normalization):
+    """(pixels - 128) / 128, into [-1, 0.99]: the scaling EfficientNetV2-S, -M and -L build in.
+
+    What such a backbone built with `include_preprocessing=False` expects (its own
+    `Rescaling(1/128, offset=-1)`); not searched by default.
+    """
+
+    searched = False
+
+    @staticmethod
+    def transform(images):
+        """Rescales pixels from [0, 255] to [-1, 0.992] as x / 128 - 1."""
+        return tf.cast(images, tf.float32) / 128.0 - 1.0
+
+
+@NORMALIZATIONS.register("caffe_bgr")
+class CaffeBGR(_ChannelwiseNormalization):
+    """RGB to BGR, minus the ImageNet mean of each channel, no scaling (Keras' "caffe" mode).
+
+    What ResNet50/101/152 and VGG16/19 of Keras Applications expect (their `preprocess_input`);
+    a gray image has the mean of the three means subtracted. Not searched by default.
+    """
+
+    searched = False
+
+    @staticmethod
+    def transform(images):
+        """Reverses the channels (RGB to BGR) and subtracts the ImageNet BGR means."""
+        images = tf.cast(images, tf.float32)
+        if images.shape[-1] == 1:
+            return images - 114.799
+        return standardize_channels(
+            tf.reverse(images, axis=[-1]), [103.939, 116.779, 123.68], [1.0, 1.0, 1.0]
+        )
+
+
+@NORMALIZATIONS.register("torch_imagenet")
+class TorchImageNet(_ChannelwiseNormalization):
+    """Pixels in [0, 1] standardized with the ImageNet mean and std (Keras' "torch" mode).
+
+    What DenseNet expects (its `preprocess_input`), and ConvNeXt or EfficientNetV2-B0 to -B3
+    built with `include_preprocessing=False`; a gray image uses the means of the three values.
+    Not searched by default.
+    """
+
+    searched = False
+
+    @staticmethod
+    def transform(images):
+        """Divides by 255, subtracts the ImageNet means and divides by the ImageNet stds."""
+        images = tf.cast(images, tf.float32) / 255.0
+        if images.shape[-1] == 1:
+            return standardize_channels(images, [0.449], [0.226])
+        return standardize_channels(images, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])

@@ -26,8 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
         "augmentation, class imbalance) and export the winning tf.data pipeline as code.",
         epilog="Run `autoprep COMMAND --help` for the options of one command.",
     )
+    parser.add_argument("--version", action=_Version, help="print autoprep's version and exit")
     parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND",
                                        help="one of these commands:")
     for name in _COMMAND_MODULES:
         module = _import_command_module(name)
@@ -41,6 +42,19 @@ def build_parser() -> argparse.ArgumentParser:
                 "--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP
             )
     return parser
+
+
+class _Version(argparse.Action):
+    """`--version`: prints `autoprep X.Y.Z` (read from the package metadata only when asked)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import autoprep
+
+        print(f"autoprep {autoprep.__version__}")
+        parser.exit()
 
 
 def _import_command_module(name):
@@ -58,6 +72,9 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)  # --help and argument errors exit here, without TensorFlow
+    if args.command is None:  # a bare `autoprep`: the commands, as an argument error
+        parser.print_help(sys.stderr)
+        return 2
     problem = args.check(args) if getattr(args, "check", None) else None
     if problem:  # options that cannot go together
         args.parser.error(problem)

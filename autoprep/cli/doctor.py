@@ -1,4 +1,5 @@
-"""`autoprep doctor DATA_DIR [--model MODEL] [--json] [--seed S]`: a thin shell over `diagnose`."""
+"""`autoprep doctor DATA_DIR [--model MODEL] [--normalization NAME] [--json] [--seed S]`: a thin
+shell over `diagnose`."""
 
 import argparse
 
@@ -20,6 +21,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="`path/to/file.py:function` or `package.module:function` building the model; "
         "enables the model checks (seconds of training on tiny batches)",
     )
+    parser.add_argument(
+        "--normalization", metavar="NAME",
+        help="the normalization that will feed the model (e.g. rescale_01), checked against "
+        "what the model expects (default: the one `autoprep tune` fixes for the model)",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--max-pixels", type=max_pixels, metavar="N", help=MAX_PIXELS_HELP)
     parser.add_argument("--seed", type=int, default=0,
@@ -32,6 +38,7 @@ def run(args) -> int:
     """Runs `diagnose` and prints the report; returns its exit code."""
     from autoprep.doctor import diagnose
 
-    report = diagnose(args.data_dir, args.model, seed=args.seed, **pixel_limit(args))
+    report = diagnose(args.data_dir, args.model, seed=args.seed,
+                      normalization=args.normalization, **pixel_limit(args))
     print(report.to_json() if args.json else report.format())
     return report.exit_code

@@ -4,33 +4,40 @@ import os
 import sys
 import time
 
+from autoprep.run.convention import recorded
+from autoprep.run.files import LOG_FILE, PIPELINE_FILE
 from autoprep.run.progress import TrialClock, clock
-from autoprep.run.result import PIPELINE_FILE, validation_text
+from autoprep.run.result import seed_text, validation_text
+from autoprep.run.rundir import is_run_dir
 
-LOG_FILE = "autoprep.log"
+AFTER_SEARCH = ("re-evaluating the best configurations, then training the chosen pipeline and "
+                "the baseline on the development split for the test score")
 
 
 class Progress:
     """Prints progress lines and appends them, time-stamped, to the run's log file.
 
-    Lines wait in memory until the run directory exists and the search has opened it (an
-    `--overwrite` run deletes the old log with autoprep's other files first), then every
-    `flush` appends them.
+    Lines wait in memory until the run directory exists with its run marker and the search
+    has opened it (an `--overwrite` run deletes the old log with autoprep's other files
+    first), then every `flush` appends them: a folder autoprep refused gets no log.
 
     Args:
         run_dir: The run directory, holding the log file.
         max_trials: The trial budget, for `trial n/N` and the ETA.
         time_budget: Seconds or None; caps the ETA.
         stream: Where the lines are printed (default stdout).
+        after: What follows the last trial, for the line printed then ("": no line).
     """
 
-    def __init__(self, run_dir, *, max_trials, time_budget=None, stream=None):
+    def __init__(self, run_dir, *, max_trials, time_budget=None, stream=None,
+                 after=AFTER_SEARCH):
         self.run_dir = run_dir
         self.max_trials = max_trials
         self.stream = stream
+        self.after = after
         self.clock = TrialClock(max_trials=max_trials, time_budget=time_budget)
         self._pending = []
-        self._told_validation = False
+        self._told_setup = False
 
     def say(self, text, *, console=True, error=False):
         """Prints `text` (to stderr when `error`) and queues it for the log file."""
@@ -41,7 +48,7 @@ class Progress:
 
     def flush(self):
         """Appends the queued lines to RUN_DIR/autoprep.log (when the run directory exists)."""
-        if not self._pending or not os.path.isdir(self.run_dir):
+        if not self._pending or not is_run_dir(self.run_dir):
             return
         with open(os.path.join(self.run_dir, LOG_FILE), "a", encoding="utf-8") as handle:
             handle.write("\n".join(self._pending) + "\n")
@@ -51,15 +58,19 @@ class Progress:
         """The `on_trial_end` hook of `autoprep.tune`: one line per finished trial."""
         self.clock.trial_ended()
         validation = result.validation or {}
-        if not self._told_validation and validation.get("method", "holdout") != "holdout":
-            self.say(f"validation: {validation_text(validation)}")
-        self._told_validation = True
+        if not self._told_setup:
+            if validation.get("method", "holdout") != "holdout":
+                self.say(f"validation: {validation_text(validation)}")
+            if result.seed is not None:
+                self.say(seed_text(result.seed))
+            convention = recorded(result.data)
+            if convention is not None and (convention.normalization or convention.given):
+                self.say(f"model input: {convention.describe()}")
+        self._told_setup = True
         self.say(self.clock.line(result, record))
         done = len(result.trials)
-        if done >= self.max_trials and result.best_config is not None:
-            self.say("search done; re-evaluating the best configurations, then training the "
-                     "chosen pipeline and the baseline on the development split for the test "
-                     "score...")
+        if done >= self.max_trials and result.best_config is not None and self.after:
+            self.say(f"search done; {self.after}...")
         self.flush()
 
     def finished(self, result):

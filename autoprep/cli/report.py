@@ -1,6 +1,6 @@
 """`autoprep report`: a run's morning report, one self-contained HTML page."""
 
-from autoprep.report import REPORT_FILE
+from autoprep.run.files import REPORT_FILE
 
 
 def add_parser(subparsers):

@@ -3,18 +3,14 @@
 import os
 import time
 
-from autoprep._text import counted, printable
-from autoprep.cli.progress import LOG_FILE
+from autoprep import objectives
+from autoprep._text import counted, printable, summarize
 from autoprep.errors import RunDirectoryError
+from autoprep.run.convention import recorded
+from autoprep.run.files import LOG_FILE, RESULTS_FILE
 from autoprep.run.progress import clock
-from autoprep.run.result import (
-    RESULTS_FILE,
-    failure_reason,
-    load_result,
-    summarize,
-    validation_text,
-)
-from autoprep.search.objectives import OBJECTIVES
+from autoprep.run.result import load_result, seed_text, validation_text
+from autoprep.run.trial import failure_text, number_of, trial_text
 
 
 def add_parser(subparsers):
@@ -23,7 +19,7 @@ def add_parser(subparsers):
         "show", allow_abbrev=False,
         help="table of a run's best trials and its state",
         description="Print the state of a finished or running search and a table of its best "
-        "trials: rank, trial id, status, score, the worker that ran it (distributed search) "
+        "trials: rank, trial number, status, score, the worker that ran it (distributed search) "
         "and pipeline (failed trials with their reason).",
     )
     show.add_argument("run_dir", metavar="RUN_DIR", help="the --out directory of a search")
@@ -91,16 +87,22 @@ def _header(result) -> list:
         f"trials: {len(result.trials)} ({completed} completed, "
         f"{len(result.trials) - completed} failed), {counted(result.epochs, 'epoch')} each",
     ]
+    convention = recorded(data)  # None for runs of older versions
+    if convention is not None:
+        lines.append(f"model input: {convention.describe()}")
+        lines += [f"warning: {problem}" for problem in convention.problems]
     if result.best_config is not None:
         spread = "" if result.best_score_std is None else (
             f" ± {result.best_score_std:.4f} std over {result.selection['repeats']} "
             "re-evaluations")
         lines.append(f"best validation {result.objective}: {result.best_score:.4f}{spread} "
-                     f"(trial {result.best_trial_id})")
+                     f"(trial {result.best_trial})")
         if result.selection:
             lines.append(f"chosen: {result.selection['reason']}")
     if result.validation:
         lines.append(f"validation: {validation_text(result.validation)}")
+    if result.seed is not None:
+        lines.append(seed_text(result.seed))
     workers = _workers(result.trials)
     if workers:
         lines.append(f"workers: {workers}")
@@ -136,19 +138,17 @@ def _workers(trials) -> str:
 def _ranked(result, distributed=False) -> list:
     """Rows of the table: scored trials best first, then the failed ones with their reason;
     with `distributed`, the worker that ran each trial."""
-    lower_is_better = OBJECTIVES[result.objective][0] == "min"
-    scored = sorted((t for t in result.trials if t["score"] is not None),
-                    key=lambda t: t["score"], reverse=not lower_is_better)
+    scored = objectives.ranked([t for t in result.trials if t["score"] is not None],
+                               objectives.direction(result.objective), key=lambda t: t["score"])
     unscored = [t for t in result.trials if t["score"] is None]
     rows = []
     for rank, trial in enumerate(scored + unscored, start=1):
-        config = summarize(trial["config"]) if trial["config"] else "?"
-        config += "".join(f", {k}={v}" for k, v in trial.get("model_hyperparameters", {}).items())
+        config = trial_text(trial)
         if trial["score"] is None:
-            config += f"  [{failure_reason(trial.get('message')) or trial['status']}]"
+            config += f"  [{failure_text(trial)}]"
         score = "-" if trial["score"] is None else f"{trial['score']:.4f}"
         worker = (trial.worker or "-",) if distributed else ()
-        rows.append((str(rank) if trial["score"] is not None else "-", trial["trial_id"],
+        rows.append((str(rank) if trial["score"] is not None else "-", str(number_of(trial)),
                      trial["status"], score, *worker, config))
     return rows
 

@@ -11,16 +11,19 @@ import os
 import re
 import shlex
 import signal
+import textwrap
 import warnings
 
-from autoprep.cli.progress import LOG_FILE, Progress
+from autoprep.cli.progress import Progress
+from autoprep.cli.space import add_space_options, search_space
+from autoprep.objectives import OBJECTIVES
 from autoprep.report import Refresher
+from autoprep.run.files import LOG_FILE, PIPELINE_FILE, RESULTS_FILE, TRIALS_FILE
 from autoprep.search.names import TUNERS
-from autoprep.search.objectives import OBJECTIVES
 
 DEMO_OUT = os.path.join("autoprep_runs", "demo")
 # The report is rewritten after a trial when this long has passed since the last one (each
-# rewrite takes a few seconds; see the `report:` lines of the run's log).
+# rewrite takes a few seconds; see the `report:` lines of the run's log): --report-every.
 REPORT_REFRESH_SECONDS = 300
 LOOPBACK = "127.0.0.1"  # the chief's default address: reachable from this machine only
 MAX_PIXELS_HELP = ("skip image files whose header declares more than N pixels (height x "
@@ -49,7 +52,7 @@ def add_parser(subparsers):
                       "`package.module:function`, called as function(input_shape, num_classes"
                       "[, hp]) and returning a Keras model (compiled or not)")
     tune.add_argument("--out", required=True, metavar="RUN_DIR",
-                      help="run directory for results.json, trials.csv, best_pipeline.py, "
+                      help=f"run directory for {RESULTS_FILE}, {TRIALS_FILE}, {PIPELINE_FILE}, "
                       f"{LOG_FILE} and the tuner's state; an existing one is resumed")
     _add_search_options(tune, max_trials=20, epochs=10)
     tune.add_argument("--tuner", choices=sorted(TUNERS), default="bayesian",
@@ -65,8 +68,20 @@ def add_parser(subparsers):
     tune.add_argument("--batch-size", type=_count(1), default=32, metavar="B",
                       help="training batch size (default: %(default)s)")
     tune.add_argument("--max-pixels", type=max_pixels, metavar="N", help=MAX_PIXELS_HELP)
+    tune.add_argument("--validation-split", type=fraction(), metavar="F",
+                      help="score each trial on one stratified validation split of this "
+                      "fraction of all images, e.g. 0.2, even when a class would have few "
+                      "images in it (default: 0.2, or 3-fold cross-validation when a class "
+                      "would get fewer than 20 validation images)")
+    tune.add_argument("--test-split", type=fraction(zero=True), default=0.2, metavar="F",
+                      help="fraction of all images held out for the final test score; 0 for "
+                      "none (default: %(default)s)")
+    tune.add_argument("--no-baseline", dest="baseline", action="store_false",
+                      help="do not train the raw-pixel baseline for comparison with the test "
+                      "score (saves --final-repeats trainings)")
     _add_distributed_options(tune)
-    tune.set_defaults(func=run_tune, check=check_distributed)
+    add_space_options(tune)
+    tune.set_defaults(func=run_tune, check=check_tune)
 
     demo = subparsers.add_parser(
         "demo", allow_abbrev=False,
@@ -82,10 +97,10 @@ def add_parser(subparsers):
 
 
 def _add_distributed_options(parser):
-    group = parser.add_argument_group(
-        "distributed search", "Keras Tuner's chief and workers: start the same command on "
-        "every machine (the same DATA_DIR path on each), one with --chief, the others with "
-        "--worker N too. The chief's port has no authentication: see the README.")
+    group = parser.add_argument_group("distributed search", textwrap.fill(
+        "Keras Tuner's chief and workers: start the same command on every machine (the same "
+        "DATA_DIR path on each), one with --chief, the others with --worker N too. The "
+        "chief's port has no authentication: see docs/distributed.md.", width=78))
     group.add_argument("--chief", type=oracle_address, metavar="HOST:PORT",
                        help="alone: this process is the chief, keeps the results in RUN_DIR and "
                        "hands out trials on HOST:PORT; with --worker: the chief's address. "
@@ -95,16 +110,24 @@ def _add_distributed_options(parser):
                        "and keeps no results")
     group.add_argument("--worker-timeout", type=duration, metavar="TIME",
                        help="(chief) a worker silent for TIME is counted as lost and its trial "
-                       "runs again on another worker, once (default: 60s)")
+                       "runs again on another worker, once (default: 60s); a worker ignores "
+                       "it, so that it can run the chief's command plus --worker N")
 
 
-def check_distributed(args):
-    """The message of a --chief / --worker combination that cannot work, or None."""
+def check_tune(args):
+    """The message of `tune` options that cannot go together, or None."""
     if args.worker is not None and args.chief is None:
         return (f"--worker {args.worker} needs the chief's address: add --chief HOST:PORT, "
                 f"e.g. --chief {LOOPBACK}:8000")
-    if args.worker_timeout is not None and (args.chief is None or args.worker is not None):
-        return "--worker-timeout is an option of the chief (--chief without --worker)"
+    if args.worker_timeout is not None and args.chief is None:
+        return ("--worker-timeout is an option of a distributed search's chief: add --chief "
+                f"HOST:PORT, e.g. --chief {LOOPBACK}:8000")
+    if args.validation_split is not None and args.cv is not None:
+        return ("--validation-split and --cv cannot go together: --cv K validates on K folds "
+                "instead of one split")
+    if args.validation_split is not None and args.validation_split + args.test_split >= 1:
+        return (f"--validation-split {args.validation_split} and --test-split "
+                f"{args.test_split} leave no training images: their sum must be below 1")
     return None
 
 
@@ -116,7 +139,7 @@ def distributed_environment(args) -> dict:
     host, port = args.chief
     environment = {"KERASTUNER_ORACLE_IP": host, "KERASTUNER_ORACLE_PORT": str(port),
                    "KERASTUNER_TUNER_ID": "chief" if args.worker is None else f"tuner{args.worker}"}
-    if args.worker_timeout is not None:
+    if args.worker_timeout is not None and args.worker is None:
         environment["AUTOPREP_WORKER_TIMEOUT"] = str(args.worker_timeout)
     return environment
 
@@ -170,7 +193,9 @@ def _add_search_options(parser, *, max_trials, epochs):
                         "error of the difference, else the simplest within it; 0: the best "
                         "trial wins (default: %(default)s)")
     parser.add_argument("--seed", type=int, metavar="S",
-                        help="fixes splits, trial sampling and weight initialization")
+                        help="fixes splits, trial sampling and weight initialization (default: "
+                        "the resumed run's, else one drawn and shown; required with --chief "
+                        "and --worker)")
     parser.add_argument("--memory-limit", type=memory_size, metavar="SIZE",
                         help="keep decoded images larger than SIZE (e.g. 512M, 2G) in a "
                         "memory-mapped file in RUN_DIR/cache, reused on resume, instead of RAM "
@@ -185,6 +210,10 @@ def _add_search_options(parser, *, max_trials, epochs):
     parser.add_argument("--device-input", action="store_true",
                         help="on a GPU: keep the decoded images on it and make each training "
                         "batch in the training step, not in tf.data on the CPU cores")
+    parser.add_argument("--report-every", type=duration, default=REPORT_REFRESH_SECONDS,
+                        metavar="TIME", help="rewrite RUN_DIR/report.html after a trial when "
+                        "TIME has passed since the last time (each takes a few seconds; "
+                        "default: 5m)")
     parser.add_argument("--overwrite", action="store_true",
                         help="delete RUN_DIR's results and start over instead of resuming")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -238,6 +267,23 @@ def max_pixels(text) -> int:
     return int(value)
 
 
+def fraction(*, zero=False):
+    """An argparse type: a number in (0, 1), or [0, 1) with `zero`."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not (0 <= value < 1 if zero else 0 < value < 1):
+            raise argparse.ArgumentTypeError(
+                f"expected a fraction {'>= 0' if zero else '> 0'} and < 1, e.g. 0.2. "
+                f"Received: {text!r}")
+        return value
+
+    parse.__name__ = "fraction"
+    return parse
+
+
 def pixel_limit(args) -> dict:
     """`max_pixels=N` for the library when --max-pixels is given (else its default)."""
     return {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
@@ -261,6 +307,7 @@ def _count(minimum):
 def run_tune(args) -> int:
     from autoprep.search.model_spec import load_model_fn
 
+    space = search_space(args)  # a bad name fails here, before any image is read
     environment = distributed_environment(args)
     if environment.get("KERASTUNER_TUNER_ID") == "chief":
         _check_port_free(*args.chief)
@@ -268,7 +315,8 @@ def run_tune(args) -> int:
     model_fn = load_model_fn(args.model)
     return search(args, model_fn, args.data_dir, tuner=args.tuner, objective=args.objective,
                   cv=args.cv, image_size=args.image_size, batch_size=args.batch_size,
-                  **pixel_limit(args))
+                  space=space, validation_split=args.validation_split,
+                  test_split=args.test_split, baseline=args.baseline, **pixel_limit(args))
 
 
 def run_demo(args) -> int:
@@ -285,14 +333,9 @@ def run_demo(args) -> int:
 
 def _write_demo_data(data_dir):
     """Writes the digits folder through a temporary name, so a crash leaves no half folder."""
-    import shutil
+    from autoprep.data.demo import write_demo_folder
 
-    from autoprep.data.demo import write_digits_folder
-
-    partial = data_dir + ".part"
-    shutil.rmtree(partial, ignore_errors=True)
-    write_digits_folder(partial)
-    os.replace(partial, data_dir)
+    write_demo_folder(data_dir)
 
 
 def search(args, model_fn, data_dir, **options) -> int:
@@ -302,7 +345,8 @@ def search(args, model_fn, data_dir, **options) -> int:
 
     directory, project = split_run_dir(args.out)
     run_dir = os.path.join(directory, project)
-    progress = Progress(run_dir, max_trials=args.max_trials, time_budget=args.time_budget)
+    progress = Progress(run_dir, max_trials=args.max_trials, time_budget=args.time_budget,
+                        after=after_search(args.reevaluate, options))
     resume = resume_command(args)
     progress.say(f"autoprep {args.command} in {os.getcwd()}: {resume}", console=False)
     note = exposed_oracle_note(os.environ)
@@ -317,7 +361,7 @@ def search(args, model_fn, data_dir, **options) -> int:
         options["distribution_strategy"] = strategy = mirrored_strategy()
         progress.say(f"strategy: each trial mirrored over {strategy.num_replicas_in_sync} "
                      f"devices ({', '.join(strategy.extended.worker_devices)})")
-    refresher = Refresher(interval=REPORT_REFRESH_SECONDS)
+    refresher = Refresher(interval=args.report_every)
 
     def trial_ended(result, record):
         progress.trial_ended(result, record)
@@ -328,7 +372,7 @@ def search(args, model_fn, data_dir, **options) -> int:
 
     try:
         with sigterm_raises(), _quiet(not (args.verbose or args.debug)), \
-                mixed_precision(args.mixed_precision):
+                mixed_precision(args.mixed_precision), _convention_warnings(progress):
             result = autoprep.tune(
                 model_fn, data_dir, max_trials=args.max_trials, epochs=args.epochs,
                 time_budget=args.time_budget, final_repeats=args.final_repeats,
@@ -364,15 +408,33 @@ def search(args, model_fn, data_dir, **options) -> int:
     return 0
 
 
+def after_search(reevaluate, options) -> str:
+    """What `autoprep.tune` does after the last trial with these options, in words."""
+    steps = ["re-evaluating the best configurations"] if reevaluate else []
+    if options.get("test_split", 0.2) > 0:
+        chosen = "the chosen pipeline" + (" and the baseline" if options.get("baseline", True)
+                                          else "")
+        steps.append(f"training {chosen} on the development split for the test score")
+    return ", then ".join(steps)
+
+
 def _distributed_role(args) -> str:
     """The line that says this process's part in a distributed search, or ""."""
     if getattr(args, "chief", None) is None:
         return ""
     address = "{}:{}".format(*args.chief)
     if args.worker is not None:
-        return f"worker {args.worker} (tuner{args.worker}) of the chief at {address}"
+        role = f"worker {args.worker} (tuner{args.worker}) of the chief at {address}"
+        if args.worker_timeout is not None:
+            role += "\nnote: --worker-timeout is the chief's option: this worker ignores it"
+        return role
     return (f"chief of a distributed search, handing out trials on {address}: start each worker "
-            f"with the same command and --worker N --chief {address} (N = 0, 1, ...)")
+            f"(N = 0, 1, ...) with the same command plus --worker N:\n  {worker_command(args)}")
+
+
+def worker_command(args) -> str:
+    """The chief's command (without --overwrite) plus `--worker N`: a worker's command."""
+    return resume_command(args) + " --worker N"
 
 
 def _final_report(progress, refresher, run_dir, result=None):
@@ -390,7 +452,7 @@ def _final_report(progress, refresher, run_dir, result=None):
 
 def _too_many_failures(args, error, failures, progress, run_dir, resume) -> int:
     from autoprep.cli import report_error
-    from autoprep.run.result import failure_reason
+    from autoprep.run.trial import failure_reason
 
     limit, message = failures
     reason = failure_reason(message) or "unknown"
@@ -421,8 +483,8 @@ def exposed_oracle_note(environ) -> str:
         return ""
     return (f"note: Keras Tuner's oracle listens on {address}:"
             f"{environ.get('KERASTUNER_ORACLE_PORT', '?')} without authentication: keep that "
-            "address on a private network, or use 127.0.0.1 with SSH tunnels (see the README, "
-            "GPUs and distributed search)")
+            "address on a private network, or use 127.0.0.1 with SSH tunnels (see "
+            "docs/distributed.md)")
 
 
 def split_run_dir(out) -> tuple:
@@ -458,6 +520,26 @@ def _quiet(quiet):
             yield
     finally:
         logger.setLevel(previous)
+
+
+@contextlib.contextmanager
+def _convention_warnings(progress):
+    """Says an `InputConventionWarning` (a normalization that contradicts the model) as a
+    progress line, also in the log, instead of Python's warning text."""
+    from autoprep.errors import InputConventionWarning
+
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, category, *args, **kwargs):
+            if issubclass(category, InputConventionWarning):
+                progress.say(f"warning: {message}", error=True)
+            else:
+                shown(message, category, *args, **kwargs)
+
+        warnings.simplefilter("always", InputConventionWarning)
+        warnings.showwarning = show
+        yield
 
 
 @contextlib.contextmanager

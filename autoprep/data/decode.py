@@ -1,7 +1,9 @@
 """Decode: read the images of a `FileIndex` once into one uint8 array (an `ImageFolder`).
 
-`load_image` is copied verbatim into the exported module, so a trial and the exported
-pipeline decode and resize every file the same way.
+Each file is decoded by `load_image` (`autoprep/data/image.py`, copied verbatim into the
+exported module) as its header said when it was indexed (its type, a JPEG's EXIF orientation),
+resized and stored into the array a batch at a time: full-size images are held only
+while the parallel map works on them, never all at once.
 """
 
 import dataclasses
@@ -15,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from autoprep._text import printable
+from autoprep.data.image import load_image
 from autoprep.data.index import (
     MAX_DEFAULT_SIDE,
     MAX_PIXELS,
@@ -28,35 +31,7 @@ from autoprep.data.memory import allocate, default_memory_limit, format_bytes, p
 from autoprep.errors import ArgumentError, DataError
 
 DECODE_BATCH = 64  # decoded images copied into the array at a time
-CACHE_VERSION = 1  # bump when decoding changes, so that older caches are not reused
-
-
-def load_image(path, image_size, channels):
-    """Reads one image file as uint8 of shape `image_size + (channels,)`."""
-    image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
-    has_color = tf.shape(image)[-1] >= 3
-    if channels == 1:
-        image = tf.cond(
-            has_color,
-            lambda: tf.image.rgb_to_grayscale(image[..., :3]),
-            lambda: image[..., :1],
-        )
-    else:
-        image = tf.cond(
-            has_color,
-            lambda: image[..., :3],
-            lambda: tf.image.grayscale_to_rgb(image[..., :1]),
-        )
-    image = tf.ensure_shape(image, [None, None, channels])
-
-    def resize():
-        resized = tf.image.resize(image, image_size, antialias=True)
-        return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
-
-    # An image already at `image_size` skips the resize (the same pixels, half the time).
-    same_size = tf.reduce_all(tf.shape(image)[:2] == tf.constant(image_size))
-    image = tf.cond(same_size, lambda: image, resize)
-    return tf.ensure_shape(image, [image_size[0], image_size[1], channels])
+CACHE_VERSION = 2  # bump when decoding changes, so that older caches are not reused
 
 
 @dataclasses.dataclass
@@ -189,7 +164,8 @@ def _size_reason(sizes) -> str:
 
 
 def read_image_folder(data_dir, *, image_size=None, channels=None, memory_limit=None,
-                      cache_dir=None, on_plan=None, max_pixels=MAX_PIXELS) -> ImageFolder:
+                      cache_dir=None, on_plan=None, max_pixels=MAX_PIXELS,
+                      index=None) -> ImageFolder:
     """Indexes `data_dir` and decodes every image once into one uint8 array.
 
     Args:
@@ -204,6 +180,8 @@ def read_image_folder(data_dir, *, image_size=None, channels=None, memory_limit=
         on_plan: Called with the `DecodePlan` (size, estimated bytes) before decoding starts.
         max_pixels: Files whose header declares more pixels (height x width) are skipped
             before decoding. Default 40 million.
+        index: The `FileIndex` of `data_dir` when the caller made it already (it is not
+            made again; `max_pixels` is then the index's).
 
     Returns:
         An `ImageFolder`.
@@ -218,7 +196,8 @@ def read_image_folder(data_dir, *, image_size=None, channels=None, memory_limit=
     """
     if channels not in (None, 1, 3):
         raise ArgumentError(f"`channels` must be None, 1 or 3. Received: channels={channels!r}")
-    index = index_directory(data_dir, max_pixels=max_pixels)
+    if index is None:
+        index = index_directory(data_dir, max_pixels=max_pixels)
     folder = decode_index(index, image_size=image_size, channels=channels,
                           memory_limit=memory_limit, cache_dir=cache_dir, on_plan=on_plan)
     _warn_skipped(folder.skipped)
@@ -262,11 +241,13 @@ def _decode_all(index, plan):
         images = allocate(shape, mapped=plan.mapped)
     # As bytes: names that are not valid UTF-8 reach TensorFlow as they are on disk.
     files = [os.fsencode(os.path.join(index.root, path)) for path in index.paths]
-    decoded = decode_files(files, images, plan.image_size, plan.channels)
+    decodings = index.decodings
+    decoded = decode_files(files, decodings, images, plan.image_size, plan.channels)
     failed = []
     for i in np.flatnonzero(~decoded):  # again one by one, for the reason of each failure
         try:
-            images[i] = load_image(tf.constant(files[i]), plan.image_size, plan.channels).numpy()
+            images[i] = load_image(tf.constant(files[i]), plan.image_size, plan.channels,
+                                   decodings[i]).numpy()
             decoded[i] = True
         except tf.errors.OpError as error:
             failed.append((index.paths[i], f"cannot decode ({_error_reason(error)})"))
@@ -279,14 +260,18 @@ def _decode_all(index, plan):
     return images, kept, failed
 
 
-def decode_files(files, images, image_size, channels) -> np.ndarray:
-    """Decodes `files` with a parallel tf.data map into `images[i]`; returns which succeeded.
+def decode_files(files, decodings, images, image_size, channels) -> np.ndarray:
+    """Decodes `files` (as their headers said: `decodings`, see `image_header`) with a parallel
+    tf.data map into `images[i]`; returns which succeeded.
 
     A file that fails is left out of the stream (`ignore_errors`), never stopping the others.
+    Each image is decoded, resized and copied into `images` a batch at a time: the full-size
+    images in memory at once are only those the map is working on.
     """
-    dataset = tf.data.Dataset.from_tensor_slices((np.arange(len(files)), files))
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (np.arange(len(files)), files, np.asarray(decodings, np.int32)))
     dataset = dataset.map(
-        lambda i, path: (i, load_image(path, image_size, channels)),
+        lambda i, path, decoding: (i, load_image(path, image_size, channels, decoding)),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     decoded = np.zeros(len(files), bool)

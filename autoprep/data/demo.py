@@ -6,9 +6,40 @@ tenth), the imbalance autoprep is built to fix.
 """
 
 import os
+import shutil
 
 import numpy as np
 from PIL import Image
+
+from autoprep.errors import DataError
+
+# In the folder the demo images are being written to (`DATA_DIR.part`): autoprep made it, so
+# autoprep may delete it when a crash left it half written.
+PARTIAL_MARK = ".autoprep-partial"
+
+
+def write_demo_folder(data_dir) -> str:
+    """Writes the digits folder `data_dir` through the temporary folder `data_dir.part`, so
+    that a crash leaves no half folder. A `.part` folder that a crash left is deleted only when
+    autoprep made it (it holds `PARTIAL_MARK`).
+
+    Raises:
+        DataError: `data_dir.part` exists and autoprep did not make it.
+    """
+    partial = os.fspath(data_dir) + ".part"
+    if os.path.lexists(partial):
+        if not os.path.isfile(os.path.join(partial, PARTIAL_MARK)):
+            raise DataError(
+                f"{partial!r} exists and autoprep did not make it, so it is not deleted: the "
+                f"demo writes its images there first. Move it away, or choose another --out."
+            )
+        shutil.rmtree(partial)
+    os.makedirs(partial)
+    open(os.path.join(partial, PARTIAL_MARK), "w").close()
+    write_digits_folder(partial)
+    os.remove(os.path.join(partial, PARTIAL_MARK))
+    os.replace(partial, data_dir)
+    return os.fspath(data_dir)
 
 
 def write_digits_folder(path, *, imbalance: float = 10.0, seed: int = 0) -> str:

@@ -7,7 +7,7 @@ read or declares more than `max_pixels` pixels, not a regular file (a FIFO, sock
 never opened), a folder that cannot be listed. Symbolic links are followed only when their
 target lies inside the data folder; other links are skipped with that reason.
 
-`walk_class_files`, `image_header_size` and the functions they call are copied verbatim into
+`walk_class_files`, `image_header` and the functions they call are copied verbatim into
 the exported module (see `autoprep/export/`), so the library and the exported module list and
 check the same files: they may use only the standard library.
 """
@@ -22,7 +22,7 @@ from PIL import Image
 
 from autoprep.errors import ArgumentError, DataError
 
-IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".webp")
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 # The default long side at most, as keras.utils.image_dataset_from_directory (256x256).
 MAX_DEFAULT_SIDE = 256
@@ -38,8 +38,9 @@ class FileIndex:
     class_names: list
     paths: list
     labels: np.ndarray
-    sizes: list  # (height, width) per file
+    sizes: list  # (height, width) per file, as shown (after the EXIF orientation of a JPEG)
     modes: list  # PIL mode per file
+    decodings: list  # how each file is decoded: its type, a JPEG's orientation (`image_header`)
     skipped: list
     max_pixels: int = MAX_PIXELS  # the limit the headers were checked against
 
@@ -111,33 +112,62 @@ def _file_problem(path, root):
     return None
 
 
-def image_header_size(path):
-    """(height, width) declared by the header of a BMP, GIF, JPEG or PNG file, without decoding.
+def image_header(path):
+    """(height, width, decoding) from the header of a BMP, GIF, JPEG, PNG or WebP file, without
+    decoding it: the size as stored, and how `load_image` (`data/image.py`) decodes the file:
+
+    - 0: `tf.io.decode_image` (PNG, GIF, WebP, BMP of up to 24 bits per pixel);
+    - 1 to 8: a JPEG, and its EXIF orientation (5 to 8 show it turned a quarter);
+    - 9: a 16-bit PNG; 10: a 32-bit BMP.
+
+    The type comes from the first bytes, whatever the file's name.
 
     Raises:
         ValueError: the file is none of these (or its header is cut short).
     """
     with open(path, "rb") as handle:
-        head = handle.read(26)
-        if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 24:
+        head = handle.read(30)
+        decoding = 0
+        if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 25:
             width, height = struct.unpack(">II", head[16:24])
+            decoding = 9 if head[24] == 16 else 0  # IHDR's bit depth
         elif head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
             width, height = struct.unpack("<HH", head[6:10])
-        elif head.startswith(b"BM") and len(head) >= 26:
+        elif head.startswith(b"BM") and len(head) >= 30:
             if struct.unpack("<I", head[14:18])[0] == 12:  # the old OS/2 header
-                width, height = struct.unpack("<HH", head[18:22])
+                width, height, _, bits = struct.unpack("<HHHH", head[18:26])
             else:
-                width, height = struct.unpack("<ii", head[18:26])
+                width, height, _, bits = struct.unpack("<iiHH", head[18:30])
+            decoding = 10 if bits == 32 else 0
         elif head.startswith(b"\xff\xd8"):
             handle.seek(2)
-            return _jpeg_size(handle)
+            return _jpeg_header(handle)
+        elif head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(head) >= 30:
+            width, height = _webp_size(head)
         else:
-            raise ValueError("not a BMP, GIF, JPEG or PNG file")
-    return abs(height), abs(width)
+            raise ValueError("not a BMP, GIF, JPEG, PNG or WebP file")
+    return abs(height), abs(width), decoding
 
 
-def _jpeg_size(handle):
-    """(height, width) from the first start-of-frame segment of a JPEG stream."""
+def _webp_size(head):
+    """(width, height) from the first chunk of a WebP file (its first 30 bytes)."""
+    chunk = head[12:16]
+    if chunk == b"VP8X":  # extended: 24-bit width - 1 and height - 1
+        return (1 + int.from_bytes(head[24:27], "little"),
+                1 + int.from_bytes(head[27:30], "little"))
+    if chunk == b"VP8 ":  # lossy: 14-bit sizes after the frame tag and start code
+        width, height = struct.unpack("<HH", head[26:30])
+        return width & 0x3FFF, height & 0x3FFF
+    if chunk == b"VP8L":  # lossless: 14-bit width - 1 and height - 1 after the signature
+        bits = struct.unpack("<I", head[21:25])[0]
+        return 1 + (bits & 0x3FFF), 1 + (bits >> 14 & 0x3FFF)
+    raise ValueError(f"WebP file with an unknown first chunk {chunk!r}")
+
+
+def _jpeg_header(handle):
+    """(height, width, orientation) from the segments of a JPEG stream up to its first frame:
+    the orientation from the first APP1 "Exif" segment (as Pillow reads it), else 1."""
+    orientation = None
     while True:
         byte = handle.read(1)
         while byte == b"\xff":
@@ -156,16 +186,45 @@ def _jpeg_size(handle):
             if len(frame) < 5:
                 raise ValueError("JPEG header without a frame size")
             height, width = struct.unpack(">HH", frame[1:5])
-            return height, width
-        handle.seek(struct.unpack(">H", length)[0] - 2, os.SEEK_CUR)
+            return height, width, orientation or 1
+        size = struct.unpack(">H", length)[0] - 2
+        if marker == b"\xe1" and orientation is None and size > 0:
+            segment = handle.read(size)
+            if segment.startswith(b"Exif\0\0"):
+                orientation = _exif_orientation(segment[6:])
+        else:
+            handle.seek(size, os.SEEK_CUR)
+
+
+def _exif_orientation(tiff):
+    """The orientation tag (1 to 8) in the first IFD of an EXIF TIFF block; 1 when absent."""
+    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    if order is None or len(tiff) < 8:
+        return 1
+    ifd = struct.unpack(order + "I", tiff[4:8])[0]
+    count = struct.unpack(order + "H", tiff[ifd:ifd + 2])[0] if len(tiff) >= ifd + 2 else 0
+    for start in range(ifd + 2, ifd + 2 + 12 * count, 12):
+        entry = tiff[start:start + 10]  # tag, type, count, the value's first 2 bytes
+        if len(entry) < 10:
+            break
+        tag, _, _, value = struct.unpack(order + "HHIH", entry)
+        if tag == 0x0112:
+            return value if 1 <= value <= 8 else 1
+    return 1
 
 
 def header_problem(path, max_pixels):
-    """Why an image is not decoded because its header declares over `max_pixels`, or None."""
+    """Why an image is not decoded because its header cannot be read or declares over
+    `max_pixels`, or None."""
     try:
-        height, width = image_header_size(path)
+        height, width, _ = image_header(path)
     except (OSError, ValueError, struct.error) as error:
         return f"cannot read image header ({error})"
+    return pixels_problem(height, width, max_pixels)
+
+
+def pixels_problem(height, width, max_pixels):
+    """Why an image of this size is not decoded (over `max_pixels`), or None."""
     if height * width > max_pixels:
         return (f"its header declares {width}x{height} = {height * width:,} pixels, over the "
                 f"limit of {max_pixels:,} (max_pixels)")
@@ -196,18 +255,25 @@ def list_classes(data_dir) -> list:
 
 
 def _read_header(path, max_pixels):
-    """Returns ((height, width), mode) of an image file, or raises ValueError."""
+    """Returns ((height, width) as shown, PIL mode, decoding) of an image file (see
+    `image_header`), or raises ValueError."""
     if not path.lower().endswith(IMAGE_EXTENSIONS):
         raise ValueError(f"unsupported file type (expected {', '.join(IMAGE_EXTENSIONS)})")
-    reason = header_problem(path, max_pixels)
+    try:
+        height, width, decoding = image_header(path)
+    except (OSError, ValueError, struct.error) as error:
+        raise ValueError(f"cannot read image header ({error})") from None
+    reason = pixels_problem(height, width, max_pixels)
     if reason is not None:
         raise ValueError(reason)
     try:
         with Image.open(path) as image:
-            width, height = image.size
-            return (height, width), image.mode
+            mode = image.mode
     except Exception as error:  # PIL raises many types for broken files.
         raise ValueError(f"cannot read image header ({type(error).__name__}: {error})") from None
+    if 5 <= decoding <= 8:  # a JPEG shown turned a quarter
+        height, width = width, height
+    return (height, width), mode, decoding
 
 
 def index_directory(data_dir, *, max_pixels=MAX_PIXELS) -> FileIndex:
@@ -224,12 +290,12 @@ def index_directory(data_dir, *, max_pixels=MAX_PIXELS) -> FileIndex:
     root = os.fspath(data_dir)
     max_pixels = check_max_pixels(max_pixels)
     class_names = list_classes(root)
-    paths, labels, sizes, modes, skipped = [], [], [], [], []
+    paths, labels, sizes, modes, decodings, skipped = [], [], [], [], [], []
     for relative, label, reason in walk_class_files(root, class_names):
         try:
             if reason is not None:
                 raise ValueError(reason)
-            size, mode = _read_header(os.path.join(root, relative), max_pixels)
+            size, mode, decoding = _read_header(os.path.join(root, relative), max_pixels)
         except ValueError as error:
             skipped.append((relative, str(error)))
             continue
@@ -237,13 +303,14 @@ def index_directory(data_dir, *, max_pixels=MAX_PIXELS) -> FileIndex:
         labels.append(label)
         sizes.append(size)
         modes.append(mode)
+        decodings.append(decoding)
     if not paths:
         raise DataError(
             f"`data_dir` {root!r} holds no readable images ({', '.join(IMAGE_EXTENSIONS)}) in "
             f"its class folders; {len(skipped)} file(s) were skipped."
         )
-    return FileIndex(root, class_names, paths, np.asarray(labels), sizes, modes, skipped,
-                     max_pixels)
+    return FileIndex(root, class_names, paths, np.asarray(labels), sizes, modes, decodings,
+                     skipped, max_pixels)
 
 
 def check_max_pixels(max_pixels) -> int:

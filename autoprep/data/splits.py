@@ -28,6 +28,8 @@ class Splits:
     Attributes:
         test: Held-out test indices (empty when `test_split=0`).
         folds: (train, validation) index pairs; one pair for a hold-out validation split.
+        development: Every index outside the test split, sorted (the images a final model is
+            trained on). Default: every index of the folds.
         method: "holdout", "cv" (asked for) or "auto_cv" (chosen for a small validation split).
         reason: Why `auto_cv` was chosen, or "".
         train_only: Names of the classes kept in training only (too few images to validate).
@@ -35,16 +37,16 @@ class Splits:
 
     test: np.ndarray
     folds: list
+    development: np.ndarray = None
     method: str = "holdout"
     reason: str = ""
     train_only: list = dataclasses.field(default_factory=list)
     refold: object = dataclasses.field(default=None, repr=False, compare=False)
 
-    @property
-    def development(self) -> np.ndarray:
-        """Every index outside the test split (the data a final model is trained on)."""
-        train, validation = self.folds[0]
-        return np.sort(np.concatenate([train, validation]))
+    def __post_init__(self):
+        if self.development is None:  # a custom splitter may leave images out of a fold
+            self.development = np.unique(np.concatenate([np.concatenate(fold)
+                                                         for fold in self.folds]))
 
     def reshuffled(self, seed) -> list:
         """Folds made the same way with another seed (the same folds for a custom splitter)."""
@@ -176,7 +178,8 @@ def make_splits(
                                                  "validation")
                 return [(development[train], development[val])]
 
-            return Splits(test=test, folds=refold(seed), refold=refold)
+            return Splits(test=test, folds=refold(seed), development=development,
+                          refold=refold)
         smallest = int(np.argmin(expected))
         count = int(expected[smallest])
         reason = (f"one validation split would hold {count} image{'' if count == 1 else 's'} "
@@ -189,7 +192,7 @@ def make_splits(
             (development[np.sort(train)], development[np.sort(val)])
             for train, val in cv.split(np.zeros(len(dev_labels)), dev_labels)
         ]
-        return Splits(test=test, folds=folds, method=method)
+        return Splits(test=test, folds=folds, development=development, method=method)
 
     def refold(fold_seed):
         return _kfold(development, dev_labels, cv, fold_seed)
@@ -202,5 +205,5 @@ def make_splits(
             "they are kept in training and not validated. Add images to validate them.",
             stacklevel=2,
         )
-    return Splits(test=test, folds=refold(seed), method=method, reason=reason,
-                  train_only=train_only, refold=refold)
+    return Splits(test=test, folds=refold(seed), development=development, method=method,
+                  reason=reason, train_only=train_only, refold=refold)

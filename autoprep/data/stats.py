@@ -5,12 +5,29 @@ learn: mean and standard deviation (weighted sums over the 256 values, in float6
 percentile, exactly. The histograms are counted in chunks of images, so the memory used on
 top of the images stays a few megabytes whatever their number, and a memory-mapped array is
 read once, in order.
+
+What counts as dark, low-contrast or imbalanced data is also defined here, once: the doctor
+warns about such data and the search space's first configurations answer it. Facts about the
+whole data set read at most `STATS_IMAGES` images, drawn by `subsample`.
 """
 
 import numpy as np
 
 CHUNK_VALUES = 1 << 22  # pixel values per chunk: 4 MiB of uint8, 32 MiB once bincount widens it
 _VALUES = np.arange(256, dtype=np.float64)
+
+DARK_MEAN = 40.0  # mean pixel value (0-255) below which the data set is dark
+LOW_CONTRAST_STD = 12.0  # median per-image std below which the data set is low-contrast
+IMBALANCE_RATIO = 4.0  # largest / smallest class count that deserves a warning
+STATS_IMAGES = 2000  # images read at most for facts about the data (the search's first points)
+
+
+def subsample(indices, seed, *, limit: int = STATS_IMAGES) -> np.ndarray:
+    """`indices`, or `limit` of them drawn without replacement with `seed`, sorted."""
+    indices = np.asarray(indices)
+    if len(indices) <= limit:
+        return indices
+    return np.sort(np.random.default_rng(seed).choice(indices, limit, replace=False))
 
 
 def channel_histograms(images) -> np.ndarray:

@@ -33,20 +33,40 @@ def _dct_matrix(size, rows):
     return np.cos(np.pi * (2 * x + 1) * k / (2 * size))
 
 
-def perceptual_hashes(images, *, batch_size=2048) -> np.ndarray:
-    """64-bit DCT pHashes of uint8 images of shape (n, height, width, channels), as uint64."""
+def area_resize(images, height, width, *, batch_size=128) -> np.ndarray:
+    """uint8 images (n, h, w, channels) resampled by area averaging to (n, height, width,
+    channels), float32 in 0-255: two matrix products per batch."""
+    _, h, w, _ = images.shape
+    rows = _area_matrix(h, height).astype(np.float32)
+    cols = _area_matrix(w, width).astype(np.float32)
+    parts = [np.einsum("ah,nhwc,bw->nabc", rows, images[s:s + batch_size].astype(np.float32),
+                       cols, optimize=True) for s in range(0, len(images), batch_size)]
+    return np.concatenate(parts) if parts else np.zeros((0, height, width, images.shape[3]),
+                                                          np.float32)
+
+
+def perceptual_hashes(images, *, mirror=False, batch_size=2048):
+    """64-bit DCT pHashes of uint8 images of shape (n, height, width, channels), as uint64.
+
+    With `mirror=True`, returns (hashes, mirrored): also the hashes of the images flipped left
+    to right, from the same pass over the pixels.
+    """
     _, height, width, _ = images.shape
     dct = _dct_matrix(_HASH_SIDE, _LOW_FREQUENCIES)
     rows = (dct @ _area_matrix(height, _HASH_SIDE)).astype(np.float32)
     cols = (dct @ _area_matrix(width, _HASH_SIDE)).astype(np.float32)
-    hashes = []
+    sides = [cols, np.ascontiguousarray(cols[:, ::-1])] if mirror else [cols]
+    hashes = [[] for _ in sides]
     for start in range(0, len(images), batch_size):
         gray = images[start:start + batch_size].mean(axis=-1, dtype=np.float32)
-        coefficients = np.einsum("ah,nhw,bw->nab", rows, gray, cols, optimize=True)
-        coefficients = coefficients.reshape(len(gray), -1)
-        bits = coefficients > np.median(coefficients, axis=1, keepdims=True)
-        hashes.append(np.packbits(bits, axis=1).view(">u8").ravel())
-    return np.concatenate(hashes).astype(np.uint64) if hashes else np.zeros(0, np.uint64)
+        for found, side in zip(hashes, sides):
+            coefficients = np.einsum("ah,nhw,bw->nab", rows, gray, side, optimize=True)
+            coefficients = coefficients.reshape(len(gray), -1)
+            bits = coefficients > np.median(coefficients, axis=1, keepdims=True)
+            found.append(np.packbits(bits, axis=1).view(">u8").ravel())
+    hashes = [np.concatenate(h).astype(np.uint64) if h else np.zeros(0, np.uint64)
+              for h in hashes]
+    return tuple(hashes) if mirror else hashes[0]
 
 
 def content_digests(images) -> np.ndarray:
@@ -90,3 +110,15 @@ def near_duplicate_pairs(hashes, *, max_distance=6) -> tuple:
     distances = hamming(hashes[pairs[:, 0]], hashes[pairs[:, 1]])
     close = distances <= max_distance
     return pairs[close], distances[close]
+
+
+def mirrored_pairs(hashes, mirrored, *, max_distance=6) -> np.ndarray:
+    """Index pairs (i < j) where one image is within `max_distance` bits of the other's mirror
+    image (`mirrored`: the hashes of the flipped images), found with the same banded search."""
+    n = len(hashes)
+    both = np.concatenate([np.asarray(hashes, np.uint64), np.asarray(mirrored, np.uint64)])
+    pairs, _ = near_duplicate_pairs(both, max_distance=max_distance)
+    pairs = pairs[(pairs[:, 0] < n) & (pairs[:, 1] >= n)]  # an image and a mirror image
+    pairs = np.sort(np.stack([pairs[:, 0], pairs[:, 1] - n], axis=1), axis=1)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]  # a symmetric image is its own mirror
+    return np.unique(pairs, axis=0) if len(pairs) else pairs.reshape(0, 2)

@@ -18,17 +18,27 @@ from autoprep.data.index import (
     index_directory,
 )
 from autoprep.data.splits import make_splits
-from autoprep.data.stats import channel_histograms, histogram_mean_std, histogram_percentiles
+from autoprep.data.stats import (
+    DARK_MEAN,
+    IMBALANCE_RATIO,
+    LOW_CONTRAST_STD,
+    channel_histograms,
+    histogram_mean_std,
+    histogram_percentiles,
+)
 from autoprep.doctor._checks import DATA_CHECKS, register
-from autoprep.doctor._hashing import content_digests, near_duplicate_pairs, perceptual_hashes
+from autoprep.doctor._hashing import (
+    content_digests,
+    mirrored_pairs,
+    near_duplicate_pairs,
+    perceptual_hashes,
+)
 from autoprep.doctor.report import Finding, number
 from autoprep.errors import DataError
 
 NEAR_CONSTANT_STD = 1.0  # per-image pixel std (0-255 scale) below which an image is blank
-DARK_MEAN = 40.0  # mean pixel value (0-255) below which the data set is dark
-LOW_CONTRAST_STD = 12.0  # median per-image std below which the data set is low-contrast
-IMBALANCE_RATIO = 4.0  # largest / smallest class count that deserves a warning
 MAX_HASH_DISTANCE = 4  # pHash bits two near-duplicate images may differ in
+SMALL_SIDE = 64  # `DataContext.small`: images at most this many pixels a side
 _LISTED = 5  # how many paths or pairs an evidence line names
 _STD_CHUNK = 64  # images per chunk of the per-image standard deviation
 
@@ -62,13 +72,15 @@ class DataContext:
         data_dir: A directory with one sub-folder per class.
         seed: Seed of the train/validation/test split checked for leakage (as `tune(seed=...)`).
         max_pixels: Image files whose header declares more pixels are skipped.
+        model_fn: The user's model function, for the checks that train a model (label issues).
 
     Raises:
         DataError: for a missing directory, fewer than 2 classes, or no decodable image.
     """
 
-    def __init__(self, data_dir, *, seed=0, max_pixels=MAX_PIXELS):
+    def __init__(self, data_dir, *, seed=0, max_pixels=MAX_PIXELS, model_fn=None):
         self.seed = seed
+        self.model_fn = model_fn
         self.index = index_directory(data_dir, max_pixels=max_pixels)
         self.folder = decode_index(self.index)  # skipped files become a finding, not a warning
 
@@ -114,6 +126,18 @@ class DataContext:
         return histogram_mean_std(self.histograms)
 
     @functools.cached_property
+    def small(self) -> np.ndarray:
+        """Every image area-averaged to at most `SMALL_SIDE` pixels a side (float32, 0-255),
+        for the checks that need no more detail (label issues, shortcuts)."""
+        import tensorflow as tf
+
+        images = self.folder.images
+        size = (min(SMALL_SIDE, images.shape[1]), min(SMALL_SIDE, images.shape[2]))
+        return np.concatenate([
+            tf.image.resize(images[start:start + 256], size, method="area").numpy()
+            for start in range(0, len(images), 256)])
+
+    @functools.cached_property
     def constant(self) -> np.ndarray:
         return self.image_std < NEAR_CONSTANT_STD
 
@@ -138,14 +162,30 @@ class DataContext:
         return sides
 
     @functools.cached_property
+    def hashes(self) -> tuple:
+        """(indices, hashes, mirrored): the non-blank images, their pHashes and those of their
+        mirror images."""
+        candidates = np.flatnonzero(~self.constant)
+        return (candidates, *perceptual_hashes(self.folder.images[candidates], mirror=True))
+
+    @functools.cached_property
     def duplicates(self) -> tuple:
         """(pairs, exact): near-duplicate pairs of non-blank images, and which are identical."""
-        candidates = np.flatnonzero(~self.constant)
-        images = self.folder.images[candidates]
-        pairs, _ = near_duplicate_pairs(perceptual_hashes(images), max_distance=MAX_HASH_DISTANCE)
-        digests = content_digests(images)
+        candidates, hashes, _ = self.hashes
+        pairs, _ = near_duplicate_pairs(hashes, max_distance=MAX_HASH_DISTANCE)
+        digests = content_digests(self.folder.images[candidates])
         exact = digests[pairs[:, 0]] == digests[pairs[:, 1]] if len(pairs) else np.zeros(0, bool)
         return candidates[pairs].reshape(-1, 2), exact
+
+    @functools.cached_property
+    def mirrored(self) -> np.ndarray:
+        """Pairs where one image is a near-duplicate of the other flipped left to right, and
+        not of the image itself (those are in `duplicates`)."""
+        candidates, hashes, mirrored = self.hashes
+        pairs = candidates[mirrored_pairs(hashes, mirrored, max_distance=MAX_HASH_DISTANCE)]
+        known = {(int(i), int(j)) for i, j in self.duplicates[0]}
+        return np.array([p for p in pairs.reshape(-1, 2) if tuple(p) not in known],
+                        dtype=np.int64).reshape(-1, 2)
 
     def pair_names(self, pairs, exact) -> list:
         paths = self.folder.paths
@@ -289,20 +329,36 @@ def check_conflicting_labels(ctx):
 
 @_data_check("split_leakage", priority=13)
 def check_split_leakage(ctx):
-    """Duplicates that land on both sides of the train/validation/test split."""
+    """Duplicates (identical, near-duplicate or mirrored copies within one class) that land on
+    both sides of the train/validation/test split."""
     pairs, exact, _, leaking = _duplicate_groups(ctx)
-    if leaking.any():
+    mirrored = _leaking(ctx, ctx.mirrored)
+    if leaking.any() or len(mirrored):
         names = ctx.pair_names(pairs[leaking], exact[leaking])
-        sides = ctx.sides[pairs[leaking]]
+        names += ctx.pair_names(mirrored, np.zeros(len(mirrored), bool))
+        sides = ctx.sides[np.concatenate([pairs[leaking], mirrored])]
         crossings = counted(f"{_SIDES[a]}/{_SIDES[b]}" for a, b in np.sort(sides, axis=1))
+        kinds = {"identical": int(exact[leaking].sum()),
+                 "near_duplicates": int((~exact[leaking]).sum()), "mirrored": len(mirrored)}
         yield Finding(
             "split_leakage", "warning",
             f"{len(names)} duplicate pair(s) leak across the train/validation/test split",
-            f"With seed={ctx.seed}: {listing(f'{k} {v}' for k, v in crossings.items())}. "
+            f"With seed={ctx.seed}: {listing(f'{k} {v}' for k, v in crossings.items())}; "
+            f"{kinds['identical']} identical, {kinds['near_duplicates']} near-duplicate (pHash "
+            f"within {MAX_HASH_DISTANCE} of 64 bits), {kinds['mirrored']} mirrored copies. "
             f"{listing(names)}. Validation and test scores are inflated by memorised images.",
             "Remove the duplicates (keep one copy of each) before tuning.",
-            data={"pairs": names, "crossings": crossings},
+            data={"pairs": names, "crossings": crossings, **kinds},
         )
+
+
+def _leaking(ctx, pairs) -> np.ndarray:
+    """The pairs of one class whose images are on different sides of the split."""
+    if ctx.sides is None or not len(pairs):
+        return pairs[:0]
+    labels, sides = ctx.folder.labels, ctx.sides
+    same = labels[pairs[:, 0]] == labels[pairs[:, 1]]
+    return pairs[same & (sides[pairs[:, 0]] != sides[pairs[:, 1]])]
 
 
 @_data_check("duplicate_images", priority=19)
@@ -396,7 +452,7 @@ def check_mixed_modes(ctx):
     if len(modes) > 1:
         yield Finding(
             "mixed_modes", "info", f"{len(modes)} image modes: {modes}",
-            "Alpha channels are dropped and palette images expanded when decoding.",
+            "Alpha is composited on white and palette images are expanded when decoding.",
             "Convert every image to one mode (e.g. RGB) when exporting.",
             data={"modes": modes},
         )
@@ -420,9 +476,10 @@ def check_class_imbalance(ctx):
 @_data_check("dark_images", priority=15)
 def check_dark_images(ctx):
     """A data set whose pixels use only the dark end of the 0-255 range."""
-    mean = float(ctx.histograms.sum(axis=0) @ np.arange(256) / ctx.histograms.sum())
+    counts = ctx.histograms.sum(axis=0)  # every channel's pixels together
+    mean = float(histogram_mean_std(counts[None])[0][0])
     if mean < DARK_MEAN and ctx.pixel_range[1] > 1:
-        top = histogram_percentiles(ctx.histograms.sum(axis=0, keepdims=True), [99])[0, 0]
+        top = histogram_percentiles(counts[None], [99])[0, 0]
         yield Finding(
             "dark_images", "warning", f"The images are dark (mean pixel {number(mean)} of 255)",
             f"99th percentile pixel {number(top)}; fed raw, the inputs are "

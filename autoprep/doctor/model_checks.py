@@ -16,6 +16,7 @@ import keras_tuner as kt
 import numpy as np
 import tensorflow as tf
 
+from autoprep.data.stats import IMBALANCE_RATIO
 from autoprep.doctor._checks import MODEL_CHECKS, register
 from autoprep.doctor._training import (
     OVERFIT_STEPS,
@@ -27,8 +28,9 @@ from autoprep.doctor._training import (
     Verdict,
     attribute,
 )
-from autoprep.doctor.data_checks import IMBALANCE_RATIO, listing
+from autoprep.doctor.data_checks import listing
 from autoprep.doctor.report import SEVERITIES, Finding, number
+from autoprep.search import model_inputs
 from autoprep.search.hypermodel import accepts_hp, ensure_compiled, loss_description
 from autoprep.search.model_spec import load_model_fn
 
@@ -54,10 +56,12 @@ class ModelContext:
         data: The `DataContext` of the folder.
         model_fn: `model_fn(input_shape, num_classes[, hp])`, or a `"file.py:function"` spec.
         seed: Seeds weight initialization and the sampled batches.
+        normalization: The name of the normalization that will feed the model, when the user
+            gave one (`convention_checks.py` checks it against the model).
     """
 
-    def __init__(self, data, model_fn, *, seed=0):
-        self.data = data
+    def __init__(self, data, model_fn, *, seed=0, normalization=None):
+        self.data, self.normalization = data, normalization
         self.model_fn = load_model_fn(model_fn) if isinstance(model_fn, str) else model_fn
         self.name = getattr(self.model_fn, "__name__", repr(self.model_fn))
         self.seed = seed
@@ -242,6 +246,12 @@ class ModelContext:
         """Each symptom of the training tests, with the changes tried and those that cured it."""
         if not self.usable:
             return []
+        try:
+            self.one_batch()
+        except ValueError as error:
+            if _no_gradients(error):
+                return []
+            raise
         tests = [("one_batch", "error", self.one_batch)]
         if self.one_batch().fits:  # else the one-batch verdict says more, at less cost
             tests.append(("trend", "error", self.trend))
@@ -443,11 +453,12 @@ def check_input_scale(ctx):
         yield Finding(
             "input_scale", "info", "The model normalizes its own input",
             f"It receives pixels in [{low}, {high}] and contains {names}.",
-            "Nothing to do; drop these layers if you use autoprep's exported pipeline, "
-            "which normalizes already.",
+            "Nothing to do: `autoprep tune` feeds such a model raw pixels (normalization "
+            "'none'), so they are not scaled twice.",
             dimension="normalization",
         )
-    elif ctx.raw_input and "unscaled_input" not in ctx.causes:
+    elif (ctx.raw_input and "unscaled_input" not in ctx.causes
+          and model_inputs.inspect_model(ctx.model).kind != "backbone"):
         mean = number(ctx.data.channel_mean_std[0].mean())
         yield Finding(
             "unscaled_input", "warning", "The model sees raw pixel values (0-255)",
@@ -510,6 +521,12 @@ def overfit_batch(ctx, change=AS_IS) -> OneBatch:
         if OneBatch(losses, ctx.expected_loss).fits or not math.isfinite(losses[-1]):
             break
     return OneBatch(losses, ctx.expected_loss)
+
+
+def _no_gradients(error) -> bool:
+    """Keras' error when training a model whose loss gives no weight a gradient (the gradients
+    check reports that model: training it has nothing more to say)."""
+    return isinstance(error, ValueError) and "No gradients provided" in str(error)
 
 
 def _balanced_sample(labels, num_classes, per_class, rng):

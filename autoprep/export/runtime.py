@@ -10,22 +10,26 @@ sampler, ...). The library lists files with the same `walk_class_files`.
 
 import os
 import random
+import struct
 import warnings
 
 import tensorflow as tf
 
 from autoprep.choices.imbalance import natural_sampler as sample
 from autoprep.choices.pipeline import build_eval_dataset, build_train_dataset
-from autoprep.data.decode import load_image
+from autoprep.data.image import load_image
 from autoprep.data.index import (
     IMAGE_EXTENSIONS,
     MAX_PIXELS,
+    _exif_orientation,
     _file_problem,
-    _jpeg_size,
+    _jpeg_header,
     _link_problem,
     _walk_folder,
+    _webp_size,
     header_problem,
-    image_header_size,
+    image_header,
+    pixels_problem,
     walk_class_files,
 )
 
@@ -94,13 +98,24 @@ def split_files(paths, labels, *, validation_split, seed):
     return train, validation
 
 
-def _decode(path, label):
-    return load_image(path, IMAGE_SIZE, CHANNELS), label
+def image_decoding(path):
+    """How `load_image` decodes a file, from its header (its type, a JPEG's EXIF orientation:
+    see `image_header`); 0 (`tf.io.decode_image`) when the header cannot be read, and decoding
+    then fails with TensorFlow's error naming the file."""
+    try:
+        return image_header(path)[2]
+    except (OSError, ValueError, struct.error):
+        return 0
 
 
-def _path_tensor(paths):
-    """Paths as bytes, so that file names that are not valid UTF-8 reach TensorFlow as on disk."""
-    return [os.fsencode(path) for path in paths]
+def _decode(path, decoding, label):
+    return load_image(path, IMAGE_SIZE, CHANNELS, decoding), label
+
+
+def _files(paths):
+    """(paths as bytes, how each is decoded): names that are not valid UTF-8 reach TensorFlow
+    as they are on disk; each file's header is read here, in Python, once per dataset."""
+    return [os.fsencode(path) for path in paths], [image_decoding(path) for path in paths]
 
 
 def _cache(dataset, cache, suffix):
@@ -112,8 +127,9 @@ def _cache(dataset, cache, suffix):
 
 def _decoded(paths):
     """Every image of `paths`, decoded once with one parallel map, as one uint8 tensor."""
-    dataset = tf.data.Dataset.from_tensor_slices(_path_tensor(paths)).map(
-        lambda path: load_image(path, IMAGE_SIZE, CHANNELS), num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = tf.data.Dataset.from_tensor_slices(_files(paths)).map(
+        lambda path, decoding: load_image(path, IMAGE_SIZE, CHANNELS, decoding),
+        num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(max(len(paths), 1)).get_single_element()
 
 
@@ -134,7 +150,7 @@ def make_train_dataset(paths, labels, *, batch_size=32, seed=None, cache=True):
         if images is None:
             members = [p for p, y in zip(paths, labels) if y == label]
             dataset = tf.data.Dataset.from_tensor_slices(
-                (_path_tensor(members), [label] * len(members)))
+                (*_files(members), [label] * len(members)))
             dataset = dataset.map(_decode, num_parallel_calls=tf.data.AUTOTUNE)
             class_datasets.append(_cache(dataset, cache, f"_train_{label}"))
         else:
@@ -159,15 +175,15 @@ def make_train_dataset(paths, labels, *, batch_size=32, seed=None, cache=True):
 def make_eval_dataset(paths, labels=None, *, batch_size=32, cache=True):
     """Evaluation batches: decoded, cached and normalized; no augmentation, no resampling."""
     if labels is None:
-        dataset = tf.data.Dataset.from_tensor_slices(_path_tensor(paths))
+        dataset = tf.data.Dataset.from_tensor_slices(_files(paths))
         dataset = dataset.map(
-            lambda path: load_image(path, IMAGE_SIZE, CHANNELS),
+            lambda path, decoding: load_image(path, IMAGE_SIZE, CHANNELS, decoding),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     else:
         if ONE_HOT_LABELS:
             labels = tf.one_hot(list(labels), len(CLASS_NAMES))
-        dataset = tf.data.Dataset.from_tensor_slices((_path_tensor(paths), labels))
+        dataset = tf.data.Dataset.from_tensor_slices((*_files(paths), labels))
         dataset = dataset.map(_decode, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = _cache(dataset, cache, "_eval")
     return build_eval_dataset(dataset, batch_size=batch_size, normalize=preprocess)
@@ -192,7 +208,8 @@ def make_datasets(data_dir, *, validation_split=0.2, batch_size=32, seed=0, cach
 
 # In the order they are written into the exported module.
 RUNTIME_FUNCTIONS = (
-    walk_class_files, _walk_folder, _link_problem, _file_problem, image_header_size,
-    _jpeg_size, header_problem, list_files, split_files, _decode, _path_tensor, _cache,
-    _decoded, make_train_dataset, make_eval_dataset, make_datasets,
+    walk_class_files, _walk_folder, _link_problem, _file_problem, image_header, _webp_size,
+    _jpeg_header, _exif_orientation, header_problem, pixels_problem, list_files, split_files,
+    image_decoding, _decode, _files, _cache, _decoded, make_train_dataset, make_eval_dataset,
+    make_datasets,
 )

@@ -15,9 +15,9 @@ import os
 import time
 
 from autoprep._text import counted
-
-REPORT_FILE = "report.html"
-DOCTOR_MAX_IMAGES = 3000  # above this, the doctor is not run for the report (seconds per 1,000)
+from autoprep.report.findings import doctor_report
+from autoprep.run.files import REPORT_FILE
+from autoprep.run.result import seed_text
 
 
 def report_path(run_dir) -> str:
@@ -38,8 +38,8 @@ def write_report(result, path=None, *, doctor="auto", force=False) -> str:
     Returns:
         The path written.
     """
+    from autoprep._files import atomic_write, check_replaceable
     from autoprep.report.page import REPORT_MARK
-    from autoprep.run.result import atomic_write, check_replaceable
 
     if path is None:
         if result.run_dir is None:
@@ -52,21 +52,6 @@ def write_report(result, path=None, *, doctor="auto", force=False) -> str:
     check_replaceable(path, mark=REPORT_MARK, what="report", force=force)
     atomic_write(path, build_report(result, doctor=doctor))
     return path
-
-
-def doctor_report(result):
-    """The doctor's data findings for the result's folder, or None when that is not cheap.
-
-    Cheap means the folder exists and has at most `DOCTOR_MAX_IMAGES` images.
-    """
-    data = result.data or {}
-    folder = data.get("data_dir")
-    if not folder or not os.path.isdir(folder) or sum(data.get("class_counts", [])) > \
-            DOCTOR_MAX_IMAGES:
-        return None
-    from autoprep.doctor import diagnose
-
-    return diagnose(folder)
 
 
 class Refresher:
@@ -149,6 +134,8 @@ def _meta(result) -> list:
         + (f", {data.get('channels')} channel(s)" if data.get("channels") else ""),
         "written " + datetime.datetime.now().isoformat(sep=" ", timespec="seconds"),
     ]
+    if result.seed is not None:
+        lines.insert(2, seed_text(result.seed))
     if result.state == "running":
         lines.append("The search is still running: `autoprep tune` rewrites this page every few "
                      "minutes and at the end.")

@@ -9,8 +9,8 @@ import dataclasses
 
 import numpy as np
 
-from autoprep.run.result import failure_reason
-from autoprep.search.objectives import OBJECTIVES
+from autoprep import objectives
+from autoprep.run.trial import failure_text, number_of
 
 # Below this many completed trials, or this out-of-bag R^2, the ranking is called uncertain.
 CONFIDENT_TRIALS = 20
@@ -21,10 +21,6 @@ CONFUSION_SOURCES = {
     "test": "best pipeline, test split",
     "baseline_test": "raw-pixel baseline, test split",
 }
-
-
-def higher_is_better(objective: str) -> bool:
-    return OBJECTIVES.get(objective, ("max",))[0] == "max"
 
 
 @dataclasses.dataclass
@@ -96,34 +92,37 @@ def trial_table(trials) -> TrialTable:
 
 @dataclasses.dataclass
 class History:
-    """Scores in trial order (None for a failed trial), best so far, and the failures."""
+    """Trial numbers, their scores (None for a failed trial), best so far, and the failures."""
 
     scores: list
     best_so_far: list
-    failures: list  # (trial number, trial id, status, reason)
+    failures: list  # (trial number, status, reason)
+    numbers: list = None
 
 
 def history(trials, objective) -> History:
-    pick = max if higher_is_better(objective) else min
-    scores, best, failures, current = [], [], [], None
-    for number, trial in enumerate(trials, start=1):
+    direction = objectives.direction(objective)
+    scores, best, failures, numbers, current = [], [], [], [], None
+    for position, trial in enumerate(trials, start=1):
+        number = number_of(trial)
+        number = number if isinstance(number, int) else position
+        numbers.append(number)
         score = trial.get("score")
         scores.append(score)
         if score is not None:
-            current = score if current is None else pick(current, score)
+            current = score if current is None else objectives.best([current, score], direction)
         else:
-            reason = failure_reason(trial.get("message")) or trial.get("status", "")
-            failures.append((number, trial["trial_id"], trial.get("status", ""), reason))
+            failures.append((number, trial.get("status", ""), failure_text(trial)))
         best.append(current)
-    return History(scores, best, failures)
+    return History(scores, best, failures, numbers)
 
 
 def grouped_scores(table: TrialTable, name: str, objective: str) -> list:
     """(value, scores) per value of a categorical dimension, the best mean first."""
     values = np.array(table.columns[name])
     groups = [(v, table.scores[values == v]) for v in dict.fromkeys(values)]
-    sign = -1 if higher_is_better(objective) else 1
-    return sorted(groups, key=lambda group: sign * float(np.mean(group[1])))
+    return objectives.ranked(groups, objectives.direction(objective),
+                             key=lambda group: float(np.mean(group[1])))
 
 
 @dataclasses.dataclass

@@ -32,7 +32,7 @@ def history(hist, objective) -> str:
     """Score per trial (dots), best so far (line), failed trials (red crosses at the bottom)."""
     figure = _figure(11, 3.6)
     axes = figure.add_subplot()
-    numbers = np.arange(1, len(hist.scores) + 1)
+    numbers = hist.numbers or np.arange(1, len(hist.scores) + 1)
     scored = [(n, s) for n, s in zip(numbers, hist.scores) if s is not None]
     if scored:
         xs, ys = zip(*scored)
@@ -189,6 +189,29 @@ def image_grid(rows, row_labels, column_labels, gray) -> str:
             if c == 0:
                 axes.set_ylabel(_short([row_labels[r]])[0], fontsize=8)
     return png_data_uri(figure)
+
+
+def thumbnails(images, captions, *, columns=6) -> str:
+    """uint8 images of any sizes in a grid, `columns` a row, each with its caption below."""
+    rows = -(-len(images) // columns)
+    figure = _figure(1.7 * columns, 2.1 * rows)
+    for index, (image, caption) in enumerate(zip(images, captions)):
+        axes = figure.add_subplot(rows, columns, index + 1)
+        gray = image.ndim == 2 or image.shape[-1] == 1
+        axes.imshow(image.squeeze(), cmap="gray" if gray else None, vmin=0, vmax=255,
+                    interpolation="nearest")
+        axes.set_xticks([])
+        axes.set_yticks([])
+        axes.set_xlabel("\n".join(_middle(caption.split("\n"))), fontsize=7)
+    return png_data_uri(figure)
+
+
+def _middle(lines, limit=26) -> list:
+    """Lines cut in the middle to `limit` characters (the ends of class and file names tell
+    them apart), `$` escaped."""
+    cut = [line if len(line) <= limit else line[:limit // 2] + "…" + line[-(limit - 1) // 2:]
+           for line in lines]
+    return [line.replace("$", r"\$") for line in cut]
 
 
 def _short(names, limit=14) -> list:

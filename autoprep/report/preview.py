@@ -43,7 +43,8 @@ def preview_images(module, data_dir, *, rows=PREVIEW_ROWS, draws=PREVIEW_DRAWS, 
         return [], []
     chosen = _one_per_class(np.asarray(labels), rows, seed)
     originals = tf.stack([
-        module.load_image(paths[i], module.IMAGE_SIZE, module.CHANNELS) for i in chosen
+        module.load_image(paths[i], module.IMAGE_SIZE, module.CHANNELS,
+                          module.image_decoding(paths[i])) for i in chosen
     ])
     chosen_labels = [int(labels[i]) for i in chosen]
     batch_labels = tf.constant(chosen_labels)

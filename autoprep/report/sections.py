@@ -4,9 +4,13 @@ import functools
 import os
 import traceback
 
+from autoprep._text import summarize
 from autoprep.report import facts, figures
+from autoprep.report.findings import DOCTOR_MAX_IMAGES, doctor_report
 from autoprep.report.page import code, esc, image, num, para, table
-from autoprep.run.result import summarize
+from autoprep.run.convention import recorded
+from autoprep.run.files import TENSORBOARD_DIR
+from autoprep.run.trial import number_of, trial_text
 
 NOT_RECORDED = "not recorded"
 
@@ -54,13 +58,14 @@ def answer(ctx) -> str:
     parts = [f'<div class="answer"><b>Best pipeline:</b> {esc(summarize(result.best_config))}'
              f"<ul>{''.join(f'<li>{esc(line)}</li>' for line in _words(result.best_config))}"
              "</ul></div>"]
+    parts.append(_convention(result))
     tuned, base = facts.spread(result.test_scores), facts.spread(result.baseline_scores)
     if isinstance(result.selection, dict):  # chosen after re-evaluating the top ones
         rows = [("validation (chosen)", num(result.best_score),
                  f"chosen: {result.selection.get('reason', '')}")]
     else:
         rows = [("validation (best trial)", num(result.best_score),
-                 f"trial id {result.best_trial_id}, the best of {len(result.trials)}")]
+                 f"trial {result.best_trial}, the best of {len(result.trials)}")]
     for label, stats in (("test, best pipeline", tuned), ("test, raw-pixel baseline", base)):
         rows.append((label, num(stats.get("mean")), _spread_text(stats)))
     if tuned and base:
@@ -75,6 +80,15 @@ def answer(ctx) -> str:
                           f"(this run is {result.state}), and only with a test split.", "note"))
     parts.append(_snippet(ctx))
     return "".join(parts)
+
+
+def _convention(result) -> str:
+    """What the model expects of its pixels and what the search did with it ("" if unknown)."""
+    convention = recorded(result.data)  # None for runs of older versions
+    if convention is None:
+        return ""
+    text = para("Model input: " + convention.describe() + ".", "note")
+    return text + "".join(para("Warning: " + problem, "warn") for problem in convention.problems)
 
 
 def _spread_text(stats) -> str:
@@ -115,18 +129,15 @@ def _summary(registry, name) -> str:
 
 
 def _snippet(ctx) -> str:
+    """How to use the chosen pipeline: the export command, and the lines of a training script
+    for this pipeline (its loss, fit arguments and prediction)."""
+    from autoprep.export.module import usage
+
     result = ctx.result
     run_dir = result.run_dir or "RUN_DIR"
-    usage = (
-        "import pipeline\n"
-        f"train_ds, val_ds = pipeline.make_datasets({ctx.data_dir!r}, validation_split=0.2,\n"
-        "                                          batch_size=32, seed=0)\n"
-        f"model.fit(train_ds, validation_data=val_ds, epochs={result.epochs}, "
-        "**pipeline.FIT_KWARGS)\n"
-        "probabilities = model.predict(pipeline.preprocess(uint8_images))"
-    )
+    lines = usage(result.pipeline, data_dir=repr(ctx.data_dir), epochs=result.epochs)
     _, source = ctx.module
-    return ("<h3>Use it</h3>" + code(f"autoprep export {run_dir} -o pipeline.py") + code(usage)
+    return ("<h3>Use it</h3>" + code(f"autoprep export {run_dir} -o pipeline.py") + code(lines)
             + f"<details><summary>The exported module ({len(source.splitlines())} lines, "
             "imports only TensorFlow)</summary>" + code(source) + "</details>")
 
@@ -140,20 +151,18 @@ def search_history(ctx) -> str:
     parts = [image(figures.history(hist, result.objective), "score per trial")]
     if hist.failures:
         parts.append(f"<h3>Failed trials ({len(hist.failures)})</h3>")
-        parts.append(table(["trial", "id", "status", "reason"], hist.failures, numeric=(0,)))
+        parts.append(table(["trial", "status", "reason"], hist.failures, numeric=(0,)))
     else:
         parts.append(para("No trial failed.", "note"))
     rows, classes = [], []
-    for number, trial in enumerate(result.trials, start=1):
-        config = summarize(trial["config"]) if trial.get("config") else "?"
-        config += "".join(f", {k}={v}" for k, v in trial.get("model_hyperparameters", {}).items())
-        rows.append((number, trial["trial_id"], trial.get("status", ""),
-                     num(trial.get("score")), config))
+    for trial in result.trials:
+        rows.append((number_of(trial), trial.get("status", ""), num(trial.get("score")),
+                     trial_text(trial)))
         classes.append("failed" if trial.get("score") is None else "")
     parts.append(f"<details><summary>All {len(rows)} trials</summary>"
-                 + table(["trial", "id", "status", result.objective, "pipeline"], rows,
-                         numeric=(0, 3), row_classes=classes) + "</details>")
-    board = os.path.join(result.run_dir or "", "tensorboard")
+                 + table(["trial", "status", result.objective, "pipeline"], rows,
+                         numeric=(0, 2), row_classes=classes) + "</details>")
+    board = os.path.join(result.run_dir or "", TENSORBOARD_DIR)
     if result.run_dir and os.path.isdir(board):
         parts.append(para(f"Every trial's training curves and hyperparameters are in TensorBoard: "
                           f"tensorboard --logdir {board}  (then the HParams tab).", "note"))
@@ -291,8 +300,6 @@ def classes(ctx) -> str:
 
 # -- the doctor ----------------------------------------------------------------------------
 def doctor(ctx) -> str:
-    from autoprep.report import DOCTOR_MAX_IMAGES, doctor_report
-
     found = doctor_report(ctx.result) if ctx.doctor == "auto" else ctx.doctor
     if found is None:
         return para(f"Not computed for this report (only folders of at most {DOCTOR_MAX_IMAGES} "
@@ -306,7 +313,44 @@ def doctor(ctx) -> str:
     rows = [(f.severity, f.title, f.evidence, f.fix) for f in shown]
     return (table(["severity", "finding", "evidence", "fix"], rows)
             + para(f"Data checks of autoprep doctor ({others} informational findings not "
-                   "shown).", "note"))
+                   "shown).", "note") + _label_issue_grid(found, ctx.data_dir))
+
+
+LABEL_ISSUE_THUMBNAILS = 24
+
+
+def _label_issue_grid(found, data_dir) -> str:
+    """The doctor's likeliest mislabeled images as thumbnails: folder, and the class they
+    look like."""
+    finding = next((f for f in found.findings if f.id == "label_issues"), None)
+    issues = (finding.data.get("issues", []) if finding else [])[:LABEL_ISSUE_THUMBNAILS]
+    if not issues or not data_dir:
+        return ""
+    images = [_thumbnail(os.path.join(data_dir, issue["path"])) for issue in issues]
+    captions = [f"{os.path.basename(i['path'])}\nin {i['given']}\nlooks like\n"
+                f"{i['suggested']}\nscore {i['score']:.3f}" for i in issues]
+    total = len(finding.data["issues"])
+    return ("<h3>Images that look mislabeled</h3>"
+            + image(figures.thumbnails(images, captions), "images that look mislabeled")
+            + para(f"The {len(issues)} likeliest of {total} images cleanlab flags, most likely "
+                   "first: the folder each is filed in, the class it looks like to "
+                   f"{finding.data.get('model', 'the model')} trained out of fold, and "
+                   "cleanlab's label quality score (lower is more suspect).", "note"))
+
+
+def _thumbnail(path, side=96):
+    """The image file as a uint8 RGB array at most `side` pixels a side; a gray square when it
+    cannot be read (moved or deleted since the doctor ran)."""
+    import numpy as np
+    from PIL import Image
+
+    try:
+        with Image.open(path) as opened:
+            picture = opened.convert("RGB")
+    except (OSError, ValueError):
+        return np.full((side, side, 3), 200, np.uint8)
+    picture.thumbnail((side, side))
+    return np.asarray(picture)
 
 
 SECTIONS = [

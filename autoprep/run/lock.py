@@ -15,8 +15,7 @@ import time
 
 from autoprep._text import printable
 from autoprep.errors import RunDirectoryError
-
-LOCK_FILE = "autoprep.lock"
+from autoprep.run.files import LOCK_FILE
 
 
 class RunLock:

@@ -6,7 +6,7 @@ One computation for both audiences: `tune(verbose=1)` prints `TrialClock.line` t
 
 import time
 
-from autoprep.run.result import failure_reason, summarize
+from autoprep.run.trial import failure_text, trial_name, trial_text
 
 
 def clock(seconds) -> str:
@@ -63,13 +63,12 @@ class TrialClock:
 
 
 def trial_line(result, record, *, max_trials, elapsed, eta) -> str:
-    """The progress line of a finished trial: its config, score, best so far, elapsed, ETA."""
+    """The progress line of a finished trial: its number, config, score, best so far, elapsed,
+    ETA."""
     if record["score"] is None:
-        score = f"failed ({failure_reason(record['message']) or record['status']})"
+        score = f"failed ({failure_text(record)})"
     else:
         score = f"{result.objective}={record['score']:.4f}"
     best = "-" if result.best_score is None else f"{result.best_score:.4f}"
-    config = summarize(record["config"]) if record["config"] else "?"
-    extra = "".join(f", {k}={v}" for k, v in record.get("model_hyperparameters", {}).items())
-    return (f"trial {len(result.trials)}/{max_trials}  {config}{extra}  {score}  best={best}  "
+    return (f"{trial_name(record)}/{max_trials}  {trial_text(record)}  {score}  best={best}  "
             f"elapsed {clock(elapsed)}  ETA {clock(eta)}")

@@ -1,11 +1,15 @@
 """The run directory: which folders autoprep may write into, and which files it may delete.
 
-A run directory is a folder that holds autoprep's run marker (`autoprep.json`). autoprep
-writes a new run only into a folder that is missing, empty or already a run directory, never
-into a folder that holds anything else; it refuses `/`, the home folder, the current folder
-and any folder that contains them or the data. `overwrite` deletes only the files autoprep and
-Keras Tuner write there (`OWN_FILES`, `trial_*` folders, temporary files), never a folder
-itself or anything else the user put inside. Paths are compared after resolving symlinks.
+A run directory is a folder that holds autoprep's run marker (`autoprep.json`), and only
+such a folder: file names prove nothing (a folder of the user's may hold a `results.json`).
+autoprep writes a run only into a folder that is missing, empty or already a run directory,
+and writes the marker into a new one before anything else (`claim_run_dir`); it refuses any
+other folder, `/`, the home folder, the current folder and any folder that contains them or
+the data. A run directory of an older autoprep without the marker is read by `show` and
+`export` (`run.result.load_result`), never resumed or cleared. `overwrite` deletes only the
+files autoprep and Keras Tuner write there (`OWN_FILES`, `trial_*` folders, temporary files),
+never a folder itself or anything else the user put inside. Paths are compared after
+resolving symlinks.
 
 One process at a time works in a run directory: `RunLock` holds an exclusive `flock` on
 `autoprep.lock`, which names its holder (host and PID). The workers of a distributed search
@@ -15,39 +19,47 @@ neither lock nor clear it: the chief does.
 import contextlib
 import json
 import os
-import re
 import shutil
 
+from autoprep._files import atomic_create, atomic_write, remove_stale_temporaries
 from autoprep.errors import RunDirectoryError
-from autoprep.run.lock import LOCK_FILE, RunLock
-from autoprep.run.result import remove_stale_temporaries
-from autoprep.search import kt_adapter
-
-RUN_FILE = "autoprep.json"  # the run marker, with the search settings and interrupted trials
-CACHE_DIR = "cache"  # memory-mapped decoded images, keyed by the files: kept by `overwrite`
-# What autoprep (and Keras Tuner, for the search state) writes at the top of a run directory.
-OWN_FILES = (RUN_FILE, LOCK_FILE, CACHE_DIR, "autoprep.log", "results.json", "trials.csv",
-             "best_pipeline.py", kt_adapter.ORACLE_FILE, "tensorboard", "report.html")
-_OWN_PATTERNS = (
-    kt_adapter.TUNER_FILE,  # a Keras Tuner tuner's state
-    kt_adapter.TRIAL_DIR,  # a Keras Tuner trial folder (trial.json, weights)
-    re.compile(r"\.tmp-.*\.part"),  # a temporary file of an atomic write
+from autoprep.run.files import (
+    CACHE_DIR,
+    LOCK_FILE,
+    OWN_FILES,
+    OWN_PATTERNS,
+    RESULTS_FILE,
+    RUN_FILE,
+    TRIAL_DIR,
 )
+from autoprep.run.lock import RunLock
 
 
 def is_own_file(name) -> bool:
     """True for a name that autoprep or Keras Tuner writes at the top of a run directory."""
-    return name in OWN_FILES or any(pattern.fullmatch(name) for pattern in _OWN_PATTERNS)
+    return name in OWN_FILES or any(pattern.fullmatch(name) for pattern in OWN_PATTERNS)
 
 
 def is_run_dir(path) -> bool:
-    """True when `path` holds autoprep's run marker, a JSON object with the search settings."""
+    """True when `path` holds autoprep's run marker, a JSON object with the search settings
+    (None in a run directory whose first search has not started yet)."""
+    return _marker(path) is not None
+
+
+def _marker(path):
+    """The run marker's state in `path`, or None when there is no (readable) marker."""
     try:
         with open(os.path.join(path, RUN_FILE), encoding="utf-8") as handle:
             state = json.load(handle)
     except (OSError, ValueError):
-        return False
-    return isinstance(state, dict) and "settings" in state
+        return None
+    return state if isinstance(state, dict) and "settings" in state else None
+
+
+def stored_settings(run_dir):
+    """The settings of the search a run directory holds, or None (no run started there)."""
+    state = _marker(run_dir)
+    return None if state is None else state["settings"]
 
 
 def check_run_dir(run_dir, data_dir, *, overwrite=False):
@@ -81,35 +93,48 @@ def check_run_dir(run_dir, data_dir, *, overwrite=False):
             f"The run directory {os.fspath(run_dir)!r} is a file, not a folder. Choose a new "
             "folder for the run, e.g. --out runs/NAME."
         )
-    foreign = foreign_entries(run_dir)
-    if foreign and not is_run_dir(run_dir):
-        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5
+    entries = _entries(run_dir)
+    if entries and not is_run_dir(run_dir):
+        shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5
                                           else "")
         action = "clear" if overwrite else "write into"
+        older = (f" If it is a run of an older autoprep (it has a {RESULTS_FILE} and no run "
+                 "marker), `autoprep show` and `autoprep export` still read it; it cannot be "
+                 "resumed: search again in a new folder, or move its files away first."
+                 if RESULTS_FILE in entries else "")
         raise RunDirectoryError(
             f"The run directory {os.fspath(run_dir)!r} is a folder that autoprep did not create "
             f"(no {RUN_FILE}) and it holds {shown}; autoprep will not {action} it. Choose a new "
-            "or empty folder for the run, e.g. --out runs/NAME."
+            f"or empty folder for the run, e.g. --out runs/NAME.{older}"
         )
 
 
-def foreign_entries(run_dir) -> list:
-    """Sorted names in `run_dir` that autoprep did not write (folders end with "/")."""
+def _entries(run_dir) -> list:
+    """Sorted names in `run_dir` (folders end with "/"); [] when it does not exist."""
     try:
         entries = list(os.scandir(run_dir))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    return sorted(entry.name + ("/" if entry.is_dir() else "")
-                  for entry in entries if not is_own_file(entry.name))
+    return sorted(entry.name + ("/" if entry.is_dir() else "") for entry in entries)
+
+
+def claim_run_dir(run_dir):
+    """Makes a missing or empty folder (checked by `check_run_dir`) a run directory: creates
+    it with a run marker that holds no settings yet, before anything else is written there.
+    A run directory is left as it is (another process may have claimed it first)."""
+    os.makedirs(run_dir, exist_ok=True)
+    atomic_create(os.path.join(run_dir, RUN_FILE),
+                  json.dumps({"settings": None, "interrupted": {}}, indent=2))
 
 
 def clear_run_dir(run_dir):
     """Deletes autoprep's own files of a run directory (checked by `check_run_dir`) but the
-    lock and the cache of decoded images (reused if the data is the same, maybe mapped
-    already); the folder and anything else in it stay."""
+    run marker (rewritten next: the folder stays a run directory throughout), the lock and the
+    cache of decoded images (reused if the data is the same, maybe mapped already); the folder
+    and anything else in it stay."""
     with os.scandir(run_dir) as entries:
         for entry in entries:
-            if not is_own_file(entry.name) or entry.name in (LOCK_FILE, CACHE_DIR):
+            if not is_own_file(entry.name) or entry.name in (RUN_FILE, LOCK_FILE, CACHE_DIR):
                 continue
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path)
@@ -117,22 +142,25 @@ def clear_run_dir(run_dir):
                 os.remove(entry.path)
 
 
-def open_run_dir(run_dir, settings, overwrite) -> dict:
-    """Creates, resumes or (with `overwrite`) clears the run directory; returns its run state.
+def open_run_dir(run_dir, settings, overwrite, *, defaults=None) -> dict:
+    """Starts, resumes or (with `overwrite`) clears the run directory; returns its run state.
 
     Temporary files that a killed process left (its atomic writes) are removed.
+
+    Args:
+        run_dir: A run directory (see `claim_run_dir`).
+        settings: What a resumed search must share with the search it resumes.
+        overwrite: Start over: clear the run directory's own files.
+        defaults: The values of settings that older versions did not store: a stored run
+            without such a key had this value.
 
     Raises:
         RunDirectoryError: the run directory holds a search with different settings.
     """
-    path = os.path.join(run_dir, RUN_FILE)
     remove_left_temporaries(run_dir)
-    if not overwrite and os.path.exists(path):
-        with open(path, encoding="utf-8") as handle:
-            previous = json.load(handle)
-        different = [
-            key for key, value in settings.items() if previous["settings"].get(key) != value
-        ]
+    previous = None if overwrite else _marker(run_dir)
+    if previous is not None and previous["settings"] is not None:
+        different = differing_settings(previous["settings"], settings, defaults or {})
         if different:
             raise RunDirectoryError(
                 f"{run_dir!r} holds a different search ({', '.join(different)} differ). "
@@ -148,21 +176,44 @@ def open_run_dir(run_dir, settings, overwrite) -> dict:
     return state
 
 
+_MISSING = object()
+
+
+def differing_settings(stored, settings, defaults) -> list:
+    """The names of `settings` whose value differs from the stored one.
+
+    A key missing from `stored` (at the top, or inside a stored mapping such as the search
+    space's config) has its value in `defaults` (at the same place), so that a run of an
+    older version, which did not store a setting added since, resumes when that setting has
+    its default value.
+    """
+    return [key for key, value in settings.items()
+            if not _same(stored.get(key, defaults.get(key, _MISSING)), value,
+                         defaults.get(key, _MISSING))]
+
+
+def _same(stored, value, default) -> bool:
+    if not (isinstance(stored, dict) and isinstance(value, dict)):
+        return stored == value
+    default = default if isinstance(default, dict) else {}
+    return all(_same(stored.get(key, default.get(key, _MISSING)), value.get(key, _MISSING),
+                     default.get(key, _MISSING))
+               for key in {*stored, *value})
+
+
 def remove_left_temporaries(run_dir):
     """Removes the temporary files of dead processes at the top and in the trial folders."""
     if not os.path.isdir(run_dir):
         return
     with os.scandir(run_dir) as entries:
         trials = [e.path for e in entries
-                  if kt_adapter.TRIAL_DIR.fullmatch(e.name) and e.is_dir(follow_symlinks=False)]
+                  if TRIAL_DIR.fullmatch(e.name) and e.is_dir(follow_symlinks=False)]
     for folder in [run_dir, *trials]:
         remove_stale_temporaries(folder)
 
 
 def write_run_state(run_dir, state):
     """Writes the run marker with the run's state (settings, interrupted trials)."""
-    from autoprep.run.result import atomic_write
-
     atomic_write(os.path.join(run_dir, RUN_FILE), json.dumps(state, indent=2))
 
 

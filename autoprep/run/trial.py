@@ -1,7 +1,12 @@
-"""Trial records: what one finished trial of a search was, as stored in results.json."""
+"""Trial records: what one finished trial of a search was, as stored in results.json, and the
+text that shows one (its configuration, the reason it failed) in the log, `show` and the report.
+"""
 
 import dataclasses
 import enum
+import re
+
+from autoprep._text import summarize
 
 
 class TrialStatus(str, enum.Enum):
@@ -23,7 +28,7 @@ class TrialRecord:
     """One finished trial.
 
     Attributes:
-        trial_id: Keras Tuner's id of the trial.
+        trial_id: Keras Tuner's id of the trial (0-based, "00"): the key of its state files.
         status: A `TrialStatus`.
         score: The validation objective (None when the trial failed).
         config: The pipeline config (unfitted), or None when the space was changed by hand.
@@ -31,6 +36,9 @@ class TrialRecord:
         message: Keras Tuner's traceback of a failed trial, or None.
         worker: The Keras Tuner id of the distributed worker that ran the trial (`tuner1` for
             `--worker 1`), or None in a search of one process (and in runs of older versions).
+        number: The trial's number (1-based, in the order trials started), the one shown
+            everywhere: the log, `autoprep show`, the report, trials.csv. Default: from
+            `trial_id` (runs of older versions did not store it).
     """
 
     trial_id: str
@@ -40,8 +48,11 @@ class TrialRecord:
     model_hyperparameters: dict = dataclasses.field(default_factory=dict)
     message: str = None
     worker: str = None
+    number: int = None
 
     def __post_init__(self):
+        if self.number is None:
+            self.number = trial_number(self.trial_id)
         try:
             self.status = TrialStatus(str(self.status))
         except ValueError:
@@ -74,3 +85,55 @@ class TrialRecord:
 
     def get(self, key, default=None):
         return getattr(self, key, default)
+
+
+def trial_number(trial_id):
+    """The 1-based number of the trial with Keras Tuner's (0-based) id, or None for an id
+    that is not a number."""
+    text = str(trial_id)
+    return int(text) + 1 if text.isdigit() else None
+
+
+def number_of(trial):
+    """The number of a trial record (or its dict); its trial id when it has none."""
+    number = trial.get("number") or trial_number(trial.get("trial_id"))
+    return number if number is not None else trial.get("trial_id")
+
+
+def trial_name(trial) -> str:
+    """`trial 14` for a record (or its dict) of number 14."""
+    return f"trial {number_of(trial)}"
+
+
+def trial_text(trial) -> str:
+    """A trial's configuration on one line: its pipeline ("?" when not recorded) and the values
+    of the model's own hyperparameters, e.g. `per_channel | flip=horizontal | none, units=32`."""
+    config = summarize(trial["config"]) if trial.get("config") else "?"
+    return config + "".join(f", {k}={v}"
+                            for k, v in trial.get("model_hyperparameters", {}).items())
+
+
+def failure_text(trial) -> str:
+    """Why a trial has no score: the reason of its traceback, else its status."""
+    return failure_reason(trial.get("message")) or trial.get("status", "")
+
+
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit|Failure)\b.*?:")
+
+
+def failure_reason(message) -> str:
+    """The reason of a failed trial from its traceback: the exception line, unwrapped.
+
+    Keras wraps an error raised inside a layer as `Exception encountered when calling X.call().`
+    followed by the original message; the reason is then that message.
+    """
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in (message or "").splitlines()]
+    lines = [line for line in lines if line]
+    exception_lines = [i for i, line in enumerate(lines) if _EXCEPTION_LINE.match(line)]
+    if not exception_lines:
+        return lines[-1] if lines else ""
+    index = exception_lines[-1]
+    reason = lines[index]
+    if "Exception encountered when calling" in reason and index + 1 < len(lines):
+        reason = reason.split(":", 1)[0] + ": " + lines[index + 1]
+    return reason

@@ -21,9 +21,9 @@ import tensorflow as tf
 
 from autoprep.data.subset import Subset
 from autoprep.errors import ArgumentError, ModelError
+from autoprep.objectives import confusion, log_name, score_predictions
 from autoprep.search import device_input as device
 from autoprep.search import kt_adapter
-from autoprep.search.objectives import confusion, log_name, score_predictions
 
 
 def call_model_fn(model_fn, input_shape, num_classes, hp=None):
@@ -135,6 +135,8 @@ class Evaluation:
         correct: Whether the last epoch predicted each of them right (bool array; None for
             the "loss" objective). Two configurations evaluated on the same folds are
             compared image by image from these (`selection`).
+        confusion: The confusion matrix of the last epoch's pooled predictions (rows: true
+            class, columns: predicted) as nested lists for JSON, for the report.
     """
 
     score: float
@@ -142,6 +144,21 @@ class Evaluation:
     tau: float = None
     labels: np.ndarray = None
     correct: np.ndarray = None
+    confusion: list = None
+
+
+class TrialMetrics(dict):
+    """What `PipelineHyperModel.fit` returns: the metrics Keras Tuner records, and the trial's
+    whole `Evaluation` (which `tuners` hands to the search's trial-end hook).
+
+    Args:
+        metrics: {metric name: value}.
+        evaluation: The trial's `Evaluation`.
+    """
+
+    def __init__(self, metrics: dict, evaluation: Evaluation):
+        super().__init__(metrics)
+        self.evaluation = evaluation
 
 
 class PipelineHyperModel(kt.HyperModel):
@@ -188,8 +205,6 @@ class PipelineHyperModel(kt.HyperModel):
         self.objective = objective
         self.batch_size = batch_size
         self.seed = seed
-        # Confusion matrix of the last fit (at its best epoch, summed over folds) or test_score.
-        self.last_confusion = None
 
     @property
     def num_classes(self) -> int:
@@ -212,7 +227,11 @@ class PipelineHyperModel(kt.HyperModel):
             keras.utils.set_random_seed(trial_seed(self.seed, hp))
 
     def fit(self, hp, model, *args, callbacks=(), epochs=1, verbose=0, **kwargs):
-        """Keras Tuner's trial: the search's folds, fold 0 on the model Keras Tuner built."""
+        """Keras Tuner's trial: the search's folds, fold 0 on the model Keras Tuner built.
+
+        Returns:
+            `TrialMetrics`: the score (and tau) for Keras Tuner, with the whole `Evaluation`.
+        """
         seed = None if self.seed is None else trial_seed(self.seed, hp)
         evaluation = self.evaluate(
             self.space.pipeline(hp), hp, self.splits.folds, epochs=epochs, seed=seed,
@@ -222,7 +241,7 @@ class PipelineHyperModel(kt.HyperModel):
         metrics = {log_name(self.objective): evaluation.score}
         if evaluation.tau is not None:
             metrics[TAU_METRIC] = evaluation.tau
-        return metrics
+        return TrialMetrics(metrics, evaluation)
 
     def evaluate(self, pipeline, hp, folds, *, epochs, seed=None, model=None, callbacks=(),
                  keep=None, tau=None, **kwargs) -> Evaluation:
@@ -266,8 +285,6 @@ class PipelineHyperModel(kt.HyperModel):
             elif hasattr(strategy, "tau_"):
                 strategy.tau_ = tau
             pooled = [strategy.adjust(outputs) for outputs in pooled]
-        # For the report: the confusion matrix of the pooled predictions of the last epoch.
-        self.last_confusion = confusion(labels, pooled[-1], self.num_classes)
         scores = [self.score(outputs, labels, loss, pipeline) for outputs in pooled]
         tau = getattr(strategy, "tau_", None)
         correct = None
@@ -275,7 +292,8 @@ class PipelineHyperModel(kt.HyperModel):
             correct = np.argmax(np.asarray(pooled[-1]), axis=-1) == labels
         return Evaluation(score=float(np.mean(scores)), folds=len(folds),
                           tau=None if tau is None else float(tau), labels=labels,
-                          correct=correct)
+                          correct=correct,
+                          confusion=confusion(labels, pooled[-1], self.num_classes))
 
     def score(self, predictions, labels, loss, pipeline) -> float:
         """The objective of pooled predictions (the compiled loss for the "loss" objective)."""
@@ -331,14 +349,13 @@ class PipelineHyperModel(kt.HyperModel):
             self._device_images = device.place(self.folder.images)
         return True
 
-    def test_score(self, pipeline, hp, *, epochs, seed=None, tau=None) -> float:
+    def test_evaluation(self, pipeline, hp, *, epochs, seed=None, tau=None) -> Evaluation:
         """Trains a fresh model with `pipeline` on the development split; scores the test
         split with the last epoch's weights (those an exported module keeps) and the tau
         chosen on validation (a post-hoc adjustment is never tuned on the test split)."""
         folds = [(self.splits.development, self.splits.test)]
         tau = 1.0 if tau is None else tau
-        return self.evaluate(pipeline, hp, folds, epochs=epochs, seed=seed, keep=1,
-                             tau=tau).score
+        return self.evaluate(pipeline, hp, folds, epochs=epochs, seed=seed, keep=1, tau=tau)
 
 
 class EpochPredictions(keras.callbacks.Callback):

@@ -2,12 +2,13 @@
 
 autoprep relies on Keras Tuner internals for a few things its public API does not offer:
 atomic state files, failing a trial that crashed the process twice, Hyperband with a given
-oracle, no weights checkpoint per epoch of a trial that nothing reloads, knowing whether this
-process is a distributed worker, running again the trial of a distributed worker that died,
-recognizing the error that stops a search after consecutive failures, and hiding the
-tracebacks of failed trials. Each hook below says what it relies on; `tests/test_kt_adapter.py`
-checks each one, so an upgrade that moves one fails there with a clear message instead of deep
-inside a search.
+oracle, random points from the space's prior, the Gaussian process data of Bayesian
+optimization (to maximize its acquisition in batches), no weights checkpoint per epoch of a
+trial that nothing reloads, knowing whether this process is a distributed worker, running
+again the trial of a distributed worker that died, recognizing the error that stops a search
+after consecutive failures, and hiding the tracebacks of failed trials. Each hook below says
+what it relies on; `tests/test_kt_adapter.py` checks each one, so an upgrade that moves one
+fails there with a clear message instead of deep inside a search.
 
 Keras Tuner is imported inside the functions that need it: the run directory reads the file
 names below without loading TensorFlow.
@@ -17,25 +18,24 @@ import contextlib
 import io
 import json
 import os
-import re
 import sys
 import threading
 import time
 
-from autoprep.run.result import atomic_write
+import numpy as np
+
+from autoprep._files import atomic_write
+from autoprep.run.files import TRIAL_FILE
 
 TESTED_RANGE = ">=1.4.7,<1.5"  # as pinned in pyproject.toml
 
-# Hook: the file names of Keras Tuner's project directory (the run directory keeps them on
-# `--overwrite`, see `autoprep.run.rundir`).
+# Hook: the file names of Keras Tuner's project directory (the run directory deletes them on
+# `--overwrite`, see `autoprep.run.rundir`): ORACLE_FILE, TRIAL_FILE, TRIAL_DIR and TUNER_FILE
+# in the table of `autoprep.run.files`.
 # Relies on: `Oracle._get_oracle_fname()` -> `<project>/oracle.json`,
 # `Oracle._get_trial_dir(id)` -> `<project>/trial_<id>/` holding `trial.json`, and
 # `BaseTuner._get_tuner_fname()` -> `<project>/<tuner_id>.json` (`tuner0.json`; `chief.json` for
 # the chief of a distributed search).
-ORACLE_FILE = "oracle.json"
-TRIAL_FILE = "trial.json"
-TRIAL_DIR = re.compile(r"trial_\d+")
-TUNER_FILE = re.compile(r"(tuner\d+|chief)\.json")
 
 
 # A distributed worker tells the chief it is alive this often while it runs a trial, and the
@@ -74,11 +74,22 @@ class WorkerTrials:
     oracle.json. A worker counted as lost that comes back and ends its trial after another
     worker took it over is not told apart from that worker (both end the same trial).
 
+    The chief runs no trial, so a tuner's `on_trial_end` never runs there: the chief's
+    `chief_trial_ended(trial)` (set by the tuner) is called instead each time a trial ends, as
+    a worker ends it (on the thread of Keras Tuner's oracle server) or when it is failed for
+    its lost workers, so that the chief records and reports trials as they end. While it
+    runs, the server answers no worker, so that time does not count as their silence.
+
     Relies on: `Oracle.create_trial(tuner_id)` taking `_retry_queue` (private list) first and
     removing the tuner id from `tuner_ids` (a set) when it answers STOPPED; `ongoing_trials`
     ({tuner id: trial}) and `tuner_ids` being what `exit_chief` reads; `get_trial` and
-    `update_trial` being the requests of a worker running a trial; `get_state` / `set_state`.
+    `update_trial` being the requests of a worker running a trial; `get_state` / `set_state`;
+    `oracle_chief.OracleServicer.EndTrial` (private module) calling `oracle.end_trial(trial)`
+    for each trial a worker ends, and `BaseTuner.search` on the chief serving requests
+    (`oracle_chief.start_server`) instead of running trials.
     """
+
+    chief_trial_ended = None
 
     def __init__(self, *args, **kwargs):
         quiet_condition_protos()
@@ -125,7 +136,24 @@ class WorkerTrials:
     def end_trial(self, trial):
         if trial.trial_id in self._retry_queue:  # a lost worker came back and finished it
             self._retry_queue.remove(trial.trial_id)
-        return super().end_trial(trial)
+        ended = super().end_trial(trial)
+        self._tell_chief(trial.trial_id)
+        return ended
+
+    def _tell_chief(self, trial_id):
+        """Calls `chief_trial_ended` with the ended trial, on the chief of a distributed search."""
+        if self.chief_trial_ended is None or not _is_distributed_chief():
+            return
+        started = time.monotonic()
+        try:
+            self.chief_trial_ended(self.trials[trial_id])
+        except Exception as error:  # the server must answer the worker; the search goes on
+            print(f"autoprep: trial {trial_id} ended but was not recorded: "
+                  f"{type(error).__name__}: {error}", file=sys.stderr, flush=True)
+        finally:
+            deaf = time.monotonic() - started
+            for tuner_id in list(self._heard):
+                self._heard[tuner_id] += deaf
 
     def _heard_from(self, trial_id):
         for tuner_id, trial in list(self.ongoing_trials.items()):
@@ -151,6 +179,7 @@ class WorkerTrials:
                         "not run again.")
             print(f"autoprep: {said}: the trial failed (its second lost worker)",
                   file=sys.stderr, flush=True)
+            self._tell_chief(trial_id)
             return
         self._retry_queue.append(trial_id)
         self.save()
@@ -244,14 +273,24 @@ class PriorRandomValues:
 
     `prior` (set by `make_tuner`, e.g. `SearchSpace.random_values`) draws every active
     hyperparameter from the space's prior instead of uniformly; None keeps Keras Tuner's draw.
-    Relies on: `Oracle._random_values()` (private) being the one place random search and
-    Bayesian optimization's initial points are drawn, `_seed_state` its seed counter, and
+    A point that `given_values()` returns comes before any draw (Hyperband's first
+    configurations, see `autoprep.search.tuners.HyperbandOracle`).
+    Relies on: `Oracle._random_values()` (private) being the one place random search,
+    Bayesian optimization's initial points and Hyperband's new configurations
+    (`HyperbandOracle._random_trial`) are drawn, `_seed_state` its seed counter, and
     `_duplicate(values)` / `_max_collisions` its retry rule (repeated here).
     """
 
     prior = None
 
+    def given_values(self):
+        """The next point to try before any random one, or None."""
+        return None
+
     def _random_values(self):
+        given = self.given_values()
+        if given is not None:
+            return given
         if self.prior is None:
             return super()._random_values()
         for _ in range(self._max_collisions + 1):
@@ -260,6 +299,40 @@ class PriorRandomValues:
             if not self._duplicate(values):
                 return values
         return None
+
+
+# Hooks: Bayesian optimization's Gaussian process, its training data and its unit cube.
+def gp_observations(oracle) -> tuple:
+    """(x, y): the trials as Keras Tuner's Bayesian oracle fits its Gaussian process, one row of
+    the unit cube per trial and y the score to minimize, nan and inf made finite.
+
+    Relies on: `BayesianOptimizationOracle._vectorize_trials()` (private): each trial's values
+    embedded by `hp.value_to_prob` over `_nonfixed_space()` (an inactive one at its default),
+    the score negated for "max", failed trials left out, running ones given a pessimistic guess.
+    """
+    x, y = oracle._vectorize_trials()
+    return np.nan_to_num(x, posinf=0, neginf=0), np.nan_to_num(y, posinf=0, neginf=0)
+
+
+def gp_embedding(oracle, points) -> np.ndarray:
+    """{hyperparameter name: value} dicts as rows of the unit cube, the columns of
+    `gp_observations` (a hyperparameter missing from a point is at its default).
+
+    Relies on: `BayesianOptimizationOracle._nonfixed_space()` (private) being the columns of
+    `_vectorize_trials`, in its order.
+    """
+    space = oracle._nonfixed_space()
+    return np.array([[hp.value_to_prob(point.get(hp.name, hp.default)) for hp in space]
+                     for point in points], dtype=float).reshape(len(points), len(space))
+
+
+def gp_values(oracle, vector) -> dict:
+    """The active hyperparameter values of a point of the unit cube, as Keras Tuner reads the
+    optimum of its acquisition.
+
+    Relies on: `BayesianOptimizationOracle._vector_to_values(vector)` (private).
+    """
+    return oracle._vector_to_values(vector)
 
 
 class DistributedWorker:
@@ -302,6 +375,36 @@ class DistributedWorker:
             return super().run_trial(trial, *args, **kwargs)
         finally:
             stop.set()  # not joined: a beat may wait for an unreachable chief
+
+
+class OneCollectionPerBuild:
+    """A tuner mix-in: one garbage collection before each trial's model instead of two.
+
+    Keras Tuner's `_try_build` calls `keras.backend.clear_session()`, which collects garbage
+    (`free_memory=True`), then `gc.collect()`, which finds nothing the first did not but walks
+    every tracked object again (0.14 s to 0.8 s a collection in the demo's search at load 11,
+    growing with what trials leave behind).
+    Relies on: `Tuner._try_build(hp)` (private) being `clear_session()`, `gc.collect()`,
+    `_build_hypermodel(hp)`, then its checks (a Keras model, `FatalTypeError` otherwise; at
+    most `max_model_size` parameters by `maybe_compute_model_size`, `FailedTrialError`
+    otherwise), repeated here after the one collection of `clear_session()`.
+    """
+
+    def _try_build(self, hp):
+        import keras
+        from keras_tuner.src import errors
+        from keras_tuner.src.engine import tuner
+
+        keras.backend.clear_session()  # resets Keras' state and collects garbage
+        model = self._build_hypermodel(hp)
+        if not isinstance(model, keras.Model):
+            raise errors.FatalTypeError(
+                "Expected the model-building function, or HyperModel.build() to return a "
+                f"valid Keras Model instance. Received: {model} of type {type(model)}.")
+        size = tuner.maybe_compute_model_size(model)
+        if self.max_model_size and size > self.max_model_size:
+            raise errors.FailedTrialError(f"Oversized model: {size} parameters. Skip model.")
+        return model
 
 
 class AtomicTunerState(DistributedWorker):
@@ -378,6 +481,17 @@ def _fail_trial(oracle, trial_id, message):
     oracle._save_trial(trial)
     oracle.end_order.append(trial_id)
     oracle.save()
+
+
+def is_distributed() -> bool:
+    """True in any process of Keras Tuner's distributed mode: the chief or a worker.
+
+    Relies on: `keras_tuner.src.distribute.utils.has_chief_oracle` (private module; it reads
+    the KERASTUNER_* environment variables).
+    """
+    from keras_tuner.src.distribute import utils
+
+    return utils.has_chief_oracle()
 
 
 def is_distributed_worker() -> bool:

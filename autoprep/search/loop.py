@@ -6,36 +6,46 @@ on the development split and score both on the untouched test split. Results are
 the run directory after every trial, so a crash never costs finished trials.
 """
 
+import dataclasses
 import hashlib
 import json
 import math
 import os
+import secrets
 import sys
+import threading
 import time
 
 import keras
 import keras_tuner as kt
 import numpy as np
 
+from autoprep import objectives
+from autoprep._files import atomic_write
 from autoprep.choices.pipeline import Pipeline
+from autoprep.data import stats
 from autoprep.data.decode import read_image_folder
-from autoprep.data.index import MAX_PIXELS
+from autoprep.data.index import MAX_PIXELS, index_directory
 from autoprep.data.splits import SMALL_VALIDATION, make_splits
 from autoprep.data.subset import Subset
-from autoprep.errors import ArgumentError
+from autoprep.errors import ArgumentError, RunDirectoryError
 from autoprep.run import rundir
+from autoprep.run.files import CACHE_DIR, CONFUSION_FILE, TENSORBOARD_DIR
 from autoprep.run.progress import TrialClock
-from autoprep.run.result import TuneResult, atomic_write, validation_text
-from autoprep.run.trial import FINISHED, TrialRecord, TrialStatus
-from autoprep.search import devices, kt_adapter, objectives, selection
+from autoprep.run.result import TuneResult, seed_text, validation_text
+from autoprep.run.trial import FINISHED, TrialRecord, TrialStatus, trial_number
+from autoprep.search import devices, kt_adapter, model_inputs, selection
 from autoprep.search.hypermodel import TAU_METRIC, PipelineHyperModel, call_model_fn, trial_seed
 from autoprep.search.names import check_tuner
 from autoprep.search.space import PREFIX, SearchSpace, data_facts
 from autoprep.search.tuners import StopSearch, first_values, make_tuner
 
-CONFUSION_FILE = "confusion.json"  # in a trial's directory: its validation confusion matrix
-TENSORBOARD_DIR = "tensorboard"  # TensorBoard logs with the HParams of every trial
 BASELINE = {"normalization": "none", "augmentation": [], "imbalance": "none"}
+SEEDS = 1_000_000  # an unseeded run draws its seed below this: short enough to type again
+# The settings that older versions did not store, at the value those versions used: a run
+# they wrote resumes when its settings are these (a dimension added to the search space since
+# is missing from its stored space: it resumes when that dimension is at its default).
+SETTING_DEFAULTS = {"device_input": False, "space": SearchSpace().get_config()}
 
 
 def tune(
@@ -79,8 +89,11 @@ def tune(
         epochs: Training epochs per trial (and for the final refits).
         tuner: "bayesian", "random" or "hyperband".
         objective: "balanced_accuracy", "macro_f1", "accuracy" or "loss", on validation data.
-        image_size: (height, width); default the images' common size, or their median,
-            scaled down to at most 256 pixels on the long side.
+        image_size: (height, width); default the model's input size when it is fixed (an
+            `Input((224, 224, 3))`, a backbone built for one size, a KerasHub image
+            converter's size), else the images' common size, or their median, scaled down to
+            at most 256 pixels on the long side. A model fixed to another size than a given
+            one is a `ModelError`.
         batch_size: Training batch size.
         validation_split: Fraction of all images in one validation split (without `cv`).
             Default: 0.2, or cross-validation when that split would be small (see `cv`).
@@ -90,11 +103,20 @@ def tune(
             validation images in one split of 0.2; an int k for stratified
             k-fold cross-validation; or a scikit-learn splitter. The predictions of all folds
             are pooled and scored once.
-        space: An `autoprep.SearchSpace` to fix or narrow dimensions.
+        space: An `autoprep.SearchSpace` to fix or narrow dimensions. When the model says
+            what it expects of its pixels (preprocessing layers inside it, a Keras
+            Applications backbone, a KerasHub image converter), the normalization is fixed to
+            that (`result.data["input_convention"]`; see `autoprep.search.model_inputs`)
+            unless `space` gives one: then the user's choice wins, with an
+            `InputConventionWarning` when it contradicts the model.
         directory, project_name: The run directory is `directory/project_name`; the project
             name defaults to the data directory's name.
         overwrite: Start over instead of resuming an existing run directory.
-        seed: Fixes splits, trial sampling, datasets and weight initialization.
+        seed: Fixes splits, trial sampling, datasets and weight initialization. Default: the
+            seed of the run being resumed, else one drawn at random and kept in the run
+            directory (shown in the log, `autoprep show`, the report and `result.seed`), so
+            that a resumed run keeps its splits and any run can be repeated. Required in a
+            distributed search (the chief and every worker make the same splits from it).
         verbose: 0 silent, 1 one line per trial, 2 also Keras Tuner and Keras progress.
             With `on_trial_end`, the caller reports progress and autoprep prints no lines.
         baseline: Also train raw pixels / no augmentation / no balancing for comparison.
@@ -127,7 +149,7 @@ def tune(
     Raises:
         DataError: bad data directory or too few images for the splits.
         ModelError: `model_fn` fails or builds a model with the wrong number of outputs.
-        ArgumentError: bad argument values.
+        ArgumentError: bad argument values, or no `seed` in a distributed search.
         RunDirectoryError: the run directory holds a different search (pass `overwrite=True`),
             or is a folder autoprep must not write into (see `autoprep.run.rundir`).
 
@@ -146,57 +168,70 @@ def tune(
     if not isinstance(space, SearchSpace):
         raise ArgumentError(f"`space` must be an autoprep.SearchSpace. Received: {space!r}")
     devices.enable_memory_growth()  # before TensorFlow takes all of a GPU's memory
-    if seed is not None:
-        keras.utils.set_random_seed(seed)
 
     project_name = project_name or _default_project_name(data_dir)
     run_dir = os.path.join(os.fspath(directory), project_name)
     worker = _is_worker()  # a worker never opens, locks or clears the chief's run directory
     rundir.check_run_dir(run_dir, data_dir, overwrite=overwrite and not worker)
+    seed = _run_seed(seed, run_dir, overwrite=overwrite and not worker)
+    keras.utils.set_random_seed(seed)
+    rundir.claim_run_dir(run_dir)
 
     if on_plan is None and verbose and on_trial_end is None:
         on_plan = _print_plan
     # A worker maps its own temporary copy: only the chief writes into the run directory.
-    cache_dir = None if worker else os.path.join(run_dir, rundir.CACHE_DIR)
+    cache_dir = None if worker else os.path.join(run_dir, CACHE_DIR)
     with rundir.locked(run_dir, worker=worker):  # released when tune returns or raises
-        folder = read_image_folder(data_dir, image_size=image_size, memory_limit=memory_limit,
-                                   cache_dir=cache_dir, on_plan=on_plan, max_pixels=max_pixels)
+        # The model is built before decoding: a fixed input shape sets the image size.
+        index = index_directory(data_dir, max_pixels=max_pixels)
+        planned = model_inputs.planned_shape(index, image_size)
+        probe = model_inputs.probe_model(model_fn, planned, len(index.class_names),
+                                         size_given=image_size is not None)
+        folder = read_image_folder(data_dir, **probe.decode_arguments(planned), index=index,
+                                   memory_limit=memory_limit, cache_dir=cache_dir,
+                                   on_plan=_plan_reporter(on_plan, probe))
         splits = make_splits(
             folder.labels, folder.class_names, test_split=test_split, cv=cv, seed=seed,
             validation_split=0.2 if validation_split is None else validation_split,
             small_validation=SMALL_VALIDATION if validation_split is None else 0,
         )
-        call_model_fn(model_fn, folder.images.shape[1:], len(folder.class_names),
-                      kt.HyperParameters())
-        settings = {
-            "data": _data_fingerprint(folder), "space": space.get_config(), "objective": objective,
-            "tuner": tuner, "epochs": epochs, "image_size": list(folder.image_size),
-            "validation_split": validation_split, "test_split": test_split, "cv": repr(cv),
-            "seed": seed, "batch_size": batch_size,
-        }
-        run_state = None if worker else rundir.open_run_dir(run_dir, settings, overwrite)
+        if folder.images.shape[1:] != probe.input_shape:
+            call_model_fn(model_fn, folder.images.shape[1:], len(folder.class_names),
+                          kt.HyperParameters())
+        space, convention = model_inputs.fit_space(space, probe.convention, probe.model)
+        settings = _settings(folder, space, objective=objective, tuner=tuner, epochs=epochs,
+                             validation_split=validation_split, test_split=test_split, cv=cv,
+                             seed=seed, batch_size=batch_size, device_input=device_input)
+        run_state = None if worker else rundir.open_run_dir(run_dir, settings, overwrite,
+                                                            defaults=SETTING_DEFAULTS)
 
         hypermodel = PipelineHyperModel(
             model_fn, folder, splits, space, objective=objective, batch_size=batch_size, seed=seed,
             distribution_strategy=distribution_strategy, device_input=device_input,
         )
-        after = final_repeats * (1 + bool(baseline)) if test_split > 0 else 0
+        after = _test_trainings(test_split=test_split, final_repeats=final_repeats,
+                                baseline=baseline)
         stopper = _Stopper(
             TrialClock(max_trials=max_trials, time_budget=time_budget, started=started),
             max_trials=max_trials, time_budget=time_budget, worker=worker,
-            reserve=after + ((reevaluate + 1) * selection.REPEATS if reevaluate else 0),
+            reserve=_reserve(after, reevaluate=reevaluate),
         )
         recorder = _Recorder(folder, splits, space, objective=objective, epochs=epochs,
-                             run_dir=run_dir, data_dir=data_dir)
+                             run_dir=run_dir, data_dir=data_dir, seed=seed,
+                             input_convention=convention)
         reporter = _Reporter(run_dir, verbose=verbose, on_trial_end=on_trial_end)
+        if convention.normalization is not None or convention.given:
+            reporter.say(f"model input: {convention.describe()}")
         run = _Run(stopper, recorder, reporter)
         if splits.method != "holdout" and verbose and not worker:
             print(f"validation: {validation_text(splits.describe())}", file=sys.stderr,
                   flush=True)
+        if not worker:
+            reporter.say(seed_text(seed))
         search = make_tuner(
             tuner, hypermodel,
             objective=kt.Objective(objectives.log_name(objective),
-                                   objectives.OBJECTIVES[objective][0]),
+                                   objectives.direction(objective)),
             max_trials=max_trials, epochs=epochs, seed=seed,
             first_points=_seed_points(folder, splits, space, seed),
             # open_run_dir already cleared the run directory for `overwrite`.
@@ -209,12 +244,14 @@ def tune(
         _fail_repeatedly_interrupted(search, run_state, run_dir)
         try:
             state = _search(search, run, epochs, verbose)
+            run.close()
             result, hp = _choose(search, hypermodel, run, top=reevaluate, after=after,
                                  state=state)
             if result.best_config is not None and test_split > 0:
                 result = _final_scores(result, hp, hypermodel, baseline=baseline,
                                        repeats=final_repeats, verbose=reporter.prints)
         except BaseException:  # Ctrl-C, SIGTERM, repeated failures: keep what is done
+            run.close()
             reporter.save(recorder.result(search, state="interrupted"))
             raise
         reporter.save(result)
@@ -222,10 +259,9 @@ def tune(
 
 
 def _seed_points(folder, splits, space, seed) -> list:
-    """The data-seeded first configurations, from (at most 2000 of) the training images."""
-    train = splits.folds[0][0]
-    if len(train) > 2000:
-        train = np.sort(np.random.default_rng(seed).choice(train, 2000, replace=False))
+    """The data-seeded first configurations, from (at most `STATS_IMAGES` of) the training
+    images."""
+    train = stats.subsample(splits.folds[0][0], seed)
     facts = data_facts(Subset(folder.images)[train], folder.labels[train],
                        len(folder.class_names))
     return [space.hyperparameter_values(point) for point in space.seed_configurations(facts)]
@@ -233,6 +269,13 @@ def _seed_points(folder, splits, space, seed) -> list:
 
 def _print_plan(plan):
     print(plan.describe(), file=sys.stderr, flush=True)
+
+
+def _plan_reporter(on_plan, probe):
+    """`on_plan`, told that the model set the image size or channels when it did."""
+    if on_plan is None or not probe.set_by_model:
+        return on_plan
+    return lambda plan: on_plan(dataclasses.replace(plan, size_reason=probe.set_by_model))
 
 
 def _search(search, run, epochs, verbose) -> str:
@@ -285,7 +328,65 @@ def _default_project_name(data_dir) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "autoprep"
 
 
+def _run_seed(seed, run_dir, *, overwrite) -> int:
+    """The seed of the run: `seed`; else the seed of the run being resumed; else a new one.
+
+    Raises:
+        ArgumentError: no `seed` in a distributed search: the chief and the workers, which
+            do not read each other's run directories, could not agree on the splits.
+        RunDirectoryError: the run to resume was started without a seed (by an older
+            version): its splits cannot be made again.
+    """
+    if seed is not None:
+        return seed
+    if kt_adapter.is_distributed():
+        raise ArgumentError(
+            "A distributed search needs a seed: pass the same --seed S (`seed=S`) to the chief "
+            "and to every worker, so that they make the same splits. Received: seed=None"
+        )
+    stored = None if overwrite else rundir.stored_settings(run_dir)
+    if stored is None:  # a new run
+        return secrets.randbelow(SEEDS)
+    if stored.get("seed") is None:
+        raise RunDirectoryError(
+            f"{run_dir!r} holds a search started without a seed by an older autoprep: its "
+            "validation and test splits cannot be made again, so resuming it would score "
+            "trials on other images and train on images of its test split. `autoprep show` "
+            "and `autoprep export` still read it; start over with --overwrite "
+            "(overwrite=True) or choose another run directory."
+        )
+    return stored["seed"]
+
+
+def _settings(folder, space, *, objective, tuner, epochs, validation_split, test_split, cv,
+              seed, batch_size, device_input) -> dict:
+    """The settings a resumed search must share with the run it resumes (in the run marker).
+
+    A key added here gets its former value in `SETTING_DEFAULTS`, so that runs of older
+    versions still resume.
+    """
+    return {
+        "data": _data_fingerprint(folder), "space": space.get_config(), "objective": objective,
+        "tuner": tuner, "epochs": epochs, "image_size": list(folder.image_size),
+        "validation_split": validation_split, "test_split": test_split, "cv": repr(cv),
+        "seed": seed, "batch_size": batch_size, "device_input": device_input,
+    }
+
+
+def _test_trainings(*, test_split, final_repeats, baseline) -> int:
+    """Trial-long trainings after the choice: the test scores of the chosen pipeline and of
+    the baseline, `final_repeats` each (none without a test split)."""
+    return final_repeats * (1 + bool(baseline)) if test_split > 0 else 0
+
+
+def _reserve(after, *, reevaluate) -> int:
+    """Trial-long trainings the time budget keeps for after the search: the re-evaluations of
+    the `reevaluate` best configurations and the first one, then the `after` test trainings."""
+    return after + ((reevaluate + 1) * selection.REPEATS if reevaluate else 0)
+
+
 def _data_fingerprint(folder) -> dict:
+    """The images of a search: folder, classes and a digest of every file's name and label."""
     digest = hashlib.sha256()
     for path, label in zip(folder.paths, folder.labels):
         digest.update(os.fsencode(f"{label}:{path}\n"))  # names need not be UTF-8
@@ -346,11 +447,13 @@ class _Stopper:
 class _Recorder:
     """Job 2, recording: Keras Tuner's trials as `TrialRecord`s and a `TuneResult`."""
 
-    def __init__(self, folder, splits, space, *, objective, epochs, run_dir, data_dir):
+    def __init__(self, folder, splits, space, *, objective, epochs, run_dir, data_dir, seed,
+                 input_convention=None):
         self.folder, self.splits, self.space = folder, splits, space
         self.objective, self.epochs, self.run_dir = objective, epochs, run_dir
-        self.data_dir = data_dir
+        self.data_dir, self.seed, self.input_convention = data_dir, seed, input_convention
         self._fitted = {}
+        self._records = {}  # trial id: (what the record was made from, the record)
 
     def trial_record(self, trial, worker=None) -> TrialRecord:
         values = trial.hyperparameters.values
@@ -376,9 +479,21 @@ class _Recorder:
         )
 
     def records(self, search) -> list:
+        """The finished trials' records in trial order (a resumed oracle reloads its trials in
+        the order the file system lists their folders)."""
         oracle = search.oracle
-        return [self.trial_record(t, kt_adapter.trial_worker(oracle, t.trial_id))
-                for t in oracle.trials.values() if t.status in FINISHED]
+        records = [self._finished_record(t, kt_adapter.trial_worker(oracle, t.trial_id))
+                   for t in oracle.trials.values() if t.status in FINISHED]
+        return sorted(records, key=lambda r: (r.number is None, r.number or 0, r.trial_id))
+
+    def _finished_record(self, trial, worker) -> TrialRecord:
+        """`trial_record`, made again only when the trial changed: every trial's record is
+        read after each trial, and a pipeline per record would make that quadratic."""
+        made_from = (trial.status, trial.score, trial.message, worker)
+        cached = self._records.get(trial.trial_id)
+        if cached is None or cached[0] != made_from:
+            cached = self._records[trial.trial_id] = (made_from, self.trial_record(trial, worker))
+        return cached[1]
 
     def result(self, search, *, state, chosen=None) -> TuneResult:
         """The search so far; its best trial, or `chosen` = (record, selection, mean, std)."""
@@ -398,6 +513,7 @@ class _Recorder:
             best_score_std=std,
             validation=self.splits.describe(),
             selection=selection,
+            seed=self.seed,
         )
 
     def best(self, trials):
@@ -405,8 +521,8 @@ class _Recorder:
         scored = [t for t in trials if t.completed]
         if not scored:
             return None
-        pick = max if objectives.OBJECTIVES[self.objective][0] == "max" else min
-        return pick(scored, key=lambda t: t.score)
+        return objectives.best(scored, objectives.direction(self.objective),
+                               key=lambda t: t.score)
 
     def fitted_config(self, record) -> dict:
         """The trial's pipeline with constants learned on the development split."""
@@ -434,6 +550,9 @@ class _Recorder:
             "max_pixels": folder.max_pixels,
             "test_size": int(len(self.splits.test)),
             "folds": len(self.splits.folds),
+            # What the model expects of its pixels (absent in runs of older versions).
+            "input_convention": None if self.input_convention is None
+            else self.input_convention.to_dict(),
         }
 
 
@@ -444,9 +563,15 @@ class _Reporter:
         self.run_dir = run_dir
         self.on_trial_end = on_trial_end
         self.prints = bool(verbose) and on_trial_end is None  # the caller reports otherwise
+        self._exported = None  # the best trial and score of the module last written
 
     def save(self, result):
-        result.save(self.run_dir)
+        """Writes the result; while the search runs, the best pipeline's module only when the
+        best trial or its score changed (the final result always writes it)."""
+        best = (result.best_trial_id, result.best_score)
+        running = result.state == "running"
+        result.save(self.run_dir, module=not running or best != self._exported)
+        self._exported = best if running else None
 
     def say(self, text):
         if self.prints:
@@ -460,25 +585,40 @@ class _Reporter:
 
 
 class _Run:
-    """Follows a search: the tuner's two hooks, wired to the stopping, recording and saving jobs."""
+    """Follows a search: the tuner's two hooks, wired to the stopping, recording and saving jobs.
+
+    The chief of a distributed search runs no trial: `trial_ended` is called there on the
+    oracle server's thread as each worker ends a trial (see `kt_adapter.WorkerTrials`), hence
+    the lock; `close` stops the recording before the result after the search is written.
+    """
 
     def __init__(self, stopper, recorder, reporter):
         self.stopper, self.recorder, self.reporter = stopper, recorder, reporter
         self.worker = stopper.worker
+        self._lock = threading.Lock()
+        self._closed = False
 
     def should_stop(self, search) -> bool:
         return self.stopper.should_stop(search)
 
-    def trial_ended(self, search, trial):
-        self.stopper.clock.trial_ended()
-        _save_confusion(search, trial)
-        if self.worker:
-            self.reporter.say(f"{search.tuner_id}: trial {trial.trial_id} {trial.status} "
-                              f"score={trial.score}")
-            return
-        result = self.recorder.result(search, state="running")
-        record = next(t for t in result.trials if t.trial_id == trial.trial_id)
-        self.reporter.trial_ended(result, record, self.stopper.clock)
+    def trial_ended(self, search, trial, evaluation):
+        with self._lock:
+            if self._closed:  # a lost worker that came back after the search
+                return
+            self.stopper.clock.trial_ended()
+            _save_confusion(search, trial, evaluation)
+            if self.worker:
+                self.reporter.say(f"{search.tuner_id}: trial {trial_number(trial.trial_id)} "
+                                  f"{trial.status} score={trial.score}")
+                return
+            result = self.recorder.result(search, state="running")
+            record = next(t for t in result.trials if t.trial_id == trial.trial_id)
+            self.reporter.trial_ended(result, record, self.stopper.clock)
+
+    def close(self):
+        """Waits for a trial being recorded; records none after."""
+        with self._lock:
+            self._closed = True
 
 
 def _choose(search, hypermodel, run, *, top, after, state) -> tuple:
@@ -495,7 +635,7 @@ def _choose(search, hypermodel, run, *, top, after, state) -> tuple:
     recorder, stopper = run.recorder, run.stopper
     records = recorder.records(search)
     best = recorder.best(records)
-    direction = objectives.OBJECTIVES[recorder.objective][0]
+    direction = objectives.direction(recorder.objective)
     first = recorder.space.pipeline(first_values(search.oracle)).get_config()
     pool = selection.candidates(records, top=top, direction=direction, default_config=first)
     hps = {t.trial_id: t.hyperparameters for t in search.oracle.trials.values()}
@@ -524,17 +664,17 @@ def _choose(search, hypermodel, run, *, top, after, state) -> tuple:
     record = next(r for r in records if r.trial_id == winner.trial_id)
     chosen = (record, {"rule": "one_standard_error", "repeats": len(winner.scores),
                        "reason": reason, "chosen_trial_id": winner.trial_id,
+                       "chosen_trial": winner.number,
                        "candidates": [c.to_dict() for c in pool]},
               winner.mean, winner.std)
     return recorder.result(search, state=state, chosen=chosen), hps[winner.trial_id]
 
 
-def _save_confusion(search, trial):
+def _save_confusion(search, trial, evaluation):
     """Keeps the trial's validation confusion matrix in its directory (read by `result`)."""
-    matrix = getattr(search.hypermodel, "last_confusion", None)
-    if trial.status == "COMPLETED" and matrix is not None:
+    if trial.status == "COMPLETED" and evaluation is not None and evaluation.confusion is not None:
         path = os.path.join(search.get_trial_dir(trial.trial_id), CONFUSION_FILE)
-        atomic_write(path, json.dumps(matrix))
+        atomic_write(path, json.dumps(evaluation.confusion))
 
 
 def _load_confusion(search, trial_id) -> dict:
@@ -557,16 +697,14 @@ def _final_scores(result, hp, hypermodel, *, baseline, repeats, verbose) -> Tune
     seeds = [None if start is None else start + repeat for repeat in range(repeats)]
 
     def scores(config, name):
-        values, matrices = [], []
-        for seed in seeds:
-            values.append(hypermodel.test_score(
-                Pipeline.from_config(config).clone(), hp, epochs=result.epochs, seed=seed,
-                tau=config["imbalance"].get("tau_"),  # the tau chosen on validation
-            ))
-            matrices.append(hypermodel.last_confusion)
+        evaluations = [hypermodel.test_evaluation(
+            Pipeline.from_config(config).clone(), hp, epochs=result.epochs, seed=seed,
+            tau=config["imbalance"].get("tau_"),  # the tau chosen on validation
+        ) for seed in seeds]
+        matrices = [evaluation.confusion for evaluation in evaluations]
         if None not in matrices:  # summed over the repeats
             result.confusion[name] = np.sum(matrices, axis=0).tolist()
-        return values
+        return [evaluation.score for evaluation in evaluations]
 
     result.test_scores = scores(result.best_config, "test")
     result.test_score = float(np.mean(result.test_scores))

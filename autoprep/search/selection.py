@@ -23,6 +23,8 @@ import math
 
 import numpy as np
 
+from autoprep import objectives
+from autoprep.run.trial import trial_number
 from autoprep.search.space import complexity
 
 REPEATS = 2  # re-evaluations of each candidate
@@ -33,7 +35,7 @@ class Candidate:
     """A configuration re-evaluated before the winner is declared.
 
     Attributes:
-        trial_id: The trial that ran it.
+        trial_id: Keras Tuner's id of the trial that ran it.
         config: Its (unfitted) pipeline config.
         search_score: Its trial's score.
         scores: Its re-evaluation scores.
@@ -41,6 +43,7 @@ class Candidate:
         labels, correct: Per re-evaluation, the pooled validation labels and whether this
             candidate predicted each image right (see `Evaluation`); not saved.
         noise: The standard error of its difference from the best mean (set by `choose`).
+        number: The number of the trial that ran it, as the log and `show` name it.
     """
 
     trial_id: str
@@ -51,6 +54,11 @@ class Candidate:
     labels: list = dataclasses.field(default_factory=list, repr=False)
     correct: list = dataclasses.field(default_factory=list, repr=False)
     noise: float = None
+    number: int = None
+
+    def __post_init__(self):
+        if self.number is None:
+            self.number = trial_number(self.trial_id)
 
     def add(self, evaluation):
         """Records one re-evaluation (an `Evaluation`)."""
@@ -68,7 +76,8 @@ class Candidate:
         return float(np.std(self.scores, ddof=1)) if len(self.scores) > 1 else 0.0
 
     def to_dict(self) -> dict:
-        return {"trial_id": self.trial_id, "default": self.default, "config": self.config,
+        return {"trial_id": self.trial_id, "number": self.number, "default": self.default,
+                "config": self.config,
                 "search_score": self.search_score, "scores": self.scores,
                 "mean": self.mean, "std": self.std, "complexity": complexity(self.config),
                 "noise": self.noise}
@@ -76,9 +85,8 @@ class Candidate:
 
 def candidates(records, *, top: int, direction: str, default_config=None) -> list:
     """The `top` best-scoring distinct configurations, and the default one if it was tried."""
-    sign = -1 if direction == "max" else 1
-    scored = sorted((r for r in records if r.completed and r.config is not None),
-                    key=lambda r: sign * r.score)
+    scored = objectives.ranked((r for r in records if r.completed and r.config is not None),
+                               direction, key=lambda r: r.score)
     chosen, seen = [], set()
     for record in scored:
         key = _key(record.config)
@@ -88,7 +96,7 @@ def candidates(records, *, top: int, direction: str, default_config=None) -> lis
         if is_default or len(chosen) < top:
             seen.add(key)
             chosen.append(Candidate(record.trial_id, record.config, record.score,
-                                    default=is_default))
+                                    default=is_default, number=record.number))
     return chosen
 
 
@@ -107,8 +115,8 @@ def one_standard_error(candidates, *, direction: str, objective: str = "accuracy
     Returns:
         (winner, reason): the chosen `Candidate` and a sentence saying why.
     """
-    sign = 1 if direction == "max" else -1
-    best = max(candidates, key=lambda c: sign * c.mean)
+    sign = objectives.sign(direction)
+    best = objectives.best(candidates, direction, key=lambda c: c.mean)
     training = pooled_variance(candidates)
     for candidate in candidates:
         candidate.noise = difference_noise(best, candidate, training, objective)
@@ -116,19 +124,19 @@ def one_standard_error(candidates, *, direction: str, objective: str = "accuracy
     first = next((c for c in near if c.default), None)
     winner = first or min(near, key=lambda c: (complexity(c.config), -sign * c.mean))
     if winner is best:
-        reason = (f"trial {best.trial_id}: the best mean of {len(best.scores)} re-evaluations "
+        reason = (f"trial {best.number}: the best mean of {len(best.scores)} re-evaluations "
                   f"({best.mean:.4f} ± {best.std:.4f})")
         beaten = next((c for c in candidates if c.default and c is not best), None)
         if beaten is not None:
-            reason += (f"; the search's first configuration (trial {beaten.trial_id}, "
+            reason += (f"; the search's first configuration (trial {beaten.number}, "
                        f"{beaten.mean:.4f}) is beyond the noise ({beaten.noise:.4f})")
         if any(c is not best for c in near):
             reason += "; none within the noise is simpler"
     else:
         which = ("the search's first configuration" if winner is first
                  else "the simplest configuration")
-        reason = (f"trial {winner.trial_id} ({winner.mean:.4f}): {which}, within the noise "
-                  f"({winner.noise:.4f}) of the best mean ({best.mean:.4f}, trial {best.trial_id})")
+        reason = (f"trial {winner.number} ({winner.mean:.4f}): {which}, within the noise "
+                  f"({winner.noise:.4f}) of the best mean ({best.mean:.4f}, trial {best.number})")
     return winner, reason
 
 

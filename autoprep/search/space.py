@@ -27,7 +27,7 @@ from autoprep.choices import augmentation, imbalance, normalization
 from autoprep.choices.augmentation import AUGMENTATIONS
 from autoprep.choices.base import Dimension
 from autoprep.choices.pipeline import Pipeline
-from autoprep.doctor.data_checks import DARK_MEAN, IMBALANCE_RATIO, LOW_CONTRAST_STD
+from autoprep.data import stats
 from autoprep.errors import ArgumentError, UnknownChoiceError
 
 PREFIX = "autoprep/"
@@ -91,8 +91,11 @@ class SearchSpace:
     those of the built-in choices are:
 
     Args:
-        normalization: Names from `autoprep.NORMALIZATIONS`
-            (none, rescale_01, rescale_pm1, per_channel, per_image, robust).
+        normalization: Names from `autoprep.NORMALIZATIONS`: searched by default none,
+            rescale_01, rescale_pm1, per_channel, per_image, robust; also valid when given,
+            a backbone's own convention: caffe_bgr, torch_imagenet, rescale_128. By
+            default `tune` fixes it to what the model expects when the model says
+            (`autoprep.search.model_inputs`).
         flip: none, horizontal, vertical or horizontal_and_vertical.
         rotation, zoom, translation, contrast, brightness: Augmentation intensities.
         policy: none, rand_augment, mixup, cutmix or trivial_augment: a policy used on top.
@@ -170,9 +173,8 @@ class SearchSpace:
             seed: An int.
         """
         rng = random.Random(seed)
-        filled = type(hyperparameters)()
+        filled = type(hyperparameters)()  # is_active(hp) reads hp's conditions and the values
         for hp in hyperparameters.space:
-            filled.merge([hp])
             if filled.is_active(hp):
                 filled.values[hp.name] = self._draw(hp, rng)
         return filled.values
@@ -231,11 +233,11 @@ class SearchSpace:
             into a pipeline with `pipeline_from_values`, into Keras Tuner values with
             `hyperparameter_values`.
         """
-        standardize = facts.mean < DARK_MEAN or facts.high < 128 or (
-            facts.median_std < LOW_CONTRAST_STD
+        standardize = facts.mean < stats.DARK_MEAN or facts.high < 128 or (
+            facts.median_std < stats.LOW_CONTRAST_STD
         )
         norms = self._ranked("normalization", _STANDARDIZED if standardize else _RESCALED)
-        if facts.imbalance_ratio >= IMBALANCE_RATIO:
+        if facts.imbalance_ratio >= stats.IMBALANCE_RATIO:
             strategies = self._ranked("imbalance", _REBALANCED)
         else:
             mild = facts.imbalance_ratio >= 1.5
@@ -358,7 +360,8 @@ class DataFacts(NamedTuple):
     flip: str
 
 
-def data_facts(images, labels, num_classes: int, *, max_images: int = 2000, seed: int = 0):
+def data_facts(images, labels, num_classes: int, *, max_images: int = stats.STATS_IMAGES,
+               seed: int = 0):
     """`DataFacts` of uint8 training images (n, h, w, c), on at most `max_images` of them.
 
     `images` may be an array, a memory map or a lazy `Subset`: they are read in chunks of
@@ -368,12 +371,11 @@ def data_facts(images, labels, num_classes: int, *, max_images: int = 2000, seed
     classes with at least 10 images (the mean of 3 images is mirror-symmetric within its own
     noise whatever they show); with no such class, no flip is proposed.
     """
-    from autoprep.data import stats
     from autoprep.data.subset import Subset
 
     images, labels = Subset.of(images), np.asarray(labels)
     if len(labels) > max_images:
-        keep = np.sort(np.random.default_rng(seed).choice(len(labels), max_images, replace=False))
+        keep = stats.subsample(np.arange(len(labels)), seed, limit=max_images)
         images, labels = images[keep], labels[keep]
     counts = np.bincount(labels, minlength=num_classes)
     class_sums = np.zeros((num_classes, *images.shape[1:]), np.float64)
@@ -464,7 +466,7 @@ def _validate(dimension: Dimension, value):
 
 
 def _validate_names(dimension: Dimension, value):
-    name, valid = dimension.name, list(dimension.values)
+    name, valid = dimension.name, [*dimension.values, *dimension.accepted]
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, (list, tuple)) or not names:
         raise ArgumentError(

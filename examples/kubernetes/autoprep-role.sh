@@ -1,7 +1,8 @@
 #!/bin/sh
 # The command of every pod of autoprep-job.yaml: pod 0 is the chief, pod i > 0 is worker i - 1.
 # Every pod reads the same data path (the same volume at /data). Settings from the environment:
-# DATA, MODEL, RUNS, PORT, and OPTIONS (more `autoprep tune` options, e.g. --max-trials 100).
+# DATA, MODEL, RUNS, PORT, and OPTIONS (more `autoprep tune` options, e.g. --max-trials 100
+# --seed 0: a distributed search needs --seed, the same on every pod).
 set -eu
 index=${JOB_COMPLETION_INDEX:?set by Kubernetes in an indexed Job}
 data=${DATA:-/data/images}

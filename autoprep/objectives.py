@@ -4,6 +4,11 @@
 trial's score to Keras Tuner under `log_name(objective)`, e.g. `val_balanced_accuracy`.
 Balanced accuracy is the default: plain accuracy rewards a model that predicts only the
 majority class.
+
+Whether higher or lower scores are better is decided here and nowhere else: `direction`
+names it, `best` and `ranked` apply it. The module sits at the bottom of the package (the
+choices, the search, the report and the CLI all compare scores) and imports numpy and
+scikit-learn only when a score is computed.
 """
 
 from autoprep.errors import ArgumentError
@@ -35,6 +40,42 @@ OBJECTIVES = {
     "accuracy": ("max", _accuracy),
     "loss": ("min", None),
 }
+
+
+def direction(objective: str) -> str:
+    """"max" when higher scores of `objective` are better, "min" when lower are.
+
+    A name this version does not know (a results.json edited or written by another version)
+    counts as "max".
+    """
+    return OBJECTIVES.get(objective, ("max",))[0]
+
+
+def sign(direction: str) -> int:
+    """1 when higher scores are better (`direction` "max"), -1 when lower are ("min")."""
+    return 1 if direction == "max" else -1
+
+
+def best(items, direction: str, *, key=None):
+    """The best of `items` under `direction` ("max" or "min"); the first of equals.
+
+    Args:
+        items: Scores, or objects whose score is `key(item)`.
+        direction: "max" or "min", e.g. `direction(objective)`.
+        key: The score of an item (default: the item itself).
+    """
+    key = key or _itself
+    return max(items, key=lambda item: sign(direction) * key(item))
+
+
+def ranked(items, direction: str, *, key=None) -> list:
+    """`items` sorted best first under `direction`; equals keep their order (see `best`)."""
+    key = key or _itself
+    return sorted(items, key=lambda item: -sign(direction) * key(item))
+
+
+def _itself(item):
+    return item
 
 
 def check_objective(objective: str) -> str:
