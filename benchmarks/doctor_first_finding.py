@@ -1,43 +1,42 @@
-"""Times `autoprep doctor FOLDER --model ...` on photos: what dominates, and how it scales.
+"""Which finding the doctor puts first for a broken and a sound CNN, on photo folders.
 
 Usage:
-    python benchmarks/doctor_first_finding.py [--folder PATH ...] [--generate] [--images 1000]
-        [--out results/doctor_first_finding] [--compare-sizes N]
+    python benchmarks/doctor_first_finding.py [--folder PATH ...] [--images 1000]
+        [--models tutorial_cnn,raw_cnn,adam_1_cnn] [--compare-sizes N]
+        [--out results/doctor_first_finding]
 
-Without `--folder` (or with `--generate`), writes `--images` photo-like JPEGs of 500x375 in 2
-classes to a temporary folder (decoded at the default 192x256). Results name a folder by its
-last path component. For each folder and each model below, the command
-`autoprep doctor FOLDER --model benchmarks/doctor_first_finding.py:MODEL --json` runs in a fresh
-process (TensorFlow import included): its wall and CPU seconds, the load average and the first
-findings are recorded. Then, in this process, `diagnose` is taken apart: the seconds of decoding
-and of each check (a check is charged with the shared statistics it is the first to need), at
-several folder sizes (the first N images of each class, hard-linked), to show how each part
-scales. `--compare-sizes N` also runs the model checks (of `SIZE_MODELS`) on N images at the
-images' own size as well as downscaled to a long side of 128, to compare their findings.
+Without `--folder`, writes `--images` photo-like JPEGs of 500x375 in 2 classes (blurred shapes
+on smooth backgrounds) to a temporary folder. With `--folder PATH` (repeatable), reads that
+class-per-folder directory of photos; a folder that does not exist is skipped with a message,
+and the script writes nothing when every folder was skipped. Each folder is decoded once at the
+default image size, then the model checks run for each model (`ModelContext`, as `autoprep
+doctor FOLDER --model benchmarks/doctor_first_finding.py:MODEL` runs them after the data
+checks): their findings as the report ranks them (the data checks' findings aside), the first
+one's evidence and fix, the training runs it took and its seconds. `--compare-sizes N` also runs
+the model checks on N images with the training tests at the images' own size as well as
+downscaled to a long side of 128, to compare their findings.
 
 The models are the TensorFlow image classification tutorial's CNN: `tutorial_cnn` as
-published (with `Rescaling(1/255)`), `raw_cnn` without it (the seed article's case: raw 0-255
+published (with `Rescaling(1/255)`), `raw_cnn` without it (the common broken case: raw 0-255
 pixels, Adam at its default 1e-3) and `adam_1_cnn` with Adam at 1.0 (a learning rate too high).
 
 Writes `<out>.json` and `<out>.md`.
 """
 
 import argparse
-import json
 import os
-import platform
-import resource
-import shlex
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
 
-MODELS = ("tutorial_cnn", "raw_cnn")
-SIZE_MODELS = ("tutorial_cnn", "raw_cnn", "adam_1_cnn")  # compared downscaled and full size
-SCALING_SIZES = (250, 500, 1000)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from doctor_photos import subset  # noqa: E402
+from synthetic import command, machine, save  # noqa: E402
+
+MODELS = ("tutorial_cnn", "raw_cnn", "adam_1_cnn")
+SIZE_MODELS = MODELS  # compared downscaled and at full size
 
 
 def _cnn(input_shape, num_classes, *, rescale=True, learning_rate=1e-3):
@@ -91,89 +90,27 @@ def make_photos(root, count, seed=0):
     return root
 
 
-def time_cli(folder, model):
-    """Runs the doctor command in a fresh process: wall and CPU seconds, load, first findings."""
-    spec = f"{os.path.abspath(__file__)}:{model}"
-    command = [sys.executable, "-m", "autoprep", "doctor", folder, "--model", spec, "--json"]
-    before, load = resource.getrusage(resource.RUSAGE_CHILDREN), os.getloadavg()[0]
-    start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=_quiet_env())
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode not in (0, 1):
-        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
-    report = json.loads(done.stdout)
+def model_findings(data, model) -> dict:
+    """The model checks' findings for `model` on the decoded folder `data`, ranked."""
+    from autoprep.doctor import model_checks
+    from autoprep.doctor._checks import MODEL_CHECKS, run_checks
+    from autoprep.doctor.report import Report
+
+    started = time.perf_counter()
+    context = model_checks.ModelContext(data, globals()[model])
+    findings, _ = run_checks(MODEL_CHECKS, context)
+    report = Report(data_dir="", summary={}, findings=findings, checks=[])
+    top = report.findings[0] if report.findings else None
     return {
         "model": model,
-        "command": "autoprep doctor FOLDER --model benchmarks/doctor_first_finding.py:" + model,
-        "wall_seconds": round(wall, 1),
-        "cpu_seconds": round(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime,
-                             1),
-        "load_before": round(load, 2), "load_after": round(os.getloadavg()[0], 2),
-        "first_findings": [f"{f['id']} ({f['severity']})" for f in report["findings"][:3]],
-        "first_evidence": report["findings"][0]["evidence"] if report["findings"] else "",
+        "findings": [f"{f.id} ({f.severity})" for f in report.findings if f.severity != "info"],
+        "first": None if top is None else {"id": top.id, "severity": top.severity,
+                                           "title": top.title, "evidence": top.evidence,
+                                           "fix": top.fix},
+        "training_shape": list(context.training_shape),
+        "training_runs": len(context.runs_),
+        "seconds": round(time.perf_counter() - started, 1),
     }
-
-
-def _quiet_env():
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-
-
-def breakdown(folder, model_fn):
-    """Wall and CPU seconds of decoding and of each check of `diagnose`, in this process."""
-    from autoprep.doctor._checks import DATA_CHECKS, MODEL_CHECKS
-    from autoprep.doctor.data_checks import DataContext
-    from autoprep.doctor.model_checks import ModelContext
-
-    phases = {}
-    with _timer(phases, "index + decode"):
-        data = DataContext(folder)
-    for name in DATA_CHECKS.names():
-        with _timer(phases, f"data: {name}"):
-            list(DATA_CHECKS.get(name)(data) or ())
-    entry = {"phases": phases, "images": len(data.folder.paths),
-             "image_size": list(data.folder.image_size)}
-    if model_fn is not None:
-        model = ModelContext(data, model_fn)
-        with _timer(phases, "model: build and probe (full size)"):
-            model.probe  # noqa: B018 (computes the cached probe)
-        with _timer(phases, "model: training tests and their counterfactual re-runs"):
-            model.verdicts  # noqa: B018 (computes the cached verdicts)
-        for name in MODEL_CHECKS.names():
-            with _timer(phases, f"model: {name}"):
-                list(MODEL_CHECKS.get(name)(model) or ())
-        entry["training_runs"] = [f"{test} {change.text}" for test, change in model.runs_]
-        entry["training_shape"] = list(model.training_shape)
-    return entry
-
-
-class _timer:
-    def __init__(self, phases, name):
-        self.phases, self.name = phases, name
-
-    def __enter__(self):
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-
-    def __exit__(self, *exc):
-        self.phases[self.name] = [round(time.perf_counter() - self.wall, 2),
-                                  round(time.process_time() - self.cpu, 2)]
-
-
-def subset(folder, per_class, root):
-    """A folder of the first `per_class` images of each class, hard-linked (or copied)."""
-    for name in sorted(os.listdir(folder)):
-        source = os.path.join(folder, name)
-        if not os.path.isdir(source):
-            continue
-        os.makedirs(os.path.join(root, name), exist_ok=True)
-        for file in sorted(os.listdir(source))[:per_class]:
-            try:
-                os.link(os.path.join(source, file), os.path.join(root, name, file))
-            except OSError:
-                import shutil
-
-                shutil.copy(os.path.join(source, file), os.path.join(root, name, file))
-    return root
 
 
 def compare_sizes(folder, count, models):
@@ -183,11 +120,9 @@ def compare_sizes(folder, count, models):
     from autoprep.doctor.data_checks import DataContext
     from autoprep.doctor.report import Report
 
-    folder = os.path.abspath(folder)
-    classes = [d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d))]
     rows = []
     with tempfile.TemporaryDirectory() as root:
-        data = DataContext(subset(folder, count // len(classes), root))
+        data = DataContext(subset(folder, count, root))
         for model in models:
             row = {"model": model}
             for label, side in (("downscaled", model_checks.TRAINING_SIDE), ("full", 10_000)):
@@ -210,91 +145,73 @@ def compare_sizes(folder, count, models):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", action="append", default=[],
-                        help="an image folder to time (repeatable); default: a generated one")
-    parser.add_argument("--generate", action="store_true",
-                        help="also time a generated folder when --folder is given")
-    parser.add_argument("--images", type=int, default=1000)
+                        help="a class-per-folder directory of photos (repeatable)")
+    parser.add_argument("--images", type=int, default=1000,
+                        help="images generated, or the most taken from each folder")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--compare-sizes", type=int, default=0, metavar="N")
     parser.add_argument("--out", default="results/doctor_first_finding")
     args = parser.parse_args(argv)
+    folders = [f for f in args.folder if os.path.isdir(f)]
+    for missing in sorted(set(args.folder) - set(folders)):
+        print(f"skipped: no folder at {missing}")
+    if args.folder and not folders:
+        return None
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from autoprep.doctor.data_checks import DataContext
+
     models = args.models.split(",")
-    command = [a if not os.path.isdir(a) else os.path.join("PHOTOS", os.path.basename(
-        os.path.normpath(a))) for a in sys.argv]
-    result = {"benchmark": "doctor_first_finding", "folders": [],
-              "command": "python " + " ".join(shlex.quote(a) for a in command),
-              "nproc": os.cpu_count(), "python": platform.python_version(),
-              "machine": f"{platform.machine()} {platform.processor() or ''}".strip()}
-    with tempfile.TemporaryDirectory() as scratch:
-        folders = list(args.folder)
-        if args.generate or not folders:
-            start = time.perf_counter()
-            generated = os.path.join(scratch, f"generated_{args.images}_photos")
-            folders.insert(0, make_photos(generated, args.images))
-            result["generation_seconds"] = round(time.perf_counter() - start, 1)
+    result = {"folders": []}
+    with tempfile.TemporaryDirectory(prefix="autoprep-first-finding-") as scratch:
+        if not folders:
+            folders = [make_photos(os.path.join(scratch, "photo_like"), args.images)]
         for folder in folders:
-            result["folders"].append(_measure(folder, models, scratch, args.compare_sizes))
-            print(json.dumps(result["folders"][-1], indent=2), flush=True)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out + ".json", "w") as file:
-        json.dump(result, file, indent=2)
-    with open(args.out + ".md", "w") as file:
-        file.write(markdown(result))
+            name = os.path.basename(os.path.normpath(folder))
+            data = DataContext(subset(folder, args.images, os.path.join(scratch, name)))
+            entry = {"folder": name, "images": len(data.folder.paths),
+                     "image_size": list(data.folder.image_size),
+                     "runs": [model_findings(data, model) for model in models]}
+            if args.compare_sizes:
+                entry["sizes"] = compare_sizes(folder, args.compare_sizes, SIZE_MODELS)
+            result["folders"].append(entry)
+            print(entry["runs"], flush=True)
+    result.update(machine=machine(), command=_command(args.folder))
+    print(save(args.out, result, markdown(result)))
+    return result
 
 
-def _measure(folder, models, scratch, compare):
-    entry = {"folder": os.path.basename(os.path.normpath(folder)),
-             "runs": [time_cli(folder, model) for model in models]}
-    entry["breakdown"] = breakdown(folder, globals()[models[-1]])
-    classes = [d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d))]
-    total = entry["breakdown"]["images"]
-    entry["scaling"] = {}
-    for size in [n for n in SCALING_SIZES if n < total]:
-        name = f"{os.path.basename(os.path.normpath(folder))}_first_{size}"
-        root = subset(folder, size // len(classes), os.path.join(scratch, name))
-        part = breakdown(root, None)
-        entry["scaling"][part["images"]] = part["phases"]
-    entry["scaling"][total] = {k: v for k, v in entry["breakdown"]["phases"].items()
-                               if not k.startswith("model")}
-    if compare:
-        entry["sizes"] = compare_sizes(folder, compare, SIZE_MODELS)
-    return entry
+def _command(folders) -> str:
+    """The command, each folder named by its last component (no machine's path)."""
+    text = command()
+    for folder in folders:
+        text = text.replace(folder, os.path.join("PHOTOS", os.path.basename(
+            os.path.normpath(folder))))
+    return text
 
 
 def markdown(result) -> str:
-    """The results page: per folder, the command timings, the breakdown and the scaling."""
-    lines = ["# autoprep doctor on photos", "",
-             f"Machine: {result['nproc']} cores ({result['machine']}, Python "
-             f"{result['python']}). Command: `{result['command']}`.", ""]
+    """The results page: per folder, each model's findings and the first one's evidence."""
+    lines = ["# The doctor's first finding on photo folders", "",
+             "The model checks' findings (warnings and errors, as the report ranks them; the "
+             "data checks' findings aside) for each model, then the first finding in full.", ""]
     for entry in result["folders"]:
         lines += _folder_markdown(entry)
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)
 
 
 def _folder_markdown(entry):
-    whole = entry["breakdown"]
-    phases = whole["phases"]
-    lines = [f"## {entry['folder']}: {whole['images']} images, decoded at "
-             f"{whole['image_size'][0]}x{whole['image_size'][1]}", "",
-             "| command | wall s | CPU s | load before / after | first findings |",
-             "|---|---|---|---|---|"]
+    lines = [f"## {entry['folder']}: {entry['images']} images, decoded at "
+             f"{entry['image_size'][0]}x{entry['image_size'][1]}", "",
+             "| model | findings | training runs | seconds |", "|---|---|---:|---:|"]
     for run in entry["runs"]:
-        lines.append(f"| `{run['command']}` | {run['wall_seconds']} | {run['cpu_seconds']} | "
-                     f"{run['load_before']} / {run['load_after']} | "
-                     f"{', '.join(run['first_findings'])} |")
-    lines += ["", f"In-process breakdown for `{entry['runs'][-1]['model']}` (a check is charged "
-              "with the shared statistics it is the first to need), largest first:", "",
-              "| phase | wall s | CPU s |", "|---|---|---|"]
-    for name, (wall, cpu) in sorted(phases.items(), key=lambda kv: -kv[1][1])[:12]:
-        lines.append(f"| {name} | {wall} | {cpu} |")
-    shape = "x".join(map(str, whole["training_shape"][:2]))
-    lines += ["", f"Training runs at {shape}: {', '.join(whole['training_runs'])}.", "",
-              "Scaling with the number of images (CPU s of the data side: decode and checks):",
-              "", "| images | index + decode | all data checks |", "|---|---|---|"]
-    for count, part in sorted(entry["scaling"].items(), key=lambda kv: int(kv[0])):
-        data = sum(v[1] for k, v in part.items() if k.startswith("data:"))
-        lines.append(f"| {count} | {part['index + decode'][1]} | {round(data, 2)} |")
+        lines.append(f"| `{run['model']}` | {', '.join(run['findings']) or 'none'} | "
+                     f"{run['training_runs']} at {'x'.join(map(str, run['training_shape'][:2]))}"
+                     f" | {run['seconds']} |")
+    for run in entry["runs"]:
+        first = run["first"]
+        if first and first["severity"] != "info":
+            lines += ["", f"`{run['model']}`: **[{first['id']}] {first['title']}**", "",
+                      f"> {first['evidence']}", ">", f"> fix: {first['fix']}"]
     if "sizes" in entry:
         lines += ["", f"Model findings on {entry['sizes']['images']} images, training tests "
                   "downscaled vs at the images' own size:", "",
