@@ -1,6 +1,7 @@
 """autoprep.doctor model checks: a panel of broken models (and one sound one) on tiny folders."""
 
 import json
+import re
 
 import keras
 import pytest
@@ -222,8 +223,8 @@ def test_raw_pixels_that_stop_a_cnn_from_fitting_are_the_first_finding(tmp_path)
 
 
 def test_raw_pixels_a_cnn_still_fits_are_the_first_warning(blocks):
-    # The usual case: fed raw pixels, the CNN starts at a huge loss, spikes, yet memorises the
-    # batch. Scaling brings the initial loss to ln(2): the first finding, a warning.
+    # The usual case: fed raw pixels, the CNN starts at a huge loss, yet memorises the batch.
+    # Scaling brings the initial loss to ln(2): the first finding, a warning.
     report = diagnose(blocks, raw_cnn)
     top = report.top
     assert (top.id, top.severity) == ("unscaled_input", "warning"), report.format()
@@ -295,6 +296,21 @@ def test_sound_cnn_on_photos_at_the_default_size_has_no_error(photos):
     report = diagnose(photos, photo_cnn)
     assert report.summary["image_size"] == [192, 256]
     assert report.ids("error") == [] and report.ids("warning") == [], report.format()
+
+
+def test_raw_pixels_whose_loss_blows_up_on_photos_are_blamed_not_the_learning_rate(photos):
+    # Fed raw pixels, the plain CNN's one-batch loss jumps more than 10x, then stays at ln(2):
+    # the seed article's case, which a rule reading the peak called divergence and blamed on
+    # Adam's default 1e-3. Scaling the inputs, not a smaller rate, fits the batch.
+    report = diagnose(photos, raw_cnn)
+    top = report.top
+    assert (top.id, top.severity) == ("unscaled_input", "error"), report.format()
+    assert "the model cannot fit one batch" in top.title
+    assert re.search(r"the model does not fit: loss [\d.]+ -> [\d.]+ \(median of the last 10 "
+                     r"steps\) after 100 steps, peaking at [\d.e+]+\. With inputs scaled to "
+                     r"\[0, 1\], it fits in \d+ steps", top.evidence), top.evidence
+    assert _rate_findings(report) == [], report.format()
+    assert "0.0010000000474974513" not in report.format()
 
 
 @pytest.mark.slow
