@@ -13,8 +13,8 @@ default image size, then the model checks run for each model (`ModelContext`, as
 doctor FOLDER --model benchmarks/doctor_first_finding.py:MODEL` runs them after the data
 checks): their findings as the report ranks them (the data checks' findings aside), the first
 one's evidence and fix, the training runs it took and its seconds. `--compare-sizes N` also runs
-the model checks on N images with the training tests at the images' own size as well as
-downscaled to a long side of 128, to compare their findings.
+the model checks on N images of the first folder with the training tests at the images' own
+size as well as downscaled to a long side of 128, to compare their findings.
 
 The models are the TensorFlow image classification tutorial's CNN: `tutorial_cnn` as
 published (with `Rescaling(1/255)`), `raw_cnn` without it (the common broken case: raw 0-255
@@ -171,7 +171,7 @@ def main(argv=None):
             entry = {"folder": name, "images": len(data.folder.paths),
                      "image_size": list(data.folder.image_size),
                      "runs": [model_findings(data, model) for model in models]}
-            if args.compare_sizes:
+            if args.compare_sizes and not result["folders"]:  # the first folder only
                 entry["sizes"] = compare_sizes(folder, args.compare_sizes, SIZE_MODELS)
             result["folders"].append(entry)
             print(entry["runs"], flush=True)
