@@ -167,7 +167,7 @@ def main(argv=None):
             folders = [make_photos(os.path.join(scratch, "photo_like"), args.images)]
         for folder in folders:
             name = os.path.basename(os.path.normpath(folder))
-            data = DataContext(subset(folder, args.images, os.path.join(scratch, name)))
+            data = DataContext(subset(folder, args.images, os.path.join(scratch, "cut", name)))
             entry = {"folder": name, "images": len(data.folder.paths),
                      "image_size": list(data.folder.image_size),
                      "runs": [model_findings(data, model) for model in models]}

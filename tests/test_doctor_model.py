@@ -234,15 +234,20 @@ def test_raw_pixels_a_cnn_still_fits_are_the_first_warning(blocks):
     assert report.ids("error") == [] and _rate_findings(report) == [], report.format()
 
 
-@pytest.mark.parametrize("model_fn, fix", [(adam_1, "to 0.01 (100x smaller than your 1)"),
-                                           (sgd_10, "to 0.1 (100x smaller than your 10)")],
-                         ids=["adam_1", "sgd_10"])
-def test_too_high_learning_rate_on_scaled_inputs_is_the_first_finding(blocks, model_fn, fix):
+@pytest.mark.parametrize("model_fn, fix, tried", [
+    (adam_1, "to 0.01 (100x smaller than your 1)", "learning rate (0.1), it "),
+    (sgd_10, "to 0.1 (100x smaller than your 10)", "learning rate (1), it "),
+], ids=["adam_1", "sgd_10"])
+def test_too_high_learning_rate_on_scaled_inputs_is_the_first_finding(blocks, model_fn, fix,
+                                                                      tried):
     report = diagnose(blocks, model_fn)
     top = report.top
     assert (top.id, top.severity) == ("learning_rate_too_high", "error"), report.format()
     assert fix in top.fix, top.fix
-    assert "smaller learning rate" in top.evidence and "it fits in" in top.evidence
+    # what was tried and did not cure comes before the change that did
+    cured = top.evidence.index("With a 100x smaller learning rate")
+    assert -1 < top.evidence.find(f"With a 10x smaller {tried}") < cured, top.evidence
+    assert "it fits in" in top.evidence[cured:]
     assert "unscaled_input" not in report.ids()
 
 

@@ -616,13 +616,16 @@ def _symptom_phrase(ctx, verdict) -> str:
 
 
 def _cause_finding(ctx, cause, verdicts) -> Finding:
-    """The finding of a confirmed cause: each symptom it cured, and how."""
+    """The finding of a confirmed cause: each symptom it cured, what was tried before, and
+    how."""
     evidence = []
     for verdict in verdicts:
         (change, outcome), *others = verdict.cures
-        evidence += [_symptom_sentence(ctx, verdict), _tried_sentence(change, outcome)]
+        evidence.append(_symptom_sentence(ctx, verdict))
+        evidence += [_tried_sentence(c, o) for c, o in verdict.tried if o.sick]
         if len(change.causes) > 1:
             evidence.append("No single change cured it.")
+        evidence.append(_tried_sentence(change, outcome))
         evidence += [_tried_sentence(c, o, also=True) for c, o in others]
     evidence += _spike_note(ctx, cause, verdicts)
     severity = min((v.severity for v in verdicts), key=SEVERITIES.index)
