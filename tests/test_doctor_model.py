@@ -10,6 +10,7 @@ from doctor_images import write_blocks, write_images, write_photos
 from autoprep.cli import main
 from autoprep.doctor import diagnose, model_checks
 from autoprep.doctor._checks import MODEL_CHECKS
+from autoprep.doctor._training import Verdict
 from autoprep.doctor.data_checks import DataContext
 
 
@@ -274,6 +275,17 @@ def test_learning_rate_fix_never_names_the_users_rate():
     higher = model_checks._learning_rate_change(ctx.rate, 10)
     assert model_checks._learning_rate_fix(ctx, higher) == (
         "Raise the learning rate to 0.01 (10x your 1e-3).")
+
+
+def test_learning_rate_fix_names_the_rate_that_cured_every_symptom():
+    # A rate of 1: 100x smaller fits the batch, but only 1000x smaller ends the collapse.
+    ctx = type("Context", (), {"rate": 1.0})()
+    cures = [model_checks._learning_rate_change(1.0, factor) for factor in (0.01, 0.001)]
+    verdicts = [Verdict(symptom, "error", None, [(change, None)], [(change, None)])
+                for symptom, change in zip(("one_batch", "collapse"), cures, strict=True)]
+    change = model_checks.fix_change("learning_rate_too_high", verdicts)
+    assert model_checks._learning_rate_fix(ctx, change) == (
+        "Lower the learning rate to 1e-3 (1000x smaller than your 1).")
 
 
 def photo_cnn(input_shape, num_classes):

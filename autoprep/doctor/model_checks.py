@@ -633,9 +633,20 @@ def _cause_finding(ctx, cause, verdicts) -> Finding:
     title = f"{_CAUSE_TITLES[cause](ctx)}: {symptoms}"
     return Finding(
         cause, severity, title, " ".join(evidence),
-        _CAUSE_FIXES[cause](ctx, verdicts[0].cures[0][0]),
+        _CAUSE_FIXES[cause](ctx, fix_change(cause, verdicts)),
         dimension=_CAUSE_DIMENSIONS.get(cause), data=_verdict_data(ctx, verdicts),
     )
+
+
+def fix_change(cause, verdicts) -> Change:
+    """The cure a fix names: for a learning rate, the one that cured every symptom (the
+    smallest rate that cured, or the largest for a rate too low); else the first symptom's."""
+    changes = [verdict.cures[0][0] for verdict in verdicts]
+    if cause == "learning_rate_too_high":
+        return min(changes, key=lambda change: change.learning_rate_factor)
+    if cause == "learning_rate_too_low":
+        return max(changes, key=lambda change: change.learning_rate_factor)
+    return changes[0]
 
 
 def _spike_note(ctx, cause, verdicts) -> list:
