@@ -2,6 +2,7 @@
 
 import json
 import re
+import types
 
 import keras
 import pytest
@@ -339,3 +340,18 @@ def test_sound_cnn_trained_at_full_photo_size_spikes_and_has_no_error(photos, mo
     assert context.one_batch().spiked and context.one_batch().fits
     report = diagnose(photos, photo_cnn)
     assert report.ids("error") == [] and report.ids("warning") == [], report.format()
+
+
+def test_a_backbone_fed_raw_pixels_is_told_its_own_convention_not_rescaling():
+    inputs = keras.Input((32, 32, 3))
+    base = keras.applications.MobileNetV2(include_top=False, weights=None, alpha=0.35,
+                                          input_shape=(32, 32, 3))
+    outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(base(inputs)))
+    backbone = types.SimpleNamespace(model=keras.Model(inputs, outputs))
+    fix = model_checks._input_fix(backbone, model_checks.SCALED)
+    assert "MobileNetV2 backbone" in fix and "'rescale_pm1'" in fix
+    assert "Rescaling(1/255)" not in fix
+    plain = types.SimpleNamespace(model=keras.Sequential([keras.Input((8, 8, 3)),
+                                                          keras.layers.Flatten(),
+                                                          keras.layers.Dense(2)]))
+    assert "Rescaling(1/255)" in model_checks._input_fix(plain, model_checks.SCALED)

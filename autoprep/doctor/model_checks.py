@@ -682,6 +682,12 @@ _CAUSE_DIMENSIONS = {"unscaled_input": "normalization", "majority_class_collapse
 
 
 def _input_fix(ctx, change) -> str:
+    convention = model_inputs.inspect_model(ctx.model)
+    if convention.kind == "backbone" and convention.normalization is not None:
+        return (f"Feed the {convention.source} what its ImageNet weights were trained on (it "
+                f"{convention.reason}): `autoprep tune` does so by itself (normalization "
+                f"'{convention.normalization}'), or apply its family's `preprocess_input` "
+                "before the model.")
     if change.inputs == "standard":
         return ("Standardize the inputs: a `keras.layers.Normalization()` first layer adapted to "
                 "the training images, or the pipeline autoprep tunes.")
