@@ -345,8 +345,7 @@ class PipelineHyperModel(kt.HyperModel):
         callbacks = [recorder, keras.callbacks.TerminateOnNaN(), *callbacks,
                      *fit_kwargs.pop("callbacks", [])]
         history = model.fit(
-            train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False,
-            **fit_kwargs, **kwargs,
+            train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose, **fit_kwargs, **kwargs,
         )
         _check_finite(history)
         return recorder.predictions

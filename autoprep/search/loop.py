@@ -22,6 +22,7 @@ import numpy as np
 
 from autoprep import objectives
 from autoprep._files import atomic_write
+from autoprep._quiet import known_noise_filtered
 from autoprep.choices.pipeline import Pipeline
 from autoprep.data import stats
 from autoprep.data.decode import read_image_folder
@@ -48,6 +49,7 @@ SEEDS = 1_000_000  # an unseeded run draws its seed below this: short enough to 
 SETTING_DEFAULTS = {"device_input": False, "space": SearchSpace().get_config()}
 
 
+@known_noise_filtered()
 def tune(
     model_fn,
     data_dir,
