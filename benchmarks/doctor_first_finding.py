@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from doctor_photos import subset  # noqa: E402
-from synthetic import command, machine, save  # noqa: E402
+from synthetic import command, machine, present_folders, save  # noqa: E402
 
 MODELS = ("tutorial_cnn", "raw_cnn", "adam_1_cnn")
 SIZE_MODELS = MODELS  # compared downscaled and at full size
@@ -152,9 +152,7 @@ def main(argv=None):
     parser.add_argument("--compare-sizes", type=int, default=0, metavar="N")
     parser.add_argument("--out", default="results/doctor_first_finding")
     args = parser.parse_args(argv)
-    folders = [f for f in args.folder if os.path.isdir(f)]
-    for missing in sorted(set(args.folder) - set(folders)):
-        print(f"skipped: no folder at {missing}")
+    folders = present_folders(args.folder)
     if args.folder and not folders:
         return None
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

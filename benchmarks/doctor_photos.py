@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from synthetic import command, machine, save  # noqa: E402
+from synthetic import command, machine, present_folders, save  # noqa: E402
 
 SCALING_SHARES = (0.25, 0.5)  # the data side is timed again on these shares of the images
 _SHOWN = 0.05  # parts below this many wall seconds are listed together
@@ -241,9 +241,7 @@ def main(argv=None):
     parser.add_argument("--model", help="also time `--model SPEC` (file.py:function)")
     parser.add_argument("--out", default="results/doctor_photos")
     args = parser.parse_args(argv)
-    folders = [f for f in args.folder if os.path.isdir(f)]
-    for missing in sorted(set(args.folder) - set(folders)):
-        print(f"skipped: no folder at {missing}")
+    folders = present_folders(args.folder)
     if args.folder and not folders:
         return None
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
