@@ -23,7 +23,7 @@ from autoprep.data.subset import Subset
 from autoprep.errors import ArgumentError, ModelError
 from autoprep.objectives import confusion, log_name, score_predictions
 from autoprep.search import device_input as device
-from autoprep.search import kt_adapter
+from autoprep.search import kt_adapter, tf_adapter
 
 
 def call_model_fn(model_fn, input_shape, num_classes, hp=None):
@@ -344,9 +344,11 @@ class PipelineHyperModel(kt.HyperModel):
         recorder = EpochPredictions(eval_ds, first_epoch=epochs - keep)
         callbacks = [recorder, keras.callbacks.TerminateOnNaN(), *callbacks,
                      *fit_kwargs.pop("callbacks", [])]
-        history = model.fit(
-            train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose, **fit_kwargs, **kwargs,
-        )
+        with tf_adapter.custom_gradients_released():  # else the graph outlives the model
+            history = model.fit(
+                train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose, **fit_kwargs,
+                **kwargs,
+            )
         _check_finite(history)
         return recorder.predictions
 
