@@ -163,7 +163,40 @@ def figures(run) -> dict:
             for name in samples[0]["parts"]}
     if samples and "objects" in samples[0]:
         result["objects_slope"] = slope(xs, [s["objects"] for s in after])
+    if samples and "cpu_seconds" in samples[0]:
+        result["cpu_growth"] = adjusted_growth(samples)
     return result
+
+
+def structure(config) -> list:
+    """The parts of a trial's pipeline config that decide what it costs to build and train:
+    its normalization, imbalance strategy and each augmentation op (intensities aside)."""
+    ops = sorted(op.get("name", "?") for op in config.get("augmentation") or [])
+    return ([f"normalization={config.get('normalization', {}).get('name')}",
+             f"imbalance={config.get('imbalance', {}).get('name')}"]
+            + [f"augmentation={op}" for op in ops])
+
+
+def adjusted_growth(samples) -> dict:
+    """CPU seconds per trial against the trial number, alone and with the pipeline's structure
+    (`structure`) as further least-squares terms: does a trial cost more late in the search
+    than a trial of the same kind of pipeline early in it? Trials after the first 10 %.
+
+    Returns {"plain", "adjusted"}: seconds per 100 trials, or None without configs."""
+    after = [s for s in samples[max(1, len(samples) // 10):] if s.get("config")]
+    if len(after) < 20:
+        return None
+    import numpy as np
+
+    names = sorted({name for s in after for name in structure(s["config"])})
+    trial = np.array([s["trial"] for s in after], float)
+    cpu = np.array([s["cpu_seconds"] for s in after])
+    kinds = np.array([[name in structure(s["config"]) for name in names] for s in after], float)
+    plain = np.polyfit(trial, cpu, 1)[0]
+    design = np.column_stack([trial, np.ones_like(trial), kinds])
+    adjusted = np.linalg.lstsq(design, cpu, rcond=None)[0][0]
+    return {"plain": 100 * float(plain), "adjusted": 100 * float(adjusted),
+            "kinds": len({tuple(structure(s["config"])) for s in after})}
 
 
 def child(args, data_dir, out):
@@ -359,9 +392,28 @@ def page(result, image) -> str:
         "MiB per trial after the first 10 % (target <= 0.5) | objects per trial | "
         "1-min load, start -> end |\n|" + "---|" * 14 + "\n" + "\n".join(rows) + "\n\n"
         f"![seconds and resident memory per trial]({image})\n\n"
-        + deciles_section(result["runs"]) + parts_section(result["runs"])
+        + deciles_section(result["runs"]) + growth_section(result["runs"])
+        + parts_section(result["runs"])
         + result.get("findings", "")
     )
+
+
+def growth_section(runs) -> str:
+    """How much a trial's CPU time grows over the search, before and after accounting for the
+    kind of pipeline each trial tried (`adjusted_growth`)."""
+    rows = [f"| {tuner} | {g['plain']:+.2f} | {g['adjusted']:+.2f} | {g['kinds']} |"
+            for tuner, run in sorted(runs.items()) if (g := run.get("cpu_growth"))]
+    if not rows:
+        return ""
+    return ("## Growth of a trial's CPU time, with the kind of pipeline accounted for\n\n"
+            "A search may settle on pipelines that cost more (oversampling, several augmentation "
+            "layers): that is not a trial leaving something behind. Least squares over the "
+            "trials after the first 10 %: CPU seconds against the trial number alone, then with "
+            "the normalization, the imbalance strategy and each augmentation op as further "
+            "terms. The adjusted slope is what a trial of the same kind costs more per 100 "
+            "trials later in the search.\n\n"
+            "| tuner | CPU s per 100 trials, plain | with the pipeline's kind | kinds of pipeline |"
+            "\n|---|---|---|---|\n" + "\n".join(rows) + "\n\n")
 
 
 def deciles_section(runs) -> str:
