@@ -12,9 +12,9 @@ Public names are loaded on first use, so `import autoprep` (and `autoprep --help
 import TensorFlow until a name that needs it is used.
 """
 
-import importlib as _importlib
 import os as _os
 
+from autoprep._quiet import import_quietly as _import_quietly
 from autoprep.errors import (
     ArgumentError,
     AutoprepError,
@@ -83,7 +83,8 @@ def __getattr__(name):
         return globals()[name]
     if name not in _LAZY:
         raise AttributeError(f"module 'autoprep' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(_LAZY[name]), name)
+    # The first name that needs TensorFlow imports it, without its start-up lines.
+    value = getattr(_import_quietly(_LAZY[name]), name)
     globals()[name] = value
     return value
 

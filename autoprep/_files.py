@@ -52,8 +52,9 @@ def check_replaceable(path, *, mark: str, what: str, force=False):
         )
 
 
-def atomic_write(path, text: str):
-    """Writes `text` to `path` through a temporary file and a rename: never half-written.
+def atomic_write(path, text):
+    """Writes `text` (str, or bytes written as they are) to `path` through a temporary file
+    and a rename: never half-written.
 
     The file gets the permissions of the file it replaces, or the usual ones (0666 less the
     umask) when new. Temporary files that a killed process left for `path` are removed.
@@ -68,7 +69,8 @@ def atomic_write(path, text: str):
             os.fchmod(fd, stat.S_IMODE(os.stat(path).st_mode))
         except FileNotFoundError:
             pass
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        how = {"mode": "wb"} if isinstance(text, bytes) else {"mode": "w", "encoding": "utf-8"}
+        with os.fdopen(fd, **how) as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())

@@ -67,18 +67,24 @@ def child(data_dir, run_dir, limit, trials) -> dict:
     import autoprep  # imported inside the measurement: TensorFlow's memory counts
 
     imported = time.perf_counter()
-    plans, decoded = [], []
+    plans, decoded, peaks = [], [], {}
 
     def on_plan(plan):
         plans.append(plan)
         decoded.append(time.perf_counter())
+        peaks.setdefault("peak_until_plan", sampler.peak)  # import, listing, headers
 
     first_trial = []
+
+    def on_trial_end(result, record):
+        first_trial.append(time.perf_counter())
+        peaks.setdefault("peak_until_first_trial_end", sampler.peak)
+
     autoprep.tune(
         small_cnn, data_dir, max_trials=trials, epochs=1, tuner="random", seed=0,
         test_split=0.1, final_repeats=1, baseline=False, directory=run_dir, verbose=0,
         memory_limit=limit, on_plan=on_plan,
-        on_trial_end=lambda result, record: first_trial.append(time.perf_counter()),
+        on_trial_end=on_trial_end,
     )
     end = time.perf_counter()
     sampler.done.set()
@@ -89,7 +95,7 @@ def child(data_dir, run_dir, limit, trials) -> dict:
         "mapped": plan.mapped, "peak_rss_anon": sampler.peak,
         "import_seconds": imported - start, "search_seconds": end - imported,
         "until_first_trial_end_seconds": first_trial[0] - decoded[0],
-        "plan": plan.describe(),
+        "plan": plan.describe(), **peaks,
     }
 
 

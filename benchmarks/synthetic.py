@@ -30,6 +30,14 @@ def write_folder(root, n_images, *, size=64, classes=10, seed=0) -> str:
     return root
 
 
+def present_folders(folders) -> list:
+    """The folders of `folders` that exist; says which are skipped (photos are not committed)."""
+    found = [f for f in folders if os.path.isdir(f)]
+    for missing in sorted(set(folders) - set(found)):
+        print(f"skipped: no folder at {missing}")
+    return found
+
+
 def machine() -> dict:
     """CPU, cores, RAM and the load average (the machine is shared: figures depend on it)."""
     cpu = platform.processor() or platform.machine()

@@ -78,6 +78,23 @@ def test_over_the_memory_limit_the_images_are_memory_mapped(tmp_path):
     assert mapped.skipped == in_ram.skipped
 
 
+def test_files_decoded_a_few_at_a_time_give_the_same_folder(tmp_path, monkeypatch):
+    data_dir = write_folder(tmp_path / "data", [5, 4], size=(8, 8), mode="RGB")
+    write_folder(tmp_path / "data", [0, 3], size=(12, 10), mode="L")  # resized, made RGB
+    _truncate(os.path.join(data_dir, "class_0", "img_002.png"))
+    index = index_directory(data_dir)
+    whole = decode_index(index, image_size=(8, 8))
+    monkeypatch.setattr(decode, "DECODE_CHUNK", 3)
+    chunks = []
+    monkeypatch.setattr(decode, "_decode_into", lambda *args, into=decode._decode_into: (
+        chunks.append(len(args[2])), into(*args))[1])
+    in_chunks = decode_index(index, image_size=(8, 8))
+    assert max(chunks) == 3 and sum(chunks) > len(index.paths)  # the unready ones again
+    assert in_chunks.paths == whole.paths and len(whole.paths) == len(index.paths) - 1
+    np.testing.assert_array_equal(in_chunks.images, whole.images)
+    assert in_chunks.skipped == whole.skipped
+
+
 def test_a_memory_mapped_cache_is_reused_until_a_file_changes(tmp_path, monkeypatch):
     data_dir = write_folder(tmp_path / "data", [3, 3])
     cache_dir = tmp_path / "run" / "cache"

@@ -41,6 +41,8 @@ def test_a_planted_shortcut_is_found_and_named(tmp_path, planted):
     assert finding.data["balanced_accuracy"] >= finding.data["threshold"] > 0.5
     if planted == "watermark":
         assert "'c1': bottom-right watermark in 100% of images" in finding.evidence
+    if planted == "size":  # height x width, as mixed_sizes writes sizes
+        assert "(height x width) 'c0': 16x16 100%; 'c1': 16x32 100%" in finding.evidence
     if planted == "border":
         assert "border in 100% of images" in finding.evidence
 

@@ -73,11 +73,12 @@ PROBE = textwrap.dedent("""
         # The training path on all files: with the module's augmentation, then without it.
         if module.CLASS_WEIGHT_GATE is not None:
             module.CLASS_WEIGHT_GATE.assign(1.0)  # deferred weights on: they must show
-        for name in ("train", "plain"):
+        for name in ("train", "plain", "plain_in_memory"):
             if name == "plain":
                 module.make_augmentation_layers, module.make_mix_layer = list, lambda: None
             tf.keras.utils.set_random_seed(seed)
-            dataset = module.make_train_dataset(paths, labels, batch_size=4, seed=1, cache=False)
+            dataset = module.make_train_dataset(paths, labels, batch_size=4, seed=1,
+                                                cache=name == "plain_in_memory")
             np.savez(f"{out_dir}/{name}_{index}.npz", **training_epochs(dataset))
     with open(f"{out_dir}/report.json", "w") as handle:
         json.dump(report, handle)
@@ -241,6 +242,10 @@ def check_training_path(pipeline, folder, tmp_path, index):
     plain = Pipeline.from_config({**pipeline.get_config(), "augmentation": []})
     exported, expected = probed_training(tmp_path, index, "plain"), live_training(plain, folder)
     assert set(exported) == set(expected)  # sample weights in both or neither
+    in_memory = probed_training(tmp_path, index, "plain_in_memory")  # decoded once (cache=True)
+    assert set(in_memory) == set(exported)
+    for key, values in exported.items():
+        np.testing.assert_array_equal(in_memory[key], values, err_msg=f"{key} of {pipeline}")
     for key, values in expected.items():
         np.testing.assert_allclose(exported[key], values, rtol=1e-5, atol=1e-5,
                                    err_msg=f"{key} of {pipeline}")

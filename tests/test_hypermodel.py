@@ -28,9 +28,10 @@ def test_a_compiled_model_keeps_optimizer_and_logits_when_labels_are_mixed():
     assert model.loss.get_config()["from_logits"] is True and model.optimizer is optimizer
 
 
-def _scored(imbalance, monkeypatch):
-    """`evaluate` of a hold-out fold whose model outputs [0.7, 0.3] for the validation images
-    of class 0 and [0.6, 0.4] for those of class 1 (no training)."""
+def _scored(imbalance, monkeypatch, per_epoch=None):
+    """`evaluate` of a hold-out fold trained 4 epochs whose model outputs [0.7, 0.3] for the
+    validation images of class 0 and [0.6, 0.4] for those of class 1 (no training); or trained
+    8 epochs (2 scored) with `per_epoch[k]` for every image after the k-th scored epoch."""
     import types
 
     import numpy as np
@@ -48,12 +49,15 @@ def _scored(imbalance, monkeypatch):
     def train_and_predict(model, pipeline, train, evaluate, *, keep, **kwargs):
         pipeline.fit(folder.images[train], labels[train], 2)
         outputs = np.where(labels[evaluate, None] == 0, [0.7, 0.3], [0.6, 0.4])
+        if per_epoch is not None:
+            return [np.tile(outputs, (len(evaluate), 1)) for outputs in per_epoch[-keep:]]
         return [outputs] * keep
 
     monkeypatch.setattr(hypermodel, "train_and_predict", train_and_predict)
     pipeline = Pipeline(imbalance=imbalance)
     model = types.SimpleNamespace(loss=None)
-    return hypermodel.evaluate(pipeline, None, [(train, val)], epochs=4, model=model)
+    return hypermodel.evaluate(pipeline, None, [(train, val)], model=model,
+                               epochs=4 if per_epoch is None else 8)
 
 
 def test_a_trial_scores_the_post_hoc_adjustment_at_its_best_tau(monkeypatch):
@@ -69,3 +73,26 @@ def test_an_evaluation_carries_the_confusion_of_the_last_epoch(monkeypatch):
     adjusted = _scored("posthoc_logit_adjustment", monkeypatch)
     assert adjusted.confusion == [[8, 0], [0, 2]]  # rows: true class, after the adjustment
     assert _scored("none", monkeypatch).confusion == [[8, 0], [2, 0]]
+
+
+def test_an_evaluation_keeps_the_mean_probabilities_of_the_scored_epochs(monkeypatch):
+    import numpy as np
+
+    plain = _scored("none", monkeypatch)
+    assert plain.indices.tolist() == list(range(50, 60))  # the images, in the order of labels
+    assert np.allclose(plain.probabilities[plain.labels == 0], [0.7, 0.3])
+    assert plain.probabilities.dtype == np.float32
+    # Logits after the post-hoc adjustment: softmax, and the adjusted classes win.
+    adjusted = _scored("posthoc_logit_adjustment", monkeypatch)
+    assert np.allclose(adjusted.probabilities.sum(axis=1), 1)
+    assert (adjusted.probabilities.argmax(axis=1) == adjusted.labels).all()
+    # The mean of the scored epochs (the last 2 of 8); the confusion is the last epoch's.
+    averaged = _scored("none", monkeypatch, per_epoch=[[0.9, 0.1], [0.1, 0.9]])
+    assert np.allclose(averaged.probabilities, [0.5, 0.5])
+    assert averaged.confusion == [[0, 8], [0, 2]]
+    from autoprep.search.hypermodel import as_probabilities
+
+    logits = np.array([[2.0, 0.0], [0.0, 0.0]])
+    assert np.allclose(as_probabilities(logits, True), [[0.8808, 0.1192], [0.5, 0.5]], atol=1e-4)
+    assert np.allclose(as_probabilities([[0.2, 0.8]], False), [[0.2, 0.8]])
+    assert np.allclose(as_probabilities([[0.2, 0.8]], True), [[0.3543, 0.6457]], atol=1e-4)

@@ -24,8 +24,8 @@ from PIL import Image, ImageOps, features
 
 import autoprep
 from autoprep.choices.pipeline import Pipeline
-from autoprep.data.decode import read_image_folder
-from autoprep.data.image import load_image
+from autoprep.data.decode import decode_files, read_image_folder, ready_files
+from autoprep.data.image import decode_file, load_image
 from autoprep.data.index import image_header, index_directory
 from autoprep.export import runtime
 from autoprep.search import loop
@@ -184,6 +184,58 @@ def test_read_image_folder_decodes_each_kind_as_pillow_shows_it(kinds, channels)
     assert_as_pillow_shows(kinds, folder.paths, folder.images, channels)
 
 
+@pytest.mark.parametrize("channels", [3, 1])
+def test_the_files_said_ready_decode_to_the_size_and_channels_as_they_are(kinds, channels):
+    index = index_directory(kinds)
+    ready = ready_files(index, SIZE, channels)
+    said = {path.split("/")[1] for path, yes in zip(index.paths, ready) if yes}
+    common = {3: {"png_named.jpg", "exif_1.jpg", "rgb.bmp"}, 1: {"gray.jpg", "gray.png"}}
+    assert common[channels] <= said and not {"rgba.png", "palette.png"} & said
+    for path, decoding, yes in zip(index.paths, index.decodings, ready):
+        if yes:  # decoded as it is, without the per-file check and conversion
+            image = load_image(os.path.join(kinds, path), SIZE, channels, decoding, True)
+            assert image.shape == (*SIZE, channels), path
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_files_wrongly_said_ready_are_decoded_again_as_they_need(kinds, channels):
+    index = index_directory(kinds)
+    files = [os.fsencode(os.path.join(kinds, path)) for path in index.paths]
+    images = {}
+    for name, ready in (("checked", None), ("all said ready", [True] * len(files))):
+        images[name] = np.zeros((len(files), *SIZE, channels), np.uint8)
+        decoded = decode_files(files, index.decodings, images[name], SIZE, channels, ready)
+        assert decoded.all(), name
+    np.testing.assert_array_equal(images["all said ready"], images["checked"])
+    assert_as_pillow_shows(kinds, index.paths, images["checked"], channels)
+
+
+def test_the_header_gives_the_channels_decoded_or_says_it_does_not_know(kinds):
+    index = index_directory(kinds)
+    said = {}
+    for path, decoding in zip(index.paths, index.decodings):
+        contents = tf.io.read_file(os.path.join(kinds, path))
+        channels = image_header(os.path.join(kinds, path))[3]
+        said[path.split("/")[1]] = channels
+        assert channels in (0, decode_file(contents, decoding).shape[-1]), path
+    unknown = {name for name, channels in said.items() if not channels}
+    assert unknown == {"palette.png", "palette_transparent.png", "cmyk.jpg", "animated.webp"}
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_the_exported_decoding_decodes_files_wrongly_said_ready_again(kinds, channels,
+                                                                      monkeypatch):
+    monkeypatch.setattr(runtime, "CLASS_NAMES", ["class_0", "class_1"])
+    monkeypatch.setattr(runtime, "IMAGE_SIZE", SIZE)
+    monkeypatch.setattr(runtime, "CHANNELS", channels)
+    paths, _, headers = runtime._list_files(kinds, runtime.MAX_PIXELS)
+    for said in (headers, [(*SIZE, decoding, channels) for _, _, decoding, _ in headers]):
+        images, rows = runtime._decoded(paths, said)  # the second: every file said ready
+        relative = [os.path.relpath(path, kinds).replace(os.sep, "/") for path in paths]
+        in_order = images.numpy()[[rows[i] for i in range(len(paths))]]
+        assert_as_pillow_shows(kinds, relative, in_order, channels)
+
+
 def test_each_exif_orientation_is_applied_and_no_other(kinds):
     for orientation in range(1, 9):
         relative = find(kinds, f"exif_{orientation}.jpg")
@@ -233,7 +285,7 @@ def test_webp_headers_give_the_size(kinds):
         path = os.path.join(kinds, find(kinds, name))
         with Image.open(path) as image:
             width, height = image.size
-        assert image_header(path) == (height, width, 0) and (height, width) == SIZE
+        assert image_header(path)[:3] == (height, width, 0) and (height, width) == SIZE
 
 
 class _Decoded(Exception):

@@ -116,6 +116,7 @@ def test_train_dataset_elements(data, mix, imbalance):
 def test_fit_kwargs_hold_only_what_fit_accepts(data, imbalance):
     pipeline = fitted_pipeline(data, imbalance=imbalance)
     kwargs = pipeline.fit_kwargs(epochs=6, gate=tf.Variable(0.0))
+    assert kwargs.pop("shuffle") is False  # the dataset shuffles: Keras would only warn
     if imbalance in WEIGHTED:
         weights = pipeline.imbalance.class_weight_
         assert kwargs == {"class_weight": {0: weights[0], 1: weights[1], 2: weights[2]}}
@@ -125,7 +126,8 @@ def test_fit_kwargs_hold_only_what_fit_accepts(data, imbalance):
         assert kwargs == {}
     assert eval(pipeline.fit_kwargs_source(epochs=6), {"DeferredReweighting": lambda g, **k: k,
                                                         "CLASS_WEIGHT_GATE": None}) == (
-        {"callbacks": [{"start_epoch": 3}]} if imbalance == "deferred_reweighting" else kwargs
+        {"shuffle": False, "callbacks": [{"start_epoch": 3}]}
+        if imbalance == "deferred_reweighting" else {"shuffle": False, **kwargs}
     )
 
 

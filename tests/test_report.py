@@ -361,9 +361,10 @@ def test_chromium_renders_the_report_with_its_plots_and_no_console_error(run, tm
     height = int(np.flatnonzero(~background.all(axis=1))[-1]) + 1
     assert 3000 < height < WINDOW[1]  # the whole page fits in the shot and is long
     blue = plot_blue(pixels)
-    # Plot colors appear all down the page: the answer, history, what mattered, classes.
+    # Plot colors appear all down the page: the answer, history, what mattered, classes (the
+    # scripted trainings' answer and history plots are a few dots: tens of blue pixels).
     bands = [int(blue[top:top + height // 4].sum()) for top in range(0, height, height // 4)]
-    assert sum(bands) > 20000 and sum(b > 100 for b in bands) >= 3, bands
+    assert sum(bands) > 20000 and sum(b > 20 for b in bands[:4]) == 4, bands
     # The check can fail: a page with a script error and a broken image is caught.
     bad = tmp_path / "bad.html"
     bad.write_text('<p>x</p><img src="missing.png"><script>console.error("boom")</script>')

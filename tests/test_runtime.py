@@ -85,3 +85,17 @@ def test_make_eval_dataset_without_labels_and_with_one_hot_labels(folder, monkey
     monkeypatch.setattr(runtime, "ONE_HOT_LABELS", True)
     _, one_hot = next(iter(runtime.make_eval_dataset(paths, labels, batch_size=20)))
     np.testing.assert_array_equal(np.argmax(one_hot, axis=1), labels)
+
+
+def test_make_datasets_in_memory_gives_the_batches_of_per_file_decoding(folder):
+    """cache=True decodes training and validation files in one pass into one tensor."""
+    in_memory = runtime.make_datasets(folder, validation_split=0.25, batch_size=4, seed=0)
+    per_file = runtime.make_datasets(folder, validation_split=0.25, batch_size=4, seed=0,
+                                     cache=False)
+    for got, expected in zip(in_memory, per_file):
+        got = [(x.numpy(), y.numpy()) for _ in range(2) for x, y in got]
+        expected = [(x.numpy(), y.numpy()) for _ in range(2) for x, y in expected]
+        assert len(got) == len(expected) > 0
+        for (images, labels), (want_images, want_labels) in zip(got, expected):
+            np.testing.assert_array_equal(images, want_images)
+            np.testing.assert_array_equal(labels, want_labels)

@@ -3,6 +3,8 @@
 `build_train_dataset` and `build_eval_dataset` are written in TensorFlow only and are copied
 verbatim into the exported module, so a trial and the exported code assemble their datasets
 with the same function; only the source of the images differs (memory here, files there).
+Their map functions run with AutoGraph off (`do_not_convert`): every choice branches on tensors
+with `tf.cond` only, and AutoGraph cannot read a lambda of a module imported with importlib.
 """
 
 from typing import NamedTuple
@@ -32,14 +34,16 @@ def build_train_dataset(
     images from a batch of indices; with `normalize` None, batches of indices are left as they
     are (a layer reads them on the device: `autoprep.search.device_input`).
     """
+    as_is = tf.autograph.experimental.do_not_convert  # no Python branch on tensors: no AutoGraph
     dataset = sampler(class_datasets, seed)
     if mix is not None:
-        dataset = dataset.map(lambda image, label: (image, tf.one_hot(label, num_classes)))
+        dataset = dataset.map(as_is(lambda image, label: (image, tf.one_hot(label, num_classes))))
     dataset = dataset.batch(batch_size)
     if load is not None:
-        dataset = dataset.map(lambda indices, labels: (load(indices), labels),
+        dataset = dataset.map(as_is(lambda indices, labels: (load(indices), labels)),
                               num_parallel_calls=tf.data.AUTOTUNE)
 
+    @as_is
     def augment_and_normalize(images, labels):
         images, labels = augment(tf.cast(images, tf.float32), labels, layers, mix)
         return normalize(images), labels
@@ -52,24 +56,25 @@ def build_train_dataset(
     if normalize is not None:
         dataset = dataset.map(augment_and_normalize, num_parallel_calls=parallel)
     if gate is not None:
-        dataset = dataset.map(
+        dataset = dataset.map(as_is(
             lambda images, labels: add_sample_weights(images, labels, class_weights, gate)
-        )
+        ))
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def build_eval_dataset(dataset, *, batch_size, normalize, load=None):
     """Batches and normalizes images (or (image, label) pairs) without augmentation; with
     `load`, the dataset holds indices (or (index, label) pairs) and `load` reads the images."""
+    as_is = tf.autograph.experimental.do_not_convert  # no Python branch on tensors: no AutoGraph
     dataset = dataset.batch(batch_size)
     load = load or (lambda images: images)
     if isinstance(dataset.element_spec, tuple):
         dataset = dataset.map(
-            lambda images, labels: (normalize(load(images)), labels),
+            as_is(lambda images, labels: (normalize(load(images)), labels)),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     else:
-        dataset = dataset.map(lambda images: normalize(load(images)),
+        dataset = dataset.map(as_is(lambda images: normalize(load(images))),
                               num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
@@ -177,16 +182,20 @@ class Pipeline:
         Values are literals or `Call`s; `GATE` stands for the deferred re-weighting gate
         (the live `tf.Variable` in a trial, `CLASS_WEIGHT_GATE` in the exported module).
         """
+        # The dataset shuffles itself (its sampler): Keras' own `shuffle=True`, the default,
+        # does nothing to a dataset but warn that it does nothing.
+        arguments = {"shuffle": False}
         class_weight = self.imbalance.fit_class_weight()
         if class_weight is not None:
-            return {"class_weight": class_weight}
-        if self.imbalance.deferred:
+            arguments["class_weight"] = class_weight
+        elif self.imbalance.deferred:
             start = self.imbalance.start_epoch(epochs)
-            return {"callbacks": [Call(DeferredReweighting, (GATE,), {"start_epoch": start})]}
-        return {}
+            arguments["callbacks"] = [Call(DeferredReweighting, (GATE,), {"start_epoch": start})]
+        return arguments
 
     def fit_kwargs(self, epochs: int, gate=None) -> dict:
-        """Keyword arguments for `model.fit` (class weights, or the re-weighting callback)."""
+        """Keyword arguments for `model.fit` (no shuffle; class weights, or the re-weighting
+        callback)."""
         return _render(self.fit_arguments(epochs), lambda call: call.build(gate))
 
     def fit_kwargs_source(self, epochs: int) -> str:

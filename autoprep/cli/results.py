@@ -1,5 +1,6 @@
 """`autoprep show` and `autoprep export`: read a finished or partial run directory."""
 
+import json
 import os
 import time
 
@@ -9,7 +10,7 @@ from autoprep.errors import RunDirectoryError
 from autoprep.run.convention import recorded
 from autoprep.run.files import LOG_FILE, RESULTS_FILE
 from autoprep.run.progress import clock
-from autoprep.run.result import load_result, seed_text, validation_text
+from autoprep.run.result import label_issues_text, load_result, seed_text, validation_text
 from autoprep.run.trial import failure_text, number_of, trial_text
 
 
@@ -25,6 +26,9 @@ def add_parser(subparsers):
     show.add_argument("run_dir", metavar="RUN_DIR", help="the --out directory of a search")
     show.add_argument("--top", type=int, default=10, metavar="N",
                       help="show the N best trials (default: %(default)s; 0 shows all)")
+    show.add_argument("--json", action="store_true",
+                      help="print the whole record as JSON instead (results.json: every trial, "
+                      "the chosen pipeline, the images that look mislabeled)")
     show.set_defaults(func=run_show, tensorflow=False)
 
     export = subparsers.add_parser(
@@ -57,6 +61,9 @@ def run_export(args) -> int:
 
 def run_show(args) -> int:
     result = load_result(args.run_dir)
+    if args.json:  # ASCII only (json escapes the rest): no control codes reach the terminal
+        print(json.dumps({**result.to_dict(), "run_dir": result.run_dir}, indent=2))
+        return 0
     for line in _header(result):
         print(printable(line))  # results.json may come from someone else: no control codes
     distributed = any(t.worker for t in result.trials)
@@ -110,6 +117,8 @@ def _header(result) -> list:
         baseline = ("" if result.baseline_score is None
                     else f" (baseline, raw pixels: {result.baseline_score:.4f})")
         lines.append(f"test {result.objective}: {result.test_score:.4f}{baseline}")
+    if result.label_issues is not None:
+        lines.append(label_issues_text(result.label_issues))
     lines.append(_report_line(result))
     return lines
 

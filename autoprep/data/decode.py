@@ -30,7 +30,11 @@ from autoprep.data.index import (
 from autoprep.data.memory import allocate, default_memory_limit, format_bytes, parse_size
 from autoprep.errors import ArgumentError, DataError
 
-DECODE_BATCH = 64  # decoded images copied into the array at a time
+DECODE_BATCH = 256  # decoded images copied into the array at a time, at most
+DECODE_BYTES = 8 << 20  # and at most about these bytes (at least one image)
+DECODE_CHUNK = 8192  # files given to one parallel map: their paths alone are alive at a time
+# PIL modes of the files that decode to 1 or 3 channels as they are (`ready_files`).
+READY_MODES = {1: frozenset({"1", "L", "I;16"}), 3: frozenset({"RGB"})}
 CACHE_VERSION = 2  # bump when decoding changes, so that older caches are not reused
 # From this short side on, the progress lines propose half the size per side: a quarter of
 # the pixels, and about a quarter of a trial's time (results/real_photos.md, trial cost).
@@ -262,10 +266,10 @@ def _decode_all(index, plan):
         images = allocate(shape, mapped=True, path=partial)
     else:
         images = allocate(shape, mapped=plan.mapped)
-    # As bytes: names that are not valid UTF-8 reach TensorFlow as they are on disk.
-    files = [os.fsencode(os.path.join(index.root, path)) for path in index.paths]
+    files = _FilePaths(index.root, index.paths)
     decodings = index.decodings
-    decoded = decode_files(files, decodings, images, plan.image_size, plan.channels)
+    decoded = decode_files(files, decodings, images, plan.image_size, plan.channels,
+                           ready_files(index, plan.image_size, plan.channels))
     failed = []
     for i in np.flatnonzero(~decoded):  # again one by one, for the reason of each failure
         try:
@@ -283,30 +287,75 @@ def _decode_all(index, plan):
     return images, kept, failed
 
 
-def decode_files(files, decodings, images, image_size, channels) -> np.ndarray:
+def decode_files(files, decodings, images, image_size, channels, ready=None) -> np.ndarray:
     """Decodes `files` (as their headers said: `decodings`, see `image_header`) with a parallel
     tf.data map into `images[i]`; returns which succeeded.
 
     A file that fails is left out of the stream (`ignore_errors`), never stopping the others.
     Each image is decoded, resized and copied into `images` a batch at a time: the full-size
-    images in memory at once are only those the map is working on.
+    images in memory at once are only those the map is working on. The files whose headers
+    say that they have the size and channels already (`ready`, see `ready_files`) are decoded
+    first, without the check and conversion of each file; the others then, with those among
+    them that had not after all. The files go to the map `DECODE_CHUNK` at a time.
     """
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (np.arange(len(files)), files, np.asarray(decodings, np.int32)))
-    dataset = dataset.map(
-        lambda i, path, decoding: (i, load_image(path, image_size, channels, decoding)),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
+    decodings = np.asarray(decodings, np.int32)
+    ready = np.zeros(len(files), bool) if ready is None else np.asarray(ready, bool)
     decoded = np.zeros(len(files), bool)
-    for positions, batch in dataset.ignore_errors().batch(DECODE_BATCH).prefetch(2):
-        positions = positions.numpy()
-        first, last = positions[0], positions[-1]
-        if last - first + 1 == len(positions):  # in order and none skipped: one slice
-            images[first:last + 1] = batch.numpy()
-        else:
-            images[positions] = batch.numpy()
-        decoded[positions] = True
+    for positions, as_is in ((np.flatnonzero(ready), True), (None, False)):
+        positions = np.flatnonzero(~decoded) if positions is None else positions
+        for start in range(0, len(positions), DECODE_CHUNK):
+            chunk = positions[start:start + DECODE_CHUNK]
+            _decode_into(images, decoded, chunk, [files[i] for i in chunk], decodings[chunk],
+                         image_size, channels, as_is)
     return decoded
+
+
+class _FilePaths:
+    """The paths of an index's files as bytes (names that are not valid UTF-8 reach TensorFlow
+    as they are on disk), each made when read: decoding reads them a chunk at a time, so that
+    the paths of all the files are never held twice more (the allocators kept their pages
+    after they were freed: 230 bytes a file after decoding, 67 in chunks; results/memory.md)."""
+
+    def __init__(self, root, paths):
+        self.root, self.paths = root, paths
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        return os.fsencode(os.path.join(self.root, self.paths[i]))
+
+
+def _decode_into(images, decoded, positions, files, decodings, image_size, channels, ready):
+    """One parallel pass of `decode_files` over some of the files (`positions`)."""
+    kinds = set(decodings.tolist())
+    kind = kinds.pop() if len(kinds) == 1 else None  # one kind: decoded without a switch
+
+    @tf.autograph.experimental.do_not_convert  # plain TensorFlow: nothing to convert
+    def load(position, path, decoding):
+        decoding = decoding if kind is None else kind
+        return position, load_image(path, image_size, channels, decoding, ready)
+
+    files = tf.constant(files, tf.string)  # a list of bytes takes a type check per item
+    dataset = tf.data.Dataset.from_tensor_slices((positions, files, decodings)).map(
+        load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    size = int(np.clip(DECODE_BYTES // (np.prod(image_size) * channels), 1, DECODE_BATCH))
+    for done, batch in dataset.ignore_errors().batch(size).prefetch(2):
+        done = done.numpy()
+        if (np.diff(done) == 1).all():  # in order, none skipped: one slice
+            images[done[0]:done[-1] + 1] = batch.numpy()
+        else:
+            images[done] = batch.numpy()
+        decoded[done] = True
+
+
+def ready_files(index: FileIndex, image_size, channels) -> np.ndarray:
+    """Which files of `index` have `image_size` and `channels` as decoded, from their headers:
+    the size as shown and the PIL mode (a guess for a few kinds, e.g. a gray GIF decodes to
+    RGB: `load_image` checks it)."""
+    modes = READY_MODES[channels]
+    return np.array([tuple(size) == tuple(image_size) and mode in modes
+                     for size, mode in zip(index.sizes, index.modes)], bool)
 
 
 def _error_reason(error) -> str:

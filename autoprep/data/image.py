@@ -22,13 +22,16 @@ only TensorFlow. What each kind of file gives (docs/files.md says it for users):
 import tensorflow as tf
 
 
-def load_image(path, image_size, channels, decoding):
+def load_image(path, image_size, channels, decoding, ready=False):
     """Reads one image file as uint8 of shape `image_size + (channels,)`; `decoding` is what
-    `image_header` read from its first bytes (its type; a JPEG's EXIF orientation)."""
+    `image_header` read from its first bytes (its type; a JPEG's EXIF orientation), a tensor or,
+    when every file has the same, an int. `ready`: the headers said that the file has the
+    channels and size already, so it is not checked and converted per file (a file that has
+    not fails in `tf.ensure_shape`, and the caller decodes it again without `ready`)."""
     image = decode_file(tf.io.read_file(path), decoding)
-    # An image that has the channels and size already is kept as it is (most of a folder).
-    ready = tf.reduce_all(tf.shape(image) == tf.constant([*image_size, channels]))
-    image = tf.cond(ready, lambda: image, lambda: fit(image, image_size, channels))
+    if not ready:  # an image that has the channels and size already is kept as it is
+        same = tf.reduce_all(tf.shape(image) == tf.constant([*image_size, channels]))
+        image = tf.cond(same, lambda: image, lambda: fit(image, image_size, channels))
     return tf.ensure_shape(image, [image_size[0], image_size[1], channels])
 
 
@@ -47,7 +50,8 @@ def fit(image, image_size, channels):
 def decode_file(contents, decoding):
     """uint8 pixels (height, width, 1 to 4 channels) of a file's bytes, 8 bits per channel,
     upright: `decoding` 0 decodes with `tf.io.decode_image` (PNG, GIF, WebP, BMP up to 24 bits),
-    1 to 8 a JPEG with that EXIF orientation, 9 a 16-bit PNG, 10 a 32-bit BMP."""
+    1 to 8 a JPEG with that EXIF orientation, 9 a 16-bit PNG, 10 a 32-bit BMP (a tensor, or an
+    int when every file has the same)."""
 
     def jpeg(orientation):
         def decode():  # a transpose (orientations 5 to 8), then flips, as a viewer shows it
@@ -74,6 +78,8 @@ def decode_file(contents, decoding):
 
     jpegs = [jpeg(orientation) for orientation in range(1, 9)]
     branches = [other, *jpegs, png_16_bits, bmp_32_bits]
+    if isinstance(decoding, int):  # the same for every file: no switch to build and run
+        return branches[decoding]()
     return tf.switch_case(tf.cast(decoding, tf.int32), branches)
 
 

@@ -79,10 +79,21 @@ def _walk_folder(data_dir, relative, root, seen):
         path = relative + "/" + entry.name
         if entry.is_dir():
             folders.append(path)
+        elif _plain_file(entry):  # no link, no special file: nothing to check
+            yield path, None
         else:
             yield path, _file_problem(os.path.join(data_dir, path), root)
     for path in folders:
         yield from _walk_folder(data_dir, path, root, seen)
+
+
+def _plain_file(entry):
+    """Whether a directory entry is a regular file and not a link, as the listing said (most
+    file systems tell it without a system call per file)."""
+    try:
+        return entry.is_file(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def _link_problem(path, root):
@@ -113,12 +124,16 @@ def _file_problem(path, root):
 
 
 def image_header(path):
-    """(height, width, decoding) from the header of a BMP, GIF, JPEG, PNG or WebP file, without
-    decoding it: the size as stored, and how `load_image` (`data/image.py`) decodes the file:
+    """(height, width, decoding, channels) from the header of a BMP, GIF, JPEG, PNG or WebP
+    file, without decoding it: the size as stored, how `load_image` (`data/image.py`) decodes
+    the file:
 
     - 0: `tf.io.decode_image` (PNG, GIF, WebP, BMP of up to 24 bits per pixel);
     - 1 to 8: a JPEG, and its EXIF orientation (5 to 8 show it turned a quarter);
-    - 9: a 16-bit PNG; 10: a 32-bit BMP.
+    - 9: a 16-bit PNG; 10: a 32-bit BMP;
+
+    and the channels it decodes to, before any conversion (alpha counts), or 0 when the first
+    bytes do not say (a palette PNG, a CMYK JPEG, a BMP of 8 bits or less, an animated WebP).
 
     The type comes from the first bytes, whatever the file's name.
 
@@ -127,46 +142,51 @@ def image_header(path):
     """
     with open(path, "rb") as handle:
         head = handle.read(30)
-        decoding = 0
+        decoding, channels = 0, 0
         if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 25:
             width, height = struct.unpack(">II", head[16:24])
-            decoding = 9 if head[24] == 16 else 0  # IHDR's bit depth
+            decoding = 9 if head[24] == 16 else 0  # IHDR's bit depth, then its color type
+            channels = {b"\0": 1, b"\2": 3, b"\4": 2, b"\6": 4}.get(head[25:26], 0)
         elif head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
             width, height = struct.unpack("<HH", head[6:10])
+            channels = 3
         elif head.startswith(b"BM") and len(head) >= 30:
             if struct.unpack("<I", head[14:18])[0] == 12:  # the old OS/2 header
                 width, height, _, bits = struct.unpack("<HHHH", head[18:26])
             else:
                 width, height, _, bits = struct.unpack("<iiHH", head[18:30])
             decoding = 10 if bits == 32 else 0
+            channels = 3 if bits in (24, 32) else 0
         elif head.startswith(b"\xff\xd8"):
             handle.seek(2)
             return _jpeg_header(handle)
         elif head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(head) >= 30:
-            width, height = _webp_size(head)
+            width, height, channels = _webp_header(head)
         else:
             raise ValueError("not a BMP, GIF, JPEG, PNG or WebP file")
-    return abs(height), abs(width), decoding
+    return abs(height), abs(width), decoding, channels
 
 
-def _webp_size(head):
-    """(width, height) from the first chunk of a WebP file (its first 30 bytes)."""
+def _webp_header(head):
+    """(width, height, channels) from the first chunk of a WebP file (its first 30 bytes)."""
     chunk = head[12:16]
-    if chunk == b"VP8X":  # extended: 24-bit width - 1 and height - 1
+    if chunk == b"VP8X":  # extended: flags, then 24-bit width - 1 and height - 1
+        animated, alpha = head[20] & 0x02, head[20] & 0x10
         return (1 + int.from_bytes(head[24:27], "little"),
-                1 + int.from_bytes(head[27:30], "little"))
+                1 + int.from_bytes(head[27:30], "little"), 0 if animated else 3 + bool(alpha))
     if chunk == b"VP8 ":  # lossy: 14-bit sizes after the frame tag and start code
         width, height = struct.unpack("<HH", head[26:30])
-        return width & 0x3FFF, height & 0x3FFF
-    if chunk == b"VP8L":  # lossless: 14-bit width - 1 and height - 1 after the signature
+        return width & 0x3FFF, height & 0x3FFF, 3
+    if chunk == b"VP8L":  # lossless: 14-bit width - 1 and height - 1, then the alpha bit
         bits = struct.unpack("<I", head[21:25])[0]
-        return 1 + (bits & 0x3FFF), 1 + (bits >> 14 & 0x3FFF)
+        return 1 + (bits & 0x3FFF), 1 + (bits >> 14 & 0x3FFF), 3 + (bits >> 28 & 1)
     raise ValueError(f"WebP file with an unknown first chunk {chunk!r}")
 
 
 def _jpeg_header(handle):
-    """(height, width, orientation) from the segments of a JPEG stream up to its first frame:
-    the orientation from the first APP1 "Exif" segment (as Pillow reads it), else 1."""
+    """(height, width, orientation, channels) from the segments of a JPEG stream up to its
+    first frame: the orientation from the first APP1 "Exif" segment (as Pillow reads it), else
+    1; the channels from the frame's components (0 for CMYK)."""
     orientation = None
     while True:
         byte = handle.read(1)
@@ -182,11 +202,12 @@ def _jpeg_header(handle):
         if len(length) < 2:
             raise ValueError("JPEG header without a frame size")
         if b"\xc0" <= marker <= b"\xcf" and marker not in (b"\xc4", b"\xc8", b"\xcc"):
-            frame = handle.read(5)
+            frame = handle.read(6)
             if len(frame) < 5:
                 raise ValueError("JPEG header without a frame size")
             height, width = struct.unpack(">HH", frame[1:5])
-            return height, width, orientation or 1
+            channels = frame[5] if frame[5:6] in (b"\1", b"\3") else 0  # CMYK: 0
+            return height, width, orientation or 1, channels
         size = struct.unpack(">H", length)[0] - 2
         if marker == b"\xe1" and orientation is None and size > 0:
             segment = handle.read(size)
@@ -213,14 +234,15 @@ def _exif_orientation(tiff):
     return 1
 
 
-def header_problem(path, max_pixels):
-    """Why an image is not decoded because its header cannot be read or declares over
-    `max_pixels`, or None."""
+def checked_header(path, max_pixels):
+    """(`image_header(path)`, None), or (None, why the image is not decoded: its header cannot
+    be read or declares over `max_pixels` pixels)."""
     try:
-        height, width, _ = image_header(path)
+        header = image_header(path)
     except (OSError, ValueError, struct.error) as error:
-        return f"cannot read image header ({error})"
-    return pixels_problem(height, width, max_pixels)
+        return None, f"cannot read image header ({error})"
+    reason = pixels_problem(header[0], header[1], max_pixels)
+    return (None, reason) if reason else (header, None)
 
 
 def pixels_problem(height, width, max_pixels):
@@ -260,7 +282,7 @@ def _read_header(path, max_pixels):
     if not path.lower().endswith(IMAGE_EXTENSIONS):
         raise ValueError(f"unsupported file type (expected {', '.join(IMAGE_EXTENSIONS)})")
     try:
-        height, width, decoding = image_header(path)
+        height, width, decoding, _ = image_header(path)
     except (OSError, ValueError, struct.error) as error:
         raise ValueError(f"cannot read image header ({error})") from None
     reason = pixels_problem(height, width, max_pixels)

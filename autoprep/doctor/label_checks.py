@@ -1,8 +1,9 @@
 """Label checks: images that look like another class than the folder they are filed in.
 
-Confident learning with cleanlab: out-of-fold class probabilities (`_probe.train_folds`, a
-short stratified k-fold training that never predicts an image with a model trained on it) go
-to `cleanlab.filter.find_label_issues`, which estimates how often each class is filed as each
+Confident learning with cleanlab (`autoprep.data.mislabeled`, which `autoprep.tune` also uses
+on its search's predictions): out-of-fold class probabilities (`_probe.train_folds`, a short
+stratified k-fold training that never predicts an image with a model trained on it) go to
+`cleanlab.filter.find_label_issues`, which estimates how often each class is filed as each
 other one and flags the images that account for it, ranked by cleanlab's label quality score
 (self-confidence: the probability the models give the folder's class; lower is more suspect).
 
@@ -11,23 +12,15 @@ measured training step says its cross-validation fits in `USER_MODEL_SECONDS`. F
 `_probe.MAX_TRAINED` images are subsampled for training; every image is still checked.
 """
 
-import numpy as np
-
+from autoprep.data.mislabeled import chance_bar, find_issues
 from autoprep.doctor import _probe
 from autoprep.doctor._checks import DATA_CHECKS, register
 from autoprep.doctor.data_checks import listing
 from autoprep.doctor.report import Finding
 
 MIN_CLASS_IMAGES = 20  # smaller classes: too few to learn out of fold, the check does not run
-RELIABLE_SHARE = 0.5  # the models must cover this share of the way from chance to 1 ...
-USER_MODEL_SECONDS = 15.0  # ... and the user's model is trained when its estimate is below
+USER_MODEL_SECONDS = 15.0  # the user's model is trained when its estimate is below
 LISTED_IN_TEXT = 20  # files named in the evidence; `data["issues"]` has them all
-
-
-def chance_bar(num_classes) -> float:
-    """Out-of-fold balanced accuracy the models must reach for their mistakes to mean much."""
-    chance = 1.0 / num_classes
-    return chance + RELIABLE_SHARE * (1.0 - chance)
 
 
 def out_of_fold(ctx) -> tuple:
@@ -101,21 +94,8 @@ def _user_transform(model):
 
 def label_issues(ctx, result) -> list:
     """cleanlab's flagged images, most likely mislabeled first, as JSON-able dicts."""
-    from cleanlab.filter import find_label_issues
-    from cleanlab.rank import get_label_quality_scores
-
-    labels, probabilities = ctx.folder.labels, result.probabilities
-    ranked = find_label_issues(labels, probabilities, return_indices_ranked_by="self_confidence",
-                               n_jobs=1)
-    scores = get_label_quality_scores(labels, probabilities, method="self_confidence")
-    others = probabilities.copy()
-    others[np.arange(len(labels)), labels] = -1  # the class it looks like: never its own
-    suggested = others.argmax(axis=1)
-    names = ctx.class_names
-    return [{"path": ctx.folder.paths[i], "given": names[labels[i]],
-             "suggested": names[suggested[i]], "score": round(float(scores[i]), 4),
-             "suggested_probability": round(float(probabilities[i, suggested[i]]), 4)}
-            for i in ranked]
+    return find_issues(ctx.folder.labels, result.probabilities, class_names=ctx.class_names,
+                       paths=ctx.folder.paths)
 
 
 def _learner_text(learner, result) -> str:

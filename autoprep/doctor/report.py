@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 import textwrap
 
 from autoprep._text import printable
@@ -10,6 +11,23 @@ SEVERITIES = ("error", "warning", "info")
 DIMENSIONS = ("normalization", "augmentation", "imbalance")
 SCHEMA_VERSION = 1
 _WIDTH = 80
+
+
+def number(value, digits=3) -> str:
+    """`value` as a person writes it: `digits` significant digits, no float noise, and powers of
+    ten for the very small and very large (`1e-3`, not `0.0010000000474974513`; `4.79e4`)."""
+    value = float(value)
+    if not math.isfinite(value) or value == 0:
+        return {"nan": "NaN"}.get(str(value), str(value)) if value else "0"
+    mantissa, exponent = f"{value:.{digits - 1}e}".split("e")
+    exponent = int(exponent)
+    if -2 <= exponent < 4:
+        return _trimmed(f"{float(f'{mantissa}e{exponent}'):.{max(digits - 1 - exponent, 0)}f}")
+    return f"{_trimmed(mantissa)}e{exponent}"
+
+
+def _trimmed(text) -> str:
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 @dataclasses.dataclass

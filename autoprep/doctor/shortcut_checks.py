@@ -227,7 +227,7 @@ class Properties:
             "region": regions,
             "brightness": np.hstack([gray, casts]),
         }
-        self.raw = {"size": [f"{int(w)}x{int(h)}" for h, w in sizes],
+        self.raw = {"size": [f"{int(h)}x{int(w)}" for h, w in sizes],  # HxW, as mixed_sizes
                     "format": [f"{e} ({f})" for e, f in zip(extensions, formats)],
                     "mode": modes, "camera": cameras, "gray": gray[:, 0], "casts": casts,
                     "regions": regions}
@@ -281,7 +281,7 @@ def _class_summary(group, props, labels, names) -> str:
             text = f"{props.region_names[best]} in {shares[best]:.0%} of images" \
                 if shares[best] > 0 else "none"
         parts.append(f"{name!r}: {text}")
-    return "; ".join(parts)
+    return ("(height x width) " if group == "size" else "") + "; ".join(parts)
 
 
 @register(DATA_CHECKS, "shortcut", priority=13)

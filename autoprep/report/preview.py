@@ -42,9 +42,10 @@ def preview_images(module, data_dir, *, rows=PREVIEW_ROWS, draws=PREVIEW_DRAWS, 
     if not paths:
         return [], []
     chosen = _one_per_class(np.asarray(labels), rows, seed)
+    headers = module.read_headers([paths[i] for i in chosen])  # how each file is decoded
     originals = tf.stack([
-        module.load_image(paths[i], module.IMAGE_SIZE, module.CHANNELS,
-                          module.image_decoding(paths[i])) for i in chosen
+        module.load_image(paths[i], module.IMAGE_SIZE, module.CHANNELS, header[2])
+        for i, header in zip(chosen, headers)
     ])
     chosen_labels = [int(labels[i]) for i in chosen]
     batch_labels = tf.constant(chosen_labels)

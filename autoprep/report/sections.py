@@ -317,25 +317,77 @@ def doctor(ctx) -> str:
 
 
 LABEL_ISSUE_THUMBNAILS = 24
+LABEL_ISSUE_ROWS = 200  # rows of the table of every listed image (results.json has them all)
 
 
 def _label_issue_grid(found, data_dir) -> str:
     """The doctor's likeliest mislabeled images as thumbnails: folder, and the class they
     look like."""
     finding = next((f for f in found.findings if f.id == "label_issues"), None)
-    issues = (finding.data.get("issues", []) if finding else [])[:LABEL_ISSUE_THUMBNAILS]
-    if not issues or not data_dir:
+    if finding is None or not data_dir:
         return ""
-    images = [_thumbnail(os.path.join(data_dir, issue["path"])) for issue in issues]
+    return _issue_grid(finding.data.get("issues", []), data_dir,
+                       f"{finding.data.get('model', 'the model')} trained out of fold")
+
+
+def _issue_grid(issues, data_dir, learner) -> str:
+    """Thumbnails of the first of `issues` (cleanlab's, most likely mislabeled first), each
+    with its file name, its folder, the class it looks like to `learner`, and its score."""
+    shown = issues[:LABEL_ISSUE_THUMBNAILS]
+    if not shown:
+        return ""
+    images = [_thumbnail(os.path.join(data_dir, issue["path"])) for issue in shown]
     captions = [f"{os.path.basename(i['path'])}\nin {i['given']}\nlooks like\n"
-                f"{i['suggested']}\nscore {i['score']:.3f}" for i in issues]
-    total = len(finding.data["issues"])
+                f"{i['suggested']}\nscore {i['score']:.3f}" for i in shown]
     return ("<h3>Images that look mislabeled</h3>"
             + image(figures.thumbnails(images, captions), "images that look mislabeled")
-            + para(f"The {len(issues)} likeliest of {total} images cleanlab flags, most likely "
-                   "first: the folder each is filed in, the class it looks like to "
-                   f"{finding.data.get('model', 'the model')} trained out of fold, and "
-                   "cleanlab's label quality score (lower is more suspect).", "note"))
+            + para(f"The {len(shown)} likeliest of {len(issues)} images cleanlab flags, most "
+                   "likely first: the folder each is filed in, the class it looks like to "
+                   f"{learner}, and cleanlab's label quality score (lower is more suspect).",
+                   "note"))
+
+
+# -- mislabeled images (after the search) --------------------------------------------------
+def mislabeled(ctx) -> str:
+    """cleanlab on the chosen trial's pooled out-of-fold predictions (`result.label_issues`)."""
+    found = ctx.result.label_issues
+    if found is None:
+        return para(f"Not recorded: images that look mislabeled are looked for once the search "
+                    "has chosen its pipeline (runs stopped before, and runs of older versions, "
+                    f"have none). autoprep doctor {ctx.data_dir} looks for them too.", "note")
+    if not found.get("checked"):
+        return para(f"Not looked for: {found.get('reason')}.", "note")
+    issues = found.get("issues") or []
+    source = (f"cleanlab (confident learning) on the pooled out-of-fold predictions of trial "
+              f"{found.get('trial')}, the chosen pipeline: {found.get('images')} of the "
+              f"{found.get('development')} development images, each predicted by a model that "
+              "did not train on it (no extra training; balanced accuracy "
+              f"{num(found.get('out_of_fold_accuracy'), 2)}).")
+    parts = [para(source)]
+    if found.get("reason"):
+        parts.append(para(f"Note: {found['reason']}.", "note"))
+    if not issues:
+        return "".join(parts) + para("No image looks like another class than its folder's.",
+                                     "note")
+    flagged = found.get("flagged") or len(issues)
+    parts.append(para(f"{flagged} image(s) look like another class than their folder's. "
+                      "Look at them and move each to its right class folder (or delete it): "
+                      "a model learns wrong labels too, and they cap its accuracy."))
+    if ctx.data_dir and os.path.isdir(ctx.data_dir):
+        parts.append(_issue_grid(issues, ctx.data_dir, "the chosen pipeline's model"))
+    else:
+        parts.append(para(f"The image folder {ctx.data_dir} is not found on this machine, so "
+                          "no thumbnails.", "warn"))
+    rows = [(i["path"], i["given"], i["suggested"], num(i["score"], 3))
+            for i in issues[:LABEL_ISSUE_ROWS]]
+    listed = ("all" if flagged == len(issues)
+              else f"the {len(issues)} most suspect")
+    more = (f" (the first {LABEL_ISSUE_ROWS}; results.json lists {listed})"
+            if len(issues) > LABEL_ISSUE_ROWS else "")
+    parts.append(f"<details><summary>{len(issues)} listed{esc(more)}</summary>"
+                 + table(["file", "folder", "looks like", "score"], rows, numeric=(3,))
+                 + "</details>")
+    return "".join(parts)
 
 
 def _thumbnail(path, side=96):
@@ -359,5 +411,6 @@ SECTIONS = [
     ("mattered", "What mattered", what_mattered),
     ("preview", "Augmentation preview", augmentation_preview),
     ("classes", "Classes", classes),
+    ("mislabeled", "Mislabeled images", mislabeled),
     ("doctor", "Data findings", doctor),
 ]

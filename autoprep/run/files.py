@@ -19,6 +19,9 @@ REPORT_FILE = "report.html"  # the HTML report
 CACHE_DIR = "cache"  # memory-mapped decoded images, keyed by the files: kept by `overwrite`
 TENSORBOARD_DIR = "tensorboard"  # TensorBoard logs with the HParams of every trial
 CONFUSION_FILE = "confusion.json"  # in a trial's folder: its validation confusion matrix
+# In a trial's folder: its pooled validation probabilities (float16) and their image indices,
+# for the mislabeled images of the chosen trial (`search/label_review.py`).
+PREDICTIONS_FILE = "predictions.npz"
 
 # Keras Tuner's names in its project directory (the run directory); `search/kt_adapter.py`
 # holds the hook that relies on them and `tests/test_kt_adapter.py` checks it.

@@ -7,7 +7,7 @@ import json
 import os
 
 from autoprep._files import atomic_write
-from autoprep._text import summarize
+from autoprep._text import counted, summarize
 from autoprep.errors import ArgumentError, RunDirectoryError
 from autoprep.run.files import PIPELINE_FILE, RESULTS_FILE, TRIALS_FILE
 from autoprep.run.trial import TrialRecord, failure_reason, number_of, trial_number
@@ -49,6 +49,12 @@ class TuneResult:
         seed: The seed of the search: the one given, or the one drawn for an unseeded run
             (`tune(seed=...)` / `--seed` with it repeats the search). None in runs of older
             versions.
+        label_issues: Images that look mislabeled, found by cleanlab in the chosen trial's
+            pooled out-of-fold predictions once the search is over (no extra training; see
+            `autoprep.search.label_review`): source ("search"), trial, method, development,
+            images (checked), out_of_fold_accuracy, checked, reason, and issues: [{path,
+            given, suggested, score, suggested_probability}], most likely mislabeled first.
+            None before the winner is chosen and in runs of older versions.
     """
 
     best_config: dict
@@ -69,6 +75,7 @@ class TuneResult:
     validation: dict = None
     selection: dict = None
     seed: int = None
+    label_issues: dict = None
 
     def __post_init__(self):
         self.trials = [t if isinstance(t, TrialRecord) else TrialRecord.from_dict(t)
@@ -160,6 +167,8 @@ class TuneResult:
         if self.baseline_score is not None:
             lines.append(f"baseline test {self.objective} (raw pixels): "
                          f"{_mean_text(self.baseline_scores)}")
+        if self.label_issues is not None:
+            lines.append(label_issues_text(self.label_issues))
         return "\n".join(lines)
 
 
@@ -175,6 +184,22 @@ def validation_text(validation: dict) -> str:
         text += ("; not validated (kept in training): "
                  + ", ".join(validation["train_only_classes"]))
     return text
+
+
+def label_issues_text(found: dict) -> str:
+    """One line on the images that look mislabeled after the search (`result.label_issues`)."""
+    if not found.get("checked"):
+        return f"label issues: not looked for: {found.get('reason')}"
+    issues = found.get("issues") or []
+    scope = (f"{found.get('images')} out-of-fold predictions of trial {found.get('trial')}"
+             + (", one validation split only" if found.get("method") == "holdout" else ""))
+    if not issues:
+        return f"label issues: none found in {scope}"
+    top = issues[0]
+    flagged = found.get("flagged") or len(issues)
+    verb = "looks" if flagged == 1 else "look"
+    return (f"label issues: {counted(flagged, 'image')} {verb} mislabeled (top: "
+            f"{top['path']} -> {top['suggested']}; cleanlab on {scope})")
 
 
 def seed_text(seed) -> str:

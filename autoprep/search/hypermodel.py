@@ -23,7 +23,7 @@ from autoprep.data.subset import Subset
 from autoprep.errors import ArgumentError, ModelError
 from autoprep.objectives import confusion, log_name, score_predictions
 from autoprep.search import device_input as device
-from autoprep.search import kt_adapter
+from autoprep.search import kt_adapter, tf_adapter
 
 
 def call_model_fn(model_fn, input_shape, num_classes, hp=None):
@@ -137,6 +137,13 @@ class Evaluation:
             compared image by image from these (`selection`).
         confusion: The confusion matrix of the last epoch's pooled predictions (rows: true
             class, columns: predicted) as nested lists for JSON, for the report.
+        indices: The image (folder) index of each pooled prediction, in the order of `labels`.
+        probabilities: (len(indices), classes) float32 class probabilities of the pooled
+            predictions: each scored epoch's outputs after the imbalance strategy's `adjust`
+            (not for the "loss" objective), softmax-normalized when they are logits, then
+            averaged over the scored epochs (a mean of snapshots is steadier for one image
+            than the last epoch alone). `autoprep.search.label_review` looks for mislabeled
+            images in them.
     """
 
     score: float
@@ -145,6 +152,8 @@ class Evaluation:
     labels: np.ndarray = None
     correct: np.ndarray = None
     confusion: list = None
+    indices: np.ndarray = None
+    probabilities: np.ndarray = dataclasses.field(default=None, repr=False)
 
 
 class TrialMetrics(dict):
@@ -261,7 +270,7 @@ class PipelineHyperModel(kt.HyperModel):
         """
         initial = kwargs.get("initial_epoch", 0)
         keep = min(keep or scored_epochs(epochs - initial), epochs - initial)
-        predictions, labels, loss, fitted = [], [], None, None
+        predictions, labels, indices, loss, fitted = [], [], [], None, None
         for fold, (train, val) in enumerate(folds):
             fold_seed = None if seed is None else seed + fold
             if model is None or fold > 0:
@@ -275,6 +284,7 @@ class PipelineHyperModel(kt.HyperModel):
                 callbacks=list(callbacks) if fold == 0 else [], **kwargs,
             ))
             labels.append(self.folder.labels[val])
+            indices.append(np.asarray(val))
             loss = model.loss
         labels = np.concatenate(labels)
         pooled = [np.concatenate([fold[epoch] for fold in predictions]) for epoch in range(keep)]
@@ -290,10 +300,14 @@ class PipelineHyperModel(kt.HyperModel):
         correct = None
         if self.objective != "loss":
             correct = np.argmax(np.asarray(pooled[-1]), axis=-1) == labels
+        from_logits = loss_description(loss)[1]
         return Evaluation(score=float(np.mean(scores)), folds=len(folds),
                           tau=None if tau is None else float(tau), labels=labels,
                           correct=correct,
-                          confusion=confusion(labels, pooled[-1], self.num_classes))
+                          confusion=confusion(labels, pooled[-1], self.num_classes),
+                          indices=np.concatenate(indices),
+                          probabilities=np.mean([as_probabilities(outputs, from_logits)
+                                                 for outputs in pooled], axis=0))
 
     def score(self, predictions, labels, loss, pipeline) -> float:
         """The objective of pooled predictions (the compiled loss for the "loss" objective)."""
@@ -330,10 +344,11 @@ class PipelineHyperModel(kt.HyperModel):
         recorder = EpochPredictions(eval_ds, first_epoch=epochs - keep)
         callbacks = [recorder, keras.callbacks.TerminateOnNaN(), *callbacks,
                      *fit_kwargs.pop("callbacks", [])]
-        history = model.fit(
-            train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False,
-            **fit_kwargs, **kwargs,
-        )
+        with tf_adapter.custom_gradients_released():  # else the graph outlives the model
+            history = model.fit(
+                train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose, **fit_kwargs,
+                **kwargs,
+            )
         _check_finite(history)
         return recorder.predictions
 
@@ -356,6 +371,18 @@ class PipelineHyperModel(kt.HyperModel):
         folds = [(self.splits.development, self.splits.test)]
         tau = 1.0 if tau is None else tau
         return self.evaluate(pipeline, hp, folds, epochs=epochs, seed=seed, keep=1, tau=tau)
+
+
+def as_probabilities(outputs, from_logits: bool) -> np.ndarray:
+    """Class probabilities (float32) of a model's outputs: as they are when the model outputs
+    probabilities, else (logits, or outputs a post-hoc adjustment turned into logits) their
+    softmax."""
+    outputs = np.asarray(outputs, np.float64)
+    rows = outputs.sum(axis=-1)
+    if not from_logits and (outputs >= 0).all() and np.allclose(rows, 1.0, atol=1e-3):
+        return outputs.astype(np.float32)
+    exponents = np.exp(outputs - outputs.max(axis=-1, keepdims=True))
+    return (exponents / exponents.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
 class EpochPredictions(keras.callbacks.Callback):

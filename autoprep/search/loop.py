@@ -22,6 +22,7 @@ import numpy as np
 
 from autoprep import objectives
 from autoprep._files import atomic_write
+from autoprep._quiet import known_noise_filtered
 from autoprep.choices.pipeline import Pipeline
 from autoprep.data import stats
 from autoprep.data.decode import read_image_folder
@@ -34,7 +35,7 @@ from autoprep.run.files import CACHE_DIR, CONFUSION_FILE, TENSORBOARD_DIR
 from autoprep.run.progress import TrialClock
 from autoprep.run.result import TuneResult, seed_text, validation_text
 from autoprep.run.trial import FINISHED, TrialRecord, TrialStatus, trial_number
-from autoprep.search import devices, kt_adapter, model_inputs, selection
+from autoprep.search import devices, kt_adapter, label_review, model_inputs, selection
 from autoprep.search.hypermodel import TAU_METRIC, PipelineHyperModel, call_model_fn, trial_seed
 from autoprep.search.names import check_tuner
 from autoprep.search.space import PREFIX, SearchSpace, data_facts
@@ -48,6 +49,7 @@ SEEDS = 1_000_000  # an unseeded run draws its seed below this: short enough to 
 SETTING_DEFAULTS = {"device_input": False, "space": SearchSpace().get_config()}
 
 
+@known_noise_filtered()
 def tune(
     model_fn,
     data_dir,
@@ -247,6 +249,7 @@ def tune(
             run.close()
             result, hp = _choose(search, hypermodel, run, top=reevaluate, after=after,
                                  state=state)
+            result.label_issues = _label_issues(search, result, folder, splits)
             if result.best_config is not None and test_split > 0:
                 result = _final_scores(result, hp, hypermodel, baseline=baseline,
                                        repeats=final_repeats, verbose=reporter.prints)
@@ -607,6 +610,7 @@ class _Run:
                 return
             self.stopper.clock.trial_ended()
             _save_confusion(search, trial, evaluation)
+            _save_predictions(search, trial, evaluation)
             if self.worker:
                 self.reporter.say(f"{search.tuner_id}: trial {trial_number(trial.trial_id)} "
                                   f"{trial.status} score={trial.score}")
@@ -675,6 +679,23 @@ def _save_confusion(search, trial, evaluation):
     if trial.status == "COMPLETED" and evaluation is not None and evaluation.confusion is not None:
         path = os.path.join(search.get_trial_dir(trial.trial_id), CONFUSION_FILE)
         atomic_write(path, json.dumps(evaluation.confusion))
+
+
+def _save_predictions(search, trial, evaluation):
+    """Keeps the trial's pooled validation probabilities in its directory (for `review`)."""
+    if (trial.status == "COMPLETED" and evaluation is not None
+            and evaluation.probabilities is not None):
+        label_review.save(search.get_trial_dir(trial.trial_id), evaluation)
+
+
+def _label_issues(search, result, folder, splits):
+    """cleanlab on the chosen trial's pooled out-of-fold predictions (None without one)."""
+    if result.best_trial_id is None:
+        return None
+    return label_review.review(search.get_trial_dir(result.best_trial_id),
+                               trial=result.best_trial, folder=folder,
+                               validation=splits.describe(),
+                               development=len(splits.development))
 
 
 def _load_confusion(search, trial_id) -> dict:

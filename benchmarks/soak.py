@@ -1,0 +1,459 @@
+"""A long search in one process: does a trial cost the same, and hold the same memory, at the end?
+
+Usage:
+    python benchmarks/soak.py [--trials 200] [--tuner random|bayesian] [--images 320]
+                              [--size 32] [--out results/soak]
+    python benchmarks/soak.py --smoke --out /tmp/soak   # seconds: checks the script
+    python benchmarks/soak.py --render results/soak     # the page (and plot) again from its JSON
+
+One `autoprep.tune` in this process: `--trials` trials of one epoch (seed 0, the default
+validation, which is 3-fold cross-validation on 320 images in 4 classes), a tiny CNN, on a
+generated folder of `--images` RGB PNGs of `--size` pixels. After every trial (through
+`on_trial_end`) the harness records the wall time since the previous trial ended, the process's
+resident memory (VmRSS from /proc/self/status) and the number of objects Python's garbage
+collector tracks. Each run is kept in OUT.json under its tuner's name (a run of the other tuner
+stays), and OUT.md and OUT.png are written again from all of them.
+
+Targets (issue 17): the mean seconds per trial of the last 10 % of trials at most 1.10x that of
+the second 10 %, and resident memory growing at most 0.5 MiB per trial after the first 10 %
+(the least-squares slope of RSS against the trial number).
+"""
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from synthetic import command, machine, save, write_folder  # noqa: E402
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+PROCESS_STARTED = time.time()
+
+TARGET_RATIO = 1.10  # last 10 % of trials / second 10 %, mean seconds per trial
+TARGET_SLOPE = 0.5  # MiB of RSS per trial after the first 10 %
+MIB = 2**20
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process (VmRSS), in bytes."""
+    with open("/proc/self/status", encoding="utf-8") as handle:
+        line = next(line for line in handle if line.startswith("VmRSS:"))
+    return int(line.split()[1]) * 1024
+
+
+def tiny_cnn(input_shape, num_classes):
+    """Two small convolutions and a softmax: the trial's cost is the search's, not the model's."""
+    import keras
+
+    return keras.Sequential([
+        keras.Input(shape=input_shape),
+        keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
+        keras.layers.Conv2D(16, 3, strides=2, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(num_classes, activation="softmax"),
+    ])
+
+
+class TrialLog:
+    """`on_trial_end` for `autoprep.tune`: per trial, seconds since the last one, CPU seconds,
+    RSS, the objects the garbage collector tracks and, with a `clock` (search_cost's `Clock`),
+    the seconds of each part of the trial."""
+
+    def __init__(self, *, objects=True, on_sample=None, clock=None):
+        self.objects, self.on_sample, self.clock = objects, on_sample, clock
+        self.samples, self.last, self.last_cpu = [], time.perf_counter(), time.process_time()
+        self.parts, self.harness = {}, 0.0
+
+    def __call__(self, result, record):
+        now, cpu = time.perf_counter(), time.process_time()
+        sample = {"trial": len(self.samples) + 1, "seconds": now - self.last,
+                  "ended_at": time.time(),
+                  "cpu_seconds": cpu - self.last_cpu, "rss_mib": rss_bytes() / MIB,
+                  "load": os.getloadavg()[0], "status": record.status.value,
+                  "config": record.config}  # what the trial cost depends on
+        if self.clock is not None:
+            parts = dict(self.clock.seconds)
+            sample["parts"] = {name: seconds - self.parts.get(name, 0.0)
+                               for name, seconds in parts.items()}
+            sample["parts"]["saving"] -= self.harness  # this call runs inside "saving"
+            self.parts = parts
+        if self.objects:
+            sample["objects"] = len(gc.get_objects())
+        self.samples.append(sample)
+        if self.on_sample is not None:
+            self.on_sample(sample)
+        # The harness's own work is not the next trial's.
+        self.last, self.last_cpu = time.perf_counter(), time.process_time()
+        self.harness = self.last - now
+
+
+def soak(data_dir, run_dir, *, tuner, trials, objects=True, parts=True, on_sample=None,
+         **options) -> dict:
+    """One search of `trials` one-epoch trials in this process; its per-trial samples. With
+    `parts`, search_cost's wrappers time the parts of each trial (training, evaluation,
+    pipeline, model, metrics, saving, proposal)."""
+    import autoprep
+
+    clock = None
+    if parts:
+        import search_cost
+
+        clock = search_cost.Clock()
+        search_cost.install_wrappers(clock)
+    log = TrialLog(objects=objects, on_sample=on_sample, clock=clock)
+    start_rss = rss_bytes() / MIB
+    search_started = time.time()
+    start = time.perf_counter()
+    log.last, log.last_cpu = start, time.process_time()
+    try:
+        autoprep.tune(tiny_cnn, data_dir, max_trials=trials, epochs=1, tuner=tuner, seed=0,
+                      directory=run_dir, project_name=tuner, verbose=0, test_split=0,
+                      baseline=False, reevaluate=0, on_trial_end=log, **options)
+    finally:
+        if clock is not None:
+            clock.restore()
+    return {"tuner": tuner, "trials": len(log.samples), "seconds": time.perf_counter() - start,
+            "rss_start_mib": start_rss, "samples": log.samples,
+            "process_started": PROCESS_STARTED, "search_started": search_started}
+
+
+def decile_means(values) -> list:
+    """Means of `values` over ten consecutive, nearly equal parts (fewer parts when short)."""
+    parts = min(10, len(values))
+    bounds = [round(i * len(values) / parts) for i in range(parts + 1)]
+    return [sum(values[a:b]) / (b - a) for a, b in zip(bounds, bounds[1:])]
+
+
+def slope(xs, ys) -> float:
+    """The least-squares slope of `ys` against `xs`."""
+    n = len(xs)
+    if n < 2:
+        return 0.0
+    mx, my = sum(xs) / n, sum(ys) / n
+    var = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var if var else 0.0
+
+
+def figures(run) -> dict:
+    """Ratio of the last 10 % of trials' time to the second 10 %'s, RSS and object slopes."""
+    samples = run["samples"]
+    seconds = [s["seconds"] for s in samples]
+    deciles = decile_means(seconds)
+    after = samples[max(1, len(samples) // 10):]  # after the first 10 %
+    xs = [s["trial"] for s in after]
+    result = {
+        "decile_seconds": deciles,
+        "ratio": deciles[-1] / deciles[1] if len(deciles) > 1 else 1.0,
+        "rss_slope_mib": slope(xs, [s["rss_mib"] for s in after]),
+        "rss_first_mib": samples[0]["rss_mib"], "rss_last_mib": samples[-1]["rss_mib"],
+    }
+    if samples and "cpu_seconds" in samples[0]:
+        cpu = decile_means([s["cpu_seconds"] for s in samples])
+        result.update(decile_cpu_seconds=cpu, cpu_ratio=cpu[-1] / cpu[1] if len(cpu) > 1 else 1.0)
+    if samples and "load" in samples[0]:
+        result["decile_load"] = decile_means([s["load"] for s in samples])
+    if samples and "parts" in samples[0]:
+        result["decile_parts"] = {
+            name: decile_means([s["parts"][name] for s in samples])
+            for name in samples[0]["parts"]}
+    if samples and "objects" in samples[0]:
+        result["objects_slope"] = slope(xs, [s["objects"] for s in after])
+    if samples and "cpu_seconds" in samples[0]:
+        result["cpu_growth"] = adjusted_growth(samples)
+    return result
+
+
+def structure(config) -> list:
+    """The parts of a trial's pipeline config that decide what it costs to build and train:
+    its normalization, imbalance strategy and each augmentation op (intensities aside)."""
+    ops = sorted(op.get("name", "?") for op in config.get("augmentation") or [])
+    return ([f"normalization={config.get('normalization', {}).get('name')}",
+             f"imbalance={config.get('imbalance', {}).get('name')}"]
+            + [f"augmentation={op}" for op in ops])
+
+
+def adjusted_growth(samples) -> dict:
+    """CPU seconds per trial against the trial number, alone and with the pipeline's structure
+    (`structure`) as further least-squares terms: does a trial cost more late in the search
+    than a trial of the same kind of pipeline early in it? Trials after the first 10 %.
+
+    Returns {"plain", "adjusted"}: seconds per 100 trials, or None without configs."""
+    after = [s for s in samples[max(1, len(samples) // 10):] if s.get("config")]
+    if len(after) < 20:
+        return None
+    import numpy as np
+
+    names = sorted({name for s in after for name in structure(s["config"])})
+    trial = np.array([s["trial"] for s in after], float)
+    cpu = np.array([s["cpu_seconds"] for s in after])
+    kinds = np.array([[name in structure(s["config"]) for name in names] for s in after], float)
+    plain = np.polyfit(trial, cpu, 1)[0]
+    design = np.column_stack([trial, np.ones_like(trial), kinds])
+    adjusted = np.linalg.lstsq(design, cpu, rcond=None)[0][0]
+    return {"plain": 100 * float(plain), "adjusted": 100 * float(adjusted),
+            "kinds": len({tuple(structure(s["config"])) for s in after})}
+
+
+def child(args, data_dir, out):
+    """Runs one search in this process and writes its run to `out`; every 10 trials, the
+    samples so far to OUT.partial.json (a search stopped early keeps them)."""
+    samples = []
+
+    def show(sample):
+        samples.append(sample)
+        if sample["trial"] % 10 == 0:
+            print(f"trial {sample['trial']}: {sample['seconds']:.2f} s, "
+                  f"{sample['rss_mib']:.0f} MiB, load {os.getloadavg()[0]:.1f}",
+                  file=sys.stderr, flush=True)
+            with open(args.out + ".partial.json", "w", encoding="utf-8") as handle:
+                json.dump({"tuner": args.tuner, "samples": samples}, handle)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        run = soak(data_dir, args.run_dir or scratch, tuner=args.tuner, trials=args.trials,
+                   on_sample=show)
+    run.update(load_average_end=list(os.getloadavg()))
+    with open(out, "w", encoding="utf-8") as handle:
+        json.dump(run, handle)
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--tuner", choices=["random", "bayesian"], default="random")
+    parser.add_argument("--images", type=int, default=320)
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--dir", help="folder for the generated images (kept)")
+    parser.add_argument("--out", default="results/soak")
+    parser.add_argument("--smoke", action="store_true",
+                        help="4 trials on 80 images of 16x16: checks the script")
+    parser.add_argument("--render", metavar="OUT",
+                        help="write OUT.md and OUT.png again from OUT.json")
+    parser.add_argument("--findings", metavar="FILE",
+                        help="with --render: a Markdown section to end the page with")
+    parser.add_argument("--recycle", type=int, default=0, metavar="K",
+                        help="a prototype: run the search K trials per process, each process "
+                        "resuming the run directory the one before left")
+    parser.add_argument("--child", nargs=2, metavar=("DATA", "OUT"),
+                        help=argparse.SUPPRESS)  # one search in this process, for the parent
+    parser.add_argument("--run-dir", help=argparse.SUPPRESS)  # the child's, to resume
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.trials, args.images, args.size = 4, 80, 16
+    if args.render:
+        with open(args.render + ".json", encoding="utf-8") as handle:
+            result = json.load(handle)
+        if args.findings:
+            with open(args.findings, encoding="utf-8") as handle:
+                result["findings"] = handle.read()
+        if os.path.exists(args.render + ".partial.json"):
+            adopt_partial(args.render, result)
+        return print(write_page(args.render, result))
+    if args.child:
+        return child(args, *args.child)
+    result = {"benchmark": "soak", "runs": {}}
+    if os.path.exists(args.out + ".json") and not args.smoke:
+        with open(args.out + ".json", encoding="utf-8") as handle:
+            result = json.load(handle)
+    load_start = list(os.getloadavg())
+    with tempfile.TemporaryDirectory() as workdir:
+        data_dir = write_folder(args.dir or os.path.join(workdir, "images"), args.images,
+                                size=args.size, classes=4)
+        if args.recycle:
+            run = recycled(args, data_dir, workdir)
+        else:  # a fresh process: the search is alone in it, as in `autoprep tune`
+            run = child_run(args, data_dir, workdir, args.trials)
+    if os.path.exists(args.out + ".partial.json"):
+        os.remove(args.out + ".partial.json")
+    run.update(figures(run), commit=git_commit(), load_average_start=load_start,
+               images=args.images, size=args.size, command=command())
+    result["runs"][args.tuner + (f", {args.recycle} per process" if args.recycle else "")] = run
+    result.update(machine=machine(), command=command())
+    print(write_page(args.out, result))
+
+
+def adopt_partial(out, result):
+    """Adds the samples of a search stopped early (OUT.partial.json) to `result` as a run of
+    its own, named with the number of trials it reached."""
+    with open(out + ".partial.json", encoding="utf-8") as handle:
+        partial = json.load(handle)
+    samples = partial["samples"]
+    run = {"tuner": partial["tuner"], "trials": len(samples), "samples": samples,
+           "rss_start_mib": samples[0]["rss_mib"], "commit": git_commit(),
+           "load_average_start": [samples[0].get("load", float("nan"))],
+           "load_average_end": [samples[-1].get("load", float("nan"))]}
+    run.update(figures(run))
+    result["runs"][f"{partial['tuner']}, stopped after {len(samples)} trials"] = run
+    os.remove(out + ".partial.json")
+
+
+def child_run(args, data_dir, workdir, trials, run_dir=None) -> dict:
+    """Runs the search up to `trials` trials in a child process; returns its run."""
+    out = os.path.join(workdir, "run.json")
+    subprocess.run([sys.executable, os.path.abspath(__file__), "--child", data_dir, out,
+                    "--trials", str(trials), "--tuner", args.tuner, "--out", args.out,
+                    *(["--run-dir", run_dir] if run_dir else [])], check=True)
+    with open(out, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def recycled(args, data_dir, workdir) -> dict:
+    """The search `args.recycle` trials per process, each resuming the run directory, as a
+    server recycles a worker after `max_requests`. The first trial of every later process is
+    timed from the end of the last trial of the one before: its start (importing TensorFlow,
+    reading the images, Keras Tuner reloading its trials) is counted."""
+    run_dir = os.path.join(workdir, "runs")
+    samples, children, last_end = [], [], None
+    for target in range(args.recycle, args.trials + args.recycle, args.recycle):
+        run = child_run(args, data_dir, workdir, min(target, args.trials), run_dir)
+        if last_end is not None:
+            run["samples"][0]["seconds"] = run["samples"][0]["ended_at"] - last_end
+            children.append({"first_trial_seconds": run["samples"][0]["seconds"],
+                             "import_seconds": run["search_started"] - run["process_started"]})
+        for sample in run["samples"]:
+            samples.append(dict(sample, trial=len(samples) + 1))
+        last_end = run["samples"][-1]["ended_at"]
+    steady = sorted(s["seconds"] for s in samples)[len(samples) // 2]
+    restart = [child["first_trial_seconds"] - steady for child in children]
+    return dict(run, trials=len(samples), samples=samples, recycle=args.recycle,
+                children=children, median_trial_seconds=steady,
+                restart_seconds=sum(restart) / len(restart) if restart else None)
+
+
+def write_page(out, result) -> str:
+    """OUT.json, OUT.md and the plot OUT.png of `result`."""
+    plot(out + ".png", result["runs"])
+    return save(out, result, page(result, os.path.basename(out) + ".png"))
+
+
+def plot(path, runs):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True)
+    for tuner, run in sorted(runs.items()):
+        trials = [s["trial"] for s in run["samples"]]
+        top.plot(trials, [s["seconds"] for s in run["samples"]], ".", ms=3, label=tuner)
+        bottom.plot(trials, [s["rss_mib"] for s in run["samples"]], "-", label=tuner)
+        if "cpu_seconds" in run["samples"][0]:
+            top.plot(trials, [s["cpu_seconds"] for s in run["samples"]], "x", ms=3,
+                     label=f"{tuner}, CPU seconds")
+    top.set_ylabel("seconds per trial (wall; x: CPU)")
+    bottom.set_ylabel("resident memory, MiB")
+    bottom.set_xlabel("trial")
+    top.legend()
+    top.grid(alpha=0.3)
+    bottom.grid(alpha=0.3)
+    figure.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def verdict(value, target) -> str:
+    return "met" if value <= target else "**missed**"
+
+
+def page(result, image) -> str:
+    rows = []
+    for tuner, run in sorted(result["runs"].items()):
+        deciles, cpu = run["decile_seconds"], run.get("decile_cpu_seconds", [float("nan")] * 2)
+        load = " -> ".join(f"{run[key][0]:.1f}" for key in ("load_average_start",
+                                                             "load_average_end") if key in run)
+        rows.append(
+            f"| {tuner} | {run['trials']} | {run['commit']} | {deciles[1]:.2f} | "
+            f"{deciles[-1]:.2f} | {run['ratio']:.2f} ({verdict(run['ratio'], TARGET_RATIO)}) | "
+            f"{cpu[1]:.2f} | {cpu[-1]:.2f} | "
+            f"{run.get('cpu_ratio', float('nan')):.2f} "
+            f"({verdict(run.get('cpu_ratio', float('inf')), TARGET_RATIO)}) | "
+            f"{run['rss_first_mib']:.0f} | {run['rss_last_mib']:.0f} | "
+            f"{run['rss_slope_mib']:.2f} ({verdict(run['rss_slope_mib'], TARGET_SLOPE)}) | "
+            f"{run.get('objects_slope', float('nan')):.0f} | {load} |")
+    return (
+        "# A long search in one process (issue 17, section 1)\n\n"
+        + __doc__.split("\n\n", 2)[2].split("\n\nTargets")[0].replace("\n", " ") + "\n\n"
+        "| tuner | trials | commit | wall s per trial, 2nd 10 % | wall s, last 10 % | "
+        "wall last / 2nd (target <= 1.10) | CPU s per trial, 2nd 10 % | CPU s, last 10 % | "
+        "CPU last / 2nd | RSS after trial 1, MiB | RSS at the end, MiB | "
+        "MiB per trial after the first 10 % (target <= 0.5) | objects per trial | "
+        "1-min load, start -> end |\n|" + "---|" * 14 + "\n" + "\n".join(rows) + "\n\n"
+        f"![seconds and resident memory per trial]({image})\n\n"
+        + deciles_section(result["runs"]) + growth_section(result["runs"])
+        + parts_section(result["runs"])
+        + result.get("findings", "")
+    )
+
+
+def growth_section(runs) -> str:
+    """How much a trial's CPU time grows over the search, before and after accounting for the
+    kind of pipeline each trial tried (`adjusted_growth`)."""
+    rows = [f"| {tuner} | {g['plain']:+.2f} | {g['adjusted']:+.2f} | {g['kinds']} |"
+            for tuner, run in sorted(runs.items()) if (g := run.get("cpu_growth"))]
+    if not rows:
+        return ""
+    return ("## Growth of a trial's CPU time, with the kind of pipeline accounted for\n\n"
+            "A search may settle on pipelines that cost more (oversampling, several augmentation "
+            "layers): that is not a trial leaving something behind. Least squares over the "
+            "trials after the first 10 %: CPU seconds against the trial number alone, then with "
+            "the normalization, the imbalance strategy and each augmentation op as further "
+            "terms. The adjusted slope is what a trial of the same kind costs more per 100 "
+            "trials later in the search.\n\n"
+            "| tuner | CPU s per 100 trials, plain | with the pipeline's kind | kinds of pipeline |"
+            "\n|---|---|---|---|\n" + "\n".join(rows) + "\n\n")
+
+
+def deciles_section(runs) -> str:
+    """Wall and CPU seconds per trial and the load average, decile by decile: on a shared
+    machine the wall time follows the load, the CPU time follows the trial."""
+    rows = []
+    for tuner, run in sorted(runs.items()):
+        for name, key in (("wall s", "decile_seconds"), ("CPU s", "decile_cpu_seconds"),
+                          ("1-min load", "decile_load")):
+            if key in run:
+                rows.append(f"| {tuner} | {name} | "
+                            + " | ".join(f"{value:.2f}" for value in run[key]) + " |")
+    return ("Per trial, by tenth of the search:\n\n| tuner | mean | "
+            + " | ".join(f"{i + 1}" for i in range(10)) + " |\n|" + "---|" * 12 + "\n"
+            + "\n".join(rows) + "\n\n")
+
+
+def parts_section(runs) -> str:
+    """Where a trial's seconds go, in the second 10 % of trials and in the last 10 %."""
+    timed = {tuner: run for tuner, run in sorted(runs.items()) if "decile_parts" in run}
+    if not timed:
+        return ""
+    names = next(iter(timed.values()))["decile_parts"]
+    header = "| part | " + " | ".join(f"{tuner}: 2nd 10 % | {tuner}: last 10 %"
+                                        for tuner in timed) + " |\n"
+    rows = []
+    for name in names:
+        cells = []
+        for run in timed.values():
+            deciles = run["decile_parts"][name]
+            cells += [f"{deciles[1]:.3f}", f"{deciles[-1]:.3f}"]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return (
+        "Seconds per trial by part (search_cost's wrappers: time is charged to the innermost "
+        "wrapped call; \"model\" includes Keras Tuner's `clear_session` and `gc.collect`, "
+        "\"proposal\" is the oracle's choice of the next trial, \"saving\" autoprep's results "
+        "and Keras Tuner's state and TensorBoard logs):\n\n" + header
+        + "|---|" + "---|" * (2 * len(timed)) + "\n" + "\n".join(rows) + "\n\n"
+    )
+
+
+if __name__ == "__main__":
+    main()

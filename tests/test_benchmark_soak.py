@@ -1,0 +1,31 @@
+"""benchmarks/soak.py's reading of a long search: a trial that costs more because the search
+chose a costlier kind of pipeline is told apart from a trial that costs more because it came
+later."""
+
+import random
+
+from helpers import load_benchmark
+
+
+def _samples(growth):
+    """200 trials; the later, the likelier an oversampled, flipped pipeline (2 s more), plus
+    `growth` CPU seconds per trial."""
+    rng = random.Random(0)
+    samples = []
+    for trial in range(1, 201):
+        heavy = rng.random() < trial / 200
+        config = {"normalization": {"name": "rescale_01"},
+                  "augmentation": [{"name": "flip", "mode": "horizontal"}] if heavy else [],
+                  "imbalance": {"name": "oversample" if heavy else "none"}}
+        samples.append({"trial": trial, "config": config,
+                        "cpu_seconds": 3 + 2 * heavy + growth * trial + rng.gauss(0, 0.1)})
+    return samples
+
+
+def test_growth_from_the_kind_of_pipeline_is_not_counted_against_the_trials():
+    soak = load_benchmark("soak")
+    chosen = soak.adjusted_growth(_samples(0.0))
+    assert chosen["plain"] > 0.5 and abs(chosen["adjusted"]) < 0.1 and chosen["kinds"] == 2
+    leaking = soak.adjusted_growth(_samples(0.01))  # 1 s more per 100 trials
+    assert abs(leaking["adjusted"] - 1.0) < 0.1
+    assert soak.adjusted_growth(_samples(0.0)[:15]) is None  # too few trials to say
