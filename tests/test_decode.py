@@ -2,6 +2,7 @@
 memory-mapped under a limit), a skipped file per decoding error, and a reusable cache."""
 
 import collections
+import dataclasses
 import os
 
 import numpy as np
@@ -47,7 +48,12 @@ def test_the_plan_states_size_and_estimate_before_decoding(tmp_path):
     assert plan.describe() == (
         "data: 4 images at 128x256x3 (their common size 300x600 scaled to 256 on the long "
         f"side), 384.0 KiB decoded, in memory (limit {decode.format_bytes(plan.memory_limit)})"
+        "\ntrials train at this size; image_size=(64, 128) (--image-size 64x128) would make "
+        "them about 4 times as fast"
     )
+    # Below 64 pixels on the short side, half the size is not proposed.
+    small = dataclasses.replace(plan, image_size=(63, 256))
+    assert "\n" not in small.describe() and decode.half_size((63, 256)) is None
 
 
 def test_a_file_that_fails_to_decode_is_skipped_with_its_reason(tmp_path):

@@ -75,6 +75,29 @@ def test_a_fixed_input_against_a_given_image_size_fails_before_decoding(folder, 
     assert count_fits == []
 
 
+class _Planned(Exception):
+    """Raised by `on_plan` to stop a search before it decodes: the plan is all a test needs."""
+
+
+def _plan_of(folder, tmp_path, **arguments):
+    plans = []
+
+    def stop(plan):
+        plans.append(plan)
+        raise _Planned
+
+    with pytest.raises(_Planned):
+        autoprep.tune(rescaling_model, folder, directory=tmp_path / "runs", on_plan=stop,
+                      **{**ONE_TRIAL, **arguments})
+    return plans[0]
+
+
+def test_a_given_image_size_is_the_size_the_images_are_decoded_at(folder, tmp_path):
+    plan = _plan_of(folder, tmp_path, image_size=(6, 4))
+    assert (plan.image_size, plan.size_reason) == ((6, 4), "as given")
+    assert _plan_of(folder, tmp_path, overwrite=True).image_size == (8, 8)  # their own size
+
+
 @pytest.mark.slow
 def test_a_fixed_input_shape_sets_the_image_size_and_channels(folder, tmp_path, capsys):
     result = autoprep.tune(fixed_12x12, folder, directory=tmp_path / "runs",

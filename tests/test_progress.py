@@ -1,5 +1,7 @@
 """One clock times the trials and estimates the ETA for `tune(verbose=1)` and the CLI."""
 
+import inspect
+
 import pytest
 
 import autoprep
@@ -19,9 +21,9 @@ def now(monkeypatch):
     return Now
 
 
-def _result(trials, best=None):
+def _result(trials, best=None, data=None, epochs=1):
     return autoprep.TuneResult(best_config=None, best_score=best, objective="accuracy",
-                               trials=trials, data={}, epochs=1, state="running")
+                               trials=trials, data=data or {}, epochs=epochs, state="running")
 
 
 def _record(trial_id, score):
@@ -98,3 +100,50 @@ def test_a_failed_trial_shows_its_reason(now):
               "message": "Traceback...\nValueError: loss is NaN"}
     line = TrialClock(max_trials=2).line(_result([record]), record)
     assert "failed (ValueError: loss is NaN)  best=-" in line
+
+
+def test_the_first_trial_line_says_what_a_trial_costs_and_what_half_the_size_saves(now):
+    trials = [_record("0", 0.5), _record("1", 0.75)]
+    photos = _result(trials, best=0.75, data={"image_size": [192, 256], "folds": 1}, epochs=8)
+    timer = TrialClock(max_trials=4)
+    now.time += 190
+    timer.trial_ended()
+    first = timer.line(photos, trials[0])
+    assert first.splitlines()[1] == (
+        "  a trial (8 epochs) took 0:03:10 at 192x256; image_size=(96, 128) (--image-size "
+        "96x128) would take about a quarter of that")
+    timer.trial_started()
+    now.time += 150
+    timer.trial_ended()
+    assert "\n" not in timer.line(photos, trials[1])  # said once
+    folds = _result(trials, data={"image_size": [40, 56], "folds": 3}, epochs=1)
+    small = TrialClock(max_trials=4)
+    small.trial_ended()
+    # Too small to halve; a cross-validated trial trains once per fold.
+    assert small.line(folds, trials[0]).splitlines()[1] == (
+        "  a trial (1 epoch on 3 folds) took 0:00:00 at 40x56")
+
+
+def test_the_cli_times_the_first_trial_from_the_first_model_built_after_decoding(now, tmp_path,
+                                                                                  capsys):
+    from autoprep.data.decode import DecodePlan
+
+    cli = Progress(str(tmp_path), max_trials=4)
+
+    def build(input_shape, num_classes, hp=None):
+        return (input_shape, num_classes, hp)
+
+    timed = cli.timed(build)
+    assert timed((8, 8, 1), 2, hp="hp") == ((8, 8, 1), 2, "hp")  # the probe, before the plan
+    assert "hp" in inspect.signature(timed).parameters  # autoprep passes `hp` only if taken
+    now.time += 10
+    cli.planned(DecodePlan(count=4, image_size=(8, 8), channels=1, size_reason="as given",
+                           memory_limit=2**30))
+    assert capsys.readouterr().out.startswith("data: 4 images at 8x8x1 (as given)")
+    now.time += 100  # decoding
+    timed((8, 8, 1), 2)  # the first trial's model
+    now.time += 30
+    timed((8, 8, 1), 2)  # its second fold
+    now.time += 30
+    cli.trial_ended(_result([_record("0", 0.5)]), _record("0", 0.5))
+    assert cli.clock.durations == [60]

@@ -382,13 +382,20 @@ def facts(**changes):
 def test_seeds_come_from_the_data():
     from autoprep.search.space import pipeline_from_values
 
-    first = SearchSpace().seed_configurations(facts())
+    # Color images: per-channel standardization first (results/first_configuration.md).
+    color = SearchSpace().seed_configurations(facts())
+    assert [(p["normalization"], p["imbalance"]) for p in color] == [
+        ("per_channel", "none"), ("rescale_01", "none"), ("per_channel", "sqrt_inverse"),
+        ("per_channel", "none"),  # with light augmentation: no flip here, zoom and translation
+    ]
+    # Gray images of a full range: [0, 1] first.
+    first = SearchSpace().seed_configurations(facts(gray=True))
     assert [(p["normalization"], p["imbalance"]) for p in first] == [
         ("rescale_01", "none"), ("per_channel", "none"), ("rescale_01", "sqrt_inverse"),
-        ("rescale_01", "none"),  # with light augmentation: no flip here, zoom and translation
+        ("rescale_01", "none"),
     ]
     assert first[3]["zoom"] == 0.05 and first[3]["flip"] == "none" != first[0]["zoom"]
-    dark = SearchSpace().seed_configurations(facts(mean=20.0, imbalance_ratio=10.0,
+    dark = SearchSpace().seed_configurations(facts(mean=20.0, imbalance_ratio=10.0, gray=True,
                                                    flip="horizontal"))
     assert [(p["normalization"], p["imbalance"], p["flip"]) for p in dark] == [
         ("per_channel", "inverse_frequency", "none"),

@@ -1,5 +1,6 @@
 """What `autoprep tune` prints: one line per finished trial, also appended to the run's log."""
 
+import functools
 import os
 import sys
 import time
@@ -38,6 +39,26 @@ class Progress:
         self.clock = TrialClock(max_trials=max_trials, time_budget=time_budget)
         self._pending = []
         self._told_setup = False
+        self._planned = False
+
+    def planned(self, plan):
+        """The `on_plan` hook of `autoprep.tune`: says the decoding plan; the first model built
+        after it starts the first trial's clock (`timed`), not the decoding."""
+        self.say(plan.describe())
+        self._planned = True
+
+    def timed(self, model_fn):
+        """`model_fn`, starting the first trial's clock when it is first called after the plan
+        (the images are decoded by then; the call before the plan only probes the model)."""
+
+        @functools.wraps(model_fn)  # its signature too: `hp` is passed when it takes one
+        def build(*args, **kwargs):
+            if self._planned and not self.clock.durations:
+                self.clock.trial_started()
+                self._planned = False
+            return model_fn(*args, **kwargs)
+
+        return build
 
     def say(self, text, *, console=True, error=False):
         """Prints `text` (to stderr when `error`) and queues it for the log file."""

@@ -374,14 +374,15 @@ def search(args, model_fn, data_dir, **options) -> int:
         with sigterm_raises(), _quiet(not (args.verbose or args.debug)), \
                 mixed_precision(args.mixed_precision), _convention_warnings(progress):
             result = autoprep.tune(
-                model_fn, data_dir, max_trials=args.max_trials, epochs=args.epochs,
+                progress.timed(model_fn), data_dir, max_trials=args.max_trials,
+                epochs=args.epochs,
                 time_budget=args.time_budget, final_repeats=args.final_repeats,
                 reevaluate=args.reevaluate,
                 seed=args.seed, overwrite=args.overwrite,
                 directory=directory, project_name=project, verbose=2 if args.verbose else 0,
                 on_trial_end=trial_ended, memory_limit=args.memory_limit,
                 device_input=args.device_input,
-                on_plan=lambda plan: progress.say(plan.describe()), **options,
+                on_plan=progress.planned, **options,
             )
     except KeyboardInterrupt as interrupt:
         signal_name = "SIGTERM" if isinstance(interrupt, Terminated) else "Ctrl-C (SIGINT)"

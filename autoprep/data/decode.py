@@ -36,6 +36,9 @@ DECODE_CHUNK = 8192  # files given to one parallel map: their paths alone are al
 # PIL modes of the files that decode to 1 or 3 channels as they are (`ready_files`).
 READY_MODES = {1: frozenset({"1", "L", "I;16"}), 3: frozenset({"RGB"})}
 CACHE_VERSION = 2  # bump when decoding changes, so that older caches are not reused
+# From this short side on, the progress lines propose half the size per side: a quarter of
+# the pixels, and about a quarter of a trial's time (results/real_photos.md, trial cost).
+HALVE_FROM = 64
 
 
 @dataclasses.dataclass
@@ -125,17 +128,37 @@ class DecodePlan:
         return self.nbytes > self.memory_limit
 
     def describe(self) -> str:
-        """The first progress line: images, size, estimated bytes and where they go."""
+        """The first progress line: images, size, estimated bytes and where they go; for large
+        images, the size that makes trials about 4 times as fast."""
         height, width = self.image_size
         line = (f"data: {self.count:,} images at {height}x{width}x{self.channels} "
                 f"({self.size_reason}), {format_bytes(self.nbytes)} decoded")
         if not self.mapped:
-            return f"{line}, in memory (limit {format_bytes(self.memory_limit)})"
-        where = self.cache_path or "a temporary file"
-        if self.reused:
-            return f"{line}, memory-mapped from {where} (decoded by an earlier run)"
-        return (f"{line}, over the memory limit {format_bytes(self.memory_limit)}: "
-                f"memory-mapped in {where}")
+            line = f"{line}, in memory (limit {format_bytes(self.memory_limit)})"
+        elif self.reused:
+            line = (f"{line}, memory-mapped from {self.cache_path} "
+                    "(decoded by an earlier run)")
+        else:
+            line = (f"{line}, over the memory limit {format_bytes(self.memory_limit)}: "
+                    f"memory-mapped in {self.cache_path or 'a temporary file'}")
+        half = half_size(self.image_size)
+        if half is None:
+            return line
+        return (f"{line}\ntrials train at this size; {size_option(half)} would make them "
+                "about 4 times as fast")
+
+
+def half_size(image_size):
+    """Half of (height, width) per side when the short side is at least `HALVE_FROM`, else None."""
+    if min(image_size) < HALVE_FROM:
+        return None
+    return tuple(side // 2 for side in image_size)
+
+
+def size_option(image_size) -> str:
+    """An image size as the library and the command line take it."""
+    height, width = image_size
+    return f"image_size=({height}, {width}) (--image-size {height}x{width})"
 
 
 def plan_decoding(index: FileIndex, *, image_size=None, channels=None, memory_limit=None,

@@ -6,6 +6,7 @@ One computation for both audiences: `tune(verbose=1)` prints `TrialClock.line` t
 
 import time
 
+from autoprep.data.decode import half_size, size_option
 from autoprep.run.trial import failure_text, trial_name, trial_text
 
 
@@ -57,9 +58,30 @@ class TrialClock:
         return remaining
 
     def line(self, result, record) -> str:
-        """The progress line of the finished trial `record` of the partial `result`."""
-        return trial_line(result, record, max_trials=self.max_trials, elapsed=self.elapsed(),
+        """The progress line of the finished trial `record` of the partial `result`; after the
+        first trial timed, a second line says what a trial costs (`cost_text`)."""
+        line = trial_line(result, record, max_trials=self.max_trials, elapsed=self.elapsed(),
                           eta=self.eta(len(result.trials)))
+        if len(self.durations) != 1:
+            return line
+        cost = cost_text(self.durations[0], image_size=(result.data or {}).get("image_size"),
+                         epochs=result.epochs, folds=(result.data or {}).get("folds", 1))
+        return f"{line}\n{cost}" if cost else line
+
+
+def cost_text(seconds, *, image_size, epochs, folds=1) -> str:
+    """What a trial took at its image size and, for large images, what half the size saves
+    ("" without an image size)."""
+    if not image_size:
+        return ""
+    height, width = image_size
+    trainings = f"{epochs} epoch{'s' * (epochs != 1)}" + (f" on {folds} folds" if folds > 1
+                                                           else "")
+    text = f"  a trial ({trainings}) took {clock(seconds)} at {height}x{width}"
+    half = half_size(image_size)
+    if half is not None:
+        text += f"; {size_option(half)} would take about a quarter of that"
+    return text
 
 
 def trial_line(result, record, *, max_trials, elapsed, eta) -> str:

@@ -365,6 +365,7 @@ class ModelInputs(NamedTuple):
         channels: Channels to decode the images with.
         set_by_model: Why the model set the image size or channels ("" when it did not).
         convention: What the model expects of its pixels (`inspect_model`).
+        size_given: Whether the user gave `image_size`.
     """
 
     model: object
@@ -373,12 +374,14 @@ class ModelInputs(NamedTuple):
     channels: int
     set_by_model: str
     convention: InputConvention
+    size_given: bool = False
 
     def decode_arguments(self, planned_shape) -> dict:
-        """`image_size` and `channels` for `read_image_folder`: None where the model set
-        nothing, so that decoding says why it chose its size."""
+        """`image_size` and `channels` for `read_image_folder`: the size given or set by the
+        model; None where neither set it, so that decoding says why it chose its size."""
+        chosen = self.size_given or self.image_size != tuple(planned_shape[:2])
         return {
-            "image_size": None if self.image_size == tuple(planned_shape[:2]) else self.image_size,
+            "image_size": self.image_size if chosen else None,
             "channels": None if self.channels == planned_shape[2] else self.channels,
         }
 
@@ -424,7 +427,8 @@ def probe_model(model_fn, planned_shape, num_classes, *, size_given: bool) -> Mo
         reasons.append(f"the model's input size {size[0]}x{size[1]}")
     if channels != planned[2]:
         reasons.append(f"the model's {channels} input channels")
-    return ModelInputs(model, built, size, channels, " and ".join(reasons), inspect_model(model))
+    return ModelInputs(model, built, size, channels, " and ".join(reasons), inspect_model(model),
+                       size_given)
 
 
 def converter_size(model):

@@ -1,19 +1,19 @@
 """Choosing the winner: re-evaluate the top configurations, then keep the first one unless
 another beats it by more than the noise.
 
-A search's best trial score is the maximum of many noisy scores, so it is biased upwards and
-on small data often a lucky draw. Before declaring the winner, the top configurations and the
-search's first configuration (the data-seeded best bet: scale and imbalance handling chosen
-from the training images, no augmentation) are trained again on reshuffled folds with fresh
-seeds, every candidate on the same folds. The noise of a difference between two candidates has
-two parts: training noise (seeds, folds: the spread of the re-evaluations, pooled over the
-candidates) and the finite validation sample (the same images decide both; a class with 4
-validation images moves balanced accuracy in steps of 1/(4 x classes)), estimated image by
-image from the two candidates' paired predictions. Every candidate whose mean lies within one
-standard error of that difference from the best mean is "within noise"; among them the
-first configuration wins if it is one of them, else the simplest one (fewest ops switched on)
-wins: the one-standard-error rule (Hastie, Tibshirani & Friedman, "The Elements of
-Statistical Learning", 7.10) with the search's prior as the simplest model.
+A search's best trial score is the maximum of many noisy scores, so it is biased upwards and on
+small data often a lucky draw. Before declaring the winner, the top configurations and the
+search's first configuration (the data-seeded best bet: normalization from the images,
+imbalance handling chosen from the class counts, no augmentation) are trained again on
+reshuffled folds with fresh seeds, every candidate on the same folds. The noise of a difference
+between two candidates has two parts: training noise (seeds, folds: the spread of the
+re-evaluations, pooled over the candidates) and the finite validation sample (the same images
+decide both; a class with 4 validation images moves balanced accuracy in steps of 1/(4 x
+classes)), estimated image by image from the two candidates' paired predictions. Every
+candidate whose mean lies within one standard error of that difference from the best mean is
+"within noise"; among them the first configuration wins if it is one of them, else the simplest
+one (fewest ops switched on) wins: the one-standard-error rule (Hastie, Tibshirani & Friedman,
+"The Elements of Statistical Learning", 7.10) with the search's prior as the simplest model.
 This module is pure: it ranks and chooses, and never trains.
 """
 

@@ -2,7 +2,8 @@
 
 Random and Bayesian search are staged, as an expert explores (scale and imbalance first,
 augmentation after): (1) the data-seeded configurations (`SearchSpace.seed_configurations`:
-normalization and imbalance strategy from the training images, no or light augmentation),
+normalization from the images (per-channel standardization for color, [0, 1] for gray unless
+raw-looking), the imbalance strategy from the class counts, no or light augmentation),
 then the space's default configuration (rescaled pixels, no augmentation, inverse-frequency
 weights), as SMAC and auto-sklearn start from their defaults; (2) augmentation strength on top
 of the best of these (its normalization, imbalance strategy and model hyperparameters kept,
