@@ -11,7 +11,7 @@ from helpers import tiny_model, write_folder
 from PIL import Image
 
 import autoprep
-from autoprep.data import decode, memory
+from autoprep.data import decode, memory, sizes
 from autoprep.data.decode import decode_index, read_image_folder
 from autoprep.data.index import choose_image_size, index_directory
 from autoprep.data.memory import parse_size
@@ -53,7 +53,7 @@ def test_the_plan_states_size_and_estimate_before_decoding(tmp_path):
     )
     # Below 64 pixels on the short side, half the size is not proposed.
     small = dataclasses.replace(plan, image_size=(63, 256))
-    assert "\n" not in small.describe() and decode.half_size((63, 256)) is None
+    assert "\n" not in small.describe() and sizes.half_size((63, 256)) is None
 
 
 def test_a_file_that_fails_to_decode_is_skipped_with_its_reason(tmp_path):

@@ -28,6 +28,7 @@ from autoprep.data.index import (
     median_size,
 )
 from autoprep.data.memory import allocate, default_memory_limit, format_bytes, parse_size
+from autoprep.data.sizes import half_size, size_option
 from autoprep.errors import ArgumentError, DataError
 
 DECODE_BATCH = 256  # decoded images copied into the array at a time, at most
@@ -36,9 +37,6 @@ DECODE_CHUNK = 8192  # files given to one parallel map: their paths alone are al
 # PIL modes of the files that decode to 1 or 3 channels as they are (`ready_files`).
 READY_MODES = {1: frozenset({"1", "L", "I;16"}), 3: frozenset({"RGB"})}
 CACHE_VERSION = 2  # bump when decoding changes, so that older caches are not reused
-# From this short side on, the progress lines propose half the size per side: a quarter of
-# the pixels, and about a quarter of a trial's time (results/real_photos.md, trial cost).
-HALVE_FROM = 64
 
 
 @dataclasses.dataclass
@@ -146,19 +144,6 @@ class DecodePlan:
             return line
         return (f"{line}\ntrials train at this size; {size_option(half)} would make them "
                 "about 4 times as fast")
-
-
-def half_size(image_size):
-    """Half of (height, width) per side when the short side is at least `HALVE_FROM`, else None."""
-    if min(image_size) < HALVE_FROM:
-        return None
-    return tuple(side // 2 for side in image_size)
-
-
-def size_option(image_size) -> str:
-    """An image size as the library and the command line take it."""
-    height, width = image_size
-    return f"image_size=({height}, {width}) (--image-size {height}x{width})"
 
 
 def plan_decoding(index: FileIndex, *, image_size=None, channels=None, memory_limit=None,

@@ -6,7 +6,7 @@ One computation for both audiences: `tune(verbose=1)` prints `TrialClock.line` t
 
 import time
 
-from autoprep.data.decode import half_size, size_option
+from autoprep.data.sizes import half_size, size_option
 from autoprep.run.trial import failure_text, trial_name, trial_text
 
 
