@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from doctor_photos import subset  # noqa: E402
-from synthetic import command, machine, present_folders, save  # noqa: E402
+from synthetic import machine, photos_command, present_folders, save  # noqa: E402
 
 MODELS = ("tutorial_cnn", "raw_cnn", "adam_1_cnn")
 SIZE_MODELS = MODELS  # compared downscaled and at full size
@@ -173,18 +173,9 @@ def main(argv=None):
                 entry["sizes"] = compare_sizes(folder, args.compare_sizes, SIZE_MODELS)
             result["folders"].append(entry)
             print(entry["runs"], flush=True)
-    result.update(machine=machine(), command=_command(args.folder))
+    result.update(machine=machine(), command=photos_command(args.folder))
     print(save(args.out, result, markdown(result)))
     return result
-
-
-def _command(folders) -> str:
-    """The command, each folder named by its last component (no machine's path)."""
-    text = command()
-    for folder in folders:
-        text = text.replace(folder, os.path.join("PHOTOS", os.path.basename(
-            os.path.normpath(folder))))
-    return text
 
 
 def markdown(result) -> str:

@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from synthetic import command, machine, present_folders, save  # noqa: E402
+from synthetic import machine, photos_command, present_folders, save  # noqa: E402
 
 SCALING_SHARES = (0.25, 0.5)  # the data side is timed again on these shares of the images
 _SHOWN = 0.05  # parts below this many wall seconds are listed together
@@ -255,7 +255,7 @@ def main(argv=None):
             cut = subset(folder, args.images, os.path.join(scratch, f"{name}_{args.images}"))
             result["folders"].append(measure(cut, name, args.model, scratch))
             print(result["folders"][-1]["cli"], flush=True)
-    result.update(machine=machine(), command=_command(args.folder))
+    result.update(machine=machine(), command=photos_command(args.folder))
     print(save(args.out, result, markdown(result)))
     return result
 
@@ -269,15 +269,6 @@ def rewrite(out):
     result["folders"] = [{**entry, "scaling": {int(k): v for k, v in entry["scaling"].items()}}
                          for entry in result["folders"]]
     save(out, result, markdown(result))
-
-
-def _command(folders) -> str:
-    """The command, each folder named by its last component (no machine's path)."""
-    text = command()
-    for folder in folders:
-        text = text.replace(folder, os.path.join("PHOTOS", os.path.basename(
-            os.path.normpath(folder))))
-    return text
 
 
 if __name__ == "__main__":

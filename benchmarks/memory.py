@@ -23,7 +23,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from synthetic import command, machine, save, write_folder  # noqa: E402
+from synthetic import command, machine, save, tiny_cnn, write_folder  # noqa: E402
 
 SAMPLE_SECONDS = 0.02
 
@@ -46,17 +46,6 @@ class PeakSampler(threading.Thread):
         while not self.done.wait(SAMPLE_SECONDS):
             self.peak = max(self.peak, rss_anon())
 
-
-def small_cnn(input_shape, num_classes):
-    import keras
-
-    return keras.Sequential([
-        keras.Input(shape=input_shape),
-        keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
-        keras.layers.Conv2D(16, 3, strides=2, activation="relu"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(num_classes, activation="softmax"),
-    ])
 
 
 def child(data_dir, run_dir, limit, trials) -> dict:
@@ -81,7 +70,7 @@ def child(data_dir, run_dir, limit, trials) -> dict:
         peaks.setdefault("peak_until_first_trial_end", sampler.peak)
 
     autoprep.tune(
-        small_cnn, data_dir, max_trials=trials, epochs=1, tuner="random", seed=0,
+        tiny_cnn, data_dir, max_trials=trials, epochs=1, tuner="random", seed=0,
         test_split=0.1, final_repeats=1, baseline=False, directory=run_dir, verbose=0,
         memory_limit=limit, on_plan=on_plan,
         on_trial_end=on_trial_end,

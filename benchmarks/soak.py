@@ -29,7 +29,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from synthetic import command, machine, save, write_folder  # noqa: E402
+from synthetic import command, machine, save, tiny_cnn, write_folder  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 PROCESS_STARTED = time.time()
@@ -45,18 +45,6 @@ def rss_bytes() -> int:
         line = next(line for line in handle if line.startswith("VmRSS:"))
     return int(line.split()[1]) * 1024
 
-
-def tiny_cnn(input_shape, num_classes):
-    """Two small convolutions and a softmax: the trial's cost is the search's, not the model's."""
-    import keras
-
-    return keras.Sequential([
-        keras.Input(shape=input_shape),
-        keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
-        keras.layers.Conv2D(16, 3, strides=2, activation="relu"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(num_classes, activation="softmax"),
-    ])
 
 
 class TrialLog:

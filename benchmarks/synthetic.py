@@ -38,6 +38,28 @@ def present_folders(folders) -> list:
     return found
 
 
+def photos_command(folders) -> str:
+    """The command, each photo folder named PHOTOS/<its last component> (no machine's path)."""
+    text = command()
+    for folder in folders:
+        text = text.replace(folder, os.path.join("PHOTOS", os.path.basename(
+            os.path.normpath(folder))))
+    return text
+
+
+def tiny_cnn(input_shape, num_classes):
+    """Two small convolutions and a softmax: a trial's cost is the search's, not the model's."""
+    import keras
+
+    return keras.Sequential([
+        keras.Input(shape=input_shape),
+        keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
+        keras.layers.Conv2D(16, 3, strides=2, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(num_classes, activation="softmax"),
+    ])
+
+
 def machine() -> dict:
     """CPU, cores, RAM and the load average (the machine is shared: figures depend on it)."""
     cpu = platform.processor() or platform.machine()
