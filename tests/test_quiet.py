@@ -23,6 +23,7 @@ ALLOWED = [re.compile(pattern) for pattern in (
     r"validation: pooled out-of-fold predictions of 3-fold cross-validation, chosen because .*",
     r"seed: 0 \(--seed 0, or tune\(seed=0\), repeats this search\)",
     r"trial [12]/2  .+  balanced_accuracy=\d\.\d{4}  best=\d\.\d{4}  elapsed \S+  ETA \S+",
+    r"  a trial \(1 epoch on 3 folds\) took \d+:\d\d:\d\d at 8x8",  # after the first one
     r"training the best pipeline on the development split for the test score\.\.\.",
     r"state: finished",
     r"objective: balanced_accuracy",
