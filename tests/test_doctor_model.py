@@ -13,6 +13,7 @@ from autoprep.doctor import diagnose, model_checks
 from autoprep.doctor._checks import MODEL_CHECKS
 from autoprep.doctor._training import Verdict
 from autoprep.doctor.data_checks import DataContext
+from autoprep.search import model_inputs
 
 
 def _layers(input_shape, num_classes, *, rescale=True, activation="softmax"):
@@ -347,11 +348,14 @@ def test_a_backbone_fed_raw_pixels_is_told_its_own_convention_not_rescaling():
     base = keras.applications.MobileNetV2(include_top=False, weights=None, alpha=0.35,
                                           input_shape=(32, 32, 3))
     outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(base(inputs)))
-    backbone = types.SimpleNamespace(model=keras.Model(inputs, outputs))
-    fix = model_checks._input_fix(backbone, model_checks.SCALED)
-    assert "MobileNetV2 backbone" in fix and "'rescale_pm1'" in fix
-    assert "Rescaling(1/255)" not in fix
-    plain = types.SimpleNamespace(model=keras.Sequential([keras.Input((8, 8, 3)),
-                                                          keras.layers.Flatten(),
-                                                          keras.layers.Dense(2)]))
-    assert "Rescaling(1/255)" in model_checks._input_fix(plain, model_checks.SCALED)
+    backbone = keras.Model(inputs, outputs)
+    plain = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+                              keras.layers.Dense(2)])
+
+    def fix(model):  # the one attribute of the model's context that the fix reads
+        context = types.SimpleNamespace(convention=model_inputs.inspect_model(model))
+        return model_checks._input_fix(context, model_checks.SCALED)
+
+    assert "MobileNetV2 backbone" in fix(backbone) and "'rescale_pm1'" in fix(backbone)
+    assert "Rescaling(1/255)" not in fix(backbone)
+    assert "Rescaling(1/255)" in fix(plain)

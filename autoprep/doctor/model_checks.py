@@ -139,6 +139,12 @@ class ModelContext:
         return learning_rate(self.model)
 
     @functools.cached_property
+    def convention(self):
+        """What the model expects of its input pixels (`model_inputs.inspect_model`), read
+        once; None when the model did not build."""
+        return None if self.model is None else model_inputs.inspect_model(self.model)
+
+    @functools.cached_property
     def scaling_layers(self) -> list:
         return [layer for layer in all_layers(self.model) if isinstance(layer, _SCALING_LAYERS)]
 
@@ -458,7 +464,7 @@ def check_input_scale(ctx):
             dimension="normalization",
         )
     elif (ctx.raw_input and "unscaled_input" not in ctx.causes
-          and model_inputs.inspect_model(ctx.model).kind != "backbone"):
+          and ctx.convention.kind != "backbone"):
         mean = number(ctx.data.channel_mean_std[0].mean())
         yield Finding(
             "unscaled_input", "warning", "The model sees raw pixel values (0-255)",
@@ -682,7 +688,7 @@ _CAUSE_DIMENSIONS = {"unscaled_input": "normalization", "majority_class_collapse
 
 
 def _input_fix(ctx, change) -> str:
-    convention = model_inputs.inspect_model(ctx.model)
+    convention = ctx.convention
     if convention.kind == "backbone" and convention.normalization is not None:
         return (f"Feed the {convention.source} what its ImageNet weights were trained on (it "
                 f"{convention.reason}): `autoprep tune` does so by itself (normalization "

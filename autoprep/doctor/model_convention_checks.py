@@ -16,7 +16,7 @@ def fed_normalization(ctx):
     """The normalization that feeds the model (fitted on the folder when it learns), or None."""
     name = ctx.normalization
     if name is None:
-        name = model_inputs.inspect_model(ctx.model).normalization
+        name = ctx.convention.normalization
     if name is None:
         return None
     normalization = NORMALIZATIONS.get(name)()
@@ -28,7 +28,7 @@ def check_input_convention(ctx):
     """The pipeline's normalization against the model's own scaling layers or backbone."""
     if ctx.model is None:
         return
-    convention = model_inputs.inspect_model(ctx.model)
+    convention = ctx.convention
     data = {"input_convention": convention.to_dict(), "normalization": ctx.normalization}
     problems = model_inputs.contradictions(ctx.model, fed_normalization(ctx))
     for problem in problems:
