@@ -124,6 +124,14 @@ def test_tune_help_names_every_option_of_the_issue(capsys):
         assert option in text
 
 
+def test_demo_help_gives_the_demo_seed(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["demo", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "initialization (default: 0)" in help_text and "drawn and shown" not in help_text
+    assert cli.build_parser().parse_args(["demo"]).seed == 0
+
+
 @pytest.mark.parametrize("text, seconds", [
     ("90s", 90), ("45m", 2700), ("8h", 28800), ("1h30m", 5400), ("3600", 3600), ("1.5h", 5400),
     ("2m30s", 150),

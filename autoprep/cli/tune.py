@@ -92,8 +92,8 @@ def add_parser(subparsers):
     demo.add_argument("--out", default=DEMO_OUT, metavar="RUN_DIR",
                       help="run directory (default: %(default)s); the images go to "
                       "RUN_DIR_data beside it")
-    _add_search_options(demo, max_trials=16, epochs=8)
-    demo.set_defaults(func=run_demo, seed=0)
+    _add_search_options(demo, max_trials=16, epochs=8, seed=0)
+    demo.set_defaults(func=run_demo)
 
 
 def _add_distributed_options(parser):
@@ -174,7 +174,7 @@ def _check_port_free(host, port):
         ) from None
 
 
-def _add_search_options(parser, *, max_trials, epochs):
+def _add_search_options(parser, *, max_trials, epochs, seed=None):
     parser.add_argument("--max-trials", type=_count(1), default=max_trials, metavar="N",
                         help="number of trials, counting those already done in a resumed run "
                         "(default: %(default)s)")
@@ -192,10 +192,10 @@ def _add_search_options(parser, *, max_trials, epochs):
                         "first one wins unless another beats it by more than one standard "
                         "error of the difference, else the simplest within it; 0: the best "
                         "trial wins (default: %(default)s)")
-    parser.add_argument("--seed", type=int, metavar="S",
+    parser.add_argument("--seed", type=int, default=seed, metavar="S",
                         help="fixes splits, trial sampling and weight initialization (default: "
-                        "the resumed run's, else one drawn and shown; required with --chief "
-                        "and --worker)")
+                        + ("the resumed run's, else one drawn and shown; required with --chief "
+                           "and --worker)" if seed is None else "%(default)s)"))
     parser.add_argument("--memory-limit", type=memory_size, metavar="SIZE",
                         help="keep decoded images larger than SIZE (e.g. 512M, 2G) in a "
                         "memory-mapped file in RUN_DIR/cache, reused on resume, instead of RAM "
