@@ -1,8 +1,8 @@
 """A long search in one process: does a trial cost the same, and hold the same memory, at the end?
 
 Usage:
-    python benchmarks/soak.py [--trials 200] [--tuner random|bayesian] [--images 320]
-                              [--size 32] [--out results/soak]
+    python benchmarks/soak.py [--trials 200] [--tuner random|bayesian] [--replay]
+                              [--images 320] [--size 32] [--out results/soak]
     python benchmarks/soak.py --smoke --out /tmp/soak   # seconds: checks the script
     python benchmarks/soak.py --render results/soak     # the page (and plot) again from its JSON
 
@@ -17,6 +17,12 @@ stays), and OUT.md and OUT.png are written again from all of them.
 Targets (issue 17): the mean seconds per trial of the last 10 % of trials at most 1.10x that of
 the second 10 %, and resident memory growing at most 0.5 MiB per trial after the first 10 %
 (the least-squares slope of RSS against the trial number).
+
+With `--replay`, the last 10 % of trials train the configurations of the second 10 % again, in
+the same order (trial 181 is trial 21's configuration, with 200 trials): the oracle still makes
+its proposal for each of them (its cost is counted), then the proposal is replaced. The two
+tenths then hold the same pipelines, so their ratio is what the same work costs late in the
+night, not what the search chose to try (Bayesian optimization settles on costlier pipelines).
 """
 
 import argparse
@@ -80,13 +86,44 @@ class TrialLog:
         self.harness = self.last - now
 
 
+def replay_second_tenth(trials):
+    """Makes the oracles' last `trials // 10` trials repeat the values of the second tenth, in
+    order, after computing their own proposal (so that its cost stays in the trial). Returns
+    the function that undoes it."""
+    from autoprep.search import tuners
+
+    tenth = trials // 10
+    originals = {}
+    for oracle in (tuners.RandomSearchOracle, tuners.BayesianOptimizationOracle):
+        original = oracle.populate_space
+
+        def populate_space(self, trial_id, _original=original):
+            proposal = _original(self, trial_id)
+            number = len(self.trials) + 1  # Keras Tuner adds the trial after its proposal
+            if number > trials - tenth and proposal.get("values") is not None:
+                source = list(self.trials.values())[number - 1 - (trials - 2 * tenth)]
+                proposal = dict(proposal, values=dict(source.hyperparameters.values))
+            return proposal
+
+        originals[oracle] = original
+        oracle.populate_space = populate_space
+
+    def restore():
+        for oracle, original in originals.items():
+            oracle.populate_space = original
+
+    return restore
+
+
 def soak(data_dir, run_dir, *, tuner, trials, objects=True, parts=True, on_sample=None,
-         **options) -> dict:
+         replay=False, **options) -> dict:
     """One search of `trials` one-epoch trials in this process; its per-trial samples. With
     `parts`, search_cost's wrappers time the parts of each trial (training, evaluation,
-    pipeline, model, metrics, saving, proposal)."""
+    pipeline, model, metrics, saving, proposal); with `replay`, the last tenth of the trials
+    repeats the second tenth's configurations (`replay_second_tenth`)."""
     import autoprep
 
+    restore = replay_second_tenth(trials) if replay else None
     clock = None
     if parts:
         import search_cost
@@ -105,7 +142,10 @@ def soak(data_dir, run_dir, *, tuner, trials, objects=True, parts=True, on_sampl
     finally:
         if clock is not None:
             clock.restore()
+        if restore is not None:
+            restore()
     return {"tuner": tuner, "trials": len(log.samples), "seconds": time.perf_counter() - start,
+            "replay": replay,
             "rss_start_mib": start_rss, "samples": log.samples,
             "process_started": PROCESS_STARTED, "search_started": search_started}
 
@@ -153,7 +193,23 @@ def figures(run) -> dict:
         result["objects_slope"] = slope(xs, [s["objects"] for s in after])
     if samples and "cpu_seconds" in samples[0]:
         result["cpu_growth"] = adjusted_growth(samples)
+        if run.get("replay"):
+            result["replayed"] = replayed(samples)
     return result
+
+
+def replayed(samples) -> dict:
+    """Each trial of the last tenth against the trial of the second tenth whose configuration it
+    repeats (`--replay`): the configurations that differ (none, unless a trial failed) and the
+    ratios of their CPU seconds, late / early."""
+    tenth = len(samples) // 10
+    pairs = list(zip(samples[tenth:2 * tenth], samples[-tenth:]))
+    same = [(early, late) for early, late in pairs if early.get("config") == late.get("config")]
+    ratios = sorted(late["cpu_seconds"] / early["cpu_seconds"] for early, late in same)
+    return {"pairs": len(pairs), "different": len(pairs) - len(same),
+            "median_ratio": ratios[len(ratios) // 2] if ratios else None,
+            "mean_early": sum(e["cpu_seconds"] for e, _ in same) / max(1, len(same)),
+            "mean_late": sum(late["cpu_seconds"] for _, late in same) / max(1, len(same))}
 
 
 def structure(config) -> list:
@@ -203,7 +259,7 @@ def child(args, data_dir, out):
 
     with tempfile.TemporaryDirectory() as scratch:
         run = soak(data_dir, args.run_dir or scratch, tuner=args.tuner, trials=args.trials,
-                   on_sample=show)
+                   on_sample=show, replay=args.replay)
     run.update(load_average_end=list(os.getloadavg()))
     with open(out, "w", encoding="utf-8") as handle:
         json.dump(run, handle)
@@ -221,6 +277,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--tuner", choices=["random", "bayesian"], default="random")
+    parser.add_argument("--replay", action="store_true",
+                        help="the last 10 %% of trials repeat the second 10 %%'s configurations")
     parser.add_argument("--images", type=int, default=320)
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--dir", help="folder for the generated images (kept)")
@@ -267,7 +325,8 @@ def main(argv=None):
         os.remove(args.out + ".partial.json")
     run.update(figures(run), commit=git_commit(), load_average_start=load_start,
                images=args.images, size=args.size, command=command())
-    result["runs"][args.tuner + (f", {args.recycle} per process" if args.recycle else "")] = run
+    name = args.tuner + (f", {args.recycle} per process" if args.recycle else "")
+    result["runs"][name + (", last 10 % replays the 2nd" if args.replay else "")] = run
     result.update(machine=machine(), command=command())
     print(write_page(args.out, result))
 
@@ -292,6 +351,7 @@ def child_run(args, data_dir, workdir, trials, run_dir=None) -> dict:
     out = os.path.join(workdir, "run.json")
     subprocess.run([sys.executable, os.path.abspath(__file__), "--child", data_dir, out,
                     "--trials", str(trials), "--tuner", args.tuner, "--out", args.out,
+                    *(["--replay"] if args.replay else []),
                     *(["--run-dir", run_dir] if run_dir else [])], check=True)
     with open(out, encoding="utf-8") as handle:
         return json.load(handle)
@@ -380,10 +440,29 @@ def page(result, image) -> str:
         "MiB per trial after the first 10 % (target <= 0.5) | objects per trial | "
         "1-min load, start -> end |\n|" + "---|" * 14 + "\n" + "\n".join(rows) + "\n\n"
         f"![seconds and resident memory per trial]({image})\n\n"
-        + deciles_section(result["runs"]) + growth_section(result["runs"])
+        + deciles_section(result["runs"]) + replay_section(result["runs"])
+        + growth_section(result["runs"])
         + parts_section(result["runs"])
         + result.get("findings", "")
     )
+
+
+def replay_section(runs) -> str:
+    """The runs whose last tenth repeated the second tenth's configurations (`--replay`)."""
+    rows = [f"| {tuner} | {r['pairs']} | {r['different']} | {r['mean_early']:.2f} | "
+            f"{r['mean_late']:.2f} | {r['mean_late'] / r['mean_early']:.2f} "
+            f"({verdict(r['mean_late'] / r['mean_early'], TARGET_RATIO)}) | "
+            f"{r['median_ratio']:.2f} |"
+            for tuner, run in sorted(runs.items()) if (r := run.get("replayed"))]
+    if not rows:
+        return ""
+    return ("## The same pipelines, early and late in the night (`--replay`)\n\n"
+            "The last 10 % of the trials trained the configurations of the second 10 % again, "
+            "in the same order, after the oracle had made (and paid for) its own proposal. "
+            "CPU seconds of the same configurations:\n\n"
+            "| run | pairs | pairs whose configuration differs | CPU s per trial, 2nd 10 % | "
+            "CPU s, last 10 % | last / 2nd (target <= 1.10) | median of the pairs' ratios |\n"
+            "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n")
 
 
 def growth_section(runs) -> str:

@@ -29,3 +29,16 @@ def test_growth_from_the_kind_of_pipeline_is_not_counted_against_the_trials():
     leaking = soak.adjusted_growth(_samples(0.01))  # 1 s more per 100 trials
     assert abs(leaking["adjusted"] - 1.0) < 0.1
     assert soak.adjusted_growth(_samples(0.0)[:15]) is None  # too few trials to say
+
+
+def test_a_replayed_tenth_is_compared_pair_by_pair_with_the_trials_it_repeats():
+    soak = load_benchmark("soak")
+    configs = [{"normalization": {"name": f"n{i % 7}"}} for i in range(40)]
+    samples = [{"trial": i + 1, "config": configs[i], "cpu_seconds": 2.0} for i in range(40)]
+    for i in range(36, 40):  # the last tenth repeats trials 5-8, 10 % slower
+        samples[i].update(config=configs[i - 32], cpu_seconds=2.2)
+    figures = soak.replayed(samples)
+    assert figures["pairs"] == 4 and figures["different"] == 0
+    assert abs(figures["median_ratio"] - 1.1) < 1e-9
+    samples[39]["config"] = {"normalization": {"name": "other"}}  # a pair that does not match
+    assert soak.replayed(samples)["different"] == 1
