@@ -29,6 +29,7 @@ import argparse
 import gc
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -62,6 +63,8 @@ class TrialLog:
         self.objects, self.on_sample, self.clock = objects, on_sample, clock
         self.samples, self.last, self.last_cpu = [], time.perf_counter(), time.process_time()
         self.parts, self.harness = {}, 0.0
+        self.last_system = os.times().system
+        self.last_faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
     def __call__(self, result, record):
         now, cpu = time.perf_counter(), time.process_time()
@@ -69,6 +72,10 @@ class TrialLog:
                   "ended_at": time.time(),
                   "cpu_seconds": cpu - self.last_cpu, "rss_mib": rss_bytes() / MIB,
                   "load": os.getloadavg()[0], "status": record.status.value,
+                  "threads": len(os.listdir("/proc/self/task")),
+                  "system_seconds": os.times().system - self.last_system,
+                  "minor_faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                  - self.last_faults,
                   "config": record.config}  # what the trial cost depends on
         if self.clock is not None:
             parts = dict(self.clock.seconds)
@@ -83,6 +90,8 @@ class TrialLog:
             self.on_sample(sample)
         # The harness's own work is not the next trial's.
         self.last, self.last_cpu = time.perf_counter(), time.process_time()
+        self.last_system = os.times().system
+        self.last_faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         self.harness = self.last - now
 
 
