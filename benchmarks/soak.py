@@ -305,6 +305,9 @@ def main(argv=None):
                         help=argparse.SUPPRESS)  # one search in this process, for the parent
     parser.add_argument("--run-dir", help=argparse.SUPPRESS)  # the child's, to resume
     args = parser.parse_args(argv)
+    if args.replay and args.recycle:
+        parser.error("--replay and --recycle cannot go together: each recycled process would "
+                     "replay its own last tenth")
     if args.smoke:
         args.trials, args.images, args.size = 4, 80, 16
     if args.render:
