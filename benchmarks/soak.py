@@ -61,10 +61,15 @@ class TrialLog:
 
     def __init__(self, *, objects=True, on_sample=None, clock=None):
         self.objects, self.on_sample, self.clock = objects, on_sample, clock
-        self.samples, self.last, self.last_cpu = [], time.perf_counter(), time.process_time()
-        self.parts, self.harness = {}, 0.0
+        self.samples, self.parts, self.harness = [], {}, 0.0
+        self.mark()
+
+    def mark(self) -> float:
+        """Starts the next trial's clocks and counters now; returns the wall clock's reading."""
+        self.last, self.last_cpu = time.perf_counter(), time.process_time()
         self.last_system = os.times().system
         self.last_faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        return self.last
 
     def __call__(self, result, record):
         now, cpu = time.perf_counter(), time.process_time()
@@ -88,11 +93,7 @@ class TrialLog:
         self.samples.append(sample)
         if self.on_sample is not None:
             self.on_sample(sample)
-        # The harness's own work is not the next trial's.
-        self.last, self.last_cpu = time.perf_counter(), time.process_time()
-        self.last_system = os.times().system
-        self.last_faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        self.harness = self.last - now
+        self.harness = self.mark() - now  # the harness's own work is not the next trial's
 
 
 def replay_second_tenth(trials):
@@ -142,8 +143,7 @@ def soak(data_dir, run_dir, *, tuner, trials, objects=True, parts=True, on_sampl
     log = TrialLog(objects=objects, on_sample=on_sample, clock=clock)
     start_rss = rss_bytes() / MIB
     search_started = time.time()
-    start = time.perf_counter()
-    log.last, log.last_cpu = start, time.process_time()
+    start = log.mark()
     try:
         autoprep.tune(tiny_cnn, data_dir, max_trials=trials, epochs=1, tuner=tuner, seed=0,
                       directory=run_dir, project_name=tuner, verbose=0, test_split=0,
@@ -459,22 +459,31 @@ def page(result, image) -> str:
     )
 
 
-def replay_section(runs) -> str:
-    """The runs whose last tenth repeated the second tenth's configurations (`--replay`)."""
-    rows = [f"| {tuner} | {r['pairs']} | {r['different']} | {r['mean_early']:.2f} | "
-            f"{r['mean_late']:.2f} | {r['mean_late'] / r['mean_early']:.2f} "
-            f"({verdict(r['mean_late'] / r['mean_early'], TARGET_RATIO)}) | "
-            f"{r['median_ratio']:.2f} |"
-            for tuner, run in sorted(runs.items()) if (r := run.get("replayed"))]
+def table_section(title, intro, header, rows) -> str:
+    """A "## title" section: `intro`, then a table of `header` (column names) and `rows`
+    (Markdown lines); nothing when there are no rows."""
     if not rows:
         return ""
-    return ("## The same pipelines, early and late in the night (`--replay`)\n\n"
-            "The last 10 % of the trials trained the configurations of the second 10 % again, "
-            "in the same order, after the oracle had made (and paid for) its own proposal. "
-            "CPU seconds of the same configurations:\n\n"
-            "| run | pairs | pairs whose configuration differs | CPU s per trial, 2nd 10 % | "
-            "CPU s, last 10 % | last / 2nd (target <= 1.10) | median of the pairs' ratios |\n"
-            "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n")
+    return (f"## {title}\n\n{intro}\n\n| " + " | ".join(header) + " |\n|"
+            + "---|" * len(header) + "\n" + "\n".join(rows) + "\n\n")
+
+
+def replay_section(runs) -> str:
+    """The runs whose last tenth repeated the second tenth's configurations (`--replay`)."""
+    rows = []
+    for tuner, run in sorted(runs.items()):
+        if r := run.get("replayed"):
+            ratio = r["mean_late"] / r["mean_early"]
+            rows.append(f"| {tuner} | {r['pairs']} | {r['different']} | {r['mean_early']:.2f} | "
+                        f"{r['mean_late']:.2f} | {ratio:.2f} ({verdict(ratio, TARGET_RATIO)}) | "
+                        f"{r['median_ratio']:.2f} |")
+    return table_section(
+        "The same pipelines, early and late in the night (`--replay`)",
+        "The last 10 % of the trials trained the configurations of the second 10 % again, "
+        "in the same order, after the oracle had made (and paid for) its own proposal. "
+        "CPU seconds of the same configurations:",
+        ["run", "pairs", "pairs whose configuration differs", "CPU s per trial, 2nd 10 %",
+         "CPU s, last 10 %", "last / 2nd (target <= 1.10)", "median of the pairs' ratios"], rows)
 
 
 def growth_section(runs) -> str:
@@ -482,17 +491,16 @@ def growth_section(runs) -> str:
     kind of pipeline each trial tried (`adjusted_growth`)."""
     rows = [f"| {tuner} | {g['plain']:+.2f} | {g['adjusted']:+.2f} | {g['kinds']} |"
             for tuner, run in sorted(runs.items()) if (g := run.get("cpu_growth"))]
-    if not rows:
-        return ""
-    return ("## Growth of a trial's CPU time, with the kind of pipeline accounted for\n\n"
-            "A search may settle on pipelines that cost more (oversampling, several augmentation "
-            "layers): that is not a trial leaving something behind. Least squares over the "
-            "trials after the first 10 %: CPU seconds against the trial number alone, then with "
-            "the normalization, the imbalance strategy and each augmentation op as further "
-            "terms. The adjusted slope is what a trial of the same kind costs more per 100 "
-            "trials later in the search.\n\n"
-            "| tuner | CPU s per 100 trials, plain | with the pipeline's kind | kinds of pipeline |"
-            "\n|---|---|---|---|\n" + "\n".join(rows) + "\n\n")
+    return table_section(
+        "Growth of a trial's CPU time, with the kind of pipeline accounted for",
+        "A search may settle on pipelines that cost more (oversampling, several augmentation "
+        "layers): that is not a trial leaving something behind. Least squares over the "
+        "trials after the first 10 %: CPU seconds against the trial number alone, then with "
+        "the normalization, the imbalance strategy and each augmentation op as further "
+        "terms. The adjusted slope is what a trial of the same kind costs more per 100 "
+        "trials later in the search.",
+        ["tuner", "CPU s per 100 trials, plain", "with the pipeline's kind", "kinds of pipeline"],
+        rows)
 
 
 def deciles_section(runs) -> str:
