@@ -212,6 +212,44 @@ def test_bayesian_proposals_repeat_for_the_same_seed_and_trials_even_resumed():
     assert _bayesian_after(8, seed=2).populate_space("8")["values"] != first
 
 
+def test_the_gaussian_process_fit_reaches_scikit_learn_s_optimum_with_a_third_of_its_gradients(
+    monkeypatch,
+):
+    import numpy as np
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import Matern
+
+    from autoprep.search import tuners
+
+    gradients = []
+    original = GaussianProcessRegressor.log_marginal_likelihood
+
+    def counted(self, theta=None, eval_gradient=False, clone_kernel=True):
+        gradients.append(eval_gradient)
+        return original(self, theta, eval_gradient, clone_kernel)
+
+    monkeypatch.setattr(GaussianProcessRegressor, "log_marginal_likelihood", counted)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(60, 12))
+    y = -np.exp(-8 * ((x[:, :3] - 0.3) ** 2).sum(axis=1)) + 0.05 * rng.normal(size=60)
+
+    def keras_tuner_s():  # BayesianOptimizationOracle._make_gpr, with alpha's default
+        return GaussianProcessRegressor(kernel=Matern(nu=2.5), n_restarts_optimizer=20,
+                                        normalize_y=True, alpha=1e-4, random_state=0)
+
+    reference = keras_tuner_s().fit(x, y)
+    theirs, gradients[:] = sum(gradients), []
+    template = keras_tuner_s()
+    fitted = tuners._fit(template, x, y)
+    assert sum(gradients) * 3 < theirs
+    assert np.isclose(fitted.kernel_.length_scale, reference.kernel_.length_scale, rtol=1e-4)
+    assert fitted.log_marginal_likelihood_value_ >= reference.log_marginal_likelihood_value_ - 1e-6
+    candidates = rng.uniform(size=(500, 12))
+    np.testing.assert_allclose(fitted.predict(candidates), reference.predict(candidates),
+                               rtol=1e-4, atol=1e-6)
+    assert fitted.get_params() == template.get_params()  # Keras Tuner's settings, as they came
+
+
 def test_the_gaussian_process_fit_is_quiet_and_leaves_the_warning_filters_as_they_were():
     import warnings
 

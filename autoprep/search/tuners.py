@@ -28,6 +28,7 @@ import warnings
 import keras_tuner as kt
 import numpy as np
 import scipy.optimize
+import sklearn.base
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
@@ -179,6 +180,7 @@ PRIOR_CANDIDATES = 256  # from the space's prior (about 0.1 ms a draw)
 POLISHED = 5  # L-BFGS-B starts, from the best candidates
 POLISH_ITERATIONS = 30
 _STEP = 1e-6  # forward difference of the acquisition's gradient
+GRID_PER_DECADE = 4  # likelihoods of the kernel's length scale, before its one L-BFGS-B fit
 
 
 class _BatchedAcquisition:
@@ -193,6 +195,8 @@ class _BatchedAcquisition:
     `predict` of d + 1 points. The draws come from the oracle's seed and the number of trials,
     so a resumed search proposes what an uninterrupted one would; BLAS runs one thread, as
     threads cost more than they gain on matrices this small (and compete with TensorFlow's).
+    The process's kernel has one parameter, its length scale: `_fit` finds its best
+    likelihood on a grid, then polishes it once, instead of 21 L-BFGS-B runs (see `_fit`).
     """
 
     def populate_space(self, trial_id):
@@ -206,7 +210,7 @@ class _BatchedAcquisition:
             with warnings.catch_warnings():  # length scales at their bounds: a flat fit, no fault
                 warnings.filterwarnings("ignore", category=ConvergenceWarning,
                                         module=r"sklearn\.gaussian_process")
-                self.gpr.fit(x, y)
+                self.gpr = _fit(self.gpr, x, y)
             best = self._maximize_acquisition(rng, x.shape[1])
         return {"status": kt.engine.trial.TrialStatus.RUNNING,
                 "values": kt_adapter.gp_values(self, best)}
@@ -241,6 +245,34 @@ class _BatchedAcquisition:
         points = np.vstack([point, point + _STEP * np.eye(len(point))])
         scores = self._acquisition(points)
         return float(scores[0]), (scores[1:] - scores[0]) / _STEP
+
+
+def _fit(gpr, x, y):
+    """`gpr` (Keras Tuner's `GaussianProcessRegressor`) fitted to (x, y), its kernel's
+    parameters at their best log marginal likelihood.
+
+    scikit-learn maximizes the likelihood by L-BFGS-B from the kernel's start and from
+    `n_restarts_optimizer` (Keras Tuner: 20) log-uniform draws within its bounds, every step
+    a likelihood with its gradient: about 90 of them, 0.12-0.2 s with 200 trials, the part of
+    a proposal that grows with the search. With one parameter (Keras Tuner's Matern kernel has
+    a single length scale), the likelihood alone (a quarter of the cost) on a log grid of
+    GRID_PER_DECADE points per decade of the bounds finds the best basin, and one L-BFGS-B
+    run from the grid's best point its optimum: the same fit, from the data alone (no random
+    starts), for a third of the time. Other kernels get scikit-learn's own fit.
+    """
+    kernel = gpr.kernel
+    if kernel.n_dims != 1:
+        return gpr.fit(x, y)
+    probe = sklearn.base.clone(gpr).set_params(optimizer=None).fit(x, y)
+    (low, high), = kernel.bounds
+    points = round((high - low) / np.log(10) * GRID_PER_DECADE) + 1
+    grid = np.linspace(low, high, points)[:, None]  # log length scales, as scikit-learn's theta
+    likelihoods = np.nan_to_num([probe.log_marginal_likelihood(theta) for theta in grid],
+                                nan=-np.inf)
+    start = kernel.clone_with_theta(grid[int(np.argmax(likelihoods))])
+    restarts = gpr.n_restarts_optimizer
+    fitted = sklearn.base.clone(gpr).set_params(kernel=start, n_restarts_optimizer=0).fit(x, y)
+    return fitted.set_params(kernel=kernel, n_restarts_optimizer=restarts)  # as it came
 
 
 class RandomSearchOracle(
