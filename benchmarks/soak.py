@@ -54,13 +54,32 @@ def rss_bytes() -> int:
 
 
 
+PROBE = """
+import time
+start = time.process_time()
+total = sum(i * i for i in range(1_000_000))
+sorted(range(400_000, 0, -1))
+print(time.process_time() - start)
+"""
+
+
+def machine_probe() -> float:
+    """CPU seconds of a fixed single-threaded workload (Python arithmetic and a sort, about
+    0.06 s) run in a fresh interpreter, which nothing of the search can slow down: on a
+    shared machine, it gets slower when the host does."""
+    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                          check=True)
+    return float(done.stdout)
+
+
 class TrialLog:
     """`on_trial_end` for `autoprep.tune`: per trial, seconds since the last one, CPU seconds,
-    RSS, the objects the garbage collector tracks and, with a `clock` (search_cost's `Clock`),
-    the seconds of each part of the trial."""
+    RSS, the objects the garbage collector tracks, with a `clock` (search_cost's `Clock`) the
+    seconds of each part of the trial and, with `probe`, the machine's speed after it
+    (`machine_probe`, not counted in the next trial's seconds)."""
 
-    def __init__(self, *, objects=True, on_sample=None, clock=None):
-        self.objects, self.on_sample, self.clock = objects, on_sample, clock
+    def __init__(self, *, objects=True, on_sample=None, clock=None, probe=False):
+        self.objects, self.on_sample, self.clock, self.probe = objects, on_sample, clock, probe
         self.samples, self.parts, self.harness = [], {}, 0.0
         self.mark()
 
@@ -90,6 +109,8 @@ class TrialLog:
             self.parts = parts
         if self.objects:
             sample["objects"] = len(gc.get_objects())
+        if self.probe:
+            sample["probe_seconds"] = machine_probe()
         self.samples.append(sample)
         if self.on_sample is not None:
             self.on_sample(sample)
@@ -126,7 +147,7 @@ def replay_second_tenth(trials):
 
 
 def soak(data_dir, run_dir, *, tuner, trials, objects=True, parts=True, on_sample=None,
-         replay=False, **options) -> dict:
+         replay=False, probe=True, **options) -> dict:
     """One search of `trials` one-epoch trials in this process; its per-trial samples. With
     `parts`, search_cost's wrappers time the parts of each trial (training, evaluation,
     pipeline, model, metrics, saving, proposal); with `replay`, the last tenth of the trials
@@ -140,7 +161,7 @@ def soak(data_dir, run_dir, *, tuner, trials, objects=True, parts=True, on_sampl
 
         clock = search_cost.Clock()
         search_cost.install_wrappers(clock)
-    log = TrialLog(objects=objects, on_sample=on_sample, clock=clock)
+    log = TrialLog(objects=objects, on_sample=on_sample, clock=clock, probe=probe)
     start_rss = rss_bytes() / MIB
     search_started = time.time()
     start = log.mark()
@@ -194,6 +215,10 @@ def figures(run) -> dict:
         result.update(decile_cpu_seconds=cpu, cpu_ratio=cpu[-1] / cpu[1] if len(cpu) > 1 else 1.0)
     if samples and "load" in samples[0]:
         result["decile_load"] = decile_means([s["load"] for s in samples])
+    if samples and "probe_seconds" in samples[0]:
+        probe = decile_means([s["probe_seconds"] for s in samples])
+        result.update(decile_probe_seconds=probe,
+                      probe_ratio=probe[-1] / probe[1] if len(probe) > 1 else 1.0)
     if samples and "parts" in samples[0]:
         result["decile_parts"] = {
             name: decile_means([s["parts"][name] for s in samples])
@@ -474,16 +499,20 @@ def replay_section(runs) -> str:
     for tuner, run in sorted(runs.items()):
         if r := run.get("replayed"):
             ratio = r["mean_late"] / r["mean_early"]
+            probe = f"{run['probe_ratio']:.2f}" if "probe_ratio" in run else "not recorded"
             rows.append(f"| {tuner} | {r['pairs']} | {r['different']} | {r['mean_early']:.2f} | "
                         f"{r['mean_late']:.2f} | {ratio:.2f} ({verdict(ratio, TARGET_RATIO)}) | "
-                        f"{r['median_ratio']:.2f} |")
+                        f"{r['median_ratio']:.2f} | {probe} |")
     return table_section(
         "The same pipelines, early and late in the night (`--replay`)",
         "The last 10 % of the trials trained the configurations of the second 10 % again, "
         "in the same order, after the oracle had made (and paid for) its own proposal. "
-        "CPU seconds of the same configurations:",
+        "CPU seconds of the same configurations, and of a fixed workload run in a fresh "
+        "process after each trial (`machine_probe`: what the machine, not the search, did to "
+        "the speed):",
         ["run", "pairs", "pairs whose configuration differs", "CPU s per trial, 2nd 10 %",
-         "CPU s, last 10 %", "last / 2nd (target <= 1.10)", "median of the pairs' ratios"], rows)
+         "CPU s, last 10 %", "last / 2nd (target <= 1.10)", "median of the pairs' ratios",
+         "fixed workload, last / 2nd"], rows)
 
 
 def growth_section(runs) -> str:
@@ -509,7 +538,8 @@ def deciles_section(runs) -> str:
     rows = []
     for tuner, run in sorted(runs.items()):
         for name, key in (("wall s", "decile_seconds"), ("CPU s", "decile_cpu_seconds"),
-                          ("1-min load", "decile_load")):
+                          ("1-min load", "decile_load"),
+                          ("fixed workload, CPU s", "decile_probe_seconds")):
             if key in run:
                 rows.append(f"| {tuner} | {name} | "
                             + " | ".join(f"{value:.2f}" for value in run[key]) + " |")

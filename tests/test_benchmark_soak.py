@@ -42,3 +42,20 @@ def test_a_replayed_tenth_is_compared_pair_by_pair_with_the_trials_it_repeats():
     assert abs(figures["median_ratio"] - 1.1) < 1e-9
     samples[39]["config"] = {"normalization": {"name": "other"}}  # a pair that does not match
     assert soak.replayed(samples)["different"] == 1
+
+
+def test_the_machine_probe_runs_after_each_trial_outside_the_next_trial_s_clocks():
+    import types
+
+    soak = load_benchmark("soak")
+    log = soak.TrialLog(objects=False, probe=True)
+    record = types.SimpleNamespace(status=types.SimpleNamespace(value="COMPLETED"), config={})
+    log(None, record)
+    log(None, record)  # a trial that took no time
+    first, second = log.samples
+    assert 0.005 < first["probe_seconds"] < 5  # CPU seconds of the fresh interpreter's work
+    assert second["seconds"] < first["probe_seconds"] / 2  # not charged to the next trial
+    samples = [dict(first, trial=n, probe_seconds=1.0 if n <= 180 else 1.2)
+               for n in range(1, 201)]
+    figures = soak.figures({"samples": samples})
+    assert abs(figures["probe_ratio"] - 1.2) < 1e-9
