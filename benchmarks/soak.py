@@ -541,8 +541,9 @@ def deciles_section(runs) -> str:
                           ("1-min load", "decile_load"),
                           ("fixed workload, CPU s", "decile_probe_seconds")):
             if key in run:
+                digits = 3 if key == "decile_probe_seconds" else 2
                 rows.append(f"| {tuner} | {name} | "
-                            + " | ".join(f"{value:.2f}" for value in run[key]) + " |")
+                            + " | ".join(f"{value:.{digits}f}" for value in run[key]) + " |")
     return ("Per trial, by tenth of the search:\n\n| tuner | mean | "
             + " | ".join(f"{i + 1}" for i in range(10)) + " |\n|" + "---|" * 12 + "\n"
             + "\n".join(rows) + "\n\n")
