@@ -187,6 +187,11 @@ def decile_means(values) -> list:
     return [sum(values[a:b]) / (b - a) for a, b in zip(bounds, bounds[1:])]
 
 
+def last_to_second(deciles) -> float:
+    """The last tenth's mean over the second tenth's (`decile_means`); 1.0 when too short."""
+    return deciles[-1] / deciles[1] if len(deciles) > 1 else 1.0
+
+
 def slope(xs, ys) -> float:
     """The least-squares slope of `ys` against `xs`."""
     n = len(xs)
@@ -206,19 +211,18 @@ def figures(run) -> dict:
     xs = [s["trial"] for s in after]
     result = {
         "decile_seconds": deciles,
-        "ratio": deciles[-1] / deciles[1] if len(deciles) > 1 else 1.0,
+        "ratio": last_to_second(deciles),
         "rss_slope_mib": slope(xs, [s["rss_mib"] for s in after]),
         "rss_first_mib": samples[0]["rss_mib"], "rss_last_mib": samples[-1]["rss_mib"],
     }
     if samples and "cpu_seconds" in samples[0]:
         cpu = decile_means([s["cpu_seconds"] for s in samples])
-        result.update(decile_cpu_seconds=cpu, cpu_ratio=cpu[-1] / cpu[1] if len(cpu) > 1 else 1.0)
+        result.update(decile_cpu_seconds=cpu, cpu_ratio=last_to_second(cpu))
     if samples and "load" in samples[0]:
         result["decile_load"] = decile_means([s["load"] for s in samples])
     if samples and "probe_seconds" in samples[0]:
         probe = decile_means([s["probe_seconds"] for s in samples])
-        result.update(decile_probe_seconds=probe,
-                      probe_ratio=probe[-1] / probe[1] if len(probe) > 1 else 1.0)
+        result.update(decile_probe_seconds=probe, probe_ratio=last_to_second(probe))
     if samples and "parts" in samples[0]:
         result["decile_parts"] = {
             name: decile_means([s["parts"][name] for s in samples])
@@ -537,11 +541,11 @@ def deciles_section(runs) -> str:
     machine the wall time follows the load, the CPU time follows the trial."""
     rows = []
     for tuner, run in sorted(runs.items()):
-        for name, key in (("wall s", "decile_seconds"), ("CPU s", "decile_cpu_seconds"),
-                          ("1-min load", "decile_load"),
-                          ("fixed workload, CPU s", "decile_probe_seconds")):
+        for name, key, digits in (("wall s", "decile_seconds", 2),
+                                  ("CPU s", "decile_cpu_seconds", 2),
+                                  ("1-min load", "decile_load", 2),
+                                  ("fixed workload, CPU s", "decile_probe_seconds", 3)):
             if key in run:
-                digits = 3 if key == "decile_probe_seconds" else 2
                 rows.append(f"| {tuner} | {name} | "
                             + " | ".join(f"{value:.{digits}f}" for value in run[key]) + " |")
     return ("Per trial, by tenth of the search:\n\n| tuner | mean | "
