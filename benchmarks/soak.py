@@ -63,6 +63,35 @@ print(time.process_time() - start)
 """
 
 
+def steal_seconds() -> float:
+    """CPU seconds the hypervisor gave to others while this machine's CPUs wanted to run
+    (the "steal" column of /proc/stat, all CPUs), since boot."""
+    with open("/proc/stat", encoding="utf-8") as handle:
+        fields = handle.readline().split()  # "cpu user nice system idle iowait irq softirq steal"
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+
+
+class CollectionTimer:
+    """Seconds spent in Python's garbage collections, and how many of them were full ones,
+    since it was made (through `gc.callbacks`; `close` removes it)."""
+
+    def __init__(self):
+        self.seconds, self.full, self._started = 0.0, 0, None
+        gc.callbacks.append(self)
+
+    def __call__(self, phase, info):
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif self._started is not None:
+            self.seconds += time.perf_counter() - self._started
+            self.full += info["generation"] == 2
+            self._started = None
+
+    def close(self):
+        if self in gc.callbacks:
+            gc.callbacks.remove(self)
+
+
 def machine_probe() -> float:
     """CPU seconds of a fixed single-threaded workload (Python arithmetic and a sort, about
     0.06 s) run in a fresh interpreter, which nothing of the search can slow down: on a
@@ -76,30 +105,40 @@ class TrialLog:
     """`on_trial_end` for `autoprep.tune`: per trial, seconds since the last one, CPU seconds,
     RSS, the objects the garbage collector tracks, with a `clock` (search_cost's `Clock`) the
     seconds of each part of the trial and, with `probe`, the machine's speed after it
-    (`machine_probe`, not counted in the next trial's seconds)."""
+    (`machine_probe`, not counted in the next trial's seconds). Also per trial: the seconds
+    in garbage collections and how many were full, major page faults (a page read back from
+    disk) and the machine's steal time (`steal_seconds`)."""
 
     def __init__(self, *, objects=True, on_sample=None, clock=None, probe=False):
         self.objects, self.on_sample, self.clock, self.probe = objects, on_sample, clock, probe
         self.samples, self.parts, self.harness = [], {}, 0.0
+        self.collections = CollectionTimer()
         self.mark()
 
     def mark(self) -> float:
         """Starts the next trial's clocks and counters now; returns the wall clock's reading."""
         self.last, self.last_cpu = time.perf_counter(), time.process_time()
         self.last_system = os.times().system
-        self.last_faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        self.last_faults, self.last_major = usage.ru_minflt, usage.ru_majflt
+        self.last_gc = self.collections.seconds, self.collections.full
+        self.last_steal = steal_seconds()
         return self.last
 
     def __call__(self, result, record):
         now, cpu = time.perf_counter(), time.process_time()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         sample = {"trial": len(self.samples) + 1, "seconds": now - self.last,
                   "ended_at": time.time(),
                   "cpu_seconds": cpu - self.last_cpu, "rss_mib": rss_bytes() / MIB,
                   "load": os.getloadavg()[0], "status": record.status.value,
                   "threads": len(os.listdir("/proc/self/task")),
                   "system_seconds": os.times().system - self.last_system,
-                  "minor_faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-                  - self.last_faults,
+                  "minor_faults": usage.ru_minflt - self.last_faults,
+                  "major_faults": usage.ru_majflt - self.last_major,
+                  "gc_seconds": self.collections.seconds - self.last_gc[0],
+                  "full_collections": self.collections.full - self.last_gc[1],
+                  "steal_seconds": steal_seconds() - self.last_steal,
                   "config": record.config}  # what the trial cost depends on
         if self.clock is not None:
             parts = dict(self.clock.seconds)
@@ -170,6 +209,7 @@ def soak(data_dir, run_dir, *, tuner, trials, objects=True, parts=True, on_sampl
                       directory=run_dir, project_name=tuner, verbose=0, test_split=0,
                       baseline=False, reevaluate=0, on_trial_end=log, **options)
     finally:
+        log.collections.close()
         if clock is not None:
             clock.restore()
         if restore is not None:
@@ -223,6 +263,9 @@ def figures(run) -> dict:
     if samples and "probe_seconds" in samples[0]:
         probe = decile_means([s["probe_seconds"] for s in samples])
         result.update(decile_probe_seconds=probe, probe_ratio=last_to_second(probe))
+    for key in ("gc_seconds", "full_collections", "major_faults", "steal_seconds"):
+        if samples and key in samples[0]:
+            result[f"decile_{key}"] = decile_means([s[key] for s in samples])
     if samples and "parts" in samples[0]:
         result["decile_parts"] = {
             name: decile_means([s["parts"][name] for s in samples])
@@ -544,7 +587,11 @@ def deciles_section(runs) -> str:
         for name, key, digits in (("wall s", "decile_seconds", 2),
                                   ("CPU s", "decile_cpu_seconds", 2),
                                   ("1-min load", "decile_load", 2),
-                                  ("fixed workload, CPU s", "decile_probe_seconds", 3)):
+                                  ("fixed workload, CPU s", "decile_probe_seconds", 3),
+                                  ("in garbage collection, s", "decile_gc_seconds", 3),
+                                  ("full collections", "decile_full_collections", 1),
+                                  ("major page faults", "decile_major_faults", 1),
+                                  ("machine's steal, CPU s", "decile_steal_seconds", 3)):
             if key in run:
                 rows.append(f"| {tuner} | {name} | "
                             + " | ".join(f"{value:.{digits}f}" for value in run[key]) + " |")

@@ -2,7 +2,9 @@
 chose a costlier kind of pipeline is told apart from a trial that costs more because it came
 later."""
 
+import gc
 import random
+import types
 
 from helpers import load_benchmark
 
@@ -45,8 +47,6 @@ def test_a_replayed_tenth_is_compared_pair_by_pair_with_the_trials_it_repeats():
 
 
 def test_the_machine_probe_runs_after_each_trial_outside_the_next_trial_s_clocks():
-    import types
-
     soak = load_benchmark("soak")
     log = soak.TrialLog(objects=False, probe=True)
     record = types.SimpleNamespace(status=types.SimpleNamespace(value="COMPLETED"), config={})
@@ -59,3 +59,21 @@ def test_the_machine_probe_runs_after_each_trial_outside_the_next_trial_s_clocks
                for n in range(1, 201)]
     figures = soak.figures({"samples": samples})
     assert abs(figures["probe_ratio"] - 1.2) < 1e-9
+
+
+def test_the_log_times_garbage_collections_within_the_trial_they_ran_in():
+    soak = load_benchmark("soak")
+    log = soak.TrialLog(objects=False)
+    record = types.SimpleNamespace(status=types.SimpleNamespace(value="COMPLETED"), config={})
+    try:
+        for _ in range(3):
+            gc.collect()
+        log(None, record)
+        log(None, record)  # no collection in this one
+    finally:
+        log.collections.close()
+    first, second = log.samples
+    assert first["full_collections"] == 3 and first["gc_seconds"] > 0
+    assert second["full_collections"] == 0
+    assert log.collections not in gc.callbacks
+    assert first["steal_seconds"] >= 0 and first["major_faults"] >= 0
