@@ -1,5 +1,6 @@
 """Result: what a search found, on disk after every trial, and how to load and export it."""
 
+import copy
 import csv
 import dataclasses
 import io
@@ -130,9 +131,15 @@ class TuneResult:
         return write_module(self, path, force=force)
 
     def to_dict(self) -> dict:
-        state = dataclasses.asdict(self)
-        state.pop("run_dir")
-        state["trials"] = [trial.to_dict() for trial in self.trials]
+        # Field by field, not `dataclasses.asdict(self)`: that would also convert every trial
+        # record, then converted again by its own `to_dict`, after every trial of a search.
+        state = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name == "trials":
+                state["trials"] = [trial.to_dict() for trial in value]
+            elif field.name != "run_dir":
+                state[field.name] = copy.deepcopy(value)
         return state
 
     @classmethod
