@@ -11,8 +11,8 @@ validation, which is 3-fold cross-validation on 320 images in 4 classes), a tiny
 generated folder of `--images` RGB PNGs of `--size` pixels. After every trial (through
 `on_trial_end`) the harness records the wall time since the previous trial ended, the process's
 resident memory (VmRSS from /proc/self/status) and the number of objects Python's garbage
-collector tracks. Each run is kept in OUT.json under its tuner's name (a run of the other tuner
-stays), and OUT.md and OUT.png are written again from all of them.
+collector tracks (frozen ones included). Each run is kept in OUT.json under its tuner's name
+(a run of the other tuner stays), and OUT.md and OUT.png are written again from all of them.
 
 Targets (issue 17): the mean seconds per trial of the last 10 % of trials at most 1.10x that of
 the second 10 %, and resident memory growing at most 0.5 MiB per trial after the first 10 %
@@ -103,11 +103,11 @@ def machine_probe() -> float:
 
 class TrialLog:
     """`on_trial_end` for `autoprep.tune`: per trial, seconds since the last one, CPU seconds,
-    RSS, the objects the garbage collector tracks, with a `clock` (search_cost's `Clock`) the
-    seconds of each part of the trial and, with `probe`, the machine's speed after it
-    (`machine_probe`, not counted in the next trial's seconds). Also per trial: the seconds
-    in garbage collections and how many were full, major page faults (a page read back from
-    disk) and the machine's steal time (`steal_seconds`)."""
+    RSS, the objects the garbage collector tracks and has frozen, with a `clock`
+    (search_cost's `Clock`) the seconds of each part of the trial and, with `probe`, the
+    machine's speed after it (`machine_probe`, not counted in the next trial's seconds). Also
+    per trial: the seconds in garbage collections and how many were full, major page faults
+    (a page read back from disk) and the machine's steal time (`steal_seconds`)."""
 
     def __init__(self, *, objects=True, on_sample=None, clock=None, probe=False):
         self.objects, self.on_sample, self.clock, self.probe = objects, on_sample, clock, probe
@@ -147,7 +147,10 @@ class TrialLog:
             sample["parts"]["saving"] -= self.harness  # this call runs inside "saving"
             self.parts = parts
         if self.objects:
+            # The collector's objects, and those frozen out of its walks (the search freezes
+            # what each trial leaves): both are what the process holds.
             sample["objects"] = len(gc.get_objects())
+            sample["frozen_objects"] = gc.get_freeze_count()
         if self.probe:
             sample["probe_seconds"] = machine_probe()
         self.samples.append(sample)
@@ -271,7 +274,8 @@ def figures(run) -> dict:
             name: decile_means([s["parts"][name] for s in samples])
             for name in samples[0]["parts"]}
     if samples and "objects" in samples[0]:
-        result["objects_slope"] = slope(xs, [s["objects"] for s in after])
+        result["objects_slope"] = slope(
+            xs, [s["objects"] + s.get("frozen_objects", 0) for s in after])
     if samples and "cpu_seconds" in samples[0]:
         result["cpu_growth"] = adjusted_growth(samples)
         if run.get("replay"):
