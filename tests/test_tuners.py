@@ -335,36 +335,3 @@ def test_a_search_leaves_the_objects_that_existed_before_it_out_of_collections(t
         assert gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
-
-
-def test_what_survives_each_trial_is_frozen_and_the_trial_s_model_is_not(tmp_path):
-    import gc
-    import weakref
-
-    import keras
-    import keras_tuner as kt
-
-    from autoprep.search import tuners
-
-    models, seen = [], []  # weak references to the models; per build: frozen, models alive
-
-    class HyperModel(kt.HyperModel):
-        def build(self, hp):
-            seen.append((gc.get_freeze_count(), sum(ref() is not None for ref in models)))
-            model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-            models.append(weakref.ref(model))
-            return model
-
-        def fit(self, hp, model, *args, **kwargs):
-            hp.Int("x", 0, 100)  # a new value each trial
-            return {"score": 1.0}
-
-    gc.unfreeze()  # the suite's own freeze (conftest) is not part of this test
-    oracle = tuners.RandomSearchOracle(objective=kt.Objective("score", "max"), max_trials=4,
-                                       seed=0)
-    tuner = tuners.Tuner(oracle=oracle, hypermodel=HyperModel(), directory=str(tmp_path))
-    tuner.search()
-    frozen = [count for count, _ in seen]
-    assert frozen[-3] < frozen[-2] < frozen[-1]  # each trial's survivors joined the frozen ones
-    assert [alive for _, alive in seen] == [0] * len(seen)  # no trial's model among them
-    assert gc.get_freeze_count() == 0

@@ -388,12 +388,7 @@ class OneCollectionPerBuild:
     `_build_hypermodel(hp)`, then its checks (a Keras model, `FatalTypeError` otherwise; at
     most `max_model_size` parameters by `maybe_compute_model_size`, `FailedTrialError`
     otherwise), repeated here after the one collection of `clear_session()`.
-    `after_collection()` is called between the collection and the build: what is left then
-    is the search's own state, the trial before it having been collected.
     """
-
-    def after_collection(self):
-        """Called after each trial's collection, before its model is built."""
 
     def _try_build(self, hp):
         import keras
@@ -401,7 +396,6 @@ class OneCollectionPerBuild:
         from keras_tuner.src.engine import tuner
 
         keras.backend.clear_session()  # resets Keras' state and collects garbage
-        self.after_collection()
         model = self._build_hypermodel(hp)
         if not isinstance(model, keras.Model):
             raise errors.FatalTypeError(

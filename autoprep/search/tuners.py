@@ -330,19 +330,8 @@ class _Hooks(OneCollectionPerBuild, AtomicTunerState):
         self.save()
 
     def search(self, *args, **kwargs):
-        with startup_objects_frozen() as self._freezing:
-            try:
-                return super().search(*args, **kwargs)
-            finally:
-                self._freezing = False
-
-    def after_collection(self):
-        # Keras Tuner has just collected the trial before's garbage: what survived (the
-        # finished trials' records, the oracle's state) stays for the whole search, and
-        # frozen, it is not walked again by every later collection (see
-        # `startup_objects_frozen`).
-        if getattr(self, "_freezing", False):
-            gc.freeze()
+        with startup_objects_frozen():
+            return super().search(*args, **kwargs)
 
     def pre_create_trial(self):
         if self._should_stop is not None and self._should_stop(self):
@@ -369,27 +358,23 @@ class _Hooks(OneCollectionPerBuild, AtomicTunerState):
 
 @contextlib.contextmanager
 def startup_objects_frozen():
-    """While inside, the garbage collector skips the objects that existed when it was entered;
-    yields whether it froze them (the tuner then also freezes what survives each trial, in
-    `after_collection`).
+    """While inside, the garbage collector skips the objects that existed when it was entered.
 
     Keras Tuner collects garbage twice before every trial's model (`keras.backend.clear_session`
     and `gc.collect`), and a full collection walks every object of the process: about 420,000
     once TensorFlow and Keras are loaded, 0.67 s a collection on a loaded 2-core machine. What
     exists before the search (modules, the decoded images, the search's own state) is collected
     once on entry and frozen (`gc.freeze`); a trial's garbage is still collected before the
-    next trial. What the finished trials leave (Keras Tuner's trial objects, about 115 per
-    trial) would otherwise be walked again by every later collection: 48,000 objects after 20
-    trials, 71,000 after 200. Nothing is frozen when something else already froze objects:
-    its freeze is not ours to undo (`gc.unfreeze` thaws everything).
+    next trial. Nothing is frozen when something else already froze objects: its freeze is not
+    ours to undo (`gc.unfreeze` thaws everything).
     """
     if gc.get_freeze_count():
-        yield False
+        yield
         return
     gc.collect()
     gc.freeze()
     try:
-        yield True
+        yield
     finally:
         gc.unfreeze()
 
