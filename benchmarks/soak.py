@@ -1,7 +1,7 @@
 """A long search in one process: does a trial cost the same, and hold the same memory, at the end?
 
 Usage:
-    python benchmarks/soak.py [--trials 200] [--tuner random|bayesian] [--replay]
+    python benchmarks/soak.py [--trials 200] [--tuner random|bayesian] [--replay [--control]]
                               [--images 320] [--size 32] [--out results/soak]
     python benchmarks/soak.py --smoke --out /tmp/soak   # seconds: checks the script
     python benchmarks/soak.py --render results/soak     # the page (and plot) again from its JSON
@@ -23,10 +23,14 @@ the same order (trial 181 is trial 21's configuration, with 200 trials): the ora
 its proposal for each of them (its cost is counted), then the proposal is replaced. The two
 tenths then hold the same pipelines, so their ratio is what the same work costs late in the
 night, not what the search chose to try (Bayesian optimization settles on costlier pipelines).
+With `--control` as well, a fresh process then trains the first 20 % of the configurations
+again: its second 10 % is the same work as the long search's last 10 %, at the same hour, so
+that their ratio is what the night left in the process, whatever the machine did meanwhile.
 """
 
 import argparse
 import gc
+import glob
 import json
 import os
 import resource
@@ -151,6 +155,11 @@ class TrialLog:
             # what each trial leaves): both are what the process holds.
             sample["objects"] = len(gc.get_objects())
             sample["frozen_objects"] = gc.get_freeze_count()
+            from tensorflow.python.eager import context  # loaded by the search
+
+            # Functions registered in TensorFlow's eager context (a graph each, kept until
+            # the function that registered it is freed).
+            sample["context_functions"] = len(context.context().list_function_names())
         if self.probe:
             sample["probe_seconds"] = machine_probe()
         self.samples.append(sample)
@@ -159,13 +168,12 @@ class TrialLog:
         self.harness = self.mark() - now  # the harness's own work is not the next trial's
 
 
-def replay_second_tenth(trials):
-    """Makes the oracles' last `trials // 10` trials repeat the values of the second tenth, in
-    order, after computing their own proposal (so that its cost stays in the trial). Returns
-    the function that undoes it."""
+def replacing_proposals(choose):
+    """Makes the oracles' proposals of trial number n (1-based) take the values `choose(n)`,
+    after computing their own (so that its cost stays in the trial); None keeps the proposal.
+    Returns the function that undoes it."""
     from autoprep.search import tuners
 
-    tenth = trials // 10
     originals = {}
     for oracle in (tuners.RandomSearchOracle, tuners.BayesianOptimizationOracle):
         original = oracle.populate_space
@@ -173,9 +181,9 @@ def replay_second_tenth(trials):
         def populate_space(self, trial_id, _original=original):
             proposal = _original(self, trial_id)
             number = len(self.trials) + 1  # Keras Tuner adds the trial after its proposal
-            if number > trials - tenth and proposal.get("values") is not None:
-                source = list(self.trials.values())[number - 1 - (trials - 2 * tenth)]
-                proposal = dict(proposal, values=dict(source.hyperparameters.values))
+            values = choose(self, number)
+            if values is not None and proposal.get("values") is not None:
+                proposal = dict(proposal, values=dict(values))
             return proposal
 
         originals[oracle] = original
@@ -188,15 +196,50 @@ def replay_second_tenth(trials):
     return restore
 
 
+def replay_second_tenth(trials):
+    """Makes the oracles' last `trials // 10` trials repeat the values of the second tenth, in
+    order (`replacing_proposals`). Returns the function that undoes it."""
+    tenth = trials // 10
+
+    def choose(oracle, number):
+        if number <= trials - tenth:
+            return None
+        source = list(oracle.trials.values())[number - 1 - (trials - 2 * tenth)]
+        return source.hyperparameters.values
+
+    return replacing_proposals(choose)
+
+
+def given_values(values):
+    """Makes the oracles' first `len(values)` trials take `values`, in order (the control
+    process of `--control`). Returns the function that undoes it."""
+    return replacing_proposals(lambda oracle, number: values[number - 1]
+                               if number <= len(values) else None)
+
+
+def trial_values(run_dir) -> list:
+    """The hyperparameter values of the trials Keras Tuner saved under `run_dir`, in trial
+    order."""
+    trials = []
+    for path in glob.glob(os.path.join(run_dir, "**", "trial.json"), recursive=True):
+        with open(path, encoding="utf-8") as handle:
+            state = json.load(handle)
+        trials.append((int(state["trial_id"]), state["hyperparameters"]["values"]))
+    return [values for _, values in sorted(trials, key=lambda trial: trial[0])]
+
+
 def soak(data_dir, run_dir, *, tuner, trials, objects=True, parts=True, on_sample=None,
-         replay=False, probe=True, **options) -> dict:
+         replay=False, given=None, probe=True, **options) -> dict:
     """One search of `trials` one-epoch trials in this process; its per-trial samples. With
     `parts`, search_cost's wrappers time the parts of each trial (training, evaluation,
     pipeline, model, metrics, saving, proposal); with `replay`, the last tenth of the trials
-    repeats the second tenth's configurations (`replay_second_tenth`)."""
+    repeats the second tenth's configurations (`replay_second_tenth`); with `given` (a list of
+    hyperparameter values), the first trials take those (`given_values`). The run keeps the
+    values of its first fifth of trials (what a `--control` process is given)."""
     import autoprep
 
-    restore = replay_second_tenth(trials) if replay else None
+    restore = (replay_second_tenth(trials) if replay
+               else given_values(given) if given is not None else None)
     clock = None
     if parts:
         import search_cost
@@ -218,7 +261,7 @@ def soak(data_dir, run_dir, *, tuner, trials, objects=True, parts=True, on_sampl
         if restore is not None:
             restore()
     return {"tuner": tuner, "trials": len(log.samples), "seconds": time.perf_counter() - start,
-            "replay": replay,
+            "replay": replay, "values": trial_values(run_dir)[:2 * max(1, trials // 10)],
             "rss_start_mib": start_rss, "samples": log.samples,
             "process_started": PROCESS_STARTED, "search_started": search_started}
 
@@ -266,7 +309,8 @@ def figures(run) -> dict:
     if samples and "probe_seconds" in samples[0]:
         probe = decile_means([s["probe_seconds"] for s in samples])
         result.update(decile_probe_seconds=probe, probe_ratio=last_to_second(probe))
-    for key in ("gc_seconds", "full_collections", "major_faults", "steal_seconds"):
+    for key in ("gc_seconds", "full_collections", "major_faults", "steal_seconds",
+                "context_functions"):
         if samples and key in samples[0]:
             result[f"decile_{key}"] = decile_means([s[key] for s in samples])
     if samples and "parts" in samples[0]:
@@ -280,7 +324,27 @@ def figures(run) -> dict:
         result["cpu_growth"] = adjusted_growth(samples)
         if run.get("replay"):
             result["replayed"] = replayed(samples)
+        if run.get("control"):
+            result["controlled"] = controlled(samples, run["control"]["samples"])
     return result
+
+
+def controlled(samples, control) -> dict:
+    """The long search's last tenth (which replayed its second tenth) against the same
+    configurations trained right after it in a fresh process (`--control`): the process's
+    age, with the machine's hour held fixed; and the fresh process against the long search's
+    own second tenth: the machine's hour, with the process's age held fixed. CPU seconds."""
+    tenth = max(1, len(samples) // 10)
+    early, late, fresh = samples[tenth:2 * tenth], samples[-tenth:], control[tenth:2 * tenth]
+
+    def mean(trials):
+        return sum(s["cpu_seconds"] for s in trials) / max(1, len(trials))
+
+    ratios = sorted(old["cpu_seconds"] / young["cpu_seconds"] for old, young in zip(late, fresh))
+    return {"pairs": len(fresh),
+            "different": sum(a.get("config") != b.get("config") for a, b in zip(late, fresh)),
+            "mean_early": mean(early), "mean_late": mean(late), "mean_fresh": mean(fresh),
+            "median_ratio": ratios[len(ratios) // 2] if ratios else None}
 
 
 def replayed(samples) -> dict:
@@ -343,8 +407,12 @@ def child(args, data_dir, out):
                 json.dump({"tuner": args.tuner, "samples": samples}, handle)
 
     with tempfile.TemporaryDirectory() as scratch:
+        given = None
+        if args.given:
+            with open(args.given, encoding="utf-8") as handle:
+                given = json.load(handle)
         run = soak(data_dir, args.run_dir or scratch, tuner=args.tuner, trials=args.trials,
-                   on_sample=show, replay=args.replay)
+                   on_sample=show, replay=args.replay, given=given)
     run.update(load_average_end=list(os.getloadavg()))
     with open(out, "w", encoding="utf-8") as handle:
         json.dump(run, handle)
@@ -364,6 +432,10 @@ def main(argv=None):
     parser.add_argument("--tuner", choices=["random", "bayesian"], default="random")
     parser.add_argument("--replay", action="store_true",
                         help="the last 10 %% of trials repeat the second 10 %%'s configurations")
+    parser.add_argument("--control", action="store_true",
+                        help="with --replay: afterwards, a fresh process trains the first "
+                        "fifth's configurations again, for the same work at the same hour in "
+                        "a process that is not old")
     parser.add_argument("--images", type=int, default=320)
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--dir", help="folder for the generated images (kept)")
@@ -380,10 +452,13 @@ def main(argv=None):
     parser.add_argument("--child", nargs=2, metavar=("DATA", "OUT"),
                         help=argparse.SUPPRESS)  # one search in this process, for the parent
     parser.add_argument("--run-dir", help=argparse.SUPPRESS)  # the child's, to resume
+    parser.add_argument("--given", help=argparse.SUPPRESS)  # JSON values of the first trials
     args = parser.parse_args(argv)
     if args.replay and args.recycle:
         parser.error("--replay and --recycle cannot go together: each recycled process would "
                      "replay its own last tenth")
+    if args.control and not args.replay:
+        parser.error("--control needs --replay: it compares the replayed tenth")
     if args.smoke:
         args.trials, args.images, args.size = 4, 80, 16
     if args.render:
@@ -409,6 +484,8 @@ def main(argv=None):
             run = recycled(args, data_dir, workdir)
         else:  # a fresh process: the search is alone in it, as in `autoprep tune`
             run = child_run(args, data_dir, workdir, args.trials)
+        if args.control:
+            run["control"] = control_run(args, data_dir, workdir, run["values"])
     if os.path.exists(args.out + ".partial.json"):
         os.remove(args.out + ".partial.json")
     run.update(figures(run), commit=git_commit(), load_average_start=load_start,
@@ -434,15 +511,27 @@ def adopt_partial(out, result):
     os.remove(out + ".partial.json")
 
 
-def child_run(args, data_dir, workdir, trials, run_dir=None) -> dict:
+def child_run(args, data_dir, workdir, trials, run_dir=None, given=None) -> dict:
     """Runs the search up to `trials` trials in a child process; returns its run."""
     out = os.path.join(workdir, "run.json")
     subprocess.run([sys.executable, os.path.abspath(__file__), "--child", data_dir, out,
                     "--trials", str(trials), "--tuner", args.tuner, "--out", args.out,
-                    *(["--replay"] if args.replay else []),
+                    *(["--replay"] if args.replay and not given else []),
+                    *(["--given", given] if given else []),
                     *(["--run-dir", run_dir] if run_dir else [])], check=True)
     with open(out, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def control_run(args, data_dir, workdir, values) -> dict:
+    """`--control`: right after the long search, a fresh process trains the long search's
+    first `len(values)` configurations again (the second half of them being those the long
+    search's last tenth replayed): the same work, at the same hour, in a young process."""
+    path = os.path.join(workdir, "control_values.json")
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(values, handle)
+    run = child_run(args, data_dir, workdir, len(values), given=path)
+    return {"samples": run["samples"], "load_average_end": list(os.getloadavg())}
 
 
 def recycled(args, data_dir, workdir) -> dict:
@@ -529,6 +618,7 @@ def page(result, image) -> str:
         "1-min load, start -> end |\n|" + "---|" * 14 + "\n" + "\n".join(rows) + "\n\n"
         f"![seconds and resident memory per trial]({image})\n\n"
         + deciles_section(result["runs"]) + replay_section(result["runs"])
+        + control_section(result["runs"])
         + growth_section(result["runs"])
         + parts_section(result["runs"])
         + result.get("findings", "")
@@ -548,7 +638,7 @@ def replay_section(runs) -> str:
     """The runs whose last tenth repeated the second tenth's configurations (`--replay`)."""
     rows = []
     for tuner, run in sorted(runs.items()):
-        if r := run.get("replayed"):
+        if (r := run.get("replayed")) and r["pairs"]:  # none in a run of under 10 trials
             ratio = r["mean_late"] / r["mean_early"]
             probe = f"{run['probe_ratio']:.2f}" if "probe_ratio" in run else "not recorded"
             rows.append(f"| {tuner} | {r['pairs']} | {r['different']} | {r['mean_early']:.2f} | "
@@ -564,6 +654,31 @@ def replay_section(runs) -> str:
         ["run", "pairs", "pairs whose configuration differs", "CPU s per trial, 2nd 10 %",
          "CPU s, last 10 %", "last / 2nd (target <= 1.10)", "median of the pairs' ratios",
          "fixed workload, last / 2nd"], rows)
+
+
+def control_section(runs) -> str:
+    """The replayed runs with a fresh process after them (`--control`, `controlled`)."""
+    rows = []
+    for tuner, run in sorted(runs.items()):
+        if c := run.get("controlled"):
+            age, hour = c["mean_late"] / c["mean_fresh"], c["mean_fresh"] / c["mean_early"]
+            rows.append(f"| {tuner} | {run['commit']} | {c['pairs']} | {c['different']} | "
+                        f"{c['mean_early']:.2f} | {c['mean_late']:.2f} | {c['mean_fresh']:.2f} "
+                        f"| {age:.2f} ({verdict(age, TARGET_RATIO)}) | "
+                        f"{c['median_ratio']:.2f} | {hour:.2f} |")
+    return table_section(
+        "An old process against a young one, at the same hour (`--control`)",
+        "Right after the long search, a fresh process trained the long search's first 20 % "
+        "of configurations again; its trials of the second 10 % are the configurations the "
+        "long search's last 10 % replayed. Old / young compares the same work at the same "
+        "hour in a process that ran the whole night and in one that did not: what a night "
+        "leaves in the process, with the machine's drift held fixed. Young / 2nd 10 % is the "
+        "machine's drift over the night, with the process's age held fixed (CPU seconds per "
+        "trial):",
+        ["run", "commit", "pairs", "configurations that differ", "2nd 10 %",
+         "last 10 % (old process)", "the same, young process",
+         "old / young (target <= 1.10)", "median of the pairs' old / young",
+         "young / 2nd 10 % (the machine)"], rows)
 
 
 def growth_section(runs) -> str:
@@ -595,6 +710,8 @@ def deciles_section(runs) -> str:
                                   ("in garbage collection, s", "decile_gc_seconds", 3),
                                   ("full collections", "decile_full_collections", 1),
                                   ("major page faults", "decile_major_faults", 1),
+                                  ("functions in the eager context",
+                                   "decile_context_functions", 0),
                                   ("machine's steal, CPU s", "decile_steal_seconds", 3)):
             if key in run:
                 rows.append(f"| {tuner} | {name} | "

@@ -77,3 +77,24 @@ def test_the_log_times_garbage_collections_within_the_trial_they_ran_in():
     assert second["full_collections"] == 0
     assert log.collections not in gc.callbacks
     assert first["steal_seconds"] >= 0 and first["major_faults"] >= 0
+
+
+def test_the_control_holds_the_hour_fixed_to_measure_the_process_s_age():
+    soak = load_benchmark("soak")
+
+    def trial(number, cpu, config):
+        return {"trial": number, "seconds": cpu, "cpu_seconds": cpu, "rss_mib": 800.0,
+                "config": {"n": config}}
+
+    # The machine got 20 % slower over the night, and the old process 10 % slower still.
+    samples = [trial(n, 1.0, n) for n in range(1, 181)] + [
+        trial(n, 1.32, n - 160) for n in range(181, 201)]
+    control = [trial(n, 1.2, n) for n in range(1, 41)]
+    figures = soak.figures({"samples": samples, "replay": True,
+                            "control": {"samples": control}})
+    c = figures["controlled"]
+    assert c["pairs"] == 20 and c["different"] == 0
+    assert abs(c["mean_late"] / c["mean_fresh"] - 1.1) < 1e-9  # the process's age
+    assert abs(c["mean_fresh"] / c["mean_early"] - 1.2) < 1e-9  # the machine's hour
+    control[25]["config"] = {"n": 0}
+    assert soak.controlled(samples, control)["different"] == 1
