@@ -152,7 +152,7 @@ class TrialLog:
             self.parts = parts
         if self.objects:
             # The collector's objects, and those frozen out of its walks (the search freezes
-            # what each trial leaves): both are what the process holds.
+            # what existed before it): both are what the process holds.
             sample["objects"] = len(gc.get_objects())
             sample["frozen_objects"] = gc.get_freeze_count()
             from tensorflow.python.eager import context  # loaded by the search
@@ -169,9 +169,9 @@ class TrialLog:
 
 
 def replacing_proposals(choose):
-    """Makes the oracles' proposals of trial number n (1-based) take the values `choose(n)`,
-    after computing their own (so that its cost stays in the trial); None keeps the proposal.
-    Returns the function that undoes it."""
+    """Makes the oracles' proposals of trial number n (1-based) take the values
+    `choose(oracle, n)`, after computing their own (so that its cost stays in the trial); None
+    keeps the proposal. Returns the function that undoes it."""
     from autoprep.search import tuners
 
     originals = {}
@@ -664,8 +664,7 @@ def control_section(runs) -> str:
             age, hour = c["mean_late"] / c["mean_fresh"], c["mean_fresh"] / c["mean_early"]
             rows.append(f"| {tuner} | {run['commit']} | {c['pairs']} | {c['different']} | "
                         f"{c['mean_early']:.2f} | {c['mean_late']:.2f} | {c['mean_fresh']:.2f} "
-                        f"| {age:.2f} | "
-                        f"{c['median_ratio']:.2f} | {hour:.2f} |")
+                        f"| {age:.2f} | {c['median_ratio']:.2f} | {hour:.2f} |")
     return table_section(
         "An old process against a young one, at the same hour (`--control`)",
         "Right after the long search, a fresh process trained the long search's first 20 % "
