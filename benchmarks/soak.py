@@ -335,30 +335,31 @@ def controlled(samples, control) -> dict:
     age, with the machine's hour held fixed; and the fresh process against the long search's
     own second tenth: the machine's hour, with the process's age held fixed. CPU seconds."""
     tenth = max(1, len(samples) // 10)
-    early, late, fresh = samples[tenth:2 * tenth], samples[-tenth:], control[tenth:2 * tenth]
-
-    def mean(trials):
-        return sum(s["cpu_seconds"] for s in trials) / max(1, len(trials))
-
-    ratios = sorted(old["cpu_seconds"] / young["cpu_seconds"] for old, young in zip(late, fresh))
-    return {"pairs": len(fresh),
-            "different": sum(a.get("config") != b.get("config") for a, b in zip(late, fresh)),
-            "mean_early": mean(early), "mean_late": mean(late), "mean_fresh": mean(fresh),
-            "median_ratio": ratios[len(ratios) // 2] if ratios else None}
+    young = paired(control[tenth:2 * tenth], samples[-tenth:])  # late: the old process
+    second = samples[tenth:2 * tenth]
+    return dict(young, mean_fresh=young["mean_early"],
+                mean_early=sum(s["cpu_seconds"] for s in second) / max(1, len(second)))
 
 
 def replayed(samples) -> dict:
     """Each trial of the last tenth against the trial of the second tenth whose configuration it
-    repeats (`--replay`): the configurations that differ (none, unless a trial failed) and the
-    ratios of their CPU seconds, late / early."""
+    repeats (`--replay`, `paired`)."""
     tenth = len(samples) // 10
-    pairs = list(zip(samples[tenth:2 * tenth], samples[-tenth:]))
-    same = [(early, late) for early, late in pairs if early.get("config") == late.get("config")]
-    ratios = sorted(late["cpu_seconds"] / early["cpu_seconds"] for early, late in same)
+    return paired(samples[tenth:2 * tenth], samples[-tenth:])
+
+
+def paired(early, late) -> dict:
+    """The trials of `late` against those of `early` whose configurations they repeat, in
+    order: the pairs whose configurations differ (none, unless a trial failed) and, over the
+    others, the mean CPU seconds of each side and the median of the ratios late / early."""
+    pairs = list(zip(early, late))
+    same = [(before, after) for before, after in pairs
+            if before.get("config") == after.get("config")]
+    ratios = sorted(after["cpu_seconds"] / before["cpu_seconds"] for before, after in same)
     return {"pairs": len(pairs), "different": len(pairs) - len(same),
             "median_ratio": ratios[len(ratios) // 2] if ratios else None,
-            "mean_early": sum(e["cpu_seconds"] for e, _ in same) / max(1, len(same)),
-            "mean_late": sum(late["cpu_seconds"] for _, late in same) / max(1, len(same))}
+            "mean_early": sum(before["cpu_seconds"] for before, _ in same) / max(1, len(same)),
+            "mean_late": sum(after["cpu_seconds"] for _, after in same) / max(1, len(same))}
 
 
 def structure(config) -> list:
