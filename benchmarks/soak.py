@@ -75,6 +75,14 @@ def steal_seconds() -> float:
     return int(fields[8]) / os.sysconf("SC_CLK_TCK")
 
 
+def busy_seconds() -> float:
+    """CPU seconds this machine's CPUs spent running anything (user, nice, system, irq and
+    softirq columns of /proc/stat, all CPUs), since boot: every process's and the kernel's."""
+    with open("/proc/stat", encoding="utf-8") as handle:
+        fields = handle.readline().split()
+    return sum(int(fields[i]) for i in (1, 2, 3, 6, 7)) / os.sysconf("SC_CLK_TCK")
+
+
 class CollectionTimer:
     """Seconds spent in Python's garbage collections, and how many of them were full ones,
     since it was made (through `gc.callbacks`; `close` removes it)."""
@@ -111,7 +119,9 @@ class TrialLog:
     (search_cost's `Clock`) the seconds of each part of the trial and, with `probe`, the
     machine's speed after it (`machine_probe`, not counted in the next trial's seconds). Also
     per trial: the seconds in garbage collections and how many were full, major page faults
-    (a page read back from disk) and the machine's steal time (`steal_seconds`)."""
+    (a page read back from disk), the machine's steal time (`steal_seconds`) and the CPU
+    seconds that anything else on the machine ran meanwhile (other processes and the kernel's
+    threads: `busy_seconds` less this process's)."""
 
     def __init__(self, *, objects=True, on_sample=None, clock=None, probe=False):
         self.objects, self.on_sample, self.clock, self.probe = objects, on_sample, clock, probe
@@ -126,7 +136,7 @@ class TrialLog:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         self.last_faults, self.last_major = usage.ru_minflt, usage.ru_majflt
         self.last_gc = self.collections.seconds, self.collections.full
-        self.last_steal = steal_seconds()
+        self.last_steal, self.last_busy = steal_seconds(), busy_seconds()
         return self.last
 
     def __call__(self, result, record):
@@ -143,6 +153,7 @@ class TrialLog:
                   "gc_seconds": self.collections.seconds - self.last_gc[0],
                   "full_collections": self.collections.full - self.last_gc[1],
                   "steal_seconds": steal_seconds() - self.last_steal,
+                  "others_seconds": busy_seconds() - self.last_busy - (cpu - self.last_cpu),
                   "config": record.config}  # what the trial cost depends on
         if self.clock is not None:
             parts = dict(self.clock.seconds)
@@ -310,7 +321,7 @@ def figures(run) -> dict:
         probe = decile_means([s["probe_seconds"] for s in samples])
         result.update(decile_probe_seconds=probe, probe_ratio=last_to_second(probe))
     for key in ("gc_seconds", "full_collections", "major_faults", "steal_seconds",
-                "context_functions"):
+                "others_seconds", "context_functions"):
         if samples and key in samples[0]:
             result[f"decile_{key}"] = decile_means([s[key] for s in samples])
     if samples and "parts" in samples[0]:
@@ -712,7 +723,9 @@ def deciles_section(runs) -> str:
                                   ("major page faults", "decile_major_faults", 1),
                                   ("functions in the eager context",
                                    "decile_context_functions", 0),
-                                  ("machine's steal, CPU s", "decile_steal_seconds", 3)):
+                                  ("machine's steal, CPU s", "decile_steal_seconds", 3),
+                                  ("everything else on the machine, CPU s",
+                                   "decile_others_seconds", 3)):
             if key in run:
                 rows.append(f"| {tuner} | {name} | "
                             + " | ".join(f"{value:.{digits}f}" for value in run[key]) + " |")

@@ -4,6 +4,8 @@ later."""
 
 import gc
 import random
+import subprocess
+import sys
 import types
 
 from helpers import load_benchmark
@@ -77,6 +79,23 @@ def test_the_log_times_garbage_collections_within_the_trial_they_ran_in():
     assert second["full_collections"] == 0
     assert log.collections not in gc.callbacks
     assert first["steal_seconds"] >= 0 and first["major_faults"] >= 0
+
+
+def test_the_log_charges_another_process_s_cpu_to_the_machine_not_to_the_trial():
+    soak = load_benchmark("soak")
+    log = soak.TrialLog(objects=False)
+    record = types.SimpleNamespace(status=types.SimpleNamespace(value="COMPLETED"), config={})
+    try:
+        # Another process busy for about 0.4 CPU seconds while this one waits.
+        subprocess.run([sys.executable, "-c",
+                        "import time\nend = time.process_time() + 0.4\n"
+                        "while time.process_time() < end: pass"], check=True)
+        log(None, record)
+    finally:
+        log.collections.close()
+    (sample,) = log.samples
+    assert sample["others_seconds"] > 0.3  # the other process's work (and the interpreter's start)
+    assert sample["cpu_seconds"] < 0.2  # not this process's
 
 
 def test_the_control_holds_the_hour_fixed_to_measure_the_process_s_age():
