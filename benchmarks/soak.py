@@ -3,6 +3,7 @@
 Usage:
     python benchmarks/soak.py [--trials 200] [--tuner random|bayesian] [--replay [--control]]
                               [--images 320] [--size 32] [--out results/soak]
+    python benchmarks/soak.py --fresh 6 --trials 40    # the machine's drift, processes young
     python benchmarks/soak.py --smoke --out /tmp/soak   # seconds: checks the script
     python benchmarks/soak.py --render results/soak     # the page (and plot) again from its JSON
 
@@ -26,6 +27,12 @@ night, not what the search chose to try (Bayesian optimization settles on costli
 With `--control` as well, a fresh process then trains the first 20 % of the configurations
 again: its second 10 % is the same work as the long search's last 10 %, at the same hour, so
 that their ratio is what the night left in the process, whatever the machine did meanwhile.
+
+With `--fresh K` (and `--trials 40`, say), no long search runs: K fresh processes, one after
+the other, each train the same `--trials` configurations (the first process's random or
+Bayesian choices, given to the others), so that every process is equally young and does the
+same work. What changes from the first to the last is the machine alone, under as long a
+stretch of load as the soak's: the page's "fresh processes" table.
 """
 
 import argparse
@@ -246,7 +253,7 @@ def soak(data_dir, run_dir, *, tuner, trials, objects=True, parts=True, on_sampl
     pipeline, model, metrics, saving, proposal); with `replay`, the last tenth of the trials
     repeats the second tenth's configurations (`replay_second_tenth`); with `given` (a list of
     hyperparameter values), the first trials take those (`given_values`). The run keeps the
-    values of its first fifth of trials (what a `--control` process is given)."""
+    values of every trial (a `--control` process is given the first fifth's)."""
     import autoprep
 
     restore = (replay_second_tenth(trials) if replay
@@ -272,7 +279,7 @@ def soak(data_dir, run_dir, *, tuner, trials, objects=True, parts=True, on_sampl
         if restore is not None:
             restore()
     return {"tuner": tuner, "trials": len(log.samples), "seconds": time.perf_counter() - start,
-            "replay": replay, "values": trial_values(run_dir)[:2 * max(1, trials // 10)],
+            "replay": replay, "values": trial_values(run_dir),
             "rss_start_mib": start_rss, "samples": log.samples,
             "process_started": PROCESS_STARTED, "search_started": search_started}
 
@@ -461,6 +468,9 @@ def main(argv=None):
     parser.add_argument("--recycle", type=int, default=0, metavar="K",
                         help="a prototype: run the search K trials per process, each process "
                         "resuming the run directory the one before left")
+    parser.add_argument("--fresh", type=int, default=0, metavar="K",
+                        help="instead of one long search, K fresh processes back to back, "
+                        "each training the same --trials configurations: the machine's drift")
     parser.add_argument("--child", nargs=2, metavar=("DATA", "OUT"),
                         help=argparse.SUPPRESS)  # one search in this process, for the parent
     parser.add_argument("--run-dir", help=argparse.SUPPRESS)  # the child's, to resume
@@ -469,6 +479,9 @@ def main(argv=None):
     if args.replay and args.recycle:
         parser.error("--replay and --recycle cannot go together: each recycled process would "
                      "replay its own last tenth")
+    if args.fresh and (args.replay or args.recycle):
+        parser.error("--fresh runs short searches of its own: leave out --replay, --control "
+                     "and --recycle")
     if args.control and not args.replay:
         parser.error("--control needs --replay: it compares the replayed tenth")
     if args.smoke:
@@ -492,14 +505,24 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as workdir:
         data_dir = write_folder(args.dir or os.path.join(workdir, "images"), args.images,
                                 size=args.size, classes=4)
-        if args.recycle:
-            run = recycled(args, data_dir, workdir)
-        else:  # a fresh process: the search is alone in it, as in `autoprep tune`
-            run = child_run(args, data_dir, workdir, args.trials)
-        if args.control:
-            run["control"] = control_run(args, data_dir, workdir, run["values"])
+        if args.fresh:
+            processes = fresh_runs(args, data_dir, workdir)
+        else:
+            # A fresh process: the search is alone in it, as in `autoprep tune`.
+            run = (recycled(args, data_dir, workdir) if args.recycle
+                   else child_run(args, data_dir, workdir, args.trials))
+            run["values"] = run["values"][:2 * max(1, args.trials // 10)]  # the first fifth
+            if args.control:
+                run["control"] = control_run(args, data_dir, workdir, run["values"])
     if os.path.exists(args.out + ".partial.json"):
         os.remove(args.out + ".partial.json")
+    if args.fresh:
+        name = f"{args.tuner}, {args.fresh} processes of {args.trials} trials"
+        result.setdefault("fresh", {})[name] = {
+            "processes": processes, "commit": git_commit(), "load_average_start": load_start,
+            "load_average_end": list(os.getloadavg()), "command": command()}
+        result.update(machine=machine(), command=command())
+        return print(write_page(args.out, result))
     run.update(figures(run), commit=git_commit(), load_average_start=load_start,
                images=args.images, size=args.size, command=command())
     name = args.tuner + (f", {args.recycle} per process" if args.recycle else "")
@@ -544,6 +567,42 @@ def control_run(args, data_dir, workdir, values) -> dict:
         json.dump(values, handle)
     run = child_run(args, data_dir, workdir, len(values), given=path)
     return {"samples": run["samples"], "load_average_end": list(os.getloadavg())}
+
+
+def fresh_runs(args, data_dir, workdir) -> list:
+    """`--fresh K`: K fresh processes back to back, each training the configurations the first
+    one chose; per process, its samples and when it started."""
+    processes, path = [], None
+    for _ in range(args.fresh):
+        started = time.time()
+        run = child_run(args, data_dir, workdir, args.trials, given=path)
+        processes.append({"started_at": started, "samples": run["samples"]})
+        if path is None:
+            path = os.path.join(workdir, "fresh_values.json")
+            with open(path, "w", encoding="utf-8") as handle:
+                json.dump(run["values"], handle)
+    return processes
+
+
+def fresh_figures(processes) -> list:
+    """Per fresh process (`--fresh`): minutes since the first started, and over its second
+    half of trials (trials 21-40 of 40: as old as the soak's second 10 %), the mean CPU
+    seconds per trial against the first process's over the same trials (pairs whose
+    configurations differ left out, `paired`), what everything else on the machine ran, and
+    the fixed workload."""
+    first = processes[0]
+    half = len(first["samples"]) // 2
+    rows = []
+    for process in processes:
+        tail = process["samples"][half:]
+        pair = paired(first["samples"][half:], tail)
+        rows.append({
+            "minutes": (process["started_at"] - first["started_at"]) / 60,
+            "mean_cpu_seconds": pair["mean_late"], "to_first": pair["mean_late"] / pair["mean_early"],
+            "median_to_first": pair["median_ratio"], "different": pair["different"],
+            "others_seconds": sum(s.get("others_seconds", 0.0) for s in tail) / len(tail),
+            "load": sum(s.get("load", 0.0) for s in tail) / len(tail)})
+    return rows
 
 
 def recycled(args, data_dir, workdir) -> dict:
@@ -630,7 +689,7 @@ def page(result, image) -> str:
         "1-min load, start -> end |\n|" + "---|" * 14 + "\n" + "\n".join(rows) + "\n\n"
         f"![seconds and resident memory per trial]({image})\n\n"
         + deciles_section(result["runs"]) + replay_section(result["runs"])
-        + control_section(result["runs"])
+        + control_section(result["runs"]) + fresh_section(result.get("fresh", {}))
         + growth_section(result["runs"])
         + parts_section(result["runs"])
         + result.get("findings", "")
@@ -690,6 +749,29 @@ def control_section(runs) -> str:
          "last 10 % (old process)", "the same, young process",
          "old / young", "median of the pairs' old / young",
          "young / 2nd 10 % (the machine)"], rows)
+
+
+def fresh_section(fresh) -> str:
+    """The `--fresh` runs: equally young processes doing the same work, one after another."""
+    rows = []
+    for name, run in sorted(fresh.items()):
+        for number, row in enumerate(fresh_figures(run["processes"]), 1):
+            rows.append(f"| {name} | {run['commit']} | {number} | {row['minutes']:.1f} | "
+                        f"{row['different']} | {row['mean_cpu_seconds']:.2f} | "
+                        f"{row['to_first']:.2f} | {row['median_to_first']:.2f} | "
+                        f"{row['others_seconds']:.3f} | {row['load']:.2f} |")
+    return table_section(
+        "Young processes, one after another (`--fresh`)",
+        "No long search: fresh processes ran one after the other, each training the same "
+        "configurations (the first process's choices), so that each is as young as the "
+        "soak's second 10 % and does the same work. What changes from one to the next is the "
+        "machine, under a stretch of load as long as the soak's. CPU seconds per trial over "
+        "each process's second half of trials, against the first process's on the same "
+        "configurations:",
+        ["run", "commit", "process", "minutes after the first started",
+         "configurations that differ", "CPU s per trial, 2nd half", "/ first process",
+         "median of the pairs' ratios", "everything else on the machine, CPU s per trial",
+         "1-min load"], rows)
 
 
 def growth_section(runs) -> str:

@@ -117,3 +117,19 @@ def test_the_control_holds_the_hour_fixed_to_measure_the_process_s_age():
     assert abs(c["mean_fresh"] / c["mean_early"] - 1.2) < 1e-9  # the machine's hour
     control[25]["config"] = {"n": 0}
     assert soak.controlled(samples, control)["different"] == 1
+
+
+def test_fresh_processes_are_compared_with_the_first_on_the_same_trials():
+    soak = load_benchmark("soak")
+
+    def process(minute, cpu):  # 40 trials; the second half costs `cpu` each
+        return {"started_at": 60.0 * minute,
+                "samples": [{"trial": n, "config": {"n": n}, "others_seconds": 0.01,
+                             "cpu_seconds": 9.0 if n <= 20 else cpu, "load": 1.0}
+                            for n in range(1, 41)]}
+
+    first, later = soak.fresh_figures([process(0, 2.0), process(2.5, 2.2)])
+    assert first["to_first"] == 1.0 and first["minutes"] == 0.0
+    assert abs(later["to_first"] - 1.1) < 1e-9 and later["minutes"] == 2.5
+    assert abs(later["mean_cpu_seconds"] - 2.2) < 1e-9  # the first half is left out
+    assert later["different"] == 0 and abs(later["others_seconds"] - 0.01) < 1e-9
