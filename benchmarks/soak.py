@@ -598,7 +598,8 @@ def fresh_figures(processes) -> list:
         pair = paired(first["samples"][half:], tail)
         rows.append({
             "minutes": (process["started_at"] - first["started_at"]) / 60,
-            "mean_cpu_seconds": pair["mean_late"], "to_first": pair["mean_late"] / pair["mean_early"],
+            "mean_cpu_seconds": pair["mean_late"],
+            "to_first": pair["mean_late"] / pair["mean_early"],
             "median_to_first": pair["median_ratio"], "different": pair["different"],
             "others_seconds": sum(s.get("others_seconds", 0.0) for s in tail) / len(tail),
             "load": sum(s.get("load", 0.0) for s in tail) / len(tail)})
