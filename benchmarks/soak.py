@@ -26,7 +26,8 @@ tenths then hold the same pipelines, so their ratio is what the same work costs 
 night, not what the search chose to try (Bayesian optimization settles on costlier pipelines).
 With `--control` as well, a fresh process then trains the first 20 % of the configurations
 again: its second 10 % is the same work as the long search's last 10 %, at the same hour, so
-that their ratio is what the night left in the process, whatever the machine did meanwhile.
+that their ratio is what the night left in the process, whatever the machine did meanwhile
+(give or take what one process costs against another on the same work).
 
 With `--fresh K` (and `--trials 40`, say), no long search runs: K fresh processes, one after
 the other, each train the same `--trials` configurations (the first process's random or
@@ -743,13 +744,14 @@ def control_section(runs) -> str:
         "of configurations again; its trials of the second 10 % are the configurations the "
         "long search's last 10 % replayed. Old / young compares the same work at the same "
         "hour in a process that ran the whole night and in one that did not: what a night "
-        "leaves in the process, with the machine's drift held fixed. Young / 2nd 10 % is the "
-        "machine's drift over the night, with the process's age held fixed (CPU seconds per "
-        "trial):",
+        "leaves in the process, with the machine's drift held fixed. Young / 2nd 10 % holds "
+        "the process's age fixed: the machine's drift over the night, and what one process "
+        "costs against another on the same work (the `--fresh` table shows how much that "
+        "moves). CPU seconds per trial:",
         ["run", "commit", "pairs", "configurations that differ", "2nd 10 %",
          "last 10 % (old process)", "the same, young process",
          "old / young", "median of the pairs' old / young",
-         "young / 2nd 10 % (the machine)"], rows)
+         "young / 2nd 10 % (the machine, and process against process)"], rows)
 
 
 def fresh_section(fresh) -> str:
