@@ -33,7 +33,7 @@ With `--fresh K` (and `--trials 40`, say), no long search runs: K fresh processe
 the other, each train the same `--trials` configurations (the first process's random or
 Bayesian choices, given to the others), so that every process is equally young and does the
 same work. What changes from the first to the last is the machine alone, under as long a
-stretch of load as the soak's: the page's "fresh processes" table.
+stretch of load as the soak's: the page's "Young processes, one after another" table.
 """
 
 import argparse
@@ -480,7 +480,7 @@ def main(argv=None):
     if args.replay and args.recycle:
         parser.error("--replay and --recycle cannot go together: each recycled process would "
                      "replay its own last tenth")
-    if args.fresh and (args.replay or args.recycle):
+    if args.fresh and (args.replay or args.control or args.recycle):
         parser.error("--fresh runs short searches of its own: leave out --replay, --control "
                      "and --recycle")
     if args.control and not args.replay:
@@ -590,7 +590,7 @@ def fresh_figures(processes) -> list:
     half of trials (trials 21-40 of 40: as old as the soak's second 10 %), the mean CPU
     seconds per trial against the first process's over the same trials (pairs whose
     configurations differ left out, `paired`), what everything else on the machine ran, and
-    the fixed workload."""
+    the load average."""
     first = processes[0]
     half = len(first["samples"]) // 2
     rows = []
