@@ -75,20 +75,14 @@ print(time.process_time() - start)
 """
 
 
-def steal_seconds() -> float:
-    """CPU seconds the hypervisor gave to others while this machine's CPUs wanted to run
-    (the "steal" column of /proc/stat, all CPUs), since boot."""
+def machine_seconds() -> tuple:
+    """CPU seconds since boot, all CPUs, from /proc/stat: busy (the user, nice, system, irq and
+    softirq columns: every process's and the kernel's work) and stolen (the hypervisor gave
+    them to others while this machine's CPUs wanted to run)."""
     with open("/proc/stat", encoding="utf-8") as handle:
         fields = handle.readline().split()  # "cpu user nice system idle iowait irq softirq steal"
-    return int(fields[8]) / os.sysconf("SC_CLK_TCK")
-
-
-def busy_seconds() -> float:
-    """CPU seconds this machine's CPUs spent running anything (user, nice, system, irq and
-    softirq columns of /proc/stat, all CPUs), since boot: every process's and the kernel's."""
-    with open("/proc/stat", encoding="utf-8") as handle:
-        fields = handle.readline().split()
-    return sum(int(fields[i]) for i in (1, 2, 3, 6, 7)) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return sum(int(fields[i]) for i in (1, 2, 3, 6, 7)) / tick, int(fields[8]) / tick
 
 
 class CollectionTimer:
@@ -127,9 +121,9 @@ class TrialLog:
     (search_cost's `Clock`) the seconds of each part of the trial and, with `probe`, the
     machine's speed after it (`machine_probe`, not counted in the next trial's seconds). Also
     per trial: the seconds in garbage collections and how many were full, major page faults
-    (a page read back from disk), the machine's steal time (`steal_seconds`) and the CPU
-    seconds that anything else on the machine ran meanwhile (other processes and the kernel's
-    threads: `busy_seconds` less this process's)."""
+    (a page read back from disk), the machine's steal time and the CPU seconds that anything
+    else on the machine ran meanwhile (other processes and the kernel's threads: the busy time
+    of `machine_seconds` less this process's)."""
 
     def __init__(self, *, objects=True, on_sample=None, clock=None, probe=False):
         self.objects, self.on_sample, self.clock, self.probe = objects, on_sample, clock, probe
@@ -144,12 +138,13 @@ class TrialLog:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         self.last_faults, self.last_major = usage.ru_minflt, usage.ru_majflt
         self.last_gc = self.collections.seconds, self.collections.full
-        self.last_steal, self.last_busy = steal_seconds(), busy_seconds()
+        self.last_busy, self.last_steal = machine_seconds()
         return self.last
 
     def __call__(self, result, record):
         now, cpu = time.perf_counter(), time.process_time()
         usage = resource.getrusage(resource.RUSAGE_SELF)
+        busy, steal = machine_seconds()
         sample = {"trial": len(self.samples) + 1, "seconds": now - self.last,
                   "ended_at": time.time(),
                   "cpu_seconds": cpu - self.last_cpu, "rss_mib": rss_bytes() / MIB,
@@ -160,8 +155,8 @@ class TrialLog:
                   "major_faults": usage.ru_majflt - self.last_major,
                   "gc_seconds": self.collections.seconds - self.last_gc[0],
                   "full_collections": self.collections.full - self.last_gc[1],
-                  "steal_seconds": steal_seconds() - self.last_steal,
-                  "others_seconds": busy_seconds() - self.last_busy - (cpu - self.last_cpu),
+                  "steal_seconds": steal - self.last_steal,
+                  "others_seconds": busy - self.last_busy - (cpu - self.last_cpu),
                   "config": record.config}  # what the trial cost depends on
         if self.clock is not None:
             parts = dict(self.clock.seconds)
