@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from autoprep.choices.augmentation import AUGMENTATIONS, FLIP_MODES, augment
+from autoprep.choices.augmentation import (
+    AUGMENTATIONS,
+    FLIP_MODES,
+    TracedAugmentation,
+    augment,
+)
 from autoprep.choices.pipeline import Pipeline
 from autoprep.errors import ArgumentError
 
@@ -164,6 +169,35 @@ def test_training_batches_are_augmented_and_evaluation_batches_never(
     assert train_labels.shape == (16, 3)
     trained = np.sort(train_images.numpy().ravel())
     assert not np.allclose(trained, np.sort(first.ravel()), atol=1e-3)
+
+
+@pytest.mark.parametrize("name", PLAIN)
+def test_traced_augmentation_draws_what_the_layers_draw_called_one_by_one(name, batch):
+    def layers():
+        keras.utils.set_random_seed(7)
+        return active_op(name).build_layers() + active_op("flip").build_layers()
+
+    direct, _ = augment(tf.constant(batch), None, layers())
+    traced = TracedAugmentation(layers())
+    output = traced(tf.constant(batch)).numpy()
+    assert output.shape == batch.shape and not np.allclose(output, batch)
+    if not AUGMENTATIONS.get(name).policy:  # a policy picks its ops with TensorFlow's op seeds:
+        # those of a graph are not those of eager calls, so only the seed generators match
+        np.testing.assert_allclose(output, direct.numpy(), atol=1e-4)
+    np.testing.assert_array_equal(traced(tf.constant(batch), training=False).numpy(), batch)
+
+
+def test_training_datasets_sharing_a_traced_augmentation_trace_it_once(batch, labels):
+    pipeline = Pipeline(augmentation=[active_op("rotation"), active_op("flip")])
+    traced = pipeline.traced_augmentation()
+    images = batch.astype(np.uint8)
+    for seed in range(3):
+        train, _ = pipeline.clone().train_dataset(images, labels, num_classes=3, batch_size=16,
+                                                  epochs=1, seed=seed, augmentation=traced)
+        augmented, _ = next(iter(train))
+        assert augmented.shape == images.shape
+    assert traced._traced.experimental_get_tracing_count() == 1
+    assert Pipeline().traced_augmentation() is None
 
 
 @pytest.mark.parametrize("name", AUGMENTATIONS.names())

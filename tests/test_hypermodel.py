@@ -96,3 +96,36 @@ def test_an_evaluation_keeps_the_mean_probabilities_of_the_scored_epochs(monkeyp
     assert np.allclose(as_probabilities(logits, True), [[0.8808, 0.1192], [0.5, 0.5]], atol=1e-4)
     assert np.allclose(as_probabilities([[0.2, 0.8]], False), [[0.2, 0.8]])
     assert np.allclose(as_probabilities([[0.2, 0.8]], True), [[0.3543, 0.6457]], atol=1e-4)
+
+
+def test_the_folds_of_a_trial_share_one_traced_augmentation(monkeypatch):
+    import types
+
+    import numpy as np
+
+    from autoprep.choices.augmentation import TracedAugmentation
+    from autoprep.choices.pipeline import Pipeline
+    from autoprep.search.hypermodel import PipelineHyperModel
+
+    labels = np.arange(30) % 2
+    folder = types.SimpleNamespace(images=np.zeros((30, 2, 2, 1), np.uint8), labels=labels,
+                                   class_names=["a", "b"])
+    hypermodel = PipelineHyperModel(None, folder, None, None, objective="accuracy",
+                                    batch_size=4)
+    given = []
+
+    def train_and_predict(model, pipeline, train, evaluate, *, keep, augmentation, **kwargs):
+        given.append(augmentation)
+        return [np.tile([0.5, 0.5], (len(evaluate), 1))] * keep
+
+    monkeypatch.setattr(hypermodel, "train_and_predict", train_and_predict)
+    monkeypatch.setattr(hypermodel, "build_with",
+                        lambda pipeline, hp: types.SimpleNamespace(loss=None))
+    folds = [(np.setdiff1d(np.arange(30), part), part) for part in np.split(np.arange(30), 3)]
+    augmenting = Pipeline(augmentation=[{"name": "rotation", "intensity": 0.1}])
+    hypermodel.evaluate(augmenting, None, folds, epochs=1)
+    assert len(given) == 3 and isinstance(given[0], TracedAugmentation)
+    assert given[1] is given[0] and given[2] is given[0]
+    given.clear()
+    hypermodel.evaluate(Pipeline(), None, folds, epochs=1)
+    assert given == [None] * 3

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from autoprep.choices.augmentation import AUGMENTATIONS, augment
+from autoprep.choices.augmentation import AUGMENTATIONS, TracedAugmentation, augment
 from autoprep.choices.base import MAX_NAME_LENGTH, Choice
 from autoprep.choices.imbalance import (
     IMBALANCE_STRATEGIES,
@@ -166,6 +166,12 @@ class Pipeline:
         """Fresh Keras layers of the ops that do not mix labels."""
         return [layer for op in self.plain_ops for layer in op.build_layers()]
 
+    def traced_augmentation(self):
+        """The ops that do not mix labels as one `TracedAugmentation` (fresh layers), to share
+        between the training datasets of one trial; None without such ops."""
+        layers = self.augmentation_layers()
+        return TracedAugmentation(layers) if layers else None
+
     # -- learning from the training split ------------------------------------------------
     def fit(self, images, labels, num_classes: int) -> "Pipeline":
         """Learns normalization statistics and class weights from the training split only.
@@ -203,13 +209,15 @@ class Pipeline:
         return repr(_render(self.fit_arguments(epochs), lambda call: _Source(call.source())))
 
     def train_dataset(self, images, labels, *, num_classes, batch_size, epochs, seed=None,
-                      indices_only=False):
+                      indices_only=False, augmentation=None):
         """The training `tf.data.Dataset` and the `fit` kwargs that go with it.
 
         The dataset samples indices of `images` (an array or a `Subset` of one) and reads
         each batch of images from the array: the images are not copied. With `indices_only`,
         it yields the batches of indices (positions in the full array) and labels, for
         `autoprep.search.device_input.DeviceBatches` to read, augment and normalize.
+        `augmentation` is this pipeline's `traced_augmentation()` when another dataset
+        already traced it (fresh layers otherwise).
         """
         images, labels = Subset.of(images), np.asarray(labels)
         class_datasets = [
@@ -227,7 +235,7 @@ class Pipeline:
             batch_size=batch_size,
             seed=seed,
             normalize=None if indices_only else self.normalization,
-            layers=[] if indices_only else self.augmentation_layers(),
+            layers=_augmentation_layers(self, augmentation, indices_only),
             mix=None if mix is None else mix.build_layers()[0],
             num_classes=num_classes,
             class_weights=self.imbalance.dataset_class_weights(),
@@ -250,6 +258,12 @@ class Pipeline:
 
     def __repr__(self):
         return f"Pipeline({self.get_config()})"
+
+
+def _augmentation_layers(pipeline, augmentation, indices_only) -> list:
+    if indices_only:
+        return []
+    return pipeline.augmentation_layers() if augmentation is None else [augmentation]
 
 
 GATE = "CLASS_WEIGHT_GATE"  # the gate's name in the exported module

@@ -261,7 +261,9 @@ class PipelineHyperModel(kt.HyperModel):
             hp: The trial's hyperparameters (for the user's `model_fn`).
             folds: (train, validation) index pairs.
             epochs: Training epochs.
-            seed: Seeds fold k's model and data with `seed + k` (None: unseeded).
+            seed: Seeds fold k's model and sampling with `seed + k` (None: unseeded). The
+                augmentation layers are made once, before fold 0, and their random state runs
+                on through the folds (each fold's draws are still fixed by `seed`).
             model: Fold 0's model when already built (by Keras Tuner); built here otherwise.
             callbacks: Extra Keras callbacks for fold 0.
             keep: How many last epochs are scored (default `scored_epochs(epochs)`).
@@ -271,6 +273,8 @@ class PipelineHyperModel(kt.HyperModel):
         initial = kwargs.get("initial_epoch", 0)
         keep = min(keep or scored_epochs(epochs - initial), epochs - initial)
         predictions, labels, indices, loss, fitted = [], [], [], None, None
+        # Every fold's training dataset applies the same ops: traced once (tf.data reads).
+        augmentation = None if self.device_input else pipeline.traced_augmentation()
         for fold, (train, val) in enumerate(folds):
             fold_seed = None if seed is None else seed + fold
             if model is None or fold > 0:
@@ -281,7 +285,8 @@ class PipelineHyperModel(kt.HyperModel):
             fitted = pipeline.clone()
             predictions.append(self.train_and_predict(
                 model, fitted, train, val, epochs=epochs, seed=fold_seed, keep=keep,
-                callbacks=list(callbacks) if fold == 0 else [], **kwargs,
+                callbacks=list(callbacks) if fold == 0 else [], augmentation=augmentation,
+                **kwargs,
             ))
             labels.append(self.folder.labels[val])
             indices.append(np.asarray(val))
@@ -319,9 +324,10 @@ class PipelineHyperModel(kt.HyperModel):
         ))
 
     def train_and_predict(self, model, pipeline, train, evaluate, *, epochs, seed, keep,
-                          callbacks=(), verbose=0, **kwargs) -> list:
+                          callbacks=(), verbose=0, augmentation=None, **kwargs) -> list:
         """Fits `pipeline` on the `train` indices, trains `model` for `epochs`, and returns its
         predictions for the `evaluate` indices after each of the last `keep` epochs.
+        `augmentation`: the pipeline's `traced_augmentation()`, shared by a trial's folds.
 
         The one training function of autoprep: trials, re-evaluations and test scores.
         """
@@ -332,6 +338,7 @@ class PipelineHyperModel(kt.HyperModel):
         train_ds, fit_kwargs = pipeline.train_dataset(
             images[train], labels[train], num_classes=self.num_classes,
             batch_size=self.batch_size, epochs=epochs, seed=seed, indices_only=on_device,
+            augmentation=augmentation,
         )
         if on_device:  # the model of index batches, read and normalized in its step
             model = device.Trainer(model, device.DeviceBatches(
