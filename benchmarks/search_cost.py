@@ -616,11 +616,13 @@ compilation.
 The target for {main['tuner']}: at most {budget:.2f} s of overhead per trial \
 ({TARGET_RATIO - 1:.2f} x {trained:.2f} s of training and evaluation); measured \
 {figures['overhead_per_trial']:.2f} s, {figures['overhead_per_trial'] - budget:+.2f} s from it. \
-Tracing each map function once per trial instead of once per fold of {folds} (the \
-normalization's learned constants passed as arguments instead of captured, so that one trace \
-serves every fold) and full collections that cost nothing (each walks what the trials before \
-left behind, issue 17 section 1) would leave about {kept:.2f} s, a ratio of about \
-{(trained + kept) / trained:.3f}.
+The folds of a trial already share one trace of its augmentation layers \
+(`TracedAugmentation`). Tracing the rest of each map function once per trial too, instead of \
+once per fold of {folds} (the normalization's learned constants passed as arguments instead of \
+captured, so that one trace serves every fold), and full collections that cost nothing (each \
+walks what the trials before left behind, issue 17 section 1) would save at most \
+{figures['overhead_per_trial'] - kept:.2f} s: at best {kept:.2f} s of overhead would be left, \
+a ratio of about {(trained + kept) / trained:.3f}.
 """
 
 
