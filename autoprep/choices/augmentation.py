@@ -46,7 +46,7 @@ class TracedAugmentation:
     `dataset.map` traces its function anew for every dataset, and tracing Keras' random
     layers is most of the cost of building a training dataset (about 0.03 s per layer on two
     CPU cores). Called through this object, the layers are traced once and the folds of a
-    trial reuse the trace; their random state carries on from one dataset to the next.
+    trial reuse the trace; the layers' seed generators carry on from one dataset to the next.
 
     It stands in `augment`'s list of layers: `TracedAugmentation(layers)(images,
     training=True)` is `augment(images, labels, layers)[0]`.
