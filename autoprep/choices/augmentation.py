@@ -58,9 +58,7 @@ class TracedAugmentation:
         self._traced = tf.function(as_is(self._apply), reduce_retracing=True)
 
     def _apply(self, images):
-        for layer in self.layers:
-            images = layer(images, training=True)
-        return images
+        return augment(images, None, self.layers)[0]
 
     def __call__(self, images, training=True):
         return self._traced(images) if training else images
