@@ -1,7 +1,8 @@
 """A long search in one process: does a trial cost the same, and hold the same memory, at the end?
 
 Usage:
-    python benchmarks/soak.py [--trials 200] [--tuner random|bayesian] [--replay [--control]]
+    python benchmarks/soak.py [--trials 200] [--tuner random|bayesian]
+                              [--replay [--control] [--interleave]]
                               [--images 320] [--size 32] [--out results/soak]
     python benchmarks/soak.py --fresh 6 --trials 40    # the machine's drift, processes young
     python benchmarks/soak.py --smoke --out /tmp/soak   # seconds: checks the script
@@ -27,7 +28,11 @@ night, not what the search chose to try (Bayesian optimization settles on costli
 With `--control` as well, a fresh process then trains the first 20 % of the configurations
 again: its second 10 % is the same work as the long search's last 10 %, at the same hour, so
 that their ratio is what the night left in the process, whatever the machine did meanwhile
-(give or take what one process costs against another on the same work).
+(give or take what one process costs against another on the same work). With `--interleave`
+(and `--replay`), the young process runs alongside the long search's last fifth instead of
+after it, one trial each in turn (`Partner`): its trials 21-40 each run right before the long
+search's trial of the same configuration, so that the machine's speed, which moves by more than
+the target's margin in a quarter of an hour, is the same for both sides of each pair.
 
 With `--fresh K` (and `--trials 40`, say), no long search runs: K fresh processes, one after
 the other, each train the same `--trials` configurations (the first process's random or
@@ -224,6 +229,86 @@ def replay_second_tenth(trials):
     return replacing_proposals(choose)
 
 
+class Partner:
+    """`--interleave`: a young process that trains the given configurations (`given_values`)
+    one trial at a time, each when the long search gives it its turn (between two of the long
+    search's trials, outside their clocks), so that the two processes' trials alternate and
+    meet the machine at the same minutes. Only one of them trains at any time."""
+
+    def __init__(self, data_dir, scratch, tuner, values):
+        path = os.path.join(scratch, "partner_values.json")
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(values, handle)
+        self.out, self.remaining = os.path.join(scratch, "partner.json"), len(values)
+        read, write = os.pipe()
+        self.process = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--child", data_dir, self.out,
+             "--trials", str(len(values)), "--tuner", tuner, "--given", path,
+             "--out", os.path.join(scratch, "partner"), "--paced", str(write)],
+            stdin=subprocess.PIPE, pass_fds=(write,), text=True)
+        os.close(write)
+        self.reports = os.fdopen(read, encoding="utf-8")
+
+    def turn(self):
+        """Lets the young process train its next trial; returns when that trial has ended."""
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+        if not self.reports.readline():
+            raise RuntimeError(f"the interleaved young process stopped with exit code "
+                               f"{self.process.wait()} before its trial {self.remaining}")
+        self.remaining -= 1
+
+    def samples(self) -> list:
+        """Waits for the young process to end (its trials all run); its samples."""
+        self.process.stdin.close()
+        if self.process.wait():
+            raise RuntimeError(f"the interleaved young process failed (exit code "
+                               f"{self.process.returncode})")
+        self.reports.close()
+        with open(self.out, encoding="utf-8") as handle:
+            return json.load(handle)["samples"]
+
+
+def interleaving(data_dir, scratch, tuner, run_dir, trials, on_sample):
+    """`--interleave`, the long search's side: `on_sample` that, after each of its trials from
+    the start of its last fifth, lets a `Partner` train one of the first fifth's
+    configurations (so its trials 21-40 of 200 come each right before the long search's
+    replay of the same configuration, trials 181-200), and waits for the partner to end before
+    the last trial. Returns (on_sample, the partner's samples: a list filled at its end)."""
+    fifth, partner, collected = 2 * max(1, trials // 10), None, []
+
+    def interleaved(sample):
+        nonlocal partner
+        on_sample(sample)
+        if sample["trial"] == trials - fifth:
+            partner = Partner(data_dir, scratch, tuner, trial_values(run_dir)[:fifth])
+        if partner is not None and partner.remaining:
+            partner.turn()
+            if not partner.remaining:
+                collected.extend(partner.samples())
+
+    return interleaved, collected
+
+
+def paced(fd, trials):
+    """`--paced FD`, the young process's side of `Partner`: a function that waits for its turn
+    (a line on stdin), and `on_sample` that reports each trial's end on `fd`, then waits for
+    the next turn (not after the last of its `trials`: the process ends then)."""
+    reports = os.fdopen(fd, "w", encoding="utf-8")
+
+    def wait():
+        if not sys.stdin.readline():
+            raise SystemExit("soak.py --paced: the long search stopped giving turns")
+
+    def after(sample):
+        reports.write(f"{sample['trial']}\n")
+        reports.flush()
+        if sample["trial"] < trials:
+            wait()
+
+    return wait, after
+
+
 def given_values(values):
     """Makes the oracles' first `len(values)` trials take `values`, in order (the control
     process of `--control`). Returns the function that undoes it."""
@@ -340,6 +425,8 @@ def figures(run) -> dict:
             result["replayed"] = replayed(samples)
         if run.get("control"):
             result["controlled"] = controlled(samples, run["control"]["samples"])
+        if run.get("interleaved"):
+            result["interleaved_control"] = controlled(samples, run["interleaved"]["samples"])
     return result
 
 
@@ -410,7 +497,7 @@ def adjusted_growth(samples) -> dict:
 def child(args, data_dir, out):
     """Runs one search in this process and writes its run to `out`; every 10 trials, the
     samples so far to OUT.partial.json (a search stopped early keeps them)."""
-    samples = []
+    samples, partner_samples = [], None
 
     def show(sample):
         samples.append(sample)
@@ -422,12 +509,25 @@ def child(args, data_dir, out):
                 json.dump({"tuner": args.tuner, "samples": samples}, handle)
 
     with tempfile.TemporaryDirectory() as scratch:
-        given = None
+        given, on_sample, run_dir = None, show, args.run_dir or scratch
         if args.given:
             with open(args.given, encoding="utf-8") as handle:
                 given = json.load(handle)
-        run = soak(data_dir, args.run_dir or scratch, tuner=args.tuner, trials=args.trials,
-                   on_sample=show, replay=args.replay, given=given)
+        if args.paced is not None:
+            wait, after = paced(args.paced, args.trials)
+            wait()  # the first turn: nothing of the search runs before it
+
+            def on_sample(sample):
+                show(sample)
+                after(sample)
+
+        elif args.interleave:
+            on_sample, partner_samples = interleaving(data_dir, scratch, args.tuner, run_dir,
+                                                      args.trials, show)
+        run = soak(data_dir, run_dir, tuner=args.tuner, trials=args.trials,
+                   on_sample=on_sample, replay=args.replay, given=given)
+    if partner_samples:
+        run["interleaved"] = {"samples": partner_samples}
     run.update(load_average_end=list(os.getloadavg()))
     with open(out, "w", encoding="utf-8") as handle:
         json.dump(run, handle)
@@ -451,6 +551,10 @@ def main(argv=None):
                         help="with --replay: afterwards, a fresh process trains the first "
                         "fifth's configurations again, for the same work at the same hour in "
                         "a process that is not old")
+    parser.add_argument("--interleave", action="store_true",
+                        help="with --replay: a young process trains the first fifth's "
+                        "configurations alongside the long search's last fifth, one trial "
+                        "each in turn: the same work at the same minutes, old and young")
     parser.add_argument("--images", type=int, default=320)
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--dir", help="folder for the generated images (kept)")
@@ -471,6 +575,7 @@ def main(argv=None):
                         help=argparse.SUPPRESS)  # one search in this process, for the parent
     parser.add_argument("--run-dir", help=argparse.SUPPRESS)  # the child's, to resume
     parser.add_argument("--given", help=argparse.SUPPRESS)  # JSON values of the first trials
+    parser.add_argument("--paced", type=int, help=argparse.SUPPRESS)  # a Partner's report fd
     args = parser.parse_args(argv)
     if args.replay and args.recycle:
         parser.error("--replay and --recycle cannot go together: each recycled process would "
@@ -478,8 +583,9 @@ def main(argv=None):
     if args.fresh and (args.replay or args.control or args.recycle):
         parser.error("--fresh runs short searches of its own: leave out --replay, --control "
                      "and --recycle")
-    if args.control and not args.replay:
-        parser.error("--control needs --replay: it compares the replayed tenth")
+    for flag in ("control", "interleave"):
+        if getattr(args, flag) and not args.replay:
+            parser.error(f"--{flag} needs --replay: it compares the replayed tenth")
     if args.smoke:
         args.trials, args.images, args.size = 4, 80, 16
     if args.render:
@@ -548,6 +654,7 @@ def child_run(args, data_dir, workdir, trials, run_dir=None, given=None) -> dict
     subprocess.run([sys.executable, os.path.abspath(__file__), "--child", data_dir, out,
                     "--trials", str(trials), "--tuner", args.tuner, "--out", args.out,
                     *(["--replay"] if args.replay and not given else []),
+                    *(["--interleave"] if args.interleave and not given else []),
                     *(["--given", given] if given else []),
                     *(["--run-dir", run_dir] if run_dir else [])], check=True)
     with open(out, encoding="utf-8") as handle:
@@ -725,25 +832,31 @@ def replay_section(runs) -> str:
 
 
 def control_section(runs) -> str:
-    """The replayed runs with a fresh process after them (`--control`, `controlled`)."""
+    """The replayed runs with a young process after them (`--control`) or alongside their last
+    fifth (`--interleave`): `controlled`."""
     rows = []
     for tuner, run in sorted(runs.items()):
-        if c := run.get("controlled"):
-            age, hour = c["mean_late"] / c["mean_fresh"], c["mean_fresh"] / c["mean_early"]
-            rows.append(f"| {tuner} | {run['commit']} | {c['pairs']} | {c['different']} | "
-                        f"{c['mean_early']:.2f} | {c['mean_late']:.2f} | {c['mean_fresh']:.2f} "
-                        f"| {age:.2f} | {c['median_ratio']:.2f} | {hour:.2f} |")
+        for key, when in (("controlled", "after"), ("interleaved_control", "in turn")):
+            if (c := run.get(key)) and c["pairs"] > c["different"]:  # none in a smoke run
+                age, hour = c["mean_late"] / c["mean_fresh"], c["mean_fresh"] / c["mean_early"]
+                rows.append(f"| {tuner} | {run['commit']} | {when} | {c['pairs']} | "
+                            f"{c['different']} | {c['mean_early']:.2f} | {c['mean_late']:.2f} | "
+                            f"{c['mean_fresh']:.2f} | {age:.2f} | {c['median_ratio']:.2f} | "
+                            f"{hour:.2f} |")
     return table_section(
-        "An old process against a young one, at the same hour (`--control`)",
-        "Right after the long search, a fresh process trained the long search's first 20 % "
-        "of configurations again; its trials of the second 10 % are the configurations the "
-        "long search's last 10 % replayed. Old / young compares the same work at the same "
-        "hour in a process that ran the whole night and in one that did not: what a night "
-        "leaves in the process, with the machine's drift held fixed. Young / 2nd 10 % holds "
-        "the process's age fixed: the machine's drift over the night, and what one process "
-        "costs against another on the same work (the `--fresh` table shows how much that "
-        "moves). CPU seconds per trial:",
-        ["run", "commit", "pairs", "configurations that differ", "2nd 10 %",
+        "An old process against a young one, at the same hour (`--control`, `--interleave`)",
+        "A fresh process trained the long search's first 20 % of configurations again; its "
+        "trials of the second 10 % are the configurations the long search's last 10 % "
+        "replayed. With `--control` it ran right after the long search; with `--interleave` "
+        "alongside the long search's last 20 %, one trial each in turn, so that each of its "
+        "trials ran right before the old process's trial of the same configuration. Old / "
+        "young compares the same work at the same hour in a process that ran the whole night "
+        "and in one that did not: what a night leaves in the process, with the machine's "
+        "drift held fixed (to the minute when in turn). Young / 2nd 10 % holds the process's "
+        "age fixed: the machine's drift over the night, and what one process costs against "
+        "another on the same work (the `--fresh` table shows how much that moves). CPU "
+        "seconds per trial:",
+        ["run", "commit", "young process", "pairs", "configurations that differ", "2nd 10 %",
          "last 10 % (old process)", "the same, young process",
          "old / young", "median of the pairs' old / young",
          "young / 2nd 10 % (the machine, and process against process)"], rows)

@@ -133,3 +133,61 @@ def test_fresh_processes_are_compared_with_the_first_on_the_same_trials():
     assert abs(later["to_first"] - 1.1) < 1e-9 and later["minutes"] == 2.5
     assert abs(later["mean_cpu_seconds"] - 2.2) < 1e-9  # the first half is left out
     assert later["different"] == 0 and abs(later["others_seconds"] - 0.01) < 1e-9
+
+
+def test_the_interleaved_young_process_takes_its_turns_between_the_last_fifth_s_trials(
+        monkeypatch):
+    soak = load_benchmark("soak")
+    events = []
+
+    class Partner:  # stands in for the young process: records when it is given its turns
+        def __init__(self, data_dir, scratch, tuner, values):
+            events.append(("start", tuple(values)))
+            self.remaining = len(values)
+
+        def turn(self):
+            events.append(("turn", len(events)))
+            self.remaining -= 1
+
+        def samples(self):
+            events.append(("end",))
+            return [{"trial": n} for n in range(1, 5)]
+
+    monkeypatch.setattr(soak, "Partner", Partner)
+    monkeypatch.setattr(soak, "trial_values", lambda run_dir: list(range(1, 21)))
+    shown = []
+    on_sample, collected = soak.interleaving("data", "scratch", "random", "run", 20,
+                                             lambda sample: shown.append(sample["trial"]))
+    for trial in range(1, 21):
+        on_sample({"trial": trial})
+        events.append(("trial", trial))
+    assert shown == list(range(1, 21))
+    # The young process starts after trial 16 of 20 with the first fifth's configurations,
+    # trains one trial after each of trials 16-19 and has ended before trial 20.
+    names = [event[0] if event[0] != "trial" else event[1] for event in events]
+    assert names == list(range(1, 16)) + [
+        "start", "turn", 16, "turn", 17, "turn", 18, "turn", "end", 19, 20]
+    assert events[15] == ("start", (1, 2, 3, 4))
+    assert [s["trial"] for s in collected] == [1, 2, 3, 4]
+
+
+def test_a_paced_process_reports_each_trial_and_waits_for_its_next_turn(monkeypatch):
+    import io
+    import os
+
+    soak = load_benchmark("soak")
+    read, write = os.pipe()
+    monkeypatch.setattr(sys, "stdin", io.StringIO("go\n"))  # one turn given, then none
+    wait, after = soak.paced(write, 3)
+    after({"trial": 1})  # takes the one turn
+    try:
+        after({"trial": 2})  # no turn left: the long search is gone
+    except SystemExit as stop:
+        assert "stopped giving turns" in str(stop)
+    else:
+        raise AssertionError("a paced process went on without its turn")
+    after({"trial": 3})  # the last trial: reported, no turn awaited
+    try:
+        assert os.read(read, 100).decode().split() == ["1", "2", "3"]
+    finally:
+        os.close(read)
