@@ -305,6 +305,8 @@ def paced(fd, trials):
         reports.flush()
         if sample["trial"] < trials:
             wait()
+        else:
+            reports.close()
 
     return wait, after
 
