@@ -26,13 +26,14 @@ its proposal for each of them (its cost is counted), then the proposal is replac
 tenths then hold the same pipelines, so their ratio is what the same work costs late in the
 night, not what the search chose to try (Bayesian optimization settles on costlier pipelines).
 With `--control` as well, a fresh process then trains the first 20 % of the configurations
-again: its second 10 % is the same work as the long search's last 10 %, at the same hour, so
-that their ratio is what the night left in the process, whatever the machine did meanwhile
-(give or take what one process costs against another on the same work). With `--interleave`
-(and `--replay`), the young process runs alongside the long search's last fifth instead of
-after it, one trial each in turn (`Partner`): its trials 21-40 each run right before the long
-search's trial of the same configuration, so that the machine's speed, which moves by more than
-the target's margin in a quarter of an hour, is the same for both sides of each pair.
+again (in a search of as many trials, stopped there, so that its oracle's proposals cost what
+the long search's did): its second 10 % is the same work as the long search's last 10 %, at
+the same hour, so that their ratio is what the night left in the process, whatever the machine
+did meanwhile (give or take what one process costs against another on the same work). With
+`--interleave` (and `--replay`), the young process runs alongside the long search's last fifth
+instead of after it, one trial each in turn (`Partner`): its trials 21-40 each run right before
+the long search's trial of the same configuration, so that the machine's speed, which moves by
+more than the target's margin in a quarter of an hour, is the same for both sides of each pair.
 
 With `--fresh K` (and `--trials 40`, say), no long search runs: K fresh processes, one after
 the other, each train the same `--trials` configurations (the first process's random or
@@ -229,13 +230,21 @@ def replay_second_tenth(trials):
     return replacing_proposals(choose)
 
 
+class Stopped(Exception):
+    """Raised after a child's `--stop-after` trials, from its `on_trial_end`, to end its
+    search there: a search of as many trials as the long one (so that its oracle starts
+    fitting its Gaussian process at the same trial, and its proposals cost the same), cut
+    short."""
+
+
 class Partner:
     """`--interleave`: a young process that trains the given configurations (`given_values`)
     one trial at a time, each when the long search gives it its turn (between two of the long
     search's trials, outside their clocks), so that the two processes' trials alternate and
-    meet the machine at the same minutes. Only one of them trains at any time."""
+    meet the machine at the same minutes. Only one of them trains at any time. Its search is
+    one of the long search's `trials`, stopped after the given ones (`Stopped`)."""
 
-    def __init__(self, data_dir, scratch, tuner, values):
+    def __init__(self, data_dir, scratch, tuner, trials, values):
         path = os.path.join(scratch, "partner_values.json")
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(values, handle)
@@ -243,7 +252,8 @@ class Partner:
         read, write = os.pipe()
         self.process = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "--child", data_dir, self.out,
-             "--trials", str(len(values)), "--tuner", tuner, "--given", path,
+             "--trials", str(trials), "--stop-after", str(len(values)), "--tuner", tuner,
+             "--given", path,
              "--out", os.path.join(scratch, "partner"), "--paced", str(write)],
             stdin=subprocess.PIPE, pass_fds=(write,), text=True)
         os.close(write)
@@ -281,7 +291,7 @@ def interleaving(data_dir, scratch, tuner, run_dir, trials, on_sample):
         nonlocal partner
         on_sample(sample)
         if sample["trial"] == trials - fifth:
-            partner = Partner(data_dir, scratch, tuner, trial_values(run_dir)[:fifth])
+            partner = Partner(data_dir, scratch, tuner, trials, trial_values(run_dir)[:fifth])
         if partner is not None and partner.remaining:
             partner.turn()
             if not partner.remaining:
@@ -290,10 +300,10 @@ def interleaving(data_dir, scratch, tuner, run_dir, trials, on_sample):
     return interleaved, collected
 
 
-def paced(fd, trials):
+def paced(fd, turns):
     """`--paced FD`, the young process's side of `Partner`: a function that waits for its turn
-    (a line on stdin), and `on_sample` that reports each trial's end on `fd`, then waits for
-    the next turn (not after the last of its `trials`: the process ends then)."""
+    (a line on stdin), and one that reports a trial's end on `fd`, then waits for the next
+    turn (not after the last of its `turns`: the process ends then)."""
     reports = os.fdopen(fd, "w", encoding="utf-8")
 
     def wait():
@@ -303,7 +313,7 @@ def paced(fd, trials):
     def after(sample):
         reports.write(f"{sample['trial']}\n")
         reports.flush()
-        if sample["trial"] < trials:
+        if sample["trial"] < turns:
             wait()
         else:
             reports.close()
@@ -516,18 +526,23 @@ def child(args, data_dir, out):
             with open(args.given, encoding="utf-8") as handle:
                 given = json.load(handle)
         if args.paced is not None:
-            wait, after = paced(args.paced, args.trials)
+            wait, after = paced(args.paced, args.stop_after)
             wait()  # the first turn: nothing of the search runs before it
-
-            def on_sample(sample):
-                show(sample)
-                after(sample)
-
         elif args.interleave:
             on_sample, partner_samples = interleaving(data_dir, scratch, args.tuner, run_dir,
                                                       args.trials, show)
-        run = soak(data_dir, run_dir, tuner=args.tuner, trials=args.trials,
-                   on_sample=on_sample, replay=args.replay, given=given)
+        if args.stop_after is not None:
+            def on_sample(sample, _show=on_sample):
+                _show(sample)
+                if args.paced is not None:
+                    after(sample)
+                if sample["trial"] == args.stop_after:
+                    raise Stopped
+        try:
+            run = soak(data_dir, run_dir, tuner=args.tuner, trials=args.trials,
+                       on_sample=on_sample, replay=args.replay, given=given)
+        except Stopped:
+            run = {"samples": samples}
     if partner_samples:
         run["interleaved"] = {"samples": partner_samples}
     run.update(load_average_end=list(os.getloadavg()))
@@ -578,6 +593,7 @@ def main(argv=None):
     parser.add_argument("--run-dir", help=argparse.SUPPRESS)  # the child's, to resume
     parser.add_argument("--given", help=argparse.SUPPRESS)  # JSON values of the first trials
     parser.add_argument("--paced", type=int, help=argparse.SUPPRESS)  # a Partner's report fd
+    parser.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)  # see `Stopped`
     args = parser.parse_args(argv)
     if args.replay and args.recycle:
         parser.error("--replay and --recycle cannot go together: each recycled process would "
@@ -650,15 +666,18 @@ def adopt_partial(out, result):
     os.remove(out + ".partial.json")
 
 
-def child_run(args, data_dir, workdir, trials, run_dir=None, given=None) -> dict:
-    """Runs the search up to `trials` trials in a child process; returns its run."""
+def child_run(args, data_dir, workdir, trials, run_dir=None, given=None,
+              stop_after=None) -> dict:
+    """Runs the search up to `trials` trials in a child process (stopped after `stop_after`
+    of them: `Stopped`); returns its run."""
     out = os.path.join(workdir, "run.json")
     subprocess.run([sys.executable, os.path.abspath(__file__), "--child", data_dir, out,
                     "--trials", str(trials), "--tuner", args.tuner, "--out", args.out,
                     *(["--replay"] if args.replay and not given else []),
                     *(["--interleave"] if args.interleave and not given else []),
                     *(["--given", given] if given else []),
-                    *(["--run-dir", run_dir] if run_dir else [])], check=True)
+                    *(["--run-dir", run_dir] if run_dir else []),
+                    *(["--stop-after", str(stop_after)] if stop_after else [])], check=True)
     with open(out, encoding="utf-8") as handle:
         return json.load(handle)
 
@@ -666,11 +685,12 @@ def child_run(args, data_dir, workdir, trials, run_dir=None, given=None) -> dict
 def control_run(args, data_dir, workdir, values) -> dict:
     """`--control`: right after the long search, a fresh process trains the long search's
     first `len(values)` configurations again (the second half of them being those the long
-    search's last tenth replayed): the same work, at the same hour, in a young process."""
+    search's last tenth replayed): the same work, at the same hour, in a young process. Its
+    search is one of as many trials as the long one, stopped there (`Stopped`)."""
     path = os.path.join(workdir, "control_values.json")
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(values, handle)
-    run = child_run(args, data_dir, workdir, len(values), given=path)
+    run = child_run(args, data_dir, workdir, args.trials, given=path, stop_after=len(values))
     return {"samples": run["samples"], "load_average_end": list(os.getloadavg())}
 
 

@@ -141,7 +141,8 @@ def test_the_interleaved_young_process_takes_its_turns_between_the_last_fifth_s_
     events = []
 
     class Partner:  # stands in for the young process: records when it is given its turns
-        def __init__(self, data_dir, scratch, tuner, values):
+        def __init__(self, data_dir, scratch, tuner, trials, values):
+            assert trials == 20  # a search as long as the long one's, stopped early
             events.append(("start", tuple(values)))
             self.remaining = len(values)
 
