@@ -54,7 +54,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from synthetic import command, machine, save, tiny_cnn, write_folder  # noqa: E402
+from synthetic import command, libraries, machine, save, tiny_cnn, write_folder  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 PROCESS_STARTED = time.time()
@@ -639,12 +639,14 @@ def main(argv=None):
     if args.fresh:
         name = f"{args.tuner}, {args.fresh} processes of {args.trials} trials"
         result.setdefault("fresh", {})[name] = {
-            "processes": processes, "commit": git_commit(), "load_average_start": load_start,
+            "processes": processes, "commit": git_commit(), "libraries": libraries(),
+            "load_average_start": load_start,
             "load_average_end": list(os.getloadavg()), "command": command()}
         result.update(machine=machine(), command=command())
         return print(write_page(args.out, result))
-    run.update(figures(run), commit=git_commit(), load_average_start=load_start,
-               images=args.images, size=args.size, command=command())
+    run.update(figures(run), commit=git_commit(), libraries=libraries(),
+               load_average_start=load_start, images=args.images, size=args.size,
+               command=command())
     name = args.tuner + (f", {args.recycle} per process" if args.recycle else "")
     result["runs"][name + (", last 10 % replays the 2nd" if args.replay else "")] = run
     result.update(machine=machine(), command=command())

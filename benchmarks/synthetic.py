@@ -1,5 +1,6 @@
 """Shared by the benchmarks: synthetic image folders, the machine and its load, result files."""
 
+import importlib.metadata
 import json
 import os
 import platform
@@ -70,7 +71,23 @@ def machine() -> dict:
         pass
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return {"cpu": cpu, "cores": os.cpu_count(), "ram_gib": round(ram / 2**30, 1),
-            "python": platform.python_version(), "load_average": list(os.getloadavg())}
+            "python": platform.python_version(), "libraries": libraries(),
+            "load_average": list(os.getloadavg())}
+
+
+LIBRARIES = ("tensorflow", "keras", "keras-tuner", "numpy", "scikit-learn")
+
+
+def libraries() -> dict:
+    """The installed versions of the libraries a figure depends on (read from their
+    metadata, without importing them): pages hold runs from different days."""
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
 
 
 def command() -> str:
@@ -83,9 +100,10 @@ def footer(result) -> str:
     load = m["load_average"]
     busy = ("the machine was running other jobs: timings taken under load" if load[0] >= 2
             else "a quiet machine")
+    versions = "".join(f", {name} {version}" for name, version in m.get("libraries", {}).items())
     return (f"\nMachine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, Python "
-            f"{m['python']}; load average at the end {', '.join(f'{x:.1f}' for x in load)} "
-            f"({busy}).\n\nCommand: `{result['command']}`\n")
+            f"{m['python']}{versions}; load average at the end "
+            f"{', '.join(f'{x:.1f}' for x in load)} ({busy}).\n\nCommand: `{result['command']}`\n")
 
 
 def save(path, result, markdown):
