@@ -769,17 +769,21 @@ def plot(path, runs):
     import matplotlib.pyplot as plt
 
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True)
-    for tuner, run in sorted(runs.items()):
+    for number, (tuner, run) in enumerate(sorted(runs.items())):
+        color = f"C{number}"  # one color per run, in both panels
         trials = [s["trial"] for s in run["samples"]]
-        top.plot(trials, [s["seconds"] for s in run["samples"]], ".", ms=3, label=tuner)
-        bottom.plot(trials, [s["rss_mib"] for s in run["samples"]], "-", label=tuner)
+        top.plot(trials, [s["seconds"] for s in run["samples"]], ".", ms=3, color=color,
+                 label=tuner)
+        bottom.plot(trials, [s["rss_mib"] for s in run["samples"]], "-", color=color,
+                    label=tuner)
         if "cpu_seconds" in run["samples"][0]:
             top.plot(trials, [s["cpu_seconds"] for s in run["samples"]], "x", ms=3,
-                     label=f"{tuner}, CPU seconds")
-    top.set_ylabel("seconds per trial (wall; x: CPU)")
+                     color=color)
+    top.set_ylabel("seconds per trial (wall: dots; CPU: x)")
     bottom.set_ylabel("resident memory, MiB")
     bottom.set_xlabel("trial")
-    top.legend()
+    top.legend(fontsize="small")
+    bottom.legend(fontsize="small")
     top.grid(alpha=0.3)
     bottom.grid(alpha=0.3)
     figure.tight_layout()
