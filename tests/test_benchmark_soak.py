@@ -8,6 +8,7 @@ import subprocess
 import sys
 import types
 
+import numpy as np
 from helpers import load_benchmark
 
 
@@ -192,3 +193,14 @@ def test_a_paced_process_reports_each_trial_and_waits_for_its_next_turn(monkeypa
         assert os.read(read, 100).decode().split() == ["1", "2", "3"]
     finally:
         os.close(read)
+
+
+def test_a_page_s_footer_names_the_libraries_its_figures_ran_on():
+    synthetic = load_benchmark("synthetic")
+    machine = synthetic.machine()
+    assert set(machine["libraries"]) == set(synthetic.LIBRARIES)
+    assert machine["libraries"]["numpy"] == np.__version__
+    footer = synthetic.footer({"machine": machine, "command": "python x.py"})
+    assert f"numpy {np.__version__}" in footer and "Command: `python x.py`" in footer
+    del machine["libraries"]  # a page written before the versions were recorded
+    assert "numpy" not in synthetic.footer({"machine": machine, "command": "python x.py"})
