@@ -269,6 +269,37 @@ def test_gaussian_process_observations_embedding_and_values(tmp_path):
         assert kt_adapter.gp_values(oracle, row) == {"fixed": 1, **point}, moved("gp_values")
 
 
+def test_gaussian_process_observations_are_keras_tuner_s_and_follow_new_and_running_trials(
+    tmp_path,
+):
+    import numpy as np
+
+    def keras_tuner_s(oracle):
+        x, y = oracle._vectorize_trials()
+        return np.nan_to_num(x, posinf=0, neginf=0), np.nan_to_num(y, posinf=0, neginf=0)
+
+    oracle, _ = _bayesian_oracle(tmp_path)
+    for _ in range(2):  # the second time from the rows kept
+        ours, theirs = kt_adapter.gp_observations(oracle), keras_tuner_s(oracle)
+        np.testing.assert_array_equal(ours[0], theirs[0], err_msg=moved("gp_observations"))
+        np.testing.assert_array_equal(ours[1], theirs[1], err_msg=moved("gp_observations"))
+    # A trial that ends, one still running (its guess from the fitted process), and a trial
+    # whose values change under the same id: each follows Keras Tuner's embedding.
+    oracle.gpr.fit(*keras_tuner_s(oracle))
+    for score, point in ((0.3, {"x": 2, "kind": "b", "size": 0.5}), (None, {"x": 1, "kind": "a"})):
+        trial = oracle.create_trial("tuner0")
+        trial.hyperparameters.values = {"fixed": 1, **point}
+        if score is not None:
+            oracle.update_trial(trial.trial_id, {"score": score})
+            trial.status = "COMPLETED"
+            oracle.end_trial(trial)
+    next(iter(oracle.trials.values())).hyperparameters.values = {"fixed": 1, "x": 0, "kind": "a"}
+    ours, theirs = kt_adapter.gp_observations(oracle), keras_tuner_s(oracle)
+    assert ours[0].shape == (5, 3)
+    np.testing.assert_array_equal(ours[0], theirs[0], err_msg=moved("gp_observations"))
+    np.testing.assert_allclose(ours[1], theirs[1], err_msg=moved("gp_observations"))
+
+
 @pytest.fixture
 def chief(monkeypatch):
     """This process is the chief of a distributed search; workers are lost after 0.2 s."""

@@ -250,6 +250,46 @@ def test_the_gaussian_process_fit_reaches_scikit_learn_s_optimum_with_a_third_of
     assert fitted.get_params() == template.get_params()  # Keras Tuner's settings, as they came
 
 
+def test_the_likelihood_grid_is_scikit_learn_s_log_marginal_likelihood():
+    import numpy as np
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import Matern
+
+    from autoprep.search import tuners
+
+    rng = np.random.default_rng(3)
+    x = rng.uniform(size=(80, 6))
+    x[:8] = x[0]  # repeated points, as a search's staged trials are
+    y = np.sin(4 * x[:, 0]) + 0.3 * rng.normal(size=80)
+    fitted = GaussianProcessRegressor(kernel=Matern(nu=2.5), normalize_y=True, alpha=1e-4,
+                                      optimizer=None).fit(x, y)
+    grid = np.linspace(*Matern(nu=2.5).bounds[0], 41)
+    expected = [fitted.log_marginal_likelihood([theta]) for theta in grid]
+    np.testing.assert_allclose(tuners._likelihoods(fitted, grid), expected, rtol=1e-9)
+    # Not positive definite (no jitter, the longest length scale): -inf, as scikit-learn's.
+    singular = GaussianProcessRegressor(kernel=Matern(nu=2.5), alpha=0.0, optimizer=None)
+    singular.fit(x[8:], y[8:])
+    assert tuners._likelihoods(singular, grid[-1:])[0] == -np.inf
+    assert singular.log_marginal_likelihood(grid[-1:]) == -np.inf
+
+
+def test_the_prior_s_candidates_are_drawn_once_per_search_and_again_when_the_space_grows():
+    from autoprep.search import tuners
+
+    oracle = _bayesian_after(8)
+    space_prior, draws = oracle.prior, []
+    oracle.prior = lambda hyperparameters, seed: draws.append(seed) or space_prior(
+        hyperparameters, seed)
+    first = oracle.populate_space("8")["values"]
+    oracle.populate_space("8")
+    assert len(draws) == tuners.PRIOR_POOL  # not PRIOR_CANDIDATES per proposal
+    assert _bayesian_after(8).populate_space("8")["values"] == first  # drawn again, the same
+    oracle.hyperparameters.Int("width", 8, 64)  # the user's model adds a hyperparameter
+    oracle.populate_space("8")
+    assert len(draws) == 2 * tuners.PRIOR_POOL
+    assert len(oracle._prior_pool()[0]) == len(oracle._nonfixed_space())
+
+
 def test_the_gaussian_process_fit_is_quiet_and_leaves_the_warning_filters_as_they_were():
     import warnings
 

@@ -27,9 +27,12 @@ import warnings
 
 import keras_tuner as kt
 import numpy as np
+import scipy.linalg
 import scipy.optimize
+import scipy.spatial
 import sklearn.base
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.gaussian_process.kernels import Matern
 from threadpoolctl import threadpool_limits
 
 from autoprep import objectives
@@ -176,7 +179,8 @@ def _stage_seed(seed, trial_number, attempt=0) -> int:
 
 # The batched acquisition: candidates drawn at once, then the best few polished.
 UNIFORM_CANDIDATES = 4096  # uniform in the unit cube (Keras Tuner's continuous relaxation)
-PRIOR_CANDIDATES = 256  # from the space's prior (about 0.1 ms a draw)
+PRIOR_CANDIDATES = 256  # from the space's prior, picked from PRIOR_POOL draws
+PRIOR_POOL = 1024  # drawn once per search (about 0.1 ms a draw), again if the space grows
 POLISHED = 5  # L-BFGS-B starts, from the best candidates
 POLISH_ITERATIONS = 30
 _STEP = 1e-6  # forward difference of the acquisition's gradient
@@ -191,9 +195,11 @@ class _BatchedAcquisition:
     random starts with numerical gradients, each a `predict` call per point: 800 calls when the
     acquisition is flat, 23,000 (34 s) when it is not (results/search_cost.md). Here one
     `predict` scores UNIFORM_CANDIDATES uniform points and PRIOR_CANDIDATES draws of the
-    space's prior (`prior`), and L-BFGS-B polishes the POLISHED best, each gradient one
-    `predict` of d + 1 points. The draws come from the oracle's seed and the number of trials,
-    so a resumed search proposes what an uninterrupted one would; BLAS runs one thread, as
+    space's prior (`prior`, picked from PRIOR_POOL draws made once: drawing them anew for
+    every proposal cost a fifth of it), and L-BFGS-B polishes the POLISHED best, each
+    gradient one `predict` of d + 1 points. The draws come from the oracle's seed and the
+    number of trials, so a resumed search proposes what an uninterrupted one would; BLAS
+    runs one thread, as
     threads cost more than they gain on matrices this small (and compete with TensorFlow's).
     The process's kernel has one parameter, its length scale: `_fit` finds its best
     likelihood on a grid, then polishes it once, instead of 21 L-BFGS-B runs (see `_fit`).
@@ -218,11 +224,10 @@ class _BatchedAcquisition:
     def _maximize_acquisition(self, rng, dimensions):
         """The candidate with the best acquisition, after a short L-BFGS-B polish."""
         candidates = [rng.uniform(size=(UNIFORM_CANDIDATES, dimensions))]
-        prior = getattr(self, "prior", None)
-        if prior is not None:
-            seeds = rng.integers(2**31, size=PRIOR_CANDIDATES)
-            candidates.append(kt_adapter.gp_embedding(
-                self, [prior(self.hyperparameters, int(seed)) for seed in seeds]))
+        pool = self._prior_pool()
+        if len(pool):
+            picked = rng.choice(len(pool), size=min(PRIOR_CANDIDATES, len(pool)), replace=False)
+            candidates.append(pool[np.sort(picked)])
         candidates = np.concatenate(candidates)
         scores = self._acquisition(candidates)
         order = np.argsort(scores, kind="stable")[:POLISHED]
@@ -234,6 +239,20 @@ class _BatchedAcquisition:
             if polished.fun < best_score:
                 best, best_score = polished.x, polished.fun
         return best
+
+    def _prior_pool(self) -> np.ndarray:
+        """PRIOR_POOL draws of the space's prior (`prior`), embedded as `gp_observations`'
+        rows; the same draws for the same seed and space (none without a prior)."""
+        prior = getattr(self, "prior", None)
+        if prior is None:
+            return np.empty((0, 0))
+        space = tuple(hp.name for hp in self.hyperparameters.space)
+        kept = self.__dict__.get("_prior_draws")
+        if kept is None or kept[0] != space:
+            seeds = np.random.default_rng([self.seed, 0, 0]).integers(2**31, size=PRIOR_POOL)
+            kept = self._prior_draws = (space, kt_adapter.gp_embedding(
+                self, [prior(self.hyperparameters, int(seed)) for seed in seeds]))
+        return kept[1]
 
     def _acquisition(self, points):
         """Keras Tuner's acquisition, to minimize: `mean - beta * std` of each point."""
@@ -254,27 +273,55 @@ def _fit(gpr, x, y):
     scikit-learn maximizes the likelihood by L-BFGS-B from the kernel's start and from
     `n_restarts_optimizer` (Keras Tuner: 20) log-uniform draws within its bounds, every step
     a likelihood with its gradient: about 90 of them, 0.12-0.2 s with 200 trials, the part of
-    a proposal that grows with the search. With one parameter (Keras Tuner's Matern kernel has
-    a single length scale), the likelihood alone (a quarter of the cost) on a log grid of
-    GRID_PER_DECADE points per decade of the bounds finds the best basin, and one L-BFGS-B
-    run from the grid's best point its optimum, from the data alone (no random starts) in
-    about a third of the time: on 60 synthetic searches, the same likelihood on 56 and a
-    higher one on 4, where the restarts missed the best basin (results/gp_fit.md). Other
-    kernels get scikit-learn's own fit.
+    a proposal that grows with the search. Keras Tuner's kernel, a Matern kernel (nu = 2.5)
+    with a single length scale, has one parameter: the likelihood alone (`_likelihoods`) on a
+    log grid of GRID_PER_DECADE points per decade of its bounds finds the best basin, and
+    one L-BFGS-B run from the grid's best point its optimum, from the data alone (no random
+    starts) in about a third of the time: on 60 synthetic searches, the same likelihood on 56
+    and a higher one on 4, where the restarts missed the best basin (results/gp_fit.md).
+    Other kernels get scikit-learn's own fit.
     """
     kernel = gpr.kernel
-    if kernel.n_dims != 1:
+    if not (type(kernel) is Matern and kernel.nu == 2.5 and kernel.n_dims == 1
+            and np.ndim(y) == 1):
         return gpr.fit(x, y)
     probe = sklearn.base.clone(gpr).set_params(optimizer=None).fit(x, y)
     (low, high), = kernel.bounds
     points = round((high - low) / np.log(10) * GRID_PER_DECADE) + 1
-    grid = np.linspace(low, high, points)[:, None]  # log length scales, as scikit-learn's theta
-    likelihoods = np.nan_to_num([probe.log_marginal_likelihood(theta) for theta in grid],
-                                nan=-np.inf)
-    start = kernel.clone_with_theta(grid[int(np.argmax(likelihoods))])
+    grid = np.linspace(low, high, points)  # log length scales, as scikit-learn's theta
+    start = kernel.clone_with_theta(grid[[int(np.argmax(_likelihoods(probe, grid)))]])
     restarts = gpr.n_restarts_optimizer
     fitted = sklearn.base.clone(gpr).set_params(kernel=start, n_restarts_optimizer=0).fit(x, y)
     return fitted.set_params(kernel=kernel, n_restarts_optimizer=restarts)  # as it came
+
+
+def _likelihoods(fitted, log_length_scales) -> np.ndarray:
+    """`fitted.log_marginal_likelihood(theta)` for every theta of `log_length_scales` (a
+    Matern kernel, nu = 2.5, one length scale), -inf where the kernel is not positive definite.
+
+    The same formula as scikit-learn's (`Matern.__call__`, then Algorithm 2.1 of Rasmussen
+    and Williams), with the distances between the training points computed once instead of
+    once per theta: about half the time of a loop over `log_marginal_likelihood`.
+    """
+    x, y = fitted.X_train_, fitted.y_train_
+    n = len(x)
+    distances = scipy.spatial.distance.pdist(x) * np.sqrt(5.0)
+    diagonal = np.diag_indices(n)
+    likelihoods = np.full(len(log_length_scales), -np.inf)
+    for i, theta in enumerate(log_length_scales):
+        r = distances / np.exp(theta)
+        k = scipy.spatial.distance.squareform((1.0 + r + r**2 / 3.0) * np.exp(-r))
+        k[diagonal] = 1.0
+        k[diagonal] += fitted.alpha
+        try:
+            lower = scipy.linalg.cholesky(k, lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            continue
+        z = scipy.linalg.solve_triangular(lower, y, lower=True, check_finite=False)
+        likelihoods[i] = (-0.5 * z @ z - np.log(np.diag(lower)).sum()
+                          - n / 2 * np.log(2 * np.pi))
+    likelihoods[np.isnan(likelihoods)] = -np.inf
+    return likelihoods
 
 
 class RandomSearchOracle(
