@@ -131,15 +131,14 @@ class TuneResult:
         return write_module(self, path, force=force)
 
     def to_dict(self) -> dict:
-        # Field by field, not `dataclasses.asdict(self)`: that would also convert every trial
-        # record, then converted again by its own `to_dict`, after every trial of a search.
-        state = {}
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if field.name == "trials":
-                state["trials"] = [trial.to_dict() for trial in value]
-            elif field.name != "run_dir":
-                state[field.name] = copy.deepcopy(value)
+        return copy.deepcopy(self._as_json())
+
+    def _as_json(self) -> dict:
+        """The fields as JSON values, sharing the record's own objects (see
+        `TrialRecord.as_json`); `run_dir` is where the file is, not in it."""
+        state = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
+                 if field.name != "run_dir"}
+        state["trials"] = [trial.as_json() for trial in self.trials]
         return state
 
     @classmethod
@@ -149,7 +148,7 @@ class TuneResult:
     def save(self, run_dir, *, module: bool = True):
         """Writes results.json, trials.csv and (with `module`) best_pipeline.py into `run_dir`,
         atomically."""
-        atomic_write(os.path.join(run_dir, RESULTS_FILE), json.dumps(self.to_dict(), indent=2))
+        atomic_write(os.path.join(run_dir, RESULTS_FILE), json.dumps(self._as_json(), indent=2))
         atomic_write(os.path.join(run_dir, TRIALS_FILE), trials_csv(self.trials))
         if module and self.best_config is not None:
             self.export(os.path.join(run_dir, PIPELINE_FILE), force=True)  # the run's own file

@@ -2,6 +2,7 @@
 text that shows one (its configuration, the reason it failed) in the log, `show` and the report.
 """
 
+import copy
 import dataclasses
 import enum
 import re
@@ -72,7 +73,13 @@ class TrialRecord:
         return cls(**{k: v for k, v in state.items() if k in fields})
 
     def to_dict(self) -> dict:
-        state = dataclasses.asdict(self)
+        return copy.deepcopy(self.as_json())
+
+    def as_json(self) -> dict:
+        """The record's fields as JSON values, sharing its own dicts (not copies): to write out
+        at once, not to keep (`to_dict` copies; `dataclasses.asdict` took half of the time of
+        writing results.json after each trial of a 200-trial search)."""
+        state = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
         state["status"] = self.status.value
         return state
 
