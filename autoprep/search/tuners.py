@@ -199,10 +199,10 @@ class _BatchedAcquisition:
     every proposal cost a fifth of it), and L-BFGS-B polishes the POLISHED best, each
     gradient one `predict` of d + 1 points. The draws come from the oracle's seed and the
     number of trials, so a resumed search proposes what an uninterrupted one would; BLAS
-    runs one thread, as
-    threads cost more than they gain on matrices this small (and compete with TensorFlow's).
-    The process's kernel has one parameter, its length scale: `_fit` finds its best
-    likelihood on a grid, then polishes it once, instead of 21 L-BFGS-B runs (see `_fit`).
+    runs one thread, as threads cost more than they gain on matrices this small (and compete
+    with TensorFlow's). The process's kernel has one parameter, its length scale: `_fit`
+    finds its best likelihood on a grid, then polishes it once, instead of 21 L-BFGS-B runs
+    (see `_fit`).
     """
 
     def populate_space(self, trial_id):
