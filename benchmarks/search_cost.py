@@ -647,9 +647,10 @@ After the Bayesian search, in its process, each proposal of its Gaussian process
 from the trials it was made from: by Keras Tuner's optimizer (L-BFGS-B from 50 random starts, \
 numerical gradients, one `GaussianProcessRegressor.predict` call per point) and by autoprep's \
 (`tuners._BatchedAcquisition`: one `predict` of 4,096 uniform points and 256 draws of the \
-space's prior, picked from 1,024 drawn once per search, then L-BFGS-B from the best 5, each gradient one `predict` of d + 1 points; \
-BLAS on one thread). The acquisition is Keras Tuner's `mean - beta * std` of the negated score \
-(lower is better), both points scored on the process Keras Tuner fitted.
+space's prior, picked from 1,024 drawn once per search, then L-BFGS-B from the best 5, each \
+gradient one `predict` of d + 1 points; BLAS on one thread). The acquisition is Keras \
+Tuner's `mean - beta * std` of the negated score (lower is better), both points scored on the \
+process Keras Tuner fitted.
 
 | trials before it | Keras Tuner s | its predict calls | its acquisition | batched s \
 | its predict calls | its acquisition | load |
