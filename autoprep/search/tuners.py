@@ -311,8 +311,7 @@ def _likelihoods(fitted, log_length_scales) -> np.ndarray:
     for i, theta in enumerate(log_length_scales):
         r = distances / np.exp(theta)
         k = scipy.spatial.distance.squareform((1.0 + r + r**2 / 3.0) * np.exp(-r))
-        k[diagonal] = 1.0
-        k[diagonal] += fitted.alpha
+        k[diagonal] = 1.0 + fitted.alpha  # the kernel's own 1, and the jitter
         try:
             lower = scipy.linalg.cholesky(k, lower=True, check_finite=False)
         except np.linalg.LinAlgError:
