@@ -1,11 +1,12 @@
-"""Results on disk: atomic writes, failure reasons, trials.csv."""
+"""Results on disk: atomic writes, failure reasons, results.json, trials.csv."""
 
+import json
 import os
 
 import pytest
 
 from autoprep._files import atomic_write
-from autoprep.run.result import trials_csv
+from autoprep.run.result import results_json, trials_csv
 from autoprep.run.trial import failure_reason
 
 KERAS_WRAPPED = """Traceback (most recent call last):
@@ -27,6 +28,26 @@ def test_failure_reason_unwraps_keras_layer_errors():
     assert failure_reason(plain) == "FailedTrialError: loss became nan"
     assert failure_reason("the process died twice") == "the process died twice"
     assert failure_reason(None) == ""
+
+
+def test_results_json_is_the_state_with_one_line_per_trial():
+    odd = 'a "class"\n},\n{ \u00e9\t\\'  # quotes, newlines, braces, non-ASCII, a backslash
+    trials = [{"trial_id": str(i), "status": "COMPLETED", "score": 0.5 + i / 10,
+               "config": {"normalization": {"name": "robust", "q": [0.1, None]}},
+               "message": odd if i == 1 else None} for i in range(3)]
+    state = {"best_config": {"augmentation": [], "nested": {"empty": {}, "list": []}},
+             "trials": trials, "data": {"class_names": [odd, "b"]}, "best_score": float("nan"),
+             "state": "running"}
+    text = results_json(state)
+    parsed = json.loads(text)
+    assert json.dumps(parsed, sort_keys=True) == json.dumps(state, sort_keys=True)
+    assert list(parsed) == list(state)  # the fields in their order
+    lines = text.splitlines()
+    assert [json.loads(line.strip().rstrip(",")) for line in lines if '"trial_id"' in line] \
+        == trials  # one trial per line
+    for empty in ([], None):
+        assert json.loads(results_json({"trials": empty, "state": "running"})) == {
+            "trials": empty, "state": "running"}
 
 
 def test_trials_csv_has_one_row_per_trial_with_its_reason():

@@ -148,7 +148,7 @@ class TuneResult:
     def save(self, run_dir, *, module: bool = True):
         """Writes results.json, trials.csv and (with `module`) best_pipeline.py into `run_dir`,
         atomically."""
-        atomic_write(os.path.join(run_dir, RESULTS_FILE), json.dumps(self._as_json(), indent=2))
+        atomic_write(os.path.join(run_dir, RESULTS_FILE), results_json(self._as_json()))
         atomic_write(os.path.join(run_dir, TRIALS_FILE), trials_csv(self.trials))
         if module and self.best_config is not None:
             self.export(os.path.join(run_dir, PIPELINE_FILE), force=True)  # the run's own file
@@ -219,6 +219,23 @@ def _mean_text(scores) -> str:
         return f"{scores[0]:.4f}"
     each = ", ".join(f"{score:.4f}" for score in scores)
     return f"{sum(scores) / len(scores):.4f} (mean of {len(scores)} trainings: {each})"
+
+
+def results_json(state: dict) -> str:
+    """results.json's text for `state`: indented, each trial on one line of its own.
+
+    Indenting, the standard library encodes in Python; without it, in C. After every trial of
+    a 200-trial search, the indented trials took 0.026 s to write, 0.004 s early on: one
+    compact line per trial keeps the file readable and its writing about flat.
+    """
+    fields = []
+    for key, value in state.items():
+        if key == "trials" and value:
+            text = "[\n" + ",\n".join(f"    {json.dumps(trial)}" for trial in value) + "\n  ]"
+        else:  # a newline in JSON text is between tokens (strings escape theirs)
+            text = json.dumps(value, indent=2).replace("\n", "\n  ")
+        fields.append(f"  {json.dumps(key)}: {text}")
+    return "{\n" + ",\n".join(fields) + "\n}"
 
 
 def trials_csv(trials) -> str:
