@@ -4,6 +4,7 @@ Usage:
     python benchmarks/age_probe.py [--trials 200] [--tuner random|bayesian]
                                    [--out results/age_probe]
     python benchmarks/age_probe.py --smoke --out /tmp/age   # seconds: checks the script
+    python benchmarks/age_probe.py --render results/age_probe --findings FILE  # the page again
 
 One `autoprep.tune` in this process, as in benchmarks/soak.py (`--trials` one-epoch trials,
 seed 0, a tiny CNN, 320 generated RGB PNGs of 32 pixels). At trial 20, half way and at the end,
@@ -172,6 +173,8 @@ def markdown(run) -> str:
         kinds = ", ".join(f"{name} {count}" for name, count in objects["types"].items())
         lines.append(f"| {reading['trial']} | {objects['objects']} | {objects['frozen']} | "
                      f"{kinds} |")
+    if run.get("findings"):
+        lines += ["", run["findings"].strip()]
     return "\n".join(lines) + "\n"
 
 
@@ -182,10 +185,22 @@ def main(argv=None):
     parser.add_argument("--out", default="results/age_probe")
     parser.add_argument("--smoke", action="store_true",
                         help="4 trials, checkpoints at 2 and 4, 1 run each: checks the script")
+    parser.add_argument("--render", metavar="OUT",
+                        help="write OUT.md again from OUT.json (with --findings: the text after "
+                             "the tables, kept in OUT.json)")
+    parser.add_argument("--findings", metavar="FILE")
     parser.add_argument("--young", type=int, metavar="REPS", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.young:
         print(json.dumps(young(args.young)))
+        return
+    if args.render:
+        with open(args.render + ".json", encoding="utf-8") as handle:
+            run = json.load(handle)
+        if args.findings:
+            with open(args.findings, encoding="utf-8") as handle:
+                run["findings"] = handle.read()
+        print(save(args.render, run, markdown(run)))
         return
     import autoprep
 
