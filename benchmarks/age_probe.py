@@ -31,7 +31,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from synthetic import command, libraries, machine, save, tiny_cnn, write_folder  # noqa: E402
+from synthetic import command, libraries, machine, reread, save, tiny_cnn, write_folder  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -195,11 +195,7 @@ def main(argv=None):
         print(json.dumps(young(args.young)))
         return
     if args.render:
-        with open(args.render + ".json", encoding="utf-8") as handle:
-            run = json.load(handle)
-        if args.findings:
-            with open(args.findings, encoding="utf-8") as handle:
-                run["findings"] = handle.read()
+        run = reread(args.render, args.findings)
         print(save(args.render, run, markdown(run)))
         return
     import autoprep

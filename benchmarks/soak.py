@@ -54,7 +54,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from synthetic import command, libraries, machine, save, tiny_cnn, write_folder  # noqa: E402
+from synthetic import command, libraries, machine, reread, save, tiny_cnn, write_folder  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 PROCESS_STARTED = time.time()
@@ -607,11 +607,7 @@ def main(argv=None):
     if args.smoke:
         args.trials, args.images, args.size = 4, 80, 16
     if args.render:
-        with open(args.render + ".json", encoding="utf-8") as handle:
-            result = json.load(handle)
-        if args.findings:
-            with open(args.findings, encoding="utf-8") as handle:
-                result["findings"] = handle.read()
+        result = reread(args.render, args.findings)
         if os.path.exists(args.render + ".partial.json"):
             adopt_partial(args.render, result)
         return print(write_page(args.render, result))

@@ -117,6 +117,17 @@ def save(path, result, markdown):
     return markdown
 
 
+def reread(path, findings=None) -> dict:
+    """`path`.json's figures, to write the page again; with `findings` (a file), its text
+    under "findings"."""
+    with open(path + ".json", encoding="utf-8") as handle:
+        result = json.load(handle)
+    if findings:
+        with open(findings, encoding="utf-8") as handle:
+            result["findings"] = handle.read()
+    return result
+
+
 def timed(function, *args):
     """(wall seconds, CPU seconds of this process, all threads) of `function(*args)`."""
     start, cpu = time.perf_counter(), time.process_time()
