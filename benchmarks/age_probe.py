@@ -8,7 +8,7 @@ Usage:
 
 One `autoprep.tune` in this process, as in benchmarks/soak.py (`--trials` one-epoch trials,
 seed 0, a tiny CNN, 320 generated RGB PNGs of 32 pixels). At trial 20, half way and at the end,
-`on_trial_end` runs the same fixed workloads (`PROBES`) twice: first in a fresh process that
+`on_trial_end` runs the same fixed workloads (`workloads`) twice: first in a fresh process that
 imported the same libraries, ran the workloads twice and froze its objects as a search does
 (`gc.freeze`), then in the search's own process. Each workload runs REPS times with Python's
 automatic garbage collection on, and REPS times with it off; the page keeps the CPU seconds of
