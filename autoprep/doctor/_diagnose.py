@@ -1,5 +1,6 @@
 """`diagnose`: run the registered data checks, and the model checks when a model is given."""
 
+from autoprep._frame_stack import frame_stack_reserved
 from autoprep.choices.normalization import NORMALIZATIONS
 from autoprep.data.index import MAX_PIXELS
 from autoprep.doctor import (  # noqa: F401 (each registers its checks)
@@ -14,6 +15,7 @@ from autoprep.doctor.report import Report
 from autoprep.search.model_spec import load_model_fn
 
 
+@frame_stack_reserved
 def diagnose(data_dir, model_fn=None, *, seed: int = 0, max_pixels: int = MAX_PIXELS,
              normalization: str = None) -> Report:
     """Examines an image folder (and optionally a model) and ranks what is wrong, with fixes.

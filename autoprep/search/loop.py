@@ -22,6 +22,7 @@ import numpy as np
 
 from autoprep import objectives
 from autoprep._files import atomic_write
+from autoprep._frame_stack import frame_stack_reserved
 from autoprep._quiet import known_noise_filtered
 from autoprep.choices.pipeline import Pipeline
 from autoprep.data import stats
@@ -50,6 +51,7 @@ SETTING_DEFAULTS = {"device_input": False, "space": SearchSpace().get_config()}
 
 
 @known_noise_filtered()
+@frame_stack_reserved
 def tune(
     model_fn,
     data_dir,
