@@ -10,14 +10,18 @@ One `autoprep.tune` in this process, as in benchmarks/soak.py (`--trials` one-ep
 seed 0, a tiny CNN, 320 generated RGB PNGs of 32 pixels). At trial 20, half way and at the end,
 `on_trial_end` runs the same fixed workloads (`workloads`) twice: first in a fresh process that
 imported the same libraries, ran the workloads twice and froze its objects as a search does
-(`gc.freeze`), then in the search's own process. Each workload runs REPS times with Python's
-automatic garbage collection on, and REPS times with it off; the page keeps the CPU seconds of
-the fastest run. Old / young, one workload at a time, is what the search left in its process
-for that kind of work, with the machine held fixed (the two run within a minute); its growth
-from trial 20 to the end is the process's age over the night, the measure results/soak.md's
-"old / young" reads on whole trials. Before the workloads, the objects Python's collector
-tracks outside the frozen ones are counted by type, after a full collection: what every trial
-leaves for the collections to walk.
+(`gc.freeze`), then in the search's own process. Both run them with the frame stack that
+`autoprep.tune` reserves (autoprep/_frame_stack.py). The page's first run (before the
+reservation, e625f48) had neither: the young process ran them near the bottom of its frame
+stack, and the old one inside the search, where Keras' calls crossed the end of a chunk of
+frame stack (results/frame_stack.md). Each workload runs REPS times with Python's automatic
+garbage collection on, and REPS times with it off; the page keeps the CPU seconds of the
+fastest run. Old / young, one workload at a time, is what the search left in its process for
+that kind of work, with the machine held fixed (the two run within a minute); its growth from
+trial 20 to the end is the process's age over the night, the measure results/soak.md's "old /
+young" reads on whole trials. Before the workloads, the objects Python's collector tracks
+outside the frozen ones are counted by type, after a full collection: what every trial leaves
+for the collections to walk.
 """
 
 import argparse
@@ -120,12 +124,13 @@ def young(reps) -> dict:
     """The workloads in this fresh process, after two warm-up runs and a freeze."""
     import tensorflow  # noqa: F401
 
-    import autoprep  # noqa: F401
+    from autoprep._frame_stack import frame_stack_reserved
 
-    measure(2)
+    reserved = frame_stack_reserved(measure)  # as `autoprep.tune` runs the search's
+    reserved(2)
     gc.collect()
     gc.freeze()  # as `autoprep.search.tuners.startup_objects_frozen` does
-    return measure(reps)
+    return reserved(reps)
 
 
 class Checkpoints:
