@@ -147,8 +147,9 @@ def markdown(run) -> str:
     for pad in sorted({r["pad"] for r in runs}):
         arm = {mode: [r for r in runs if r["pad"] == pad and r["mode"] == mode]
                for mode in ("plain", "reserved")}
-        ratios = [reserved["cpu_per_trial"] / plain["cpu_per_trial"]
-                  for plain, reserved in zip(arm["plain"], arm["reserved"])]
+        plain_cpu = {r["round"]: r["cpu_per_trial"] for r in arm["plain"]}
+        ratios = [r["cpu_per_trial"] / plain_cpu[r["round"]] for r in arm["reserved"]
+                  if r["round"] in plain_cpu]  # the two runs of a round ran one after the other
         lines.append(
             f"| {pad} | {_spread(r['cpu_per_trial'] for r in arm['plain'])} | "
             f"{_spread(r['cpu_per_trial'] for r in arm['reserved'])} | {_spread(ratios)} | "
