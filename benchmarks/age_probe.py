@@ -35,6 +35,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import synthetic  # noqa: E402
 from synthetic import command, libraries, machine, reread, save, tiny_cnn, write_folder  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -178,9 +179,7 @@ def markdown(run) -> str:
         kinds = ", ".join(f"{name} {count}" for name, count in objects["types"].items())
         lines.append(f"| {reading['trial']} | {objects['objects']} | {objects['frozen']} | "
                      f"{kinds} |")
-    if run.get("findings"):
-        lines += ["", run["findings"].strip()]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + synthetic.findings_lines(run)) + "\n"
 
 
 def main(argv=None):
@@ -190,10 +189,7 @@ def main(argv=None):
     parser.add_argument("--out", default="results/age_probe")
     parser.add_argument("--smoke", action="store_true",
                         help="4 trials, checkpoints at 2 and 4, 1 run each: checks the script")
-    parser.add_argument("--render", metavar="OUT",
-                        help="write OUT.md again from OUT.json (with --findings: the text after "
-                             "the tables, kept in OUT.json)")
-    parser.add_argument("--findings", metavar="FILE")
+    synthetic.add_render_arguments(parser)
     parser.add_argument("--young", type=int, metavar="REPS", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.young:

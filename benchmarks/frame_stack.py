@@ -31,6 +31,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import synthetic  # noqa: E402
 from synthetic import command, libraries, machine, reread, save, tiny_cnn, write_folder  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -155,9 +156,7 @@ def markdown(run) -> str:
             f"{_spread(r['cpu_per_trial'] for r in arm['reserved'])} | {_spread(ratios)} | "
             f"{statistics.fmean(r['faults_per_trial'] for r in arm['plain']):,.0f} | "
             f"{statistics.fmean(r['faults_per_trial'] for r in arm['reserved']):,.0f} |")
-    if run.get("findings"):
-        lines += ["", run["findings"].strip()]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + synthetic.findings_lines(run)) + "\n"
 
 
 def main(argv=None):
@@ -167,10 +166,7 @@ def main(argv=None):
     parser.add_argument("--out", default="results/frame_stack")
     parser.add_argument("--smoke", action="store_true",
                         help="3 trials, one round, no extra frames: checks the script")
-    parser.add_argument("--render", metavar="OUT",
-                        help="write OUT.md again from OUT.json (with --findings: the text after "
-                             "the tables, kept in OUT.json)")
-    parser.add_argument("--findings", metavar="FILE")
+    synthetic.add_render_arguments(parser)
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:

@@ -117,6 +117,19 @@ def save(path, result, markdown):
     return markdown
 
 
+def add_render_arguments(parser):
+    """--render OUT and --findings FILE: a page written again from its JSON (`reread`)."""
+    parser.add_argument("--render", metavar="OUT",
+                        help="write OUT.md again from OUT.json (with --findings: the text after "
+                             "the tables, kept in OUT.json)")
+    parser.add_argument("--findings", metavar="FILE")
+
+
+def findings_lines(result) -> list:
+    """The page's closing text (`reread`'s "findings"), as lines to add, or none."""
+    return ["", result["findings"].strip()] if result.get("findings") else []
+
+
 def reread(path, findings=None) -> dict:
     """`path`.json's figures, to write the page again; with `findings` (a file), its text
     under "findings"."""
