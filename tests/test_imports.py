@@ -19,7 +19,7 @@ PACKAGE_DIR = os.path.dirname(autoprep.__file__)
 
 # Bottom to top. A module may import its own layer (without a circle) and the layers below.
 LAYERS = [
-    {"errors", "_text", "_registry", "_files", "_quiet", "objectives"},
+    {"errors", "_text", "_registry", "_files", "_quiet", "_frame_stack", "objectives"},
     {"data"},
     {"choices"},
     {"export"},  # the generated module: never reads a result (run/ hands it one)
