@@ -19,6 +19,7 @@ CPython before 3.11 (whose frames are objects of their own), call `function` as 
 """
 
 import functools
+import struct
 import sys
 import types
 
@@ -32,7 +33,9 @@ def _call(function, args, kwargs):
 def _reserving(call):
     """`call` with ROOM_BYTES more value stack: its frame gets a chunk of its own."""
     code = call.__code__
-    words = ROOM_BYTES // 8 + 1  # one word more: the chunk doubles to twice ROOM_BYTES
+    # A word of value stack is a pointer; one word more than ROOM_BYTES and the chunk doubles
+    # to twice ROOM_BYTES.
+    words = ROOM_BYTES // struct.calcsize("P") + 1
     return types.FunctionType(code.replace(co_stacksize=code.co_stacksize + words),
                               call.__globals__, call.__name__)
 
